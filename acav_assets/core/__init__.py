@@ -1,0 +1,1 @@
+"""The curation method without Dagster: media, features, clustering, selection, tables."""
