@@ -1,0 +1,354 @@
+"""Synthetic videos with a planted audio-visual correspondence, and a corpus of bad inputs.
+
+The demo, the tests and the benchmarks all use these, so they are small, fast to write and
+deterministic per seed.
+
+Good videos (:func:`write_demo_videos`): every video shows one moving object whose *visual
+class* fixes its colour, shape and motion, and plays a sound whose *audio class* fixes its
+pitch, timbre and rhythm. A ``matched_fraction`` share of the videos has audio class = visual
+class; the others take the audio of a different class. Nuisances (background, size, speed,
+phase, loudness, detune, noise) vary per video so that classes are not trivially constant.
+``ground_truth.csv`` lists file, classes, ``matched`` and duration.
+
+Bad inputs (:func:`write_bad_inputs`): one file per kind a landing area meets in practice, with
+the status the prober must give it (``bad_inputs.json``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+__all__ = ["SynthVideo", "write_bad_inputs", "write_demo_videos", "write_video", "read_ground_truth"]
+
+# Per class: colour (RGB), shape, motion; pitch (Hz), timbre, rhythm (beats per second, 0 = steady).
+_COLOURS = [(230, 40, 40), (40, 200, 60), (50, 90, 235), (240, 210, 40), (200, 60, 220),
+            (40, 210, 220), (245, 140, 30), (245, 245, 245)]
+_SHAPES = ["disc", "square", "triangle", "ring", "cross", "bar_h", "bar_v", "diamond"]
+_MOTIONS = ["horizontal", "vertical", "circle", "diagonal", "pulse", "zigzag", "still_shake", "orbit"]
+_PITCHES = [220.0, 311.1, 440.0, 587.3, 783.9, 1046.5, 1396.9, 1864.7]
+_TIMBRES = ["sine", "square", "saw", "triangle", "bell", "sine", "square", "noise"]
+_RHYTHMS = [0.0, 2.0, 4.0, 1.0, 3.0, 6.0, 0.0, 1.5]
+MAX_CLASSES = len(_COLOURS)
+
+
+@dataclass(frozen=True)
+class SynthVideo:
+    file: str
+    visual_class: int
+    audio_class: int
+    matched: bool
+    duration_s: float
+
+
+def _shape_mask(shape: str, s: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:s, 0:s]
+    c = (s - 1) / 2
+    dx, dy = xx - c, yy - c
+    r = math.hypot(c, c) * 0.7
+    if shape == "disc":
+        m = dx**2 + dy**2 <= (s / 2) ** 2
+    elif shape == "square":
+        m = np.ones((s, s), bool)
+    elif shape == "triangle":
+        m = (yy >= abs(dx) * 1.6 - 1)
+    elif shape == "ring":
+        d = np.sqrt(dx**2 + dy**2)
+        m = (d <= s / 2) & (d >= s / 4)
+    elif shape == "cross":
+        m = (abs(dx) <= s / 6) | (abs(dy) <= s / 6)
+    elif shape == "bar_h":
+        m = abs(dy) <= s / 5
+    elif shape == "bar_v":
+        m = abs(dx) <= s / 5
+    else:  # diamond
+        m = abs(dx) + abs(dy) <= r
+    return m
+
+
+def _position(motion: str, t: np.ndarray, speed: float, phase: float) -> tuple[np.ndarray, np.ndarray]:
+    """Object centre in [0, 1]² over time."""
+    w = 2 * math.pi * speed * t + phase
+    if motion == "horizontal":
+        return 0.5 + 0.35 * np.sin(w), np.full_like(t, 0.5)
+    if motion == "vertical":
+        return np.full_like(t, 0.5), 0.5 + 0.35 * np.sin(w)
+    if motion == "circle":
+        return 0.5 + 0.3 * np.cos(w), 0.5 + 0.3 * np.sin(w)
+    if motion == "diagonal":
+        return 0.5 + 0.3 * np.sin(w), 0.5 + 0.3 * np.sin(w)
+    if motion == "pulse":
+        return np.full_like(t, 0.5), np.full_like(t, 0.5)
+    if motion == "zigzag":
+        saw = 2 * np.abs((w / (2 * math.pi)) % 1 - 0.5)
+        return 0.2 + 0.6 * saw, 0.5 + 0.15 * np.sign(np.sin(3 * w))
+    if motion == "still_shake":
+        return 0.5 + 0.04 * np.sin(7 * w), 0.5 + 0.04 * np.cos(5 * w)
+    return 0.5 + 0.32 * np.cos(w) * np.cos(0.5 * w), 0.5 + 0.32 * np.sin(w)  # orbit
+
+
+def _frames(cls: int, rng: np.random.Generator, n: int, fps: float, width: int, height: int) -> np.ndarray:
+    t = np.arange(n) / fps
+    bg = rng.integers(10, 90, 3)
+    size = int(min(width, height) * rng.uniform(0.28, 0.4))
+    speed = rng.uniform(0.15, 0.4)
+    x, y = _position(_MOTIONS[cls], t, speed, rng.uniform(0, 2 * math.pi))
+    colour = np.clip(np.array(_COLOURS[cls]) * rng.uniform(0.85, 1.0), 0, 255).astype(np.uint8)
+    out = np.empty((n, height, width, 3), np.uint8)
+    out[:] = bg.astype(np.uint8)
+    noise = rng.integers(0, 12, (height, width, 3), dtype=np.uint8)
+    for f in range(n):
+        s = size
+        if _MOTIONS[cls] == "pulse":
+            s = max(4, int(size * (0.7 + 0.5 * (0.5 + 0.5 * math.sin(2 * math.pi * speed * 2 * t[f])))))
+        mask = _shape_mask(_SHAPES[cls], s)
+        cx = int(x[f] * (width - s))
+        cy = int(y[f] * (height - s))
+        region = out[f, cy:cy + s, cx:cx + s]
+        region[mask[: region.shape[0], : region.shape[1]]] = colour
+        out[f] += noise
+    return out
+
+
+def _audio(cls: int, rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    t = np.arange(n) / sr
+    f0 = _PITCHES[cls] * rng.uniform(0.97, 1.03)
+    ph = 2 * math.pi * f0 * t
+    timbre = _TIMBRES[cls]
+    if timbre == "sine":
+        x = np.sin(ph)
+    elif timbre == "square":
+        x = np.sign(np.sin(ph)) * 0.6
+    elif timbre == "saw":
+        x = 2 * ((f0 * t) % 1.0) - 1
+    elif timbre == "triangle":
+        x = 2 * np.abs(2 * ((f0 * t) % 1.0) - 1) - 1
+    elif timbre == "bell":
+        x = np.sin(ph) + 0.6 * np.sin(2.76 * ph) + 0.4 * np.sin(5.4 * ph)
+        x /= 2.0
+    else:  # band noise around f0
+        x = rng.standard_normal(n)
+        spec = np.fft.rfft(x)
+        freqs = np.fft.rfftfreq(n, 1 / sr)
+        spec[(freqs < f0 * 0.7) | (freqs > f0 * 1.4)] = 0
+        x = np.fft.irfft(spec, n)
+        x /= np.abs(x).max() + 1e-9
+    rate = _RHYTHMS[cls]
+    if rate > 0:
+        env = (np.sin(2 * math.pi * rate * t + rng.uniform(0, 2 * math.pi)) > 0).astype(np.float64)
+        env = np.convolve(env, np.ones(160) / 160, mode="same")  # soften clicks
+        x = x * (0.15 + 0.85 * env)
+    x = x * rng.uniform(0.3, 0.6) + rng.standard_normal(n) * 0.01
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray | None, fps: float,
+                audio: np.ndarray | None = None, sample_rate: int = 22050, *,
+                codec: str = "libx264", gop_s: float = 2.0, frame_times: np.ndarray | None = None,
+                faststart: bool = False, time_offset_s: float = 0.0) -> None:
+    """Encode ``frames`` (T×H×W×3 uint8) and/or mono ``audio`` (float32) into a container.
+
+    ``frame_times`` (seconds) gives each frame its own timestamp: variable frame rate.
+    ``faststart`` puts the MP4 index first (as web videos have it); ``time_offset_s`` shifts
+    every timestamp (streams that do not start at zero, as broadcast captures do).
+    """
+    opts = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", container_options=opts) as out:
+        vs = aus = None
+        if frames is not None:
+            rate = Fraction(fps).limit_denominator(1000)
+            vs = out.add_stream(codec, rate=rate)
+            vs.height, vs.width = frames.shape[1], frames.shape[2]
+            vs.pix_fmt = "yuv420p"
+            vs.codec_context.gop_size = max(1, int(round(gop_s * fps)))
+            if codec == "libx264":
+                vs.options = {"preset": "ultrafast", "bf": "0"}
+            if frame_times is not None:
+                vs.codec_context.time_base = Fraction(1, 1000)
+                vs.time_base = Fraction(1, 1000)
+        if audio is not None:
+            aus = out.add_stream("aac", rate=sample_rate, layout="mono")
+        a = None if aus is None else np.ascontiguousarray(audio.reshape(-1), dtype=np.float32)
+        a_pos = 0  # next audio sample to encode; audio is interleaved with video, as muxers expect
+
+        def encode_audio_until(t: float) -> None:
+            nonlocal a_pos
+            upto = a.size if t == math.inf else min(a.size, int(t * sample_rate))
+            while a_pos < upto:
+                n = min(1024, upto - a_pos)
+                af = av.AudioFrame.from_ndarray(a[a_pos:a_pos + n].reshape(1, -1), format="fltp", layout="mono")
+                af.sample_rate = sample_rate
+                af.pts = a_pos + int(round(time_offset_s * sample_rate))
+                for packet in aus.encode(af):
+                    out.mux(packet)
+                a_pos += n
+
+        if vs is not None:
+            for i, img in enumerate(frames):
+                t = frame_times[i] if frame_times is not None else i / fps
+                if a is not None:
+                    encode_audio_until(t + 0.5)
+                vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+                if frame_times is not None:
+                    vf.pts = int(round((frame_times[i] + time_offset_s) * 1000))
+                    vf.time_base = Fraction(1, 1000)
+                else:
+                    vf.pts = i + int(round(time_offset_s * fps))
+                for packet in vs.encode(vf):
+                    out.mux(packet)
+            for packet in vs.encode():
+                out.mux(packet)
+        if a is not None:
+            encode_audio_until(math.inf)
+            for packet in aus.encode():
+                out.mux(packet)
+
+
+def _write_one(job) -> SynthVideo:
+    path, vcls, acls, duration, fps, width, height, sr, seed = job
+    rng = np.random.default_rng(seed)
+    n = int(round(duration * fps))
+    frames = _frames(vcls, rng, n, fps, width, height)
+    audio = _audio(acls, rng, int(round(duration * sr)), sr)
+    write_video(path, frames, fps, audio, sr)
+    return SynthVideo(Path(path).name, vcls, acls, vcls == acls, round(n / fps, 6))
+
+
+def write_demo_videos(
+    out_dir: str | os.PathLike,
+    n_videos: int = 200,
+    *,
+    matched_fraction: float = 0.5,
+    n_classes: int = 8,
+    duration_s: tuple[float, float] = (11.0, 20.0),
+    fps: float = 12.0,
+    size: tuple[int, int] = (96, 64),
+    sample_rate: int = 22050,
+    seed: int = 0,
+    workers: int | None = None,
+) -> list[SynthVideo]:
+    """Write ``n_videos`` small videos with a planted correspondence plus ``ground_truth.csv``.
+
+    Deterministic per ``seed`` (content and names). ``size`` is (width, height), even numbers.
+    Mismatched videos take the audio of a *different* class, so ``matched`` is unambiguous.
+    """
+    if not 2 <= n_classes <= MAX_CLASSES:
+        raise ValueError(f"n_classes must be in 2..{MAX_CLASSES}, got {n_classes}")
+    if n_videos < 1:
+        raise ValueError("n_videos must be positive")
+    if not 0 <= matched_fraction <= 1:
+        raise ValueError(f"matched_fraction must be in [0, 1], got {matched_fraction}")
+    width, height = size
+    if width % 2 or height % 2:
+        raise ValueError(f"frame size must be even, got {size}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n_matched = int(round(matched_fraction * n_videos))
+    matched = np.zeros(n_videos, bool)
+    matched[rng.permutation(n_videos)[:n_matched]] = True
+    vcls = rng.integers(0, n_classes, n_videos)
+    acls = np.where(matched, vcls, (vcls + rng.integers(1, n_classes, n_videos)) % n_classes)
+    durations = rng.uniform(*duration_s, n_videos)
+    jobs = [(str(out / f"video_{i:05d}.mp4"), int(vcls[i]), int(acls[i]), float(durations[i]), fps,
+             width, height, sample_rate, [seed, i]) for i in range(n_videos)]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    if workers > 1 and len(jobs) > 4:
+        with ProcessPoolExecutor(workers) as pool:
+            videos = list(pool.map(_write_one, jobs, chunksize=8))
+    else:
+        videos = [_write_one(j) for j in jobs]
+    with open(out / "ground_truth.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(asdict(videos[0])))
+        writer.writeheader()
+        writer.writerows(asdict(v) for v in videos)
+    return videos
+
+
+def read_ground_truth(path: str | os.PathLike) -> dict[str, SynthVideo]:
+    """Read a ``ground_truth.csv`` written by :func:`write_demo_videos`, keyed by file name."""
+    with open(path, newline="") as fh:
+        return {
+            r["file"]: SynthVideo(r["file"], int(r["visual_class"]), int(r["audio_class"]),
+                                  r["matched"] == "True", float(r["duration_s"]))
+            for r in csv.DictReader(fh)
+        }
+
+
+def write_bad_inputs(out_dir: str | os.PathLike, *, seed: int = 0) -> dict[str, str]:
+    """Write one file per kind of bad input, and ``bad_inputs.json`` = {file name: expected status}.
+
+    Kinds: zero-byte, truncated (index lost, and index intact but data cut), random bytes named .mp4, audio-only, video-only, shorter than
+    the minimum clip, very large frame size, variable frame rate (a *good* file), non-ASCII and
+    space-containing names (good files), a file without read permission, an exact duplicate, a
+    symlink to a good file, a dangling symlink, a directory and a FIFO named like videos.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    expected: dict[str, str] = {}
+
+    def good(name: str, duration: float = 12.0, fps: float = 12.0, **kw) -> Path:
+        r = np.random.default_rng([seed, len(expected)])
+        p = out / name
+        n = int(duration * fps)
+        write_video(p, _frames(1, r, n, fps, 96, 64), fps, _audio(1, r, int(duration * 22050), 22050), 22050, **kw)
+        return p
+
+    base = good("good_reference.mp4")
+    expected["good_reference.mp4"] = "ok"
+    (out / "empty.mp4").write_bytes(b"")
+    expected["empty.mp4"] = "corrupt"
+    data = base.read_bytes()
+    (out / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    expected["truncated.mp4"] = "corrupt"
+    fast = good("faststart.mp4", duration=16.0, faststart=True)
+    data = fast.read_bytes()
+    fast.unlink()
+    (out / "truncated_faststart.mp4").write_bytes(data[: len(data) * 2 // 5])  # index intact, data cut
+    expected["truncated_faststart.mp4"] = "corrupt"
+    (out / "random_bytes.mp4").write_bytes(rng.integers(0, 256, 200_000, dtype=np.uint8).tobytes())
+    expected["random_bytes.mp4"] = "corrupt"
+    write_video(out / "audio_only.mp4", None, 0, _audio(2, rng, 12 * 22050, 22050), 22050)
+    expected["audio_only.mp4"] = "no_video"
+    write_video(out / "video_only.mp4", _frames(2, rng, 120, 10.0, 96, 64), 10.0)
+    expected["video_only.mp4"] = "no_audio"
+    good("too_short.mp4", duration=1.5)
+    expected["too_short.mp4"] = "too_short"
+    write_video(out / "huge_frame.mp4", np.zeros((2, 4320, 7680, 3), np.uint8), 1.0,
+                _audio(3, rng, 3 * 22050, 22050), 22050, codec="mpeg4")
+    expected["huge_frame.mp4"] = "too_large"
+    times = np.cumsum(rng.uniform(0.04, 0.2, 120))
+    write_video(out / "variable_fps.mp4", _frames(4, rng, 120, 8.0, 96, 64), 8.0,
+                _audio(4, rng, int(math.ceil(times[-1] + 0.2) * 22050), 22050), 22050,
+                frame_times=times - times[0])
+    expected["variable_fps.mp4"] = "ok"
+    good("vidéo ünïcödé 日本.mp4")
+    expected["vidéo ünïcödé 日本.mp4"] = "ok"
+    good("name with spaces, 'quotes' & commas.mp4")
+    expected["name with spaces, 'quotes' & commas.mp4"] = "ok"
+    locked = good("no_permission.mp4")
+    locked.chmod(0)
+    expected["no_permission.mp4"] = "unreadable"
+    shutil.copyfile(base, out / "zz_duplicate_copy.mp4")
+    expected["zz_duplicate_copy.mp4"] = "duplicate"
+    (out / "zz_symlink.mp4").symlink_to("good_reference.mp4")
+    expected["zz_symlink.mp4"] = "duplicate"
+    (out / "dangling_symlink.mp4").symlink_to("does_not_exist.mp4")
+    expected["dangling_symlink.mp4"] = "unreadable"
+    (out / "directory.mp4").mkdir(exist_ok=True)
+    expected["directory.mp4"] = "unreadable"
+    os.mkfifo(out / "fifo.mp4")
+    expected["fifo.mp4"] = "unreadable"
+    (out / "bad_inputs.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False))
+    return expected
