@@ -1,0 +1,183 @@
+"""Decode clip windows: T frames spread over the window, and the window's audio, mono 16 kHz.
+
+Decoding is the most expensive CPU work of the pipeline, so a window is read with one seek to
+the key frame before it and one demux pass over its packets, both streams together, stopping
+as soon as the window is covered. Only the T chosen frames are converted to RGB and resized
+(by FFmpeg's scaler). Times are seconds from the first video frame, so streams whose start
+time is not zero (MPEG-TS, edited MP4) need no special case; frames are chosen by timestamp,
+never by index, so variable frame rate needs none either.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+__all__ = ["DecodeConfig", "DecodedClip", "decode_clip", "iter_decoded", "DecodeError"]
+
+# Audio packets may be muxed up to this far from video packets of the same time.
+_AUDIO_MARGIN_S = 0.5
+
+
+class DecodeError(RuntimeError):
+    """A window could not be decoded (the file changed, or is damaged inside)."""
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    n_frames: int = 32  # frames spread evenly over the window (reference: 32 over 10 s)
+    short_side: int = 112  # frames resized so that their short side has this many pixels
+    center_crop: bool = True  # then cropped to short_side × short_side (fixed shape for batching)
+    sample_rate: int = 16_000
+    threads: int = 1  # FFmpeg decoder threads per clip (parallelism comes from clips side by side)
+
+    def __post_init__(self):
+        if self.n_frames < 1 or self.short_side < 8 or self.sample_rate < 1000:
+            raise ValueError("n_frames >= 1, short_side >= 8 and sample_rate >= 1000 are required")
+
+
+@dataclass
+class DecodedClip:
+    clip_id: str
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    frame_times: np.ndarray  # (T,) seconds from the first video frame: the frame shown at each target
+    audio: np.ndarray  # (round(duration × sample_rate),) float32 mono
+    sample_rate: int
+    audio_pad_s: float  # seconds of silence added because the audio did not cover the window
+    video_pad_frames: int  # targets past the last frame (repeated last frame)
+
+
+def _target_size(w: int, h: int, short: int) -> tuple[int, int]:
+    if w <= h:
+        return short, max(2, int(round(h * short / w / 2)) * 2)
+    return max(2, int(round(w * short / h / 2)) * 2), short
+
+
+def decode_clip(path: str | os.PathLike, start_s: float, end_s: float, config: DecodeConfig = DecodeConfig(),
+                *, clip_id: str = "") -> DecodedClip:
+    """Decode one window ``[start_s, end_s)`` of ``path``. Raises :class:`DecodeError` if the
+    file yields no video frame for it."""
+    if not end_s > start_s >= 0:
+        raise ValueError(f"bad window [{start_s}, {end_s})")
+    try:
+        with av.open(os.fspath(path)) as container:
+            return _decode(container, start_s, end_s, config, clip_id)
+    except av.error.FFmpegError as exc:
+        raise DecodeError(f"{os.fspath(path)} [{start_s:.2f}, {end_s:.2f}): {exc}") from exc
+
+
+def _decode(container, start_s, end_s, config: DecodeConfig, clip_id: str) -> DecodedClip:
+    vs = container.streams.video[0]
+    aus = container.streams.audio[0] if container.streams.audio else None
+    vs.thread_type = "AUTO" if config.threads > 1 else "SLICE"
+    vs.codec_context.thread_count = config.threads
+    t0 = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
+    dur = end_s - start_s
+    targets = start_s + (np.arange(config.n_frames) + 0.5) * dur / config.n_frames
+    seek_to = max(0.0, start_s - (_AUDIO_MARGIN_S if aus is not None else 0.0))
+    container.seek(int((t0 + seek_to) / vs.time_base), stream=vs, backward=True)
+
+    w, h = vs.codec_context.width, vs.codec_context.height
+    tw, th = _target_size(w, h, config.short_side)
+    frames = np.zeros((config.n_frames, th, tw, 3), np.uint8)
+    frame_times = np.full(config.n_frames, np.nan)
+    ti = 0  # next target to fill
+    prev = None  # (time, frame) of the last frame at or before targets[ti]
+    video_done = False
+
+    sr = config.sample_rate
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sr) if aus is not None else None
+    chunks: list[np.ndarray] = []
+    audio_t0: float | None = None  # time of the first resampled sample kept
+    audio_n = 0
+    audio_done = aus is None
+    n_need = int(round(dur * sr))
+
+    def take(frame_time, frame, upto):
+        nonlocal ti
+        img = None
+        while ti < config.n_frames and targets[ti] < upto:
+            if img is None:
+                img = frame.reformat(width=tw, height=th, format="rgb24", interpolation="AREA").to_ndarray()
+            frames[ti] = img
+            frame_times[ti] = frame_time
+            ti += 1
+
+    streams = [vs] + ([aus] if aus is not None else [])
+    for packet in container.demux(*streams):
+        if packet.stream is vs:
+            if video_done:
+                continue
+            for frame in packet.decode():
+                if frame.time is None:
+                    continue
+                t = frame.time - t0
+                if prev is not None:
+                    take(prev[0], prev[1], t)  # prev is shown until t
+                elif t > targets[0] and ti == 0:
+                    take(t, frame, t)  # window starts before the first frame: use the first
+                prev = (t, frame)
+                if ti >= config.n_frames:
+                    video_done = True
+                    break
+        elif not audio_done:
+            for frame in packet.decode():
+                if frame.time is None:
+                    continue
+                ft = frame.time - t0
+                if audio_t0 is None and ft + frame.samples / frame.sample_rate < start_s - 0.05:
+                    continue  # lead-in before the window: decoded for codec state, not resampled
+                for out in resampler.resample(frame):
+                    data = out.to_ndarray().reshape(-1)
+                    if audio_t0 is None:
+                        audio_t0 = ft
+                    chunks.append(data)
+                    audio_n += data.size
+                if audio_t0 is not None and audio_t0 + audio_n / sr >= end_s:
+                    audio_done = True
+        if video_done and audio_done:
+            break
+    if ti < config.n_frames and prev is not None:  # stream ended inside the window
+        video_pad = config.n_frames - ti
+        take(prev[0], prev[1], np.inf)
+    else:
+        video_pad = 0
+    if ti == 0:
+        raise DecodeError(f"no video frame in [{start_s:.2f}, {end_s:.2f})")
+    if resampler is not None and not audio_done:
+        for out in resampler.resample(None):
+            data = out.to_ndarray().reshape(-1)
+            chunks.append(data)
+            audio_n += data.size
+    audio = np.zeros(n_need, np.float32)
+    covered = 0
+    if chunks and audio_t0 is not None:
+        allsamples = np.concatenate(chunks)
+        i0 = int(round((start_s - audio_t0) * sr))
+        src0, dst0 = max(i0, 0), max(-i0, 0)
+        n = max(0, min(n_need - dst0, allsamples.size - src0))
+        audio[dst0:dst0 + n] = allsamples[src0:src0 + n]
+        covered = n
+    if config.center_crop:
+        s = config.short_side
+        y0, x0 = (th - s) // 2, (tw - s) // 2
+        frames = np.ascontiguousarray(frames[:, y0:y0 + s, x0:x0 + s])
+    return DecodedClip(clip_id, frames, frame_times, audio, sr, (n_need - covered) / sr, video_pad)
+
+
+def iter_decoded(items: Iterable[tuple[str, str, float, float]], config: DecodeConfig = DecodeConfig(),
+                 ) -> Iterator[tuple[str, DecodedClip | None, str]]:
+    """Decode ``(clip_id, path, start_s, end_s)`` items one at a time (bounded memory).
+
+    Yields ``(clip_id, clip, error)``: ``clip`` is None and ``error`` says why when a window
+    fails, so one bad clip never stops the rest.
+    """
+    for cid, path, start, end in items:
+        try:
+            yield cid, decode_clip(path, start, end, config, clip_id=cid), ""
+        except (DecodeError, OSError, ValueError) as exc:
+            yield cid, None, str(exc)
