@@ -1,0 +1,22 @@
+"""Shared fixtures: small generated corpora, written once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from acav_assets.core.synth import write_bad_inputs, write_demo_videos
+
+
+@pytest.fixture(scope="session")
+def demo_videos(tmp_path_factory):
+    """24 small videos (96x64, 11-20 s) with a planted correspondence, and their ground truth."""
+    folder = tmp_path_factory.mktemp("demo_videos")
+    videos = write_demo_videos(folder, 24, seed=3)
+    return folder, videos
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(tmp_path_factory):
+    """One file per kind of bad input, and the status each must get."""
+    folder = tmp_path_factory.mktemp("bad_inputs")
+    return folder, write_bad_inputs(folder, seed=1)
