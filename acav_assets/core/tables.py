@@ -1,0 +1,166 @@
+"""The Delta Lake warehouse: table schemas (the contract other tools read) and safe writes.
+
+Every per-batch table is partitioned by ``batch``; writing a batch replaces exactly that batch's
+rows in one atomic commit (a predicate overwrite), so re-materializing never duplicates rows and
+a killed writer leaves the previous version. Tables are created on first write; when several
+writers race to create one, the losers retry against the table the winner created.
+
+Vectors are stored as ``List(Float32)``: polars reads Delta ``Array`` columns back with a schema
+mismatch (see ../shared/ENVIRONMENT.md).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+__all__ = ["SCHEMAS", "PARTITIONED", "Warehouse", "validate_batch_key", "BATCH_KEY_PATTERN"]
+
+_VEC = pl.List(pl.Float32)
+
+#: Column names and types of every table. Names are the contract; tools outside read them.
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "videos": {
+        "batch": pl.String, "video_id": pl.String, "path": pl.String, "status": pl.String, "error": pl.String,
+        "size_bytes": pl.Int64, "duration_s": pl.Float64, "video_start_s": pl.Float64, "video_codec": pl.String,
+        "width": pl.Int32, "height": pl.Int32, "fps": pl.Float64, "audio_codec": pl.String,
+        "sample_rate": pl.Int32, "channels": pl.Int32, "duplicate_of": pl.String,
+    },
+    "clips": {
+        "batch": pl.String, "clip_id": pl.String, "video_id": pl.String, "path": pl.String,
+        "start_s": pl.Float64, "end_s": pl.Float64,
+    },
+    "clip_embeddings": {
+        "batch": pl.String, "clip_id": pl.String, "feature_space": pl.String, "vector": _VEC,
+    },
+    "cluster_centroids": {
+        "clustering_id": pl.String, "feature_space": pl.String, "cluster": pl.Int32, "centroid": _VEC,
+        "k": pl.Int32, "dim": pl.Int32, "normalize": pl.Boolean, "params": pl.String,
+        "mean": _VEC, "projection": _VEC,
+    },
+    "cluster_assignments": {
+        "batch": pl.String, "clip_id": pl.String, "clustering_id": pl.String, "feature_space": pl.String,
+        "cluster": pl.Int32, "distance": pl.Float32,
+    },
+    "curated_subset": {
+        "clip_id": pl.String, "video_id": pl.String, "path": pl.String, "rank": pl.Int64, "gain": pl.Float64,
+        "batch": pl.String, "step": pl.Int64, "start_s": pl.Float64, "end_s": pl.Float64, "selection_id": pl.String,
+    },
+}
+
+#: Tables partitioned by batch (one dynamic partition of the Dagster layer each).
+PARTITIONED = frozenset({"videos", "clips", "clip_embeddings", "cluster_assignments"})
+
+#: A batch key: a folder name that is safe everywhere (paths, predicates, partition keys, URLs).
+BATCH_KEY_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+_BATCH_RE = re.compile(BATCH_KEY_PATTERN)
+
+
+def validate_batch_key(key: str) -> str:
+    """Return ``key`` if it is a safe batch key, else raise ValueError saying why."""
+    if not isinstance(key, str) or not _BATCH_RE.fullmatch(key) or key in (".", ".."):
+        raise ValueError(
+            f"invalid batch name {key!r}: use 1-128 characters from letters, digits, '.', '_' and '-', "
+            f"starting with a letter or digit (no spaces, quotes, commas or path separators)")
+    return key
+
+
+def frame(table: str, rows: list[dict] | pl.DataFrame) -> pl.DataFrame:
+    """Rows as a DataFrame with exactly the table's columns and types (extra keys dropped)."""
+    schema = SCHEMAS[table]
+    if isinstance(rows, pl.DataFrame):
+        missing = [c for c in schema if c not in rows.columns]
+        if missing:
+            raise ValueError(f"{table}: missing columns {missing}")
+        return rows.select([pl.col(c).cast(t) for c, t in schema.items()])
+    return pl.DataFrame([{c: r.get(c) for c in schema} for r in rows], schema=schema, orient="row")
+
+
+@dataclass
+class Warehouse:
+    """A folder (or object-store prefix) holding one Delta table per name."""
+
+    root: str
+    storage_options: Mapping[str, str] | None = field(default=None)
+    retries: int = 8
+
+    def uri(self, table: str) -> str:
+        return f"{self.root.rstrip('/')}/{table}"
+
+    def _opts(self):
+        return dict(self.storage_options) if self.storage_options else None
+
+    def exists(self, table: str) -> bool:
+        try:
+            DeltaTable(self.uri(table), storage_options=self._opts())
+            return True
+        except TableNotFoundError:
+            return False
+
+    def version(self, table: str) -> int | None:
+        try:
+            return DeltaTable(self.uri(table), storage_options=self._opts()).version()
+        except TableNotFoundError:
+            return None
+
+    def _write(self, table: str, df: pl.DataFrame, *, mode: str, predicate: str | None = None) -> None:
+        partition_by = ["batch"] if table in PARTITIONED else None
+        for attempt in range(self.retries):
+            try:
+                write_deltalake(self.uri(table), df, mode=mode, predicate=predicate,
+                                partition_by=partition_by, storage_options=self._opts())
+                return
+            except (CommitFailedError, DeltaError) as exc:
+                # A concurrent writer created the table or committed first: try again on top.
+                if attempt == self.retries - 1 or not _retryable(exc):
+                    raise
+                time.sleep(0.05 * (2 ** attempt))
+
+    def write_batch(self, table: str, batch: str, rows: list[dict] | pl.DataFrame) -> int:
+        """Replace exactly ``batch``'s rows of a partitioned table; returns rows written."""
+        if table not in PARTITIONED:
+            raise ValueError(f"{table} is not partitioned by batch")
+        validate_batch_key(batch)
+        df = frame(table, rows)
+        if df.height and (df["batch"] != batch).any():
+            raise ValueError(f"rows for {table} carry a batch other than {batch!r}")
+        # the key is validated above, so it cannot break out of the quoted literal
+        self._write(table, df, mode="overwrite", predicate=f"batch = '{batch}'")
+        return df.height
+
+    def overwrite(self, table: str, rows: list[dict] | pl.DataFrame) -> int:
+        """Replace a whole unpartitioned table (a new version; earlier ones stay readable)."""
+        df = frame(table, rows)
+        self._write(table, df, mode="overwrite")
+        return df.height
+
+    def append(self, table: str, rows: list[dict] | pl.DataFrame) -> int:
+        df = frame(table, rows)
+        self._write(table, df, mode="append")
+        return df.height
+
+    def scan(self, table: str, *, version: int | str | None = None) -> pl.LazyFrame:
+        """Lazy scan (filter and project before collecting); an empty frame if the table is absent."""
+        try:
+            return pl.scan_delta(self.uri(table), version=version, storage_options=self._opts())
+        except TableNotFoundError:
+            return pl.LazyFrame(schema=SCHEMAS[table])
+        except Exception as exc:  # polars wraps delta-rs errors
+            if "not a Delta table" in str(exc) or "TableNotFound" in type(exc).__name__ or "no log files" in str(exc):
+                return pl.LazyFrame(schema=SCHEMAS[table])
+            raise
+
+    def read(self, table: str, **kw) -> pl.DataFrame:
+        return self.scan(table, **kw).collect()
+
+
+def _retryable(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, CommitFailedError) or any(
+        s in text for s in ("already exists", "version", "conflict", "concurrent", "transaction"))
