@@ -100,14 +100,14 @@ def _objective(t, n, n_pairs):
 @nb.njit(cache=True)
 def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_off, ks, counts,
                  gcell, col_w, col_off, marg, gmarg, scalars, batch_size, take, seed, n_prior,
-                 done, stop, step0, out_idx, out_gain, out_obj, out_step, scratch_pos,
-                 scratch_score):
+                 done, stop, step0, out_idx, out_pos, out_gain, out_obj, out_step, scratch_pos,
+                 scratch_score, salt):
     """Select clips until ``stop`` clips are in the output (or the pool is empty).
 
     ``space`` maps pool positions to rows of ``labels`` (identity when ``use_space`` is
     False); ``state[pos]`` is 0 for a free position, 1 once selected, 2 while in the batch
     being scored. ``batch_size <= 0`` scores every free position (exact greedy). Returns
-    ``(done, step, n_free)`` after the chunk.
+    ``(done, step, n_free)`` after the chunk. ``salt`` varies the draws of refinement rounds.
     """
     n_pairs = float(pair_i.shape[0])
     space_len = state.shape[0]
@@ -123,7 +123,7 @@ def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_o
         else:
             nb_ = batch_size
             # SplitMix64 stream whose start depends only on (seed, clips selected so far)
-            s = _mix(np.uint64(seed) * _MIX2 + _mix(np.uint64(n_prior + done)))
+            s = _mix(np.uint64(seed) * _MIX2 + _mix(np.uint64(n_prior + done)) + np.uint64(salt) * _GOLDEN)
             for t in range(nb_):
                 while True:
                     s += _GOLDEN
@@ -163,6 +163,7 @@ def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_o
             state[pos] = 1
             n_free -= 1
             out_idx[done] = row
+            out_pos[done] = pos
             out_gain[done] = after - before
             out_obj[done] = after
             out_step[done] = step
@@ -178,3 +179,64 @@ def add_rows(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, c
     for r in range(rows.shape[0]):
         _add(labels, rows[r], pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
              gmarg, scalars)
+
+
+@nb.njit(cache=True)
+def _remove(labels, row, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg,
+            scalars):
+    """Take clip ``row`` out of the tables (inverse of ``_add``)."""
+    d = 0.0
+    for p in range(pair_i.shape[0]):
+        cell = pair_off[p] + np.int64(labels[row, pair_i[p]]) * ks[pair_j[p]] + np.int64(labels[row, pair_j[p]])
+        counts[cell] -= 1
+        gcell[cell] = _g(float(counts[cell]))
+        d -= gcell[cell]
+    for c in range(col_w.shape[0]):
+        cell = col_off[c] + np.int64(labels[row, c])
+        marg[cell] -= 1
+        gmarg[cell] = _g(float(marg[cell]))
+        w = col_w[c]
+        if w != 0.0:
+            d += w * gmarg[cell]
+    scalars[0] += d
+    scalars[1] -= 1.0
+    return d
+
+
+@nb.njit(cache=True)
+def removal_scores(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
+                   gmarg, out):
+    """Change of T if each of ``rows`` (all in the tables) were taken out."""
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        d = 0.0
+        for p in range(pair_i.shape[0]):
+            cell = pair_off[p] + np.int64(labels[row, pair_i[p]]) * ks[pair_j[p]] + np.int64(labels[row, pair_j[p]])
+            d -= _g(float(counts[cell] - 1))
+        for c in range(col_w.shape[0]):
+            w = col_w[c]
+            if w != 0.0:
+                d += w * _g(float(marg[col_off[c] + np.int64(labels[row, c])] - 1))
+        out[r] = d
+
+
+@nb.njit(cache=True)
+def remove_rows(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
+                gmarg, scalars):
+    for r in range(rows.shape[0]):
+        _remove(labels, rows[r], pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
+                gmarg, scalars)
+
+
+@nb.njit(cache=True)
+def replay(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg,
+           scalars, out_gain, out_obj):
+    """Add ``rows`` in order, recording each one's gain and the objective after it."""
+    n_pairs = float(pair_i.shape[0])
+    for r in range(rows.shape[0]):
+        before = _objective(scalars[0], scalars[1], n_pairs)
+        _add(labels, rows[r], pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
+             gmarg, scalars)
+        after = _objective(scalars[0], scalars[1], n_pairs)
+        out_gain[r] = after - before
+        out_obj[r] = after

@@ -7,9 +7,9 @@ so that the selection has several clusterings per modality, as with a network's 
 ``visual/pixels`` separates foreground from background (the per-clip median colour) and
 describes, per clip:
 
-- ``colour``: the foreground's mean colour and 4×4×4 colour histogram;
+- ``colour``: the foreground's mean colour (weighted ×4) and 4×4×4 colour histogram;
 - ``shape``: the low-frequency magnitude spectrum of the foreground mask (translation
-  invariant), averaged over frames;
+  invariant), averaged over frames, unit length (size invariant);
 - ``trajectory``: the foreground's centroid and area over time (spread, speed, correlation,
   low temporal frequencies);
 - ``motion_fast`` / ``motion_slow``: where frames change, on a 4×4 grid, at lags of 1 and 4
@@ -74,12 +74,14 @@ class PixelStats(Extractor):
         q = (x * 3.999).long().clamp_(0, 3)
         bins = (q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2]).reshape(b, -1)
         hist = torch.zeros(b, 64, device=x.device).scatter_add_(1, bins, mask.reshape(b, -1))
-        out[f"{name}/colour"] = torch.cat([mean_col, hist / wsum[:, None]], 1)
+        # the mean colour weighs like the histogram (4 x 3 dims vs 64 bins summing to 1)
+        out[f"{name}/colour"] = torch.cat([mean_col * 4, hist / wsum[:, None]], 1)
 
         # shape: |FFT2(mask)| low frequencies, normalised by the DC term (area), mean over frames
         spec = torch.fft.rfft2(mask).abs()  # B T H W//2+1
         low = spec[..., :8, :8] / spec[..., :1, :1].clamp_min(1e-3)
-        out[f"{name}/shape"] = torch.log1p(low.mean(1).reshape(b, 64) * 10)
+        shape = torch.log1p(low.mean(1).reshape(b, 64) * 10)
+        out[f"{name}/shape"] = shape / shape.norm(dim=1, keepdim=True).clamp_min(1e-6)  # size-invariant
 
         # trajectory of the foreground centroid and its area
         ys = torch.linspace(0, 1, h, device=x.device)

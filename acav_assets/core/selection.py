@@ -73,6 +73,7 @@ class Selection:
         pair_mi: final MI of each pair, in the order of ``pairs``.
         n_initial: number of warm-start clips.
         pool_size: number of candidates the run could choose from.
+        refine_rounds / refine_swaps: swap-refinement rounds run and clips swapped in.
     """
 
     indices: np.ndarray
@@ -85,6 +86,8 @@ class Selection:
     pair_mi: np.ndarray = field(repr=False)
     n_initial: int = 0
     pool_size: int = 0
+    refine_rounds: int = 0
+    refine_swaps: int = 0
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
@@ -262,6 +265,8 @@ def select_subset(
     seed: int = 0,
     initial: np.ndarray | Sequence[int] | None = None,
     candidates: np.ndarray | Sequence[int] | None = None,
+    refine: int = 0,
+    refine_fraction: float = 0.01,
     progress: Callable[[int, int], None] | None = None,
 ) -> Selection:
     """Choose clips that maximise the mean audio-visual mutual information.
@@ -283,6 +288,14 @@ def select_subset(
         initial: clips already selected (warm start): they seed the tables and are never
             chosen again.
         candidates: restrict the pool to these clips (e.g. the clips of a new batch).
+        refine: rounds of swap refinement after the greedy pass (0 = none, the reference
+            behaviour). A round takes out the ``refine_fraction`` of this run's clips whose
+            removal raises the objective most, adds as many back by the same batch greedy, and
+            is kept only if the objective rose (else the swap size halves, and at one clip the
+            refinement stops). Greedy never revisits its early picks, which on nearly empty
+            tables are close to random; this repairs them (see the README's measurements).
+            Warm-start clips are never swapped out.
+        refine_fraction: share of the selected clips swapped per round (at least one).
         progress: called as ``progress(selected, budget)`` between chunks of work.
 
     Returns:
@@ -304,6 +317,10 @@ def select_subset(
         raise ValueError(f"take ({take}) cannot exceed batch_size ({batch_size})")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
+        raise ValueError(f"refine must be a non-negative int (rounds), got {refine!r}")
+    if not 0.0 < refine_fraction <= 0.5:
+        raise ValueError(f"refine_fraction must be in (0, 0.5], got {refine_fraction}")
 
     init = _as_index_array([] if initial is None else initial, n, "initial")
     if candidates is None:
@@ -349,6 +366,7 @@ def select_subset(
     scratch_score = np.zeros(max(scratch, 1), dtype=np.float64)
 
     out_idx = np.zeros(n_budget, dtype=np.int64)
+    out_pos = np.zeros(n_budget, dtype=np.int64)
     out_gain = np.zeros(n_budget, dtype=np.float64)
     out_obj = np.zeros(n_budget, dtype=np.float64)
     out_step = np.zeros(n_budget, dtype=np.int64)
@@ -358,25 +376,92 @@ def select_subset(
         done, step, n_free = _k.greedy_chunk(
             labels, space_arr, space is not None, state, n_free, pair_i, pair_j, pair_off, ks,
             counts, gcell, col_w, col_off, marg, gmarg, scalars, bsz, int(take), int(seed),
-            int(init.size), done, stop, step, out_idx, out_gain, out_obj, out_step,
-            scratch_pos, scratch_score,
+            int(init.size), done, stop, step, out_idx, out_pos, out_gain, out_obj, out_step,
+            scratch_pos, scratch_score, 0,
         )
         if progress is not None:
             progress(int(done), n_budget)
         if n_free == 0:
             break
 
-    n_total = init.size + done
+    rows, steps, gains, objs = out_idx[:done], out_step[:done], out_gain[:done], out_obj[:done]
+    rounds = swaps = 0
+    if refine and done:
+        greedy = (labels, space_arr, space is not None, state, pair_i, pair_j, pair_off, ks, counts, gcell,
+                  col_w, col_off, marg, gmarg, scalars, bsz, int(take), int(seed), int(init.size))
+        rows, pos, steps, rounds, swaps = _refine(greedy, args, out_pos[:done].copy(), rows.copy(), steps.copy(),
+                                                  step, n_free, int(refine), float(refine_fraction),
+                                                  scratch_pos, scratch_score)
+        # gains and objectives along the final order, from fresh tables
+        for arr in (counts, gcell, marg, gmarg, scalars):
+            arr[:] = 0
+        if init.size:
+            _k.add_rows(labels, init, *args)
+        gains = np.zeros(rows.size)
+        objs = np.zeros(rows.size)
+        _k.replay(labels, rows, *args, gains, objs)
+
+    n_total = init.size + rows.size
     objective = _exact_objective(counts, marg, pair_i, pair_j, pair_off, ks, col_off, n_total)
     pair_mi = np.array(
         [mutual_information(counts[pair_off[p]: pair_off[p] + sizes[p]].reshape(ks[pair_i[p]], ks[pair_j[p]]))
          for p in range(len(pairs))]
     )
     return Selection(
-        indices=out_idx[:done], gains=out_gain[:done], objectives=out_obj[:done],
-        steps=out_step[:done], objective=objective, initial_objective=initial_objective,
-        pairs=tuple(pairs), pair_mi=pair_mi, n_initial=int(init.size), pool_size=pool_size,
+        indices=rows, gains=gains, objectives=objs, steps=steps, objective=objective,
+        initial_objective=initial_objective, pairs=tuple(pairs), pair_mi=pair_mi,
+        n_initial=int(init.size), pool_size=pool_size, refine_rounds=rounds, refine_swaps=swaps,
     )
+
+
+def _refine(greedy, args, pos, rows, steps, next_step, n_free, max_rounds, fraction, scratch_pos, scratch_score):
+    """Swap refinement (see ``select_subset``'s ``refine``). Mutates the tables and pool state."""
+    labels, space_arr, use_space, state = greedy[:4]
+    pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars = args
+    bsz, take, seed, n_init = greedy[15:]
+    n_pairs = float(pair_i.size)
+
+    def objective():
+        return _k._objective(scalars[0], scalars[1], n_pairs)
+
+    m = max(1, int(math.ceil(fraction * rows.size)))
+    best = objective()
+    rounds = swaps = 0
+    scores = np.empty(rows.size)
+    for r in range(max_rounds):
+        m = min(m, rows.size)
+        _k.removal_scores(labels, rows, *args[:-1], scores[: rows.size])
+        worst = np.sort(np.argpartition(-scores[: rows.size], m - 1)[:m])
+        keep = np.ones(rows.size, bool)
+        keep[worst] = False
+        out_rows, out_pos_ = rows[worst], pos[worst]
+        _k.remove_rows(labels, out_rows, *args)
+        state[out_pos_] = 0
+        add_idx = np.zeros(m, np.int64)
+        add_pos = np.zeros(m, np.int64)
+        add_gain, add_obj = np.zeros(m), np.zeros(m)
+        add_step = np.zeros(m, np.int64)
+        got, new_step, free_after = _k.greedy_chunk(
+            labels, space_arr, use_space, state, n_free + m, pair_i, pair_j, pair_off, ks, counts, gcell,
+            col_w, col_off, marg, gmarg, scalars, bsz, take, seed, n_init + int(keep.sum()), 0, m,
+            next_step, add_idx, add_pos, add_gain, add_obj, add_step, scratch_pos, scratch_score, r + 1)
+        rounds += 1
+        now = objective()
+        if got == m and now > best + 1e-12:
+            rows = np.concatenate([rows[keep], add_idx])
+            pos = np.concatenate([pos[keep], add_pos])
+            steps = np.concatenate([steps[keep], add_step])
+            best, next_step, swaps = now, new_step, swaps + m
+            continue
+        # no better: undo the round
+        _k.remove_rows(labels, add_idx[:got], *args)
+        state[add_pos[:got]] = 0
+        _k.add_rows(labels, out_rows, *args)
+        state[out_pos_] = 1
+        if m == 1:
+            break
+        m = max(1, m // 2)
+    return rows, pos, steps, rounds, swaps
 
 
 def _resolve_budget(budget, pool_size: int) -> int:
