@@ -52,6 +52,11 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "clip_id": pl.String, "video_id": pl.String, "path": pl.String, "rank": pl.Int64, "gain": pl.Float64,
         "batch": pl.String, "step": pl.Int64, "start_s": pl.Float64, "end_s": pl.Float64, "selection_id": pl.String,
     },
+    "selection_lineage": {
+        "selection_id": pl.String, "pair_index": pl.Int32, "clustering_a": pl.String, "clustering_b": pl.String,
+        "feature_space_a": pl.String, "feature_space_b": pl.String, "cluster_a": pl.Int32, "cluster_b": pl.Int32,
+        "pool_count": pl.Int64, "selected_count": pl.Int64, "mi_contribution": pl.Float64, "pair_mi": pl.Float64,
+    },
 }
 
 #: Tables partitioned by batch (one dynamic partition of the Dagster layer each).
@@ -147,14 +152,11 @@ class Warehouse:
 
     def scan(self, table: str, *, version: int | str | None = None) -> pl.LazyFrame:
         """Lazy scan (filter and project before collecting); an empty frame if the table is absent."""
-        try:
-            return pl.scan_delta(self.uri(table), version=version, storage_options=self._opts())
-        except TableNotFoundError:
+        if not self.exists(table):
+            if version is not None:
+                raise ValueError(f"table {table} does not exist in {self.root}, so it has no version {version!r}")
             return pl.LazyFrame(schema=SCHEMAS[table])
-        except Exception as exc:  # polars wraps delta-rs errors
-            if "not a Delta table" in str(exc) or "TableNotFound" in type(exc).__name__ or "no log files" in str(exc):
-                return pl.LazyFrame(schema=SCHEMAS[table])
-            raise
+        return pl.scan_delta(self.uri(table), version=version, storage_options=self._opts())
 
     def read(self, table: str, **kw) -> pl.DataFrame:
         return self.scan(table, **kw).collect()

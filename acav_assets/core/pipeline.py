@@ -1,0 +1,258 @@
+"""The curation stages over the warehouse, one function per table, with no Dagster.
+
+The Dagster assets (``acav_assets.defs``) call these and add partitions, config, metadata and
+checks; tests and scripts can call them directly. Each stage reads what it needs from the
+Delta tables (lazily: scan, filter, project), computes with the core modules, and returns the
+rows to write; writing is the caller's (``Warehouse.write_batch`` / ``overwrite``).
+
+Paths in the tables are relative to the landing root (``batch_003/x.mp4``), so a warehouse stays
+valid when the landing area is mounted elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from acav_assets.core.clips import ClipConfig, clip_windows, detect_shots
+from acav_assets.core.clustering import Clustering, KMeansConfig, fit_kmeans
+from acav_assets.core.decode import DecodeConfig
+from acav_assets.core.features import Extractor, embed_clips
+from acav_assets.core.media import OK, ProbeConfig, list_media_files, probe_files
+from acav_assets.core.selection import Selection, select_subset
+from acav_assets.core.tables import Warehouse, validate_batch_key
+
+__all__ = [
+    "SelectionParams", "assignment_rows", "auto_k", "batch_dir", "clip_rows", "curate",
+    "embedding_rows", "fit_clusterings", "landing_batches", "load_clusterings", "probe_rows",
+]
+
+
+# --- landing area --------------------------------------------------------------------------
+
+def batch_dir(landing_root: str | os.PathLike, batch: str) -> Path:
+    """The folder of ``batch`` under the landing root; refuses names that could escape it."""
+    validate_batch_key(batch)
+    root = Path(landing_root).resolve()
+    path = (root / batch).resolve()
+    if path.parent != root:
+        raise ValueError(f"batch {batch!r} resolves outside the landing root {root}")
+    return path
+
+
+def landing_batches(landing_root: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
+    """Batch folders under the landing root: (valid keys sorted, {rejected name: why})."""
+    root = Path(landing_root)
+    if not root.is_dir():
+        raise ValueError(f"landing root {root} does not exist or is not a folder")
+    ok, rejected = [], {}
+    for p in sorted(root.iterdir()):
+        if not p.is_dir() or p.name.startswith("."):
+            continue
+        try:
+            validate_batch_key(p.name)
+            ok.append(p.name)
+        except ValueError as exc:
+            rejected[p.name] = str(exc)
+    return ok, rejected
+
+
+# --- videos, clips -------------------------------------------------------------------------
+
+def probe_rows(landing_root: str | os.PathLike, batch: str, config: ProbeConfig = ProbeConfig(),
+               known: dict[str, str] | None = None) -> list[dict]:
+    """One ``videos`` row per input file of the batch (every file, whatever its status)."""
+    folder = batch_dir(landing_root, batch)
+    if not folder.is_dir():
+        raise ValueError(f"batch folder {folder} does not exist")
+    root = Path(landing_root).resolve()
+    records = probe_files(list_media_files(folder), config, known=known, root=root)
+    rows = []
+    for r in records:
+        row = r.to_row()
+        row["path"] = os.path.relpath(r.path, root)
+        row["batch"] = batch
+        rows.append(row)
+    return rows
+
+
+def clip_rows(video_rows: list[dict], landing_root: str | os.PathLike, config: ClipConfig = ClipConfig()) -> list[dict]:
+    """Clip windows of the batch's ``ok`` videos (shot detection only when ``max_clips > 1``)."""
+    out = []
+    for v in video_rows:
+        if v["status"] != OK:
+            continue
+        shots = None
+        if config.max_clips > 1:
+            shots = detect_shots(Path(landing_root) / v["path"], v["duration_s"], config)
+        for w in clip_windows(v["video_id"], v["duration_s"], config, shots):
+            out.append({"batch": v["batch"], "clip_id": w.clip_id, "video_id": v["video_id"], "path": v["path"],
+                        "start_s": w.start_s, "end_s": w.end_s})
+    return out
+
+
+# --- embeddings ----------------------------------------------------------------------------
+
+def embedding_rows(clips: list[dict], landing_root: str | os.PathLike, extractors: list[Extractor], *,
+                   decode_config: DecodeConfig = DecodeConfig(), batch_size: int = 16, decode_workers: int = 2,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Long-format ``clip_embeddings`` rows (one per clip per feature space) and the clips that
+    could not be embedded, with why."""
+    root = Path(landing_root)
+    items = [(c["clip_id"], str(root / c["path"]), c["start_s"], c["end_s"]) for c in clips]
+    res = embed_clips(items, extractors, decode_config=decode_config, batch_size=batch_size,
+                      decode_workers=decode_workers, progress=progress)
+    batch = {c["clip_id"]: c["batch"] for c in clips}
+    frames = []
+    for fs, mat in res.vectors.items():
+        frames.append(pl.DataFrame({
+            "batch": [batch[c] for c in res.clip_ids], "clip_id": res.clip_ids, "feature_space": fs,
+            "vector": pl.Series(mat, dtype=pl.Array(pl.Float32, mat.shape[1])).cast(pl.List(pl.Float32)),
+        }))
+    df = pl.concat(frames) if frames else pl.DataFrame(schema={"batch": pl.String, "clip_id": pl.String,
+                                                               "feature_space": pl.String, "vector": pl.List(pl.Float32)})
+    return df, res.failed
+
+
+# --- clustering ----------------------------------------------------------------------------
+
+def auto_k(n: int, cap: int = 32) -> int:
+    """Clusters for ``n`` clips when k is not fixed: about sqrt(n / 2), between 2 and ``cap``
+    (the reference's 32 from ~2,000 clips up; fewer on small pools, where 32 clusters of a
+    few clips each make the MI estimates noise)."""
+    return int(min(cap, max(2, round(math.sqrt(n / 2)))))
+
+
+def _vectors(wh: Warehouse, feature_space: str, *, max_rows: int | None, seed: int) -> tuple[list[str], np.ndarray]:
+    lf = wh.scan("clip_embeddings").filter(pl.col("feature_space") == feature_space)
+    n = lf.select(pl.len()).collect().item()
+    if max_rows is not None and n > max_rows:
+        # a deterministic, streaming sample: keep rows whose id hashes below the wanted share
+        bound = int(max_rows / n * 2**32)
+        lf = lf.filter((pl.col("clip_id").hash(seed) % (2**32)) < bound)
+    df = lf.select("clip_id", "vector").sort("clip_id").collect()
+    if df.height == 0:
+        return [], np.zeros((0, 0), np.float32)
+    dim = df["vector"].list.len().max()
+    mat = df["vector"].cast(pl.Array(pl.Float32, dim)).to_numpy()
+    return df["clip_id"].to_list(), np.ascontiguousarray(mat, dtype=np.float32)
+
+
+def fit_clusterings(wh: Warehouse, config: KMeansConfig, *, k: int | None = None,
+                    log: Callable[[str], None] = lambda m: None) -> list[Clustering]:
+    """Fit one k-means per feature space in ``clip_embeddings`` on a bounded sample of all
+    batches. ``k=None``: :func:`auto_k` of the number of clips. The fit version is derived from
+    the sampled clips, so re-fitting the same data gives the same clustering ids."""
+    spaces = sorted(wh.scan("clip_embeddings").select("feature_space").unique().collect()["feature_space"].to_list())
+    if not spaces:
+        raise ValueError("clip_embeddings is empty: materialize clip_embeddings for at least one batch first")
+    out = []
+    for fs in spaces:
+        ids, x = _vectors(wh, fs, max_rows=config.max_sample, seed=config.seed)
+        kk = k or auto_k(len(ids), config.k)
+        cfg = KMeansConfig(**{**asdict(config), "k": kk, "max_sample": max(config.max_sample, kk)})
+        version = hashlib.blake2b("\n".join(ids).encode(), digest_size=6).hexdigest()
+        cl = fit_kmeans(x, fs, cfg, fit_version=version)
+        log(f"{fs}: k={kk} on {x.shape[0]} clips x {x.shape[1]} dims")
+        out.append(cl)
+    return out
+
+
+def load_clusterings(wh: Warehouse) -> list[Clustering]:
+    df = wh.read("cluster_centroids")
+    if df.height == 0:
+        raise ValueError("cluster_centroids is empty: materialize cluster_centroids first")
+    return [Clustering.from_rows(g.to_dicts()) for _, g in df.group_by("clustering_id", maintain_order=True)]
+
+
+def assignment_rows(wh: Warehouse, batch: str, clusterings: list[Clustering]) -> pl.DataFrame:
+    """Nearest centroid of every embedded clip of ``batch``, for every clustering."""
+    frames = []
+    for cl in clusterings:
+        df = (wh.scan("clip_embeddings").filter((pl.col("batch") == batch) & (pl.col("feature_space") == cl.feature_space))
+              .select("clip_id", "vector").sort("clip_id").collect())
+        if df.height == 0:
+            continue
+        x = df["vector"].cast(pl.Array(pl.Float32, cl.dim)).to_numpy()
+        labels, dist = cl.assign(x)
+        frames.append(pl.DataFrame({"batch": batch, "clip_id": df["clip_id"], "clustering_id": cl.clustering_id,
+                                    "feature_space": cl.feature_space, "cluster": labels, "distance": dist}))
+    if not frames:
+        return pl.DataFrame(schema={"batch": pl.String, "clip_id": pl.String, "clustering_id": pl.String,
+                                    "feature_space": pl.String, "cluster": pl.Int32, "distance": pl.Float32})
+    return pl.concat(frames)
+
+
+# --- selection -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SelectionParams:
+    budget: float = 0.2  # share of the pool (<= 1.0) or, if > 1, a number of clips
+    pairing: str = "bipartite"
+    batch_size: int | None = 20
+    take: int = 4
+    seed: int = 0
+    refine: int = 50
+    refine_fraction: float = 0.01
+
+
+@dataclass
+class Curation:
+    selection: Selection
+    clip_ids: list[str]
+    columns: list[str]  # clustering ids, in assignment-matrix column order
+    feature_spaces: list[str]
+    modalities: list[str]
+    labels: np.ndarray
+    subset: pl.DataFrame
+    selection_id: str
+    excluded: int  # clips lacking an assignment for some clustering
+
+
+def assignment_matrix(wh: Warehouse, clusterings: list[Clustering]) -> tuple[list[str], np.ndarray, list[str], int]:
+    """Clips × clusterings label matrix for the current clusterings (narrow ints). Clips that
+    lack any clustering's label are left out; their number is returned."""
+    ids = [c.clustering_id for c in clusterings]
+    lf = wh.scan("cluster_assignments").filter(pl.col("clustering_id").is_in(ids)).select("clip_id", "clustering_id", "cluster")
+    wide = lf.collect().pivot(on="clustering_id", index="clip_id", values="cluster", aggregate_function="first")
+    total = wide.height
+    missing = [i for i in ids if i not in wide.columns]
+    if missing:
+        raise ValueError(f"no assignments for clustering(s) {missing}: materialize cluster_assignments")
+    wide = wide.drop_nulls(ids).sort("clip_id")
+    dtype = np.uint8 if max(c.k for c in clusterings) <= 256 else np.uint16
+    labels = np.ascontiguousarray(wide.select(ids).to_numpy().astype(dtype))
+    return wide["clip_id"].to_list(), labels, ids, total - wide.height
+
+
+def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, int], None] | None = None) -> Curation:
+    """Select the curated subset over every batch, with the current clusterings."""
+    clusterings = load_clusterings(wh)
+    modal = {c.clustering_id: c.feature_space.split("/", 1)[0] for c in clusterings}
+    # audio columns first, then visual, each in feature-space order (diagonal pairs by depth)
+    clusterings = sorted(clusterings, key=lambda c: (modal[c.clustering_id] != "audio", c.feature_space))
+    clip_ids, labels, columns, excluded = assignment_matrix(wh, clusterings)
+    if not clip_ids:
+        raise ValueError("no clip has an assignment for every clustering: nothing to select from")
+    modalities = [modal[c] for c in columns]
+    budget: int | float = params.budget if params.budget <= 1.0 else int(params.budget)
+    sel = select_subset(labels, budget, pairing=params.pairing, modalities=modalities, batch_size=params.batch_size,
+                        take=params.take, seed=params.seed, refine=params.refine,
+                        refine_fraction=params.refine_fraction, progress=progress)
+    payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids)}, sort_keys=True)
+    selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
+    chosen = pl.DataFrame({"clip_id": [clip_ids[i] for i in sel.indices], "rank": np.arange(1, len(sel) + 1),
+                           "gain": sel.gains, "step": sel.steps})
+    clips = wh.scan("clips").select("clip_id", "video_id", "path", "batch", "start_s", "end_s")
+    subset = (chosen.lazy().join(clips, on="clip_id", how="left").with_columns(pl.lit(selection_id).alias("selection_id"))
+              .sort("rank").collect())
+    return Curation(sel, clip_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
+                    selection_id, excluded)
