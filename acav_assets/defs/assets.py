@@ -1,0 +1,263 @@
+"""The curation assets. Each reads its inputs from the warehouse, calls ``acav_assets.core``,
+writes its Delta table and returns metadata for the UI; no algorithm lives here.
+
+Per batch (dynamic partitions ``batches``): ``videos`` → ``clips`` → ``clip_embeddings`` →
+``cluster_assignments``. Over all batches: ``cluster_centroids`` (fit on a sample) and
+``curated_subset`` + ``selection_lineage`` (one selection over every batch).
+"""
+
+
+import time
+from collections import Counter
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from acav_assets.core import pipeline
+from acav_assets.core.clips import ClipConfig
+from acav_assets.core.clustering import KMeansConfig
+from acav_assets.core.features import profile_feature_spaces
+from acav_assets.core.lineage import lineage_rows
+from acav_assets.core.media import ProbeConfig
+from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, resolve_pairs
+from acav_assets.defs.metadata import counts_table, markdown_table, table_metadata
+from acav_assets.defs.resources import ComputeResource, ExtractorResource, LandingResource, WarehouseResource
+
+batches = dg.DynamicPartitionsDefinition(name="batches")
+
+INGEST, FEATURES, CURATION = "ingest", "features", "curation"
+
+
+# --- run config ---------------------------------------------------------------------------
+
+class VideosConfig(dg.Config):
+    min_duration_s: float = Field(default=2.5, description="shorter videos get status too_short")
+    max_duration_s: float | None = Field(default=None, description="longer videos get status too_long (reference: 597)")
+    max_pixels: int = Field(default=ProbeConfig.max_pixels, description="larger frames get status too_large")
+
+    def probe_config(self) -> ProbeConfig:
+        return ProbeConfig(min_duration_s=self.min_duration_s, max_duration_s=self.max_duration_s,
+                           max_pixels=self.max_pixels)
+
+
+class ClipsConfig(dg.Config):
+    clip_s: float = Field(default=10.0, description="clip length in seconds")
+    min_clip_s: float = Field(default=2.5, description="shortest video that still gives one (shorter) clip")
+    max_clips: int = Field(default=1, description="clips per video; > 1 places them on distinct shots (reference: 3)")
+
+    def clip_config(self) -> ClipConfig:
+        return ClipConfig(clip_s=self.clip_s, min_clip_s=self.min_clip_s, max_clips=self.max_clips)
+
+
+class ClusteringConfig(dg.Config):
+    k: int = Field(default=0, description="clusters per feature space; 0 = about sqrt(n/2), at most max_k")
+    max_k: int = Field(default=32, description="upper bound of the automatic k (reference: 32)")
+    niter: int = Field(default=25, description="k-means iterations")
+    seed: int = Field(default=0, description="seed of the sample and of k-means")
+    max_sample: int = Field(default=200_000, description="clips per feature space used to fit")
+    normalize: bool = Field(default=False, description="L2-normalise embeddings before clustering")
+    whiten: bool = Field(default=False, description="PCA-whiten embeddings before clustering")
+
+    def kmeans_config(self) -> KMeansConfig:
+        return KMeansConfig(k=max(2, self.max_k), niter=self.niter, seed=self.seed, max_sample=self.max_sample,
+                            normalize=self.normalize, whiten=self.whiten)
+
+
+class SelectionConfig(dg.Config):
+    budget: float = Field(default=0.2, description="share of the pool in (0, 1], or a number of clips if > 1")
+    pairing: str = Field(default=DEFAULT_PAIRING, description=f"one of {PAIRINGS}")
+    batch_size: int = Field(default=20, description="candidates drawn per greedy step; 0 = exact greedy")
+    take: int = Field(default=4, description="candidates kept per step")
+    seed: int = Field(default=0, description="seed of the candidate draws")
+    refine: int = Field(default=50, description="swap-refinement rounds after greedy (0 = reference behaviour)")
+    refine_fraction: float = Field(default=0.01, description="share of the subset swapped per refinement round")
+
+    def params(self) -> pipeline.SelectionParams:
+        if not (0 < self.budget <= 1 or (self.budget > 1 and float(self.budget).is_integer())):
+            raise ValueError(f"budget must be a share in (0, 1] or a whole number of clips, got {self.budget}")
+        if self.pairing not in PAIRINGS:
+            raise ValueError(f"unknown pairing {self.pairing!r}: expected one of {PAIRINGS}")
+        if self.batch_size < 0 or self.take < 1 or (self.batch_size and self.take > self.batch_size):
+            raise ValueError(f"need batch_size >= take >= 1 (or batch_size 0 for exact greedy), got "
+                             f"batch_size={self.batch_size}, take={self.take}")
+        return pipeline.SelectionParams(budget=self.budget, pairing=self.pairing, batch_size=self.batch_size or None,
+                                        take=self.take, seed=self.seed, refine=self.refine,
+                                        refine_fraction=self.refine_fraction)
+
+
+def _fail(exc: Exception) -> dg.Failure:
+    return dg.Failure(description=str(exc), allow_retries=False)
+
+
+# --- per-batch assets ---------------------------------------------------------------------
+
+@dg.asset(partitions_def=batches, group_name=INGEST, kinds={"pyav", "deltalake"},
+          description="One row per input file of the batch, whatever happened to it: content id, streams, "
+                      "duration, status (ok, no_audio, corrupt, duplicate, …) and a readable error.")
+def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: LandingResource,
+           warehouse: WarehouseResource) -> dg.MaterializeResult:
+    batch = context.partition_key
+    try:
+        probe = config.probe_config()
+        wh = warehouse.get()
+        known = {r["video_id"]: r["path"] for r in wh.scan("videos")
+                 .filter((pl.col("batch") != batch) & (pl.col("status") == "ok")).select("video_id", "path")
+                 .collect().iter_rows(named=True)}
+        rows = pipeline.probe_rows(landing.root, batch, probe, known)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    n = wh.write_batch("videos", batch, rows)
+    df = pl.DataFrame(rows) if rows else pl.DataFrame()
+    statuses = Counter(r["status"] for r in rows)
+    for r in rows:
+        if r["status"] != "ok":
+            context.log.warning(f"{r['path']}: {r['status']} — {r['error']}")
+    return dg.MaterializeResult(metadata={
+        **table_metadata("videos", df.select([c for c in ("path", "status", "error", "duration_s", "width", "height")
+                                              if c in df.columns]) if rows else df),
+        "dagster/row_count": n, "ok": statuses.get("ok", 0),
+        "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
+    })
+
+
+@dg.asset(partitions_def=batches, group_name=INGEST, kinds={"python", "deltalake"}, deps=[videos],
+          description="10 s clip windows of the batch's ok videos (centred; or on distinct shots).")
+def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: LandingResource,
+          warehouse: WarehouseResource) -> dg.MaterializeResult:
+    batch = context.partition_key
+    wh = warehouse.get()
+    try:
+        cfg = config.clip_config()
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    video_rows = wh.scan("videos").filter(pl.col("batch") == batch).collect().to_dicts()
+    rows = pipeline.clip_rows(video_rows, landing.root, cfg)
+    wh.write_batch("clips", batch, rows)
+    df = pl.DataFrame(rows, schema={"batch": pl.String, "clip_id": pl.String, "video_id": pl.String, "path": pl.String,
+                                    "start_s": pl.Float64, "end_s": pl.Float64})
+    return dg.MaterializeResult(metadata={**table_metadata("clips", df),
+                                          "videos_ok": sum(v["status"] == "ok" for v in video_rows)})
+
+
+@dg.asset(partitions_def=batches, group_name=FEATURES, kinds={"torch", "deltalake"}, deps=[clips], pool="gpu",
+          description="Audio and visual embeddings of every clip, several layers each "
+                      "(feature_space = <modality>/<model>/<layer>).")
+def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource, warehouse: WarehouseResource,
+                    compute: ComputeResource, extractors: ExtractorResource) -> dg.MaterializeResult:
+    batch = context.partition_key
+    wh = warehouse.get()
+    try:
+        exs = extractors.build(compute.device)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(exc) from exc
+    clip_list = wh.scan("clips").filter(pl.col("batch") == batch).sort("clip_id").collect().to_dicts()
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if time.monotonic() - last[0] > 10 or done == total:
+            last[0] = time.monotonic()
+            context.log.info(f"embedded {done}/{total} clips")
+
+    t0 = time.perf_counter()
+    df, failed = pipeline.embedding_rows(clip_list, landing.root, exs, batch_size=compute.batch_size,
+                                         decode_workers=compute.decode_workers, progress=progress)
+    seconds = time.perf_counter() - t0
+    for cid, why in failed.items():
+        context.log.warning(f"clip {cid} not embedded: {why}")
+    wh.write_batch("clip_embeddings", batch, df)
+    spaces = profile_feature_spaces(exs)
+    embedded = len(clip_list) - len(failed)
+    return dg.MaterializeResult(metadata={
+        **table_metadata("clip_embeddings", df),
+        "clips_embedded": embedded, "clips_failed": len(failed),
+        "failures": dg.MetadataValue.md(counts_table(failed, "clip", "why") if failed else "_none_"),
+        "feature_spaces": dg.MetadataValue.md(counts_table({fs.name: fs.dim for fs in spaces}, "feature space", "dim")),
+        "device": str(exs[0].device), "seconds": round(seconds, 2),
+        "clips_per_second": round(embedded / seconds, 2) if seconds > 0 else 0.0,
+    })
+
+
+# --- over all batches ---------------------------------------------------------------------
+
+@dg.asset(group_name=FEATURES, kinds={"faiss", "deltalake"}, deps=[clip_embeddings],
+          description="k-means centroids per feature space, fitted on a bounded sample of all batches; "
+                      "frozen for assigning new batches until the next refit.")
+def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfig,
+                      warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    try:
+        clusterings = pipeline.fit_clusterings(wh, config.kmeans_config(), k=config.k or None, log=context.log.info)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    rows = [r for cl in clusterings for r in cl.to_rows()]
+    wh.overwrite("cluster_centroids", rows)
+    summary = pl.DataFrame([{"clustering_id": c.clustering_id, "feature_space": c.feature_space, "k": c.k,
+                             "sample": c.params["n_sample"], "inertia": c.params["objective"]} for c in clusterings])
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(rows), "dagster/column_schema": table_metadata("cluster_centroids", pl.DataFrame())[
+            "dagster/column_schema"],
+        "clusterings": dg.MetadataValue.md(markdown_table(summary, limit=100)),
+        "clustering_ids": dg.MetadataValue.json([c.clustering_id for c in clusterings]),
+    })
+
+
+@dg.asset(partitions_def=batches, group_name=FEATURES, kinds={"faiss", "deltalake"},
+          deps=[clip_embeddings, cluster_centroids],
+          description="Nearest frozen centroid of every clip of the batch, per clustering.")
+def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    batch = context.partition_key
+    wh = warehouse.get()
+    try:
+        clusterings = pipeline.load_clusterings(wh)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    df = pipeline.assignment_rows(wh, batch, clusterings)
+    wh.write_batch("cluster_assignments", batch, df)
+    return dg.MaterializeResult(metadata={**table_metadata("cluster_assignments", df),
+                                          "clusterings": len(clusterings),
+                                          "clips": df["clip_id"].n_unique() if df.height else 0})
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("curated_subset", deps=[cluster_assignments, clips], group_name=CURATION,
+                     kinds={"numba", "deltalake"},
+                     description="The selected clips, in the order chosen: batch-greedy maximisation of the mean "
+                                 "audio-visual mutual information over every batch."),
+        dg.AssetSpec("selection_lineage", deps=["curated_subset"], group_name=CURATION, kinds={"deltalake"},
+                     description="Per clustering pair and cluster cell: clips in the pool and in the subset, and "
+                                 "the cell's share of the MI — what drove the selection."),
+    ],
+)
+def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, warehouse: WarehouseResource):
+    wh = warehouse.get()
+    try:
+        params = config.params()
+        cur = pipeline.curate(wh, params, progress=lambda d, t: context.log.info(f"selected {d}/{t} clips"))
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    sel = cur.selection
+    wh.overwrite("curated_subset", cur.subset)
+    pairs = resolve_pairs(params.pairing, len(cur.columns), cur.modalities)
+    lineage = lineage_rows(cur.labels, sel.indices, pairs, cur.columns, cur.feature_spaces, cur.selection_id)
+    wh.overwrite("selection_lineage", lineage)
+    by_batch = dict(cur.subset.group_by("batch").len().iter_rows())
+    top = (lineage.group_by("feature_space_a", "feature_space_b").agg(pl.col("pair_mi").first())
+           .sort("pair_mi", descending=True).head(10))
+    yield dg.MaterializeResult(asset_key="curated_subset", metadata={
+        **table_metadata("curated_subset", cur.subset.select("rank", "path", "start_s", "end_s", "gain", "batch")),
+        "dagster/row_count": len(sel), "selection_id": cur.selection_id,
+        "objective_mi_nats": float(sel.objective), "budget": params.budget, "pool_size": sel.pool_size,
+        "expected_size": len(sel), "pairing": params.pairing, "pairs": len(sel.pairs),
+        "refine_swaps": sel.refine_swaps, "clips_without_full_assignment": cur.excluded,
+        "by_batch": dg.MetadataValue.md(counts_table(by_batch, "batch", "selected")),
+    })
+    yield dg.MaterializeResult(asset_key="selection_lineage", metadata={
+        **table_metadata("selection_lineage", lineage), "selection_id": cur.selection_id,
+        "top_pairs": dg.MetadataValue.md(markdown_table(top, limit=10)),
+    })
+
+
+ASSETS = [videos, clips, clip_embeddings, cluster_centroids, cluster_assignments, curated_subset]
+PER_BATCH = [videos, clips, clip_embeddings]

@@ -1,0 +1,101 @@
+"""Asset checks: what makes the tables trustworthy. Each reads the Delta tables (for per-batch
+assets: the run's batch when the run has one, else every batch) and says what it found."""
+
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from acav_assets.core import pipeline
+from acav_assets.core.selection import mean_mutual_information, resolve_pairs
+from acav_assets.defs.assets import clip_embeddings, cluster_assignments
+from acav_assets.defs.resources import ExtractorResource, WarehouseResource
+
+
+def _batch_filter(context) -> pl.Expr:
+    batch = context.run.tags.get("dagster/partition") if context.run else None
+    return pl.col("batch") == batch if batch else pl.lit(True)
+
+
+@dg.asset_check(asset=clip_embeddings, description="No NaN/inf values and every vector has its feature space's "
+                                                   "declared dimension.")
+def embeddings_finite_and_declared_dims(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                                        extractors: ExtractorResource) -> dg.AssetCheckResult:
+    from acav_assets.core.features import PROFILES, profile_feature_spaces  # noqa: F401
+
+    declared = {fs.name: fs.dim for fs in profile_feature_spaces(extractors.build("cpu"))}
+    df = (warehouse.get().scan("clip_embeddings").filter(_batch_filter(context))
+          .select("clip_id", "feature_space", pl.col("vector").list.len().alias("dim"),
+                  pl.col("vector").list.eval(pl.element().is_finite().not_()).list.any().alias("nonfinite"))
+          .collect())
+    bad_dim = df.filter(pl.col("dim") != pl.col("feature_space").replace_strict(declared, default=-1))
+    nonfinite = df.filter(pl.col("nonfinite"))
+    passed = df.height > 0 and bad_dim.height == 0 and nonfinite.height == 0
+    return dg.AssetCheckResult(passed=passed, metadata={
+        "rows": df.height, "wrong_dimension": bad_dim.height, "nan_or_inf": nonfinite.height,
+        "examples": dg.MetadataValue.json(
+            (bad_dim.head(5).to_dicts() + nonfinite.head(5).to_dicts()) if not passed else []),
+    })
+
+
+@dg.asset_check(asset=cluster_assignments, description="Every embedded clip has exactly one assignment per current "
+                                                       "clustering.")
+def assignments_complete(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    ids = wh.scan("cluster_centroids").select("clustering_id").unique().collect()["clustering_id"].to_list()
+    flt = _batch_filter(context)
+    embedded = wh.scan("clip_embeddings").filter(flt).select("clip_id").unique().collect()
+    got = (wh.scan("cluster_assignments").filter(flt & pl.col("clustering_id").is_in(ids))
+           .group_by("clip_id").agg(pl.len().alias("n"), pl.col("clustering_id").n_unique().alias("distinct")).collect())
+    joined = embedded.join(got, on="clip_id", how="left").with_columns(pl.col("n").fill_null(0),
+                                                                       pl.col("distinct").fill_null(0))
+    bad = joined.filter((pl.col("n") != len(ids)) | (pl.col("distinct") != len(ids)))
+    return dg.AssetCheckResult(passed=bool(ids) and embedded.height > 0 and bad.height == 0, metadata={
+        "clusterings": len(ids), "clips": embedded.height, "clips_incomplete": bad.height,
+        "examples": dg.MetadataValue.json(bad.head(5).to_dicts()),
+    })
+
+
+@dg.asset_check(asset="curated_subset", description="The subset has the size the budget asked for and no clip twice.")
+def subset_size_and_unique(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    df = warehouse.get().read("curated_subset")
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("curated_subset"))
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    expected = meta["expected_size"].value if "expected_size" in meta else None
+    budget = meta["budget"].value if "budget" in meta else None
+    pool = meta["pool_size"].value if "pool_size" in meta else None
+    if budget is not None and pool is not None:
+        expected = round(budget * pool) if budget <= 1 else int(budget)
+    dupes = df.height - df["clip_id"].n_unique() if df.height else 0
+    passed = df.height > 0 and dupes == 0 and (expected is None or df.height == expected)
+    return dg.AssetCheckResult(passed=passed, metadata={"rows": df.height, "expected": expected if expected is not None else -1,
+                                                        "duplicates": dupes})
+
+
+@dg.asset_check(asset="curated_subset", description="The subset's objective beats random subsets of the same size "
+                                                    "drawn from the same pool (5 draws).")
+def subset_beats_random(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    subset = wh.read("curated_subset")
+    clusterings = pipeline.load_clusterings(wh)
+    modal = {c.clustering_id: c.feature_space.split("/", 1)[0] for c in clusterings}
+    clusterings = sorted(clusterings, key=lambda c: (modal[c.clustering_id] != "audio", c.feature_space))
+    clip_ids, labels, columns, _ = pipeline.assignment_matrix(wh, clusterings)
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("curated_subset"))
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    pairing = meta["pairing"].value if "pairing" in meta else "bipartite"
+    pairs = resolve_pairs(pairing, len(columns), [modal[c] for c in columns])
+    index = {c: i for i, c in enumerate(clip_ids)}
+    rows = np.array([index[c] for c in subset["clip_id"].to_list() if c in index], dtype=np.int64)
+    if rows.size == 0:
+        return dg.AssetCheckResult(passed=False, metadata={"reason": "empty subset or no assignments"})
+    ours = mean_mutual_information(labels, rows, pairing=pairs)
+    rng = np.random.default_rng(0)
+    randoms = [mean_mutual_information(labels, rng.choice(len(clip_ids), rows.size, replace=False), pairing=pairs)
+               for _ in range(5)]
+    return dg.AssetCheckResult(passed=bool(ours > max(randoms)), metadata={
+        "objective": float(ours), "random_best": float(max(randoms)), "random_mean": float(np.mean(randoms)),
+    })
+
+
+CHECKS = [embeddings_finite_and_declared_dims, assignments_complete, subset_size_and_unique, subset_beats_random]

@@ -1,0 +1,51 @@
+"""Materialization metadata: schemas, previews and counts that the Dagster UI shows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+import polars as pl
+
+from acav_assets.core.tables import SCHEMAS
+
+
+def table_schema(table: str) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in SCHEMAS[table].items()])
+
+
+def markdown_table(df: pl.DataFrame, limit: int = 10) -> str:
+    """A small markdown preview (vectors shown by their length)."""
+    if df.height == 0:
+        return "_(no rows)_"
+    df = df.head(limit).with_columns([
+        pl.col(c).list.len().cast(pl.String).map_elements(lambda n: f"[{n} floats]", return_dtype=pl.String)
+        for c, t in df.schema.items() if isinstance(t, pl.List)
+    ])
+    cols = df.columns
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.iter_rows():
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    s = "" if v is None else str(v)
+    return s.replace("|", "\\|").replace("\n", " ")[:80]
+
+
+def counts_table(counts: Mapping[str, int], key: str, value: str = "count") -> str:
+    lines = [f"| {key} | {value} |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return "\n".join(lines)
+
+
+def table_metadata(table: str, df: pl.DataFrame, **extra) -> dict:
+    return {
+        "dagster/row_count": df.height,
+        "dagster/column_schema": table_schema(table),
+        "preview": dg.MetadataValue.md(markdown_table(df)),
+        **extra,
+    }

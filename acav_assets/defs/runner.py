@@ -1,0 +1,101 @@
+"""Run the whole curation in-process through Dagster, with the code location's own assets.
+
+``acav curate`` and the tests use this; it is the same definitions the UI materializes, run with
+``dg.materialize`` against a Dagster instance (ephemeral, or the one at ``$DAGSTER_HOME``).
+Order: per batch ``videos → clips → clip_embeddings``; then ``cluster_centroids``; per batch
+``cluster_assignments``; then ``curated_subset`` + ``selection_lineage``. Asset checks run
+with the assets they check.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from acav_assets.core.pipeline import landing_batches
+from acav_assets.defs.assets import (
+    ASSETS,
+    clip_embeddings,
+    clips,
+    cluster_assignments,
+    cluster_centroids,
+    curated_subset,
+    videos,
+)
+from acav_assets.defs.checks import CHECKS
+from acav_assets.defs.resources import ComputeResource, ExtractorResource, LandingResource, WarehouseResource
+
+
+@dataclass
+class CurateReport:
+    batches: list[str]
+    rejected: dict[str, str]
+    runs: list[str] = field(default_factory=list)
+    checks: dict[str, bool] = field(default_factory=dict)
+    materializations: dict[str, dict[str, Any]] = field(default_factory=dict)  # asset -> metadata of its last run
+
+
+def resources_for(landing_root: str, warehouse_root: str, *, profile: str = "weightfree", device: str = "auto",
+                  extractor_options: str = "{}", storage_options: dict | None = None) -> dict:
+    return {
+        "warehouse": WarehouseResource(root=warehouse_root, storage_options=storage_options or {}),
+        "landing": LandingResource(root=landing_root),
+        "compute": ComputeResource(device=device),
+        "extractors": ExtractorResource(profile=profile, options_json=extractor_options),
+    }
+
+
+def curate_landing(
+    landing_root: str,
+    warehouse_root: str,
+    *,
+    instance: dg.DagsterInstance,
+    batches: Sequence[str] | None = None,
+    run_config: dict | None = None,
+    resources: dict | None = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> CurateReport:
+    """Materialize every asset for every batch folder (or ``batches``). ``run_config`` is the
+    Dagster run config (``{"ops": {"curated_subset": {"config": {"budget": 0.3}}}}``); each run
+    gets the part for its ops. Raises ``dg.DagsterExecutionStepExecutionError``-derived errors
+    through ``materialize`` when a step fails."""
+    found, rejected = landing_batches(landing_root)
+    for name, why in rejected.items():
+        log(f"skipping folder {name!r}: {why}")
+    todo = list(batches) if batches is not None else found
+    missing = sorted(set(todo) - set(found))
+    if missing:
+        raise ValueError(f"batch folder(s) not found under {landing_root}: {missing}")
+    if not todo:
+        raise ValueError(f"no batch folders under {landing_root}: put videos in <landing>/<batch>/")
+    resources = resources or resources_for(landing_root, warehouse_root)
+    new = [b for b in todo if not instance.has_dynamic_partition("batches", b)]
+    if new:
+        instance.add_dynamic_partitions("batches", new)
+    report = CurateReport(todo, rejected)
+    ops = (run_config or {}).get("ops", {})
+    everything = [*ASSETS, *CHECKS]
+
+    def run(selection, partition=None, label=""):
+        names = {k.path[-1] for a in selection for k in a.keys}
+        cfg = {"ops": {k: v for k, v in ops.items() if k in names}}
+        log(f"materializing {label}")
+        result = dg.materialize(everything, selection=dg.AssetSelection.assets(*selection), partition_key=partition,
+                                instance=instance, resources=resources, run_config=cfg)
+        report.runs.append(result.run_id)
+        for ev in result.get_asset_check_evaluations():
+            report.checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}" + (f"[{partition}]" if partition else "")] = ev.passed
+        for ev in result.get_asset_materialization_events():
+            mat = ev.step_materialization_data.materialization
+            report.materializations.setdefault(mat.asset_key.to_user_string(), {})[partition or ""] = {
+                k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        return result
+
+    for b in todo:
+        run([videos, clips, clip_embeddings], b, f"batch {b}: videos, clips, clip_embeddings")
+    run([cluster_centroids], None, "cluster_centroids")
+    for b in todo:
+        run([cluster_assignments], b, f"batch {b}: cluster_assignments")
+    run([curated_subset], None, "curated_subset, selection_lineage")
+    return report
