@@ -89,14 +89,19 @@ class PixelStats(Extractor):
         cx = (mask.sum(2) * xs).sum(-1) / area  # B T
         cy = (mask.sum(3) * ys).sum(-1) / area
         rel_area = area / (h * w)
-        feats = [cx.std(1), cy.std(1), (cx.diff(dim=1)).abs().mean(1), (cy.diff(dim=1)).abs().mean(1),
-                 _corr(cx, cy), rel_area.std(1) / rel_area.mean(1).clamp_min(1e-6), rel_area.mean(1),
+        # co-movement: covariance over the larger variance (a correlation would be noise when one
+        # coordinate barely moves): ~1 for diagonal paths, ~0 for horizontal, vertical or circles
+        sx, sy = cx.std(1), cy.std(1)
+        comove = _cov(cx, cy) / torch.maximum(sx, sy).pow(2).clamp_min(1e-4)
+        feats = [sx, sy, (cx.diff(dim=1)).abs().mean(1), (cy.diff(dim=1)).abs().mean(1),
+                 comove * 0.25, rel_area.std(1) / rel_area.mean(1).clamp_min(1e-6), rel_area.mean(1),
                  (cx - cy).std(1)]
         spec_x = torch.fft.rfft(cx - cx.mean(1, keepdim=True), dim=1).abs()[:, 1:9]
         spec_y = torch.fft.rfft(cy - cy.mean(1, keepdim=True), dim=1).abs()[:, 1:9]
         spec_x = F.pad(spec_x, (0, 8 - spec_x.shape[1]))
         spec_y = F.pad(spec_y, (0, 8 - spec_y.shape[1]))
-        out[f"{name}/trajectory"] = torch.cat([torch.stack(feats, 1) * 4, spec_x / t * 8, spec_y / t * 8], 1)
+        # the temporal spectra depend on the speed of the motion, a nuisance: they weigh less
+        out[f"{name}/trajectory"] = torch.cat([torch.stack(feats, 1) * 4, spec_x / t * 2.4, spec_y / t * 2.4], 1)
 
         # motion energy on a 4x4 grid at two temporal scales
         grey = x.mean(-1)  # B T H W
@@ -108,10 +113,8 @@ class PixelStats(Extractor):
         return out
 
 
-def _corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a = a - a.mean(1, keepdim=True)
-    b = b - b.mean(1, keepdim=True)
-    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-6)
+def _cov(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return ((a - a.mean(1, keepdim=True)) * (b - b.mean(1, keepdim=True))).mean(1)
 
 
 @register_extractor("audio/logmel")

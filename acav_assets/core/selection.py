@@ -291,8 +291,8 @@ def select_subset(
         refine: rounds of swap refinement after the greedy pass (0 = none, the reference
             behaviour). A round takes out the ``refine_fraction`` of this run's clips whose
             removal raises the objective most, adds as many back by the same batch greedy, and
-            is kept only if the objective rose (else the swap size halves, and at one clip the
-            refinement stops). Greedy never revisits its early picks, which on nearly empty
+            is kept only if the objective rose (else the swap size halves; at one clip, the
+            refinement stops after 8 rounds in a row that found no better swap). Greedy never revisits its early picks, which on nearly empty
             tables are close to random; this repairs them (see the README's measurements).
             Warm-start clips are never swapped out.
         refine_fraction: share of the selected clips swapped per round (at least one).
@@ -426,7 +426,8 @@ def _refine(greedy, args, pos, rows, steps, next_step, n_free, max_rounds, fract
 
     m = max(1, int(math.ceil(fraction * rows.size)))
     best = objective()
-    rounds = swaps = 0
+    rounds = swaps = fails = 0
+    patience = 8
     scores = np.empty(rows.size)
     for r in range(max_rounds):
         m = min(m, rows.size)
@@ -451,16 +452,19 @@ def _refine(greedy, args, pos, rows, steps, next_step, n_free, max_rounds, fract
             rows = np.concatenate([rows[keep], add_idx])
             pos = np.concatenate([pos[keep], add_pos])
             steps = np.concatenate([steps[keep], add_step])
-            best, next_step, swaps = now, new_step, swaps + m
+            best, next_step, swaps, fails = now, new_step, swaps + m, 0
             continue
         # no better: undo the round
         _k.remove_rows(labels, add_idx[:got], *args)
         state[add_pos[:got]] = 0
         _k.add_rows(labels, out_rows, *args)
         state[out_pos_] = 1
-        if m == 1:
+        if m > 1:
+            m = max(1, m // 2)
+            continue
+        fails += 1  # single swaps: new draws may still find one, so give up only after `patience` misses
+        if fails >= patience:
             break
-        m = max(1, m // 2)
     return rows, pos, steps, rounds, swaps
 
 
