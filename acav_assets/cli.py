@@ -1,34 +1,161 @@
-"""The ``acav`` command: thin wrappers over ``acav_assets.core`` and the Dagster definitions."""
+"""The ``acav`` command: thin wrappers over ``acav_assets.core`` and the Dagster definitions.
+
+    acav demo [--dir demo]                      generate the demo corpus, curate it, summarise
+    acav demo-data DIR [--videos 200]           write generated videos (one folder per batch)
+    acav curate LANDING --warehouse DIR [...]   run every asset for every batch through Dagster
+    acav select-demo                            the selector alone on generated cluster labels
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from acav_assets.core.synth import write_bad_inputs, write_demo_videos
+
+    out = Path(args.dir)
+    if args.batches < 1 or args.videos < args.batches:
+        raise ValueError("need at least one video per batch")
+    per = [args.videos // args.batches + (i < args.videos % args.batches) for i in range(args.batches)]
+    t = time.perf_counter()
+    for i, n in enumerate(per):
+        folder = out / f"batch_{i + 1:03d}"
+        vids = write_demo_videos(folder, n, matched_fraction=args.matched, seed=args.seed * 1000 + i)
+        print(f"{folder}: {len(vids)} videos, {sum(v.matched for v in vids)} with matching sound")
+    if args.bad:
+        expected = write_bad_inputs(out / "batch_bad_inputs", seed=args.seed)
+        print(f"{out / 'batch_bad_inputs'}: {len(expected)} bad or unusual inputs (expected statuses in bad_inputs.json)")
+    print(f"wrote {sum(per)} videos in {time.perf_counter() - t:.1f} s")
+    return 0
+
+
+def _ground_truth(landing: Path, batches: list[str]) -> dict[str, bool]:
+    from acav_assets.core.synth import read_ground_truth
+
+    truth = {}
+    for b in batches:
+        f = landing / b / "ground_truth.csv"
+        if f.is_file():
+            truth.update({f"{b}/{name}": v.matched for name, v in read_ground_truth(f).items()})
+    return truth
+
+
+def _instance(dagster_home: str | None):
+    import dagster as dg
+
+    home = dagster_home or os.environ.get("DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.ephemeral(), None
+    Path(home).mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(Path(home).resolve())
+    return dg.DagsterInstance.get(), os.environ["DAGSTER_HOME"]
+
+
+def _cmd_curate(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from acav_assets.core.tables import Warehouse
+    from acav_assets.defs.runner import curate_landing, resources_for
+
+    landing = Path(args.landing)
+    if not landing.is_dir():
+        raise ValueError(f"landing folder {landing} does not exist")
+    if not 0 < args.budget <= 1 and not (args.budget > 1 and float(args.budget).is_integer()):
+        raise ValueError(f"--budget must be a share in (0, 1] or a whole number of clips, got {args.budget}")
+    warehouse = str(Path(args.warehouse).resolve()) if "://" not in args.warehouse else args.warehouse
+    run_config = {"ops": {
+        "curated_subset": {"config": {"budget": args.budget, "pairing": args.pairing, "seed": args.seed,
+                                      "refine": args.refine, "batch_size": args.batch_size}},
+        "cluster_centroids": {"config": {"k": args.k, "seed": args.seed}},
+        "clips": {"config": {"max_clips": args.max_clips}},
+    }}
+    instance, home = _instance(args.dagster_home)
+    t = time.perf_counter()
+    report = curate_landing(str(landing.resolve()), warehouse, instance=instance, batches=args.batches,
+                            run_config=run_config, log=lambda m: print(f"  {m}", flush=True), log_level="WARNING",
+                            resources=resources_for(str(landing.resolve()), warehouse, profile=args.profile,
+                                                    device=args.device, extractor_options=args.extractor_options))
+    elapsed = time.perf_counter() - t
+    wh = Warehouse(warehouse)
+    vids = wh.read("videos").filter(pl.col("batch").is_in(report.batches))
+    print(f"\ncurated {len(report.batches)} batch(es) in {elapsed:.1f} s through {len(report.runs)} Dagster runs")
+    print("\nvideos by status:")
+    for (batch,), g in sorted(vids.group_by(["batch"]), key=lambda kv: kv[0]):
+        counts = dict(g.group_by("status").len().sort("status").iter_rows())
+        print(f"  {batch}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    clusters = wh.read("cluster_centroids").group_by("feature_space").agg(pl.col("k").first()).sort("feature_space")
+    print(f"\nclusterings: {clusters.height} feature spaces, k = "
+          + ", ".join(sorted({str(k) for k in clusters['k'].to_list()})))
+    subset = wh.read("curated_subset").sort("rank")
+    meta = report.materializations["curated_subset"][""]
+    print(f"\ncurated_subset: {subset.height} of {meta['pool_size']} clips (budget {args.budget:g}, pairing "
+          f"{meta['pairing']}), objective {meta['objective_mi_nats']:.4f} nats")
+    by_batch = dict(subset.group_by("batch").len().sort("batch").iter_rows())
+    print("  by batch: " + ", ".join(f"{k} {v}" for k, v in by_batch.items()))
+    failed = [k for k, ok in report.checks.items() if not ok]
+    print(f"  asset checks: {sum(report.checks.values())}/{len(report.checks)} passed"
+          + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    truth = _ground_truth(landing, report.batches)
+    if truth:
+        chosen = [truth[p] for p in subset["path"].to_list() if p in truth]
+        clips = wh.read("clips").filter(pl.col("batch").is_in(report.batches))
+        pool = [truth[p] for p in clips["path"].to_list() if p in truth]
+        print(f"  precision (ground truth): {np.mean(chosen):.3f} of the selected clips have matching sound "
+              f"(pool: {np.mean(pool):.3f}, what a random subset gets)")
+    print(f"\ntables: {warehouse}/<table> (Delta Lake)")
+    if home:
+        print(f"runs recorded in DAGSTER_HOME={home}")
+    return 0 if not failed else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    base = Path(args.dir).resolve()
+    landing, warehouse, home = base / "landing", base / "warehouse", base / "dagster_home"
+    if not landing.is_dir() or not any(landing.iterdir()):
+        print(f"generating {args.videos} demo videos in 2 batches under {landing}")
+        _cmd_demo_data(argparse.Namespace(dir=str(landing), videos=args.videos, batches=2, matched=0.5,
+                                          seed=args.seed, bad=False))
+    else:
+        print(f"using the demo videos already in {landing}")
+    print(f"\ncurating {landing} into {warehouse}")
+    rc = _cmd_curate(argparse.Namespace(
+        landing=str(landing), warehouse=str(warehouse), budget=args.budget, pairing=args.pairing, seed=args.seed,
+        refine=50, batch_size=20, k=0, max_clips=1, profile="weightfree", device="auto", extractor_options="{}",
+        batches=None, dagster_home=str(home)))
+    print(f"""
+Open the Dagster UI on this demo (then browse http://127.0.0.1:3000):
+
+  DAGSTER_HOME={home} ACAV_LANDING={landing} ACAV_WAREHOUSE={warehouse} .venv/bin/dagster dev -h 127.0.0.1 -p 3000
+
+You will see the asset graph (videos -> clips -> clip_embeddings -> cluster_centroids ->
+cluster_assignments -> curated_subset -> selection_lineage), one partition per batch folder,
+the runs this command made, each table's schema, row counts and preview, the status counts of
+the videos, the objective and per-batch split of the subset, and the asset checks' results.""")
+    return rc
+
+
+def _cmd_select_demo(args: argparse.Namespace) -> int:
     """Select from generated cluster assignments with a planted correspondence."""
     from acav_assets.core.planted import planted_assignments, precision
     from acav_assets.core.selection import mean_mutual_information, select_subset
 
     pa = planted_assignments(args.clips, matched_fraction=args.matched, seed=args.seed)
-    print(f"demo: {args.clips:,} clips, {pa.labels.shape[1]} clusterings "
-          f"({pa.modalities.count('audio')} audio, {pa.modalities.count('visual')} visual), "
-          f"{pa.matched.mean():.0%} of clips with sound that belongs to their picture")
+    print(f"{args.clips:,} clips, {pa.labels.shape[1]} clusterings, {pa.matched.mean():.0%} with matching sound")
     t = time.perf_counter()
-    sel = select_subset(pa.labels, args.budget, pairing=args.pairing, modalities=pa.modalities,
-                        seed=args.seed)
+    sel = select_subset(pa.labels, args.budget, pairing=args.pairing, modalities=pa.modalities, seed=args.seed)
     dt = time.perf_counter() - t
-    rng = np.random.default_rng(args.seed)
-    rand = rng.choice(args.clips, len(sel), replace=False)
-    print(f"selected {len(sel):,} clips ({args.budget:g} of the pool) in {dt:.2f} s, pairing {args.pairing}")
+    rand = np.random.default_rng(args.seed).choice(args.clips, len(sel), replace=False)
+    print(f"selected {len(sel):,} clips in {dt:.2f} s, pairing {args.pairing}")
     print(f"  objective (mean MI, nats): {sel.objective:.4f}   random subset: "
           f"{mean_mutual_information(pa.labels, rand, pairing=args.pairing, modalities=pa.modalities):.4f}")
-    print(f"  precision (truly matched): {precision(sel.indices, pa.matched):.3f}   random subset: "
-          f"{precision(rand, pa.matched):.3f}")
+    print(f"  precision: {precision(sel.indices, pa.matched):.3f}   random subset: {precision(rand, pa.matched):.3f}")
     return 0
 
 
@@ -37,13 +164,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="acav", description="Curate audio-visual datasets by audio-visual MI.")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the demo curation")
-    demo.add_argument("--clips", type=int, default=200_000)
+
+    demo = sub.add_parser("demo", help="generate the demo corpus, curate it end to end, print a summary")
+    demo.add_argument("--dir", default="demo", help="where the demo's landing area, warehouse and Dagster home go")
+    demo.add_argument("--videos", type=int, default=200)
     demo.add_argument("--budget", type=float, default=0.2)
-    demo.add_argument("--matched", type=float, default=0.5, help="share of clips whose sound matches")
     demo.add_argument("--pairing", choices=PAIRINGS, default=DEFAULT_PAIRING)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_cmd_demo)
+
+    data = sub.add_parser("demo-data", help="write generated videos with a planted audio-visual correspondence")
+    data.add_argument("dir")
+    data.add_argument("--videos", type=int, default=200)
+    data.add_argument("--batches", type=int, default=2)
+    data.add_argument("--matched", type=float, default=0.5, help="share of videos whose sound matches")
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--bad", action="store_true", help="also write a batch of bad inputs")
+    data.set_defaults(func=_cmd_demo_data)
+
+    cur = sub.add_parser("curate", help="run every asset for every batch folder through Dagster")
+    cur.add_argument("landing", help="folder with one sub-folder of videos per batch")
+    cur.add_argument("--warehouse", required=True, help="folder (or URI) for the Delta tables")
+    cur.add_argument("--budget", type=float, default=0.2, help="share of the pool in (0, 1], or a number of clips")
+    cur.add_argument("--pairing", choices=PAIRINGS, default=DEFAULT_PAIRING)
+    cur.add_argument("--profile", default="weightfree", help="extractor profile: weightfree or pretrained")
+    cur.add_argument("--extractor-options", default="{}", help='JSON, e.g. {"audio/vggish": {"weights": "vggish.pt"}}')
+    cur.add_argument("--device", default="auto")
+    cur.add_argument("--k", type=int, default=0, help="clusters per feature space (0: automatic, at most 32)")
+    cur.add_argument("--refine", type=int, default=50, help="swap-refinement rounds (0: reference greedy only)")
+    cur.add_argument("--batch-size", type=int, default=20, help="greedy candidates per step (0: exact greedy)")
+    cur.add_argument("--max-clips", type=int, default=1, help="clips per video (> 1: on distinct shots)")
+    cur.add_argument("--seed", type=int, default=0)
+    cur.add_argument("--batches", type=lambda s: [b for b in s.split(",") if b], default=None,
+                     help="comma-separated batch folders (default: all)")
+    cur.add_argument("--dagster-home", default=None, help="record runs in this Dagster instance (default: $DAGSTER_HOME, else none)")
+    cur.set_defaults(func=_cmd_curate)
+
+    sel = sub.add_parser("select-demo", help="the selector alone on generated cluster assignments")
+    sel.add_argument("--clips", type=int, default=200_000)
+    sel.add_argument("--budget", type=float, default=0.2)
+    sel.add_argument("--matched", type=float, default=0.5)
+    sel.add_argument("--pairing", choices=PAIRINGS, default=DEFAULT_PAIRING)
+    sel.add_argument("--seed", type=int, default=0)
+    sel.set_defaults(func=_cmd_select_demo)
     return parser
 
 
@@ -52,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         print(f"acav: error: {exc}", file=sys.stderr)
         return 2
 

@@ -72,6 +72,8 @@ class SelectionConfig(dg.Config):
     seed: int = Field(default=0, description="seed of the candidate draws")
     refine: int = Field(default=50, description="swap-refinement rounds after greedy (0 = reference behaviour)")
     refine_fraction: float = Field(default=0.01, description="share of the subset swapped per refinement round")
+    restarts: int = Field(default=0, description="selections with seeds seed..seed+n-1, best objective kept; "
+                                                 "0 = 4 on pools up to 1M clips, else 1")
 
     def params(self) -> pipeline.SelectionParams:
         if not (0 < self.budget <= 1 or (self.budget > 1 and float(self.budget).is_integer())):
@@ -83,7 +85,7 @@ class SelectionConfig(dg.Config):
                              f"batch_size={self.batch_size}, take={self.take}")
         return pipeline.SelectionParams(budget=self.budget, pairing=self.pairing, batch_size=self.batch_size or None,
                                         take=self.take, seed=self.seed, refine=self.refine,
-                                        refine_fraction=self.refine_fraction)
+                                        refine_fraction=self.refine_fraction, restarts=self.restarts)
 
 
 def _fail(exc: Exception) -> dg.Failure:
@@ -251,6 +253,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         "objective_mi_nats": float(sel.objective), "budget": params.budget, "pool_size": sel.pool_size,
         "expected_size": len(sel), "pairing": params.pairing, "pairs": len(sel.pairs),
         "refine_swaps": sel.refine_swaps, "clips_without_full_assignment": cur.excluded,
+        "seed_kept": cur.seed, "restart_objectives": dg.MetadataValue.json([round(o, 6) for o in cur.restart_objectives]),
         "by_batch": dg.MetadataValue.md(counts_table(by_batch, "batch", "selected")),
     })
     yield dg.MaterializeResult(asset_key="selection_lineage", metadata={

@@ -55,6 +55,7 @@ def curate_landing(
     run_config: dict | None = None,
     resources: dict | None = None,
     log: Callable[[str], None] = lambda m: None,
+    log_level: str = "INFO",
 ) -> CurateReport:
     """Materialize every asset for every batch folder (or ``batches``). ``run_config`` is the
     Dagster run config (``{"ops": {"curated_subset": {"config": {"budget": 0.3}}}}``); each run
@@ -79,7 +80,8 @@ def curate_landing(
 
     def run(selection, partition=None, label=""):
         names = {k.path[-1] for a in selection for k in a.keys}
-        cfg = {"ops": {k: v for k, v in ops.items() if k in names}}
+        cfg = {"ops": {k: v for k, v in ops.items() if k in names},
+               "loggers": {"console": {"config": {"log_level": log_level}}}}
         log(f"materializing {label}")
         result = dg.materialize(everything, selection=dg.AssetSelection.assets(*selection), partition_key=partition,
                                 instance=instance, resources=resources, run_config=cfg)

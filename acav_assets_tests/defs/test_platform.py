@@ -1,0 +1,231 @@
+"""The Dagster platform, for real: dg.materialize against an instance, Delta tables on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from acav_assets.cli import main as acav_main
+from acav_assets.core.synth import write_demo_videos
+from acav_assets.core.tables import Warehouse
+from acav_assets.defs import defs
+from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, videos
+from acav_assets.defs.checks import (
+    CHECKS,
+    assignments_complete,
+    embeddings_finite_and_declared_dims,
+    subset_beats_random,
+    subset_size_and_unique,
+)
+from acav_assets.defs.runner import curate_landing, resources_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    base = tmp_path_factory.mktemp("platform")
+    landing = base / "landing"
+    write_demo_videos(landing / "batch_001", 14, seed=21)
+    write_demo_videos(landing / "batch_002", 12, seed=22)
+    (landing / "batch_002" / "not_a_video.mp4").write_bytes(b"\x00" * 1000)
+    (landing / "bad name, with comma").mkdir()
+    instance = dg.DagsterInstance.ephemeral()
+    messages = []
+    report = curate_landing(str(landing), str(base / "warehouse"), instance=instance, log=messages.append,
+                            log_level="WARNING")
+    return base, landing, Warehouse(str(base / "warehouse")), instance, report, messages
+
+
+def run_checks(base, landing, instance, checks, partition=None):
+    # a checks-only run is not partitioned: the batch to check travels as the run's partition tag
+    result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.checks(*checks),
+                            tags={"dagster/partition": partition} if partition else None,
+                            instance=instance, resources=resources_for(str(landing), str(base / "warehouse")),
+                            raise_on_error=False)
+    return {ev.check_name: ev.passed for ev in result.get_asset_check_evaluations()}
+
+
+def test_two_batches_go_through_every_asset(curated):
+    base, landing, wh, instance, report, messages = curated
+    assert report.batches == ["batch_001", "batch_002"]
+    assert "bad name, with comma" in report.rejected and any("skipping" in m for m in messages)
+    vids = wh.read("videos")
+    assert vids.height == 27  # every file, the bad one included
+    bad = vids.filter(pl.col("path") == "batch_002/not_a_video.mp4").row(0, named=True)
+    assert bad["status"] == "corrupt" and bad["error"]
+    assert vids.filter(pl.col("status") == "ok").height == 26
+    cl = wh.read("clips")
+    assert cl.height == 26 and cl["clip_id"].n_unique() == 26
+    assert set(cl["path"].str.split("/").list.first()) == {"batch_001", "batch_002"}
+    emb = wh.read("clip_embeddings")
+    assert emb.height == 26 * 10 and emb["feature_space"].n_unique() == 10
+    cents = wh.read("cluster_centroids")
+    ks = cents.group_by("clustering_id").agg(pl.col("k").first(), pl.len())
+    assert ks.height == 10 and (ks["k"] == ks["len"]).all()
+    asg = wh.read("cluster_assignments")
+    assert asg.height == 26 * 10 and asg.select(pl.struct("clip_id", "clustering_id").n_unique()).item() == 260
+    subset = wh.read("curated_subset").sort("rank")
+    assert subset.height == round(0.2 * 26) and subset["rank"].to_list() == list(range(1, subset.height + 1))
+    assert subset["path"].str.starts_with("batch_").all() and subset["path"].str.ends_with(".mp4").all()
+    assert all(report.checks.values()) and len(report.checks) == 6
+    assert {"videos", "clips", "clip_embeddings", "cluster_assignments"} <= set(report.materializations)
+    meta = report.materializations["curated_subset"][""]
+    assert meta["expected_size"] == subset.height and meta["pool_size"] == 26
+
+
+def test_lineage_contributions_sum_to_the_objective(curated):
+    _, _, wh, _, report, _ = curated
+    lineage = wh.read("selection_lineage")
+    per_pair = lineage.group_by("pair_index").agg(pl.col("mi_contribution").sum(), pl.col("pair_mi").first())
+    assert np.allclose(per_pair["mi_contribution"], per_pair["pair_mi"], atol=1e-9)
+    objective = report.materializations["curated_subset"][""]["objective_mi_nats"]
+    assert per_pair["pair_mi"].mean() == pytest.approx(objective, abs=1e-9)
+    subset = wh.read("curated_subset")
+    assert lineage.group_by("pair_index").agg(pl.col("selected_count").sum())["selected_count"].unique().to_list() == [subset.height]
+    assert lineage.group_by("pair_index").agg(pl.col("pool_count").sum())["pool_count"].unique().to_list() == [26]
+
+
+def test_rematerializing_a_batch_leaves_no_duplicates(curated):
+    base, landing, wh, instance, _, _ = curated
+    before = {t: wh.read(t).sort(pl.all()).drop("vector", strict=False) for t in ("videos", "clips", "clip_embeddings")}
+    dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key="batch_001", instance=instance,
+                   resources=resources_for(str(landing), str(base / "warehouse")))
+    for table, old in before.items():
+        new = wh.read(table).sort(pl.all()).drop("vector", strict=False)
+        assert new.equals(old), f"{table} changed on re-materialization"
+    assert wh.version("videos") > 1  # it was rewritten, not skipped
+
+
+def test_checks_fail_on_deliberately_broken_data(curated, tmp_path):
+    base, landing, wh, instance, _, _ = curated
+    # work on a copy of the warehouse so the other tests keep good data
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(base / "warehouse", copy / "warehouse")
+    broken = Warehouse(str(copy / "warehouse"))
+    assert run_checks(copy, landing, instance, [embeddings_finite_and_declared_dims], "batch_001") == \
+        {"embeddings_finite_and_declared_dims": True}
+
+    emb = broken.read("clip_embeddings").filter(pl.col("batch") == "batch_001")
+    bad_vec = [float("nan")] * len(emb["vector"][0])
+    emb = emb.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(bad_vec, dtype=pl.List(pl.Float32)))
+                           .otherwise(pl.col("vector")).alias("vector"))
+    broken.write_batch("clip_embeddings", "batch_001", emb)
+    asg = broken.read("cluster_assignments").filter(pl.col("batch") == "batch_002")
+    broken.write_batch("cluster_assignments", "batch_002", asg.filter(pl.col("clip_id") != asg["clip_id"][0]))
+    subset = broken.read("curated_subset")
+    broken.overwrite("curated_subset", pl.concat([subset.head(1), subset.head(1)]))
+
+    assert run_checks(copy, landing, instance, [embeddings_finite_and_declared_dims], "batch_001") == \
+        {"embeddings_finite_and_declared_dims": False}
+    assert run_checks(copy, landing, instance, [assignments_complete], "batch_002") == {"assignments_complete": False}
+    assert run_checks(copy, landing, instance, [assignments_complete], "batch_001") == {"assignments_complete": True}
+    assert run_checks(copy, landing, instance, [subset_size_and_unique, subset_beats_random]) == \
+        {"subset_size_and_unique": False, "subset_beats_random": False}
+
+
+def test_bad_selection_config_fails_clearly_before_work(curated):
+    base, landing, wh, instance, _, _ = curated
+    version = wh.version("curated_subset")
+    result = dg.materialize(ASSETS, selection=["curated_subset", "selection_lineage"], instance=instance,
+                            resources=resources_for(str(landing), str(base / "warehouse")), raise_on_error=False,
+                            run_config={"ops": {"curated_subset": {"config": {"budget": 1.5}}}})
+    assert not result.success
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    assert "budget must be a share in (0, 1]" in str(failure.event_specific_data.error)
+    assert wh.version("curated_subset") == version  # nothing written
+
+
+def test_asset_specs_snapshot():
+    graph = defs.resolve_asset_graph()
+    snap = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        snap[key.to_user_string()] = {
+            "group": node.group_name, "partitioned": node.partitions_def is not None,
+            "deps": sorted(k.to_user_string() for k in node.parent_keys), "kinds": sorted(node.kinds),
+            "has_description": bool(node.description),
+        }
+    assert snap == {
+        "videos": {"group": "ingest", "partitioned": True, "deps": [], "kinds": ["deltalake", "pyav"], "has_description": True},
+        "clips": {"group": "ingest", "partitioned": True, "deps": ["videos"], "kinds": ["deltalake", "python"], "has_description": True},
+        "clip_embeddings": {"group": "features", "partitioned": True, "deps": ["clips"], "kinds": ["deltalake", "torch"], "has_description": True},
+        "cluster_centroids": {"group": "features", "partitioned": False, "deps": ["clip_embeddings"], "kinds": ["deltalake", "faiss"], "has_description": True},
+        "cluster_assignments": {"group": "features", "partitioned": True, "deps": ["clip_embeddings", "cluster_centroids"], "kinds": ["deltalake", "faiss"], "has_description": True},
+        "curated_subset": {"group": "curation", "partitioned": False, "deps": ["clips", "cluster_assignments"], "kinds": ["deltalake", "numba"], "has_description": True},
+        "selection_lineage": {"group": "curation", "partitioned": False, "deps": ["curated_subset"], "kinds": ["deltalake"], "has_description": True},
+    }
+    assert {c.name for c in defs.resolve_asset_graph().asset_check_keys} == {
+        "embeddings_finite_and_declared_dims", "assignments_complete", "subset_size_and_unique", "subset_beats_random"}
+
+
+def test_acav_curate_command_prints_precision(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "batch_a", 16, seed=31)
+    rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.25"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "curated_subset: 4 of 16 clips" in out and "precision (ground truth):" in out
+    assert "asset checks: 4/4 passed" in out
+    assert acav_main(["curate", str(tmp_path / "missing"), "--warehouse", str(tmp_path / "wh")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "2.5"]) == 2
+    assert "--budget" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_webserver_serves_the_asset_graph(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "ACAV_HOME": str(tmp_path / "acav")}
+    exe = Path(sys.executable).parent / "dagster-webserver"
+    proc = subprocess.Popen([str(exe), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError("webserver did not come up")
+                time.sleep(0.5)
+        query = {"query": "{ assetNodes { assetKey { path } groupName isPartitioned } }"}
+        keys = set()
+        for _ in range(60):  # the code location loads in the background
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps(query).encode(),
+                                         headers={"Content-Type": "application/json"})
+            data = json.loads(urllib.request.urlopen(req, timeout=10).read())
+            keys = {n["assetKey"]["path"][-1] for n in (data.get("data") or {}).get("assetNodes") or []}
+            if keys:
+                break
+            time.sleep(1)
+        assert keys == {"videos", "clips", "clip_embeddings", "cluster_centroids", "cluster_assignments",
+                        "curated_subset", "selection_lineage"}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode is not None
