@@ -54,6 +54,7 @@ class ClusteringConfig(dg.Config):
     k: int = Field(default=0, description="clusters per feature space; 0 = about sqrt(n/2), at most max_k")
     max_k: int = Field(default=32, description="upper bound of the automatic k (reference: 32)")
     niter: int = Field(default=25, description="k-means iterations")
+    nredo: int = Field(default=0, description="k-means runs, best kept; 0 = 10 for small fits, 3 medium, 1 large")
     seed: int = Field(default=0, description="seed of the sample and of k-means")
     max_sample: int = Field(default=200_000, description="clips per feature space used to fit")
     normalize: bool = Field(default=False, description="L2-normalise embeddings before clustering")
@@ -189,7 +190,8 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
                       warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     try:
-        clusterings = pipeline.fit_clusterings(wh, config.kmeans_config(), k=config.k or None, log=context.log.info)
+        clusterings = pipeline.fit_clusterings(wh, config.kmeans_config(), k=config.k or None,
+                                               nredo=config.nredo or None, log=context.log.info)
     except ValueError as exc:
         raise _fail(exc) from exc
     rows = [r for cl in clusterings for r in cl.to_rows()]
