@@ -3,12 +3,16 @@
     acav demo [--dir demo]                      generate the demo corpus, curate it, summarise
     acav demo-data DIR [--videos 200]           write generated videos (one folder per batch)
     acav curate LANDING --warehouse DIR [...]   run every asset for every batch through Dagster
+    acav explain CLIP_ID --warehouse DIR        why a clip was selected, or not
+    acav report --warehouse DIR --out DIR       summary tables and a heatmap
+    acav subset --warehouse DIR [--as-of V|T]   the curated subset, now or earlier (Delta time travel)
     acav select-demo                            the selector alone on generated cluster labels
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -144,6 +148,63 @@ the videos, the objective and per-batch split of the subset, and the asset check
     return rc
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from acav_assets.core.report import explain_clip
+    from acav_assets.core.tables import Warehouse
+
+    facts = explain_clip(Warehouse(args.warehouse), args.clip_id)
+    if args.json:
+        print(json.dumps(facts, indent=1))
+        return 0
+    print(f"{facts['clip_id']}  ({facts['path']} [{facts['window'][0]:g}, {facts['window'][1]:g}) s, batch {facts['batch']})")
+    print(f"selection {facts['selection_id']}: pairing {facts['pairing']}, objective {facts['objective']:.4f} nats")
+    if "clusters" in facts:
+        print("clusters: " + ", ".join(f"{fs} {c}" for fs, c in facts["clusters"].items()))
+    if facts["selected"]:
+        print(f"SELECTED at rank {facts['rank']} (step {facts['step']}), gain when chosen {facts['gain_when_chosen']:+.5f}; "
+              f"removing it now would change the objective by {-facts['loss_if_removed_now']:+.5f}")
+        print("cells it sits in, strongest first:")
+        for c in facts["cells"]:
+            print(f"  {c['pair'][0]} x {c['pair'][1]} cell {tuple(c['cell'])}: {c['selected_in_cell']} selected of "
+                  f"{c['pool_in_cell']} in the pool, contributes {c['mi_contribution']:.4f}")
+    elif "gain_if_added_now" in facts:
+        print(f"NOT SELECTED: adding it now would change the objective by {facts['gain_if_added_now']:+.5f}; the weakest "
+              f"selected clip ({facts['weakest_selected']}) adds {facts['bar_to_beat']:+.5f} (removing it would change "
+              f"the objective by {-facts['bar_to_beat']:+.5f})")
+    else:
+        print(f"NOT SELECTED: {facts['reason']}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from acav_assets.core.report import write_report
+    from acav_assets.core.tables import Warehouse
+
+    paths = write_report(Warehouse(args.warehouse), args.out)
+    print(f"wrote {paths['report']} and {paths['heatmap']}")
+    return 0
+
+
+def _cmd_subset(args: argparse.Namespace) -> int:
+    from acav_assets.core.report import subset_as_of
+    from acav_assets.core.tables import Warehouse
+
+    wh = Warehouse(args.warehouse)
+    if args.as_of is None:
+        df, label = wh.read("curated_subset").sort("rank"), f"version {wh.version('curated_subset')} (latest)"
+    else:
+        df, label = subset_as_of(wh, args.as_of)
+    df = df.select("rank", "clip_id", "path", "start_s", "end_s", "gain", "batch", "selection_id")
+    if args.csv:
+        df.write_csv(args.csv)
+        print(f"wrote {df.height} rows of curated_subset as of {label} to {args.csv}")
+    else:
+        print(f"curated_subset as of {label}: {df.height} clips")
+        with __import__("polars").Config(tbl_rows=args.limit, tbl_width_chars=160, fmt_str_lengths=60):
+            print(df.head(args.limit))
+    return 0
+
+
 def _cmd_select_demo(args: argparse.Namespace) -> int:
     """Select from generated cluster assignments with a planted correspondence."""
     from acav_assets.core.planted import planted_assignments, precision
@@ -204,6 +265,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="comma-separated batch folders (default: all)")
     cur.add_argument("--dagster-home", default=None, help="record runs in this Dagster instance (default: $DAGSTER_HOME, else none)")
     cur.set_defaults(func=_cmd_curate)
+
+    exp = sub.add_parser("explain", help="why a clip was selected, or not")
+    exp.add_argument("clip_id")
+    exp.add_argument("--warehouse", required=True)
+    exp.add_argument("--json", action="store_true", help="print the facts as JSON")
+    exp.set_defaults(func=_cmd_explain)
+
+    rep = sub.add_parser("report", help="summary tables and a heatmap of the strongest clustering pair")
+    rep.add_argument("--warehouse", required=True)
+    rep.add_argument("--out", default="acav_report", help="folder for report.md and heatmap.png")
+    rep.set_defaults(func=_cmd_report)
+
+    sbs = sub.add_parser("subset", help="print the curated subset, now or as of an earlier version or time")
+    sbs.add_argument("--warehouse", required=True)
+    sbs.add_argument("--as-of", default=None, help="Delta table version (integer) or ISO time, e.g. 2026-11-22T10:00:00+00:00")
+    sbs.add_argument("--csv", default=None, help="write the rows to this CSV file instead")
+    sbs.add_argument("--limit", type=int, default=20)
+    sbs.set_defaults(func=_cmd_subset)
 
     sel = sub.add_parser("select-demo", help="the selector alone on generated cluster assignments")
     sel.add_argument("--clips", type=int, default=200_000)

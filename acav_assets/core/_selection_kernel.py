@@ -240,3 +240,10 @@ def replay(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col
         after = _objective(scalars[0], scalars[1], n_pairs)
         out_gain[r] = after - before
         out_obj[r] = after
+
+
+@nb.njit(cache=True)
+def delta_rows(labels, rows, pair_i, pair_j, pair_off, ks, gcell, col_w, col_off, gmarg, out):
+    """Change of T if each of ``rows`` (not in the tables) were added alone."""
+    for r in range(rows.shape[0]):
+        out[r] = _delta(labels, rows[r], pair_i, pair_j, pair_off, ks, gcell, col_w, col_off, gmarg)

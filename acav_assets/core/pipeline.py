@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+from datetime import datetime, timezone
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -233,6 +234,7 @@ class Curation:
     excluded: int  # clips lacking an assignment for some clustering
     restart_objectives: list[float]  # objective of each restart, in seed order
     seed: int  # the seed of the selection kept
+    run: dict  # the selection_runs row: id, time, parameters, clusterings, input batches
 
 
 def assignment_matrix(wh: Warehouse, clusterings: list[Clustering]) -> tuple[list[str], np.ndarray, list[str], int]:
@@ -273,9 +275,15 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids)}, sort_keys=True)
     selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
     chosen = pl.DataFrame({"clip_id": [clip_ids[i] for i in sel.indices], "rank": np.arange(1, len(sel) + 1),
-                           "gain": sel.gains, "step": sel.steps})
+                           "gain": sel.gains, "step": sel.steps,
+                           "clusters": pl.Series(labels[sel.indices].astype(np.int32).tolist(), dtype=pl.List(pl.Int32))})
     clips = wh.scan("clips").select("clip_id", "video_id", "path", "batch", "start_s", "end_s")
     subset = (chosen.lazy().join(clips, on="clip_id", how="left").with_columns(pl.lit(selection_id).alias("selection_id"))
               .sort("rank").collect())
+    batches = sorted(wh.scan("cluster_assignments").select("batch").unique().collect()["batch"].to_list())
+    run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+           "params": json.dumps(asdict(params), sort_keys=True), "clustering_ids": columns,
+           "feature_spaces": [c.feature_space for c in clusterings], "batches": batches, "pool_size": len(clip_ids),
+           "size": len(sel), "objective": float(sel.objective), "seed": params.seed}
     return Curation(sel, clip_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
-                    selection_id, excluded, [r.objective for r in runs], params.seed + best)
+                    selection_id, excluded, [r.objective for r in runs], params.seed + best, {**run, "seed": params.seed + best})

@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_PAIRING",
     "PAIRINGS",
     "Selection",
+    "marginal_effects",
     "mean_mutual_information",
     "mutual_information",
     "resolve_pairs",
@@ -497,3 +498,49 @@ def _exact_objective(counts, marg, pair_i, pair_j, pair_off, ks, col_off, n_tota
         total += (_xlogx_sum(cells.astype(np.float64)) - _xlogx_sum(a.astype(np.float64))
                   - _xlogx_sum(b.astype(np.float64))) / n_total + math.log(n_total)
     return total / pair_i.size
+
+
+def marginal_effects(
+    assignments: np.ndarray,
+    subset: np.ndarray | Sequence[int],
+    others: np.ndarray | Sequence[int] = (),
+    *,
+    pairing: str | Sequence[tuple[int, int]] = DEFAULT_PAIRING,
+    modalities: Sequence[str] | None = None,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """How each clip bears on the objective of ``subset``: ``(objective, loss, gain)``.
+
+    ``loss[i]``: how much the objective drops if ``subset[i]`` is taken out; ``gain[j]``: how
+    much it rises if ``others[j]`` (not in the subset) is added alone. Computed exactly with
+    the selector's tables, ``O(P + m)`` per clip.
+    """
+    labels, ks = _as_labels(assignments)
+    n, m = labels.shape
+    pairs = resolve_pairs(pairing, m, modalities)
+    sub = _as_index_array(subset, n, "subset")
+    oth = _as_index_array(list(others), n, "others")
+    if np.intersect1d(sub, oth).size:
+        raise ValueError("others must not contain clips of the subset")
+    pair_i = np.array([p[0] for p in pairs], dtype=np.int64)
+    pair_j = np.array([p[1] for p in pairs], dtype=np.int64)
+    sizes = ks[pair_i] * ks[pair_j]
+    pair_off = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
+    col_off = np.r_[0, np.cumsum(ks)[:-1]].astype(np.int64)
+    col_w = (np.bincount(pair_i, minlength=m) + np.bincount(pair_j, minlength=m)).astype(np.float64)
+    counts = np.zeros(int(sizes.sum()), dtype=np.int64)
+    gcell = np.zeros(counts.size)
+    marg = np.zeros(int(ks.sum()), dtype=np.int64)
+    gmarg = np.zeros(marg.size)
+    scalars = np.zeros(2)
+    args = (pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars)
+    _k.add_rows(labels, sub, *args)
+    t, k = scalars[0], float(sub.size)
+    p = float(len(pairs))
+    objective = _k._objective(t, k, p)
+    rem = np.zeros(sub.size)
+    _k.removal_scores(labels, sub, *args[:-1], rem)
+    loss = objective - np.array([_k._objective(t + d, k - 1, p) for d in rem])
+    add = np.zeros(oth.size)
+    _k.delta_rows(labels, oth, pair_i, pair_j, pair_off, ks, gcell, col_w, col_off, gmarg, add)
+    gain = np.array([_k._objective(t + d, k + 1, p) for d in add]) - objective
+    return float(objective), loss, gain

@@ -51,6 +51,12 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "curated_subset": {
         "clip_id": pl.String, "video_id": pl.String, "path": pl.String, "rank": pl.Int64, "gain": pl.Float64,
         "batch": pl.String, "step": pl.Int64, "start_s": pl.Float64, "end_s": pl.Float64, "selection_id": pl.String,
+        "clusters": pl.List(pl.Int32),  # the clip's cluster in each clustering of its selection run, in order
+    },
+    "selection_runs": {
+        "selection_id": pl.String, "created_at": pl.String, "params": pl.String, "clustering_ids": pl.List(pl.String),
+        "feature_spaces": pl.List(pl.String), "batches": pl.List(pl.String), "pool_size": pl.Int64,
+        "size": pl.Int64, "objective": pl.Float64, "seed": pl.Int64,
     },
     "selection_lineage": {
         "selection_id": pl.String, "pair_index": pl.Int32, "clustering_a": pl.String, "clustering_b": pl.String,

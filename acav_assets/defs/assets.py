@@ -7,8 +7,10 @@ Per batch (dynamic partitions ``batches``): ``videos`` → ``clips`` → ``clip_
 """
 
 
+import base64
 import time
 from collections import Counter
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -20,6 +22,7 @@ from acav_assets.core.clustering import KMeansConfig
 from acav_assets.core.features import profile_feature_spaces
 from acav_assets.core.lineage import lineage_rows
 from acav_assets.core.media import ProbeConfig
+from acav_assets.core.report import strongest_pair, write_report
 from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, resolve_pairs
 from acav_assets.defs.metadata import counts_table, markdown_table, table_metadata
 from acav_assets.defs.resources import ComputeResource, ExtractorResource, LandingResource, WarehouseResource
@@ -246,7 +249,21 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     pairs = resolve_pairs(params.pairing, len(cur.columns), cur.modalities)
     lineage = lineage_rows(cur.labels, sel.indices, pairs, cur.columns, cur.feature_spaces, cur.selection_id)
     wh.overwrite("selection_lineage", lineage)
+    wh.append("selection_runs", [cur.run])
     by_batch = dict(cur.subset.group_by("batch").len().iter_rows())
+    visuals = {}
+    if "://" not in warehouse.root:  # local warehouse: keep the report next to the tables
+        paths = write_report(wh, Path(warehouse.root) / "_reports" / cur.selection_id)
+        png = Path(paths["heatmap"]).read_bytes()
+        _, pair = strongest_pair(lineage)
+        visuals = {
+            "heatmap": dg.MetadataValue.md(
+                f"Selected clips per cell of the strongest pair ({pair['feature_space_a']} × "
+                f"{pair['feature_space_b']}, MI {pair['pair_mi']:.3f}):\n\n"
+                f"![heatmap](data:image/png;base64,{base64.b64encode(png).decode()})"),
+            "heatmap_path": dg.MetadataValue.path(paths["heatmap"]),
+            "report_path": dg.MetadataValue.path(paths["report"]),
+        }
     top = (lineage.group_by("feature_space_a", "feature_space_b").agg(pl.col("pair_mi").first())
            .sort("pair_mi", descending=True).head(10))
     yield dg.MaterializeResult(asset_key="curated_subset", metadata={
@@ -260,7 +277,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     })
     yield dg.MaterializeResult(asset_key="selection_lineage", metadata={
         **table_metadata("selection_lineage", lineage), "selection_id": cur.selection_id,
-        "top_pairs": dg.MetadataValue.md(markdown_table(top, limit=10)),
+        "top_pairs": dg.MetadataValue.md(markdown_table(top, limit=10)), **visuals,
     })
 
 
