@@ -76,6 +76,8 @@ def _cmd_curate(args: argparse.Namespace) -> int:
         raise ValueError(f"landing folder {landing} does not exist")
     if not 0 < args.budget <= 1 and not (args.budget > 1 and float(args.budget).is_integer()):
         raise ValueError(f"--budget must be a share in (0, 1] or a whole number of clips, got {args.budget}")
+    if not args.warehouse.strip():
+        raise ValueError("the warehouse root is empty: give a folder or an object-store URI")
     warehouse = str(Path(args.warehouse).resolve()) if "://" not in args.warehouse else args.warehouse
     run_config = {"ops": {
         "curated_subset": {"config": {"budget": args.budget, "pairing": args.pairing, "seed": args.seed,
@@ -148,11 +150,18 @@ the videos, the objective and per-batch split of the subset, and the asset check
     return rc
 
 
-def _cmd_explain(args: argparse.Namespace) -> int:
-    from acav_assets.core.report import explain_clip
+def _existing_warehouse(root: str):
     from acav_assets.core.tables import Warehouse
 
-    facts = explain_clip(Warehouse(args.warehouse), args.clip_id)
+    if "://" not in root and not Path(root).is_dir():
+        raise ValueError(f"warehouse {root} does not exist (run `acav curate ... --warehouse {root}` first)")
+    return Warehouse(root)
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from acav_assets.core.report import explain_clip
+
+    facts = explain_clip(_existing_warehouse(args.warehouse), args.clip_id)
     if args.json:
         print(json.dumps(facts, indent=1))
         return 0
@@ -178,18 +187,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from acav_assets.core.report import write_report
-    from acav_assets.core.tables import Warehouse
 
-    paths = write_report(Warehouse(args.warehouse), args.out)
+    paths = write_report(_existing_warehouse(args.warehouse), args.out)
     print(f"wrote {paths['report']} and {paths['heatmap']}")
     return 0
 
 
 def _cmd_subset(args: argparse.Namespace) -> int:
     from acav_assets.core.report import subset_as_of
-    from acav_assets.core.tables import Warehouse
 
-    wh = Warehouse(args.warehouse)
+    wh = _existing_warehouse(args.warehouse)
     if args.as_of is None:
         df, label = wh.read("curated_subset").sort("rank"), f"version {wh.version('curated_subset')} (latest)"
     else:

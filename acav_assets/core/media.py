@@ -5,16 +5,21 @@ one of :data:`STATUSES` and whose ``error`` says what happened, in words. The wo
 bounded: the demuxer's probe size and analysis duration are capped, the truncation check reads
 a bounded number of packets, content is hashed whole only up to ``hash_full_limit_bytes``
 (beyond that, a sampled hash), and non-regular files (FIFOs, devices, directories) are never
-opened. A process-level timeout for files that make FFmpeg itself spin belongs to the batch
-runner.
+opened. With ``timeout_s``, :func:`probe_files` probes each file in a worker process that is
+killed if it overruns (status ``timeout``), so even a file that makes FFmpeg spin cannot stall a
+batch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
+import select
 import stat
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -42,6 +47,7 @@ STATUSES = (
     "corrupt",      # not a media file, truncated, or undecodable
     "unreadable",   # cannot be read: permissions, broken link, not a regular file
     "duplicate",    # same content as a file seen earlier
+    "timeout",      # probing took longer than the per-file time limit
 )
 
 _HASH_CHUNK = 1 << 20
@@ -298,33 +304,101 @@ def _check_decodable(container, vs, aus, rec: VideoRecord, config: ProbeConfig) 
     return None
 
 
+class _ProbeWorker:
+    """A worker process (``python -m acav_assets.core._probe_worker``) that probes one file at a
+    time and is replaced if it overruns or dies."""
+
+    def __init__(self, config: ProbeConfig):
+        self.config = json.dumps(asdict(config))
+        self._start()
+
+    def _start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "acav_assets.core._probe_worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        if self._read(120) != "ready":  # start-up is not charged to a file
+            self._stop()
+            raise RuntimeError("the probe worker process did not start")
+
+    def _read(self, timeout_s: float):
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        if not ready:
+            return None
+        line = self.proc.stdout.readline()
+        return json.loads(line) if line else EOFError
+
+    def probe(self, path: str, timeout_s: float) -> VideoRecord:
+        try:
+            self.proc.stdin.write(json.dumps({"path": path, "config": json.loads(self.config)}) + "\n")
+            self.proc.stdin.flush()
+            answer = self._read(timeout_s)
+        except (BrokenPipeError, OSError):
+            answer = EOFError
+        if isinstance(answer, dict):
+            return VideoRecord(**answer)
+        self._stop()
+        self._start()
+        if answer is EOFError:  # the worker died (e.g. a crash inside FFmpeg)
+            return VideoRecord(_path_id(path), path, "corrupt", "the prober crashed on this file")
+        return VideoRecord(_path_id(path), path, "timeout", f"probing took longer than {timeout_s:g} s; stopped")
+
+    def _stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            stream.close()
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+
+
 def probe_files(
     paths: Iterable[str | os.PathLike],
     config: ProbeConfig = ProbeConfig(),
     *,
     known: Mapping[str, str] | None = None,
     root: str | os.PathLike | None = None,
+    timeout_s: float | None = None,
 ) -> list[VideoRecord]:
     """Probe many files in sorted path order and mark repeated content as ``duplicate``.
 
     ``known`` maps video ids seen before (e.g. in earlier batches) to where they were seen;
     a file with one of those ids is a duplicate too. With ``root``, error messages name
-    duplicates by their path relative to it.
+    duplicates by their path relative to it. With ``timeout_s``, each file is probed in a
+    worker process that is stopped after that many seconds (status ``timeout``).
     """
     seen: dict[str, str] = dict(known or {})
     records = []
-    for p in sorted(os.fspath(p) for p in paths):
-        rec = probe_file(p, config)
-        shown = os.path.relpath(p, root) if root is not None else p
-        if rec.video_id in seen and not rec.video_id.startswith("p"):
-            first = seen[rec.video_id]
-            prior_error = f" (that copy: {rec.status})" if rec.status != OK else ""
-            rec.status, rec.duplicate_of = "duplicate", first
-            rec.error = f"same content as {first}{prior_error}"
-        else:
-            seen.setdefault(rec.video_id, shown)
-        records.append(rec)
+    worker = _ProbeWorker(config) if timeout_s is not None else None
+    try:
+        for p in sorted(os.fspath(p) for p in paths):
+            rec = worker.probe(p, timeout_s) if worker else probe_file(p, config)
+            records.append(_dedupe(rec, p, seen, root))
+    finally:
+        if worker:
+            worker.close()
     return records
+
+
+def _dedupe(rec: VideoRecord, p: str, seen: dict[str, str], root) -> VideoRecord:
+    """Mark ``rec`` as a duplicate if its content was seen (in this batch or in ``seen``)."""
+    shown = os.path.relpath(p, root) if root is not None else p
+    if rec.video_id in seen and not rec.video_id.startswith("p"):
+        first = seen[rec.video_id]
+        prior_error = f" (that copy: {rec.status})" if rec.status != OK else ""
+        rec.status, rec.duplicate_of = "duplicate", first
+        rec.error = f"same content as {first}{prior_error}"
+    else:
+        seen.setdefault(rec.video_id, shown)
+    return rec
 
 
 def list_media_files(folder: str | os.PathLike, suffixes: Iterable[str] | None = None) -> list[str]:

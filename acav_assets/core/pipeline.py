@@ -69,13 +69,14 @@ def landing_batches(landing_root: str | os.PathLike) -> tuple[list[str], dict[st
 # --- videos, clips -------------------------------------------------------------------------
 
 def probe_rows(landing_root: str | os.PathLike, batch: str, config: ProbeConfig = ProbeConfig(),
-               known: dict[str, str] | None = None) -> list[dict]:
-    """One ``videos`` row per input file of the batch (every file, whatever its status)."""
+               known: dict[str, str] | None = None, timeout_s: float | None = None) -> list[dict]:
+    """One ``videos`` row per input file of the batch (every file, whatever its status);
+    ``timeout_s`` bounds the time spent on any one file (status ``timeout``)."""
     folder = batch_dir(landing_root, batch)
     if not folder.is_dir():
         raise ValueError(f"batch folder {folder} does not exist")
     root = Path(landing_root).resolve()
-    records = probe_files(list_media_files(folder), config, known=known, root=root)
+    records = probe_files(list_media_files(folder), config, known=known, root=root, timeout_s=timeout_s)
     rows = []
     for r in records:
         row = r.to_row()

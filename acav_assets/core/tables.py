@@ -101,6 +101,10 @@ class Warehouse:
     storage_options: Mapping[str, str] | None = field(default=None)
     retries: int = 8
 
+    def __post_init__(self):
+        if not isinstance(self.root, str) or not self.root.strip():
+            raise ValueError("the warehouse root is empty: give a folder or an object-store URI")
+
     def uri(self, table: str) -> str:
         return f"{self.root.rstrip('/')}/{table}"
 
@@ -129,6 +133,8 @@ class Warehouse:
                 return
             except (CommitFailedError, DeltaError) as exc:
                 # A concurrent writer created the table or committed first: try again on top.
+                # (A killed writer never commits: Delta's log entry is the atomic step, so the
+                # table stays at its previous version; its orphaned data files are ignored.)
                 if attempt == self.retries - 1 or not _retryable(exc):
                     raise
                 time.sleep(0.05 * (2 ** attempt))
@@ -149,6 +155,16 @@ class Warehouse:
         """Replace a whole unpartitioned table (a new version; earlier ones stay readable)."""
         df = frame(table, rows)
         self._write(table, df, mode="overwrite")
+        return df.height
+
+    def replace_key(self, table: str, column: str, key: str, rows: list[dict] | pl.DataFrame) -> int:
+        """Replace the rows whose ``column`` equals ``key`` (an upsert by key, in one commit)."""
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", key):
+            raise ValueError(f"unsafe key for {table}.{column}: {key!r}")
+        df = frame(table, rows)
+        if df.height and (df[column] != key).any():
+            raise ValueError(f"rows for {table} carry a {column} other than {key!r}")
+        self._write(table, df, mode="overwrite", predicate=f"{column} = '{key}'")
         return df.height
 
     def append(self, table: str, rows: list[dict] | pl.DataFrame) -> int:

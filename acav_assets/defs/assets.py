@@ -38,6 +38,7 @@ class VideosConfig(dg.Config):
     min_duration_s: float = Field(default=2.5, description="shorter videos get status too_short")
     max_duration_s: float | None = Field(default=None, description="longer videos get status too_long (reference: 597)")
     max_pixels: int = Field(default=ProbeConfig.max_pixels, description="larger frames get status too_large")
+    probe_timeout_s: float = Field(default=120.0, description="time limit per file (status timeout); 0 = none")
 
     def probe_config(self) -> ProbeConfig:
         return ProbeConfig(min_duration_s=self.min_duration_s, max_duration_s=self.max_duration_s,
@@ -110,7 +111,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
         known = {r["video_id"]: r["path"] for r in wh.scan("videos")
                  .filter((pl.col("batch") != batch) & (pl.col("status") == "ok")).select("video_id", "path")
                  .collect().iter_rows(named=True)}
-        rows = pipeline.probe_rows(landing.root, batch, probe, known)
+        rows = pipeline.probe_rows(landing.root, batch, probe, known, timeout_s=config.probe_timeout_s or None)
     except ValueError as exc:
         raise _fail(exc) from exc
     n = wh.write_batch("videos", batch, rows)
@@ -249,7 +250,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     pairs = resolve_pairs(params.pairing, len(cur.columns), cur.modalities)
     lineage = lineage_rows(cur.labels, sel.indices, pairs, cur.columns, cur.feature_spaces, cur.selection_id)
     wh.overwrite("selection_lineage", lineage)
-    wh.append("selection_runs", [cur.run])
+    wh.replace_key("selection_runs", "selection_id", cur.selection_id, [cur.run])  # idempotent per selection
     by_batch = dict(cur.subset.group_by("batch").len().iter_rows())
     visuals = {}
     if "://" not in warehouse.root:  # local warehouse: keep the report next to the tables

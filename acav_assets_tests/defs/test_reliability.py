@@ -1,0 +1,227 @@
+"""Reliability: bad input, killed writers, concurrent batches, re-runs, hostile names and config,
+bounded work. Real files, real Delta tables, real Dagster runs, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from acav_assets.cli import main as acav_main
+from acav_assets.core.media import probe_files
+from acav_assets.core.pipeline import batch_dir, landing_batches
+from acav_assets.core.synth import write_bad_inputs, write_demo_videos
+from acav_assets.core.tables import Warehouse, validate_batch_key
+from acav_assets.defs.runner import curate_landing
+
+PY = sys.executable
+
+
+def test_bad_input_batch_next_to_good_videos(tmp_path):
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "good", 10, seed=51)
+    expected = write_bad_inputs(landing / "bad", seed=52)
+    report = curate_landing(str(landing), str(tmp_path / "wh"), instance=dg.DagsterInstance.ephemeral(),
+                            log_level="ERROR")
+    wh = Warehouse(str(tmp_path / "wh"))
+    vids = wh.read("videos").filter(pl.col("batch") == "bad")
+    names = [Path(p).name for p in vids["path"].to_list()]
+    assert sorted(names) == sorted(expected)  # every file exactly once
+    got = dict(zip(names, vids["status"].to_list()))
+    assert got == expected
+    assert all(e for s, e in zip(vids["status"], vids["error"]) if s != "ok")
+    ok_paths = set(vids.filter(pl.col("status") == "ok")["path"].to_list())
+    assert len(ok_paths) == 4  # the reference, the VFR one, the non-ASCII and the spaced/quoted names
+    clip_paths = set(wh.read("clips").filter(pl.col("batch") == "bad")["path"].to_list())
+    assert clip_paths == ok_paths  # the good ones flow on
+    embedded = wh.read("clip_embeddings").filter(pl.col("batch") == "bad")["clip_id"].n_unique()
+    assert embedded == len(ok_paths)
+    assert all(report.checks.values())
+    assert wh.read("curated_subset").height == round(0.2 * (10 + len(ok_paths)))
+
+
+_WRITER = textwrap.dedent('''
+    import sys, numpy as np, polars as pl
+    from acav_assets.core.tables import Warehouse
+    wh = Warehouse(sys.argv[1])
+    n, tag = int(sys.argv[2]), sys.argv[3]
+    df = pl.DataFrame({"batch": "b1", "clip_id": [f"{tag}-{i}" for i in range(n)], "feature_space": "x",
+                       "vector": pl.Series(np.random.default_rng(0).random((n, 16), dtype=np.float32))
+                                   .cast(pl.Array(pl.Float32, 16)).cast(pl.List(pl.Float32))})
+    print("writing", flush=True)
+    wh.write_batch("clip_embeddings", "b1", df)
+    print("done", flush=True)
+''')
+
+
+def test_a_killed_writer_leaves_the_previous_version(tmp_path):
+    root = str(tmp_path / "wh")
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    subprocess.run([PY, str(script), root, "1000", "old"], check=True, capture_output=True)
+    wh = Warehouse(root)
+    v0 = wh.version("clip_embeddings")
+    killed = 0
+    for delay in (0.05, 0.2, 0.4, 0.8):
+        proc = subprocess.Popen([PY, str(script), root, "3000000", "new"], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "writing"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed += proc.returncode == -signal.SIGKILL
+        df = wh.read("clip_embeddings")
+        tags = set(df["clip_id"].str.split("-").list.first().unique().to_list())
+        assert tags in ({"old"}, {"new"}), "a partial batch is visible"
+        assert df.height == (1000 if tags == {"old"} else 3_000_000)
+        if tags == {"old"}:
+            assert wh.version("clip_embeddings") == v0
+    assert killed >= 3  # most kills landed before the commit
+    subprocess.run([PY, str(script), root, "2000", "rerun"], check=True, capture_output=True)
+    df = wh.read("clip_embeddings")
+    assert df.height == 2000 and df["clip_id"].n_unique() == 2000  # exactly one copy of each row
+
+
+_BATCH_RUNNER = textwrap.dedent('''
+    import sys, dagster as dg
+    from acav_assets.defs.assets import ASSETS, videos, clips, clip_embeddings
+    from acav_assets.defs.runner import resources_for
+    landing, wh, batch = sys.argv[1:4]
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("batches", [batch])
+    dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key=batch, instance=inst,
+                   resources=resources_for(landing, wh),
+                   run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+''')
+
+
+def test_eight_batches_at_once_lose_nothing(tmp_path):
+    landing = tmp_path / "landing"
+    batches = [f"b{i}" for i in range(8)]
+    for i, b in enumerate(batches):
+        write_demo_videos(landing / b, 2, seed=60 + i, duration_s=(4.0, 6.0), workers=1)
+    script = tmp_path / "run_batch.py"
+    script.write_text(_BATCH_RUNNER)
+    root = str(tmp_path / "wh")  # the tables do not exist yet: creation races too
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([PY, str(script), str(landing), root, b], env=env, stderr=subprocess.PIPE, text=True)
+             for b in batches]
+    errors = [p.communicate()[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(errors)
+    wh = Warehouse(root)
+    for table, per_batch in (("videos", 2), ("clips", 2), ("clip_embeddings", 20)):
+        df = wh.read(table)
+        counts = dict(df.group_by("batch").len().iter_rows())
+        assert counts == {b: per_batch for b in batches}, (table, counts)
+    assert wh.read("clips")["clip_id"].n_unique() == 16
+
+
+def test_the_whole_pipeline_twice_gives_identical_tables(tmp_path):
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "a", 8, seed=71)
+    write_demo_videos(landing / "b", 8, seed=72)
+    root = str(tmp_path / "wh")
+    tables = ["videos", "clips", "clip_embeddings", "cluster_centroids", "cluster_assignments", "curated_subset",
+              "selection_lineage", "selection_runs"]
+    snaps = []
+    for _ in range(2):
+        curate_landing(str(landing), root, instance=dg.DagsterInstance.ephemeral(), log_level="ERROR")
+        wh = Warehouse(root)
+        snap = {}
+        for t in tables:
+            df = wh.read(t).drop("created_at", strict=False)
+            snap[t] = df.sort([c for c, d in df.schema.items() if not isinstance(d, pl.List)])
+        snaps.append(snap)
+    for t in tables:
+        assert snaps[0][t].height > 0, t
+        assert snaps[0][t].equals(snaps[1][t]), f"{t} differs after re-running the pipeline"
+
+
+@pytest.mark.parametrize("name", ["it's", "a,b", "with space", "../up", "a/b", "x' OR '1'='1", ".hidden", "",
+                                  "a" * 129, "tab\there", "naïve"])
+def test_hostile_batch_names_are_rejected(name):
+    with pytest.raises(ValueError, match="invalid batch name"):
+        validate_batch_key(name)
+
+
+def test_hostile_folders_cannot_inject_or_escape(tmp_path):
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "fine_batch", 2, seed=80, duration_s=(4.0, 5.0), workers=1)
+    for bad in ("it's", "a,b", "x' OR '1'='1"):
+        (landing / bad).mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (landing / "escape").symlink_to(outside, target_is_directory=True)
+    ok, rejected = landing_batches(landing)
+    assert "fine_batch" in ok and set(rejected) == {"it's", "a,b", "x' OR '1'='1"}
+    with pytest.raises(ValueError, match="outside the landing root"):
+        batch_dir(landing, "escape")
+    wh = Warehouse(str(tmp_path / "wh"))
+    with pytest.raises(ValueError, match="invalid batch name"):
+        wh.write_batch("videos", "x' OR '1'='1", [])
+    with pytest.raises(ValueError, match="unsafe key"):
+        wh.replace_key("selection_runs", "selection_id", "x' OR '1'='1", [])
+
+
+def test_bad_configuration_fails_before_any_work(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "a", 3, seed=90, duration_s=(4.0, 5.0), workers=1)
+    wh = str(tmp_path / "wh")
+    for argv, message in [
+        (["curate", str(landing), "--warehouse", wh, "--budget", "0"], "--budget"),
+        (["curate", str(landing), "--warehouse", wh, "--budget", "-0.5"], "--budget"),
+        (["curate", str(tmp_path / "nowhere"), "--warehouse", wh], "does not exist"),
+        (["curate", str(landing), "--warehouse", "  "], "warehouse root is empty"),
+        (["explain", "x", "--warehouse", str(tmp_path / "no_warehouse")], "does not exist"),
+    ]:
+        assert acav_main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert not Path(wh).exists()  # nothing was written
+    with pytest.raises(SystemExit):
+        acav_main(["curate", str(landing), "--warehouse", wh, "--pairing", "everything"])
+    assert "invalid choice" in capsys.readouterr().err
+    result = dg.materialize(
+        __import__("acav_assets.defs.assets", fromlist=["ASSETS"]).ASSETS, selection=["cluster_centroids"],
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        resources=__import__("acav_assets.defs.runner", fromlist=["x"]).resources_for(str(landing), wh),
+        run_config={"ops": {"cluster_centroids": {"config": {"max_k": 1}}}})
+    assert not result.success
+    assert "k must be at least 2" in str(result.get_step_failure_events()[0].event_specific_data.error) \
+        or "clip_embeddings is empty" in str(result.get_step_failure_events()[0].event_specific_data.error)
+
+
+def test_probing_is_bounded_per_file(tmp_path):
+    big = tmp_path / "big.mp4"
+    with open(big, "wb") as fh:  # 256 MB of zeros: hashing alone takes far longer than the limit
+        block = b"\x00" * (1 << 20)
+        for _ in range(256):
+            fh.write(block)
+    small = tmp_path / "zz_small.mp4"
+    small.write_bytes(b"not a video")
+    recs = probe_files([big, small], timeout_s=0.02)
+    assert [r.status for r in recs] == ["timeout", "corrupt"]  # the batch goes on after the stuck file
+    assert "0.02 s" in recs[0].error
+
+
+def test_decoding_memory_is_bounded_by_the_window_not_the_file(tmp_path):
+    from acav_assets.core.decode import DecodeConfig, decode_clip
+    from acav_assets.core.synth import write_video
+
+    n = 20 * 60 * 2  # a 20-minute video at 2 fps
+    frames = np.zeros((n, 32, 32, 3), np.uint8)
+    frames[..., 0] = (np.arange(n) % 250)[:, None, None]
+    path = tmp_path / "long.mp4"
+    write_video(path, frames, 2.0, np.zeros(20 * 60 * 8000, np.float32), 8000)
+    clip = decode_clip(path, 600.0, 610.0, DecodeConfig(n_frames=8, short_side=16))
+    assert clip.frames.shape == (8, 16, 16, 3) and clip.audio.shape == (160_000,)
+    expected = (np.floor((600 + (np.arange(8) + 0.5) * 10 / 8) * 2) % 250).astype(int)
+    assert np.allclose(clip.frames[..., 0].mean((1, 2)), expected, atol=4)
