@@ -6,6 +6,7 @@
     acav explain CLIP_ID --warehouse DIR        why a clip was selected, or not
     acav report --warehouse DIR --out DIR       summary tables and a heatmap
     acav subset --warehouse DIR [--as-of V|T]   the curated subset, now or earlier (Delta time travel)
+    acav bench correspondence [--videos 300]    correspondence-retrieval benchmark (quality)
     acav select-demo                            the selector alone on generated cluster labels
 """
 
@@ -212,6 +213,27 @@ def _cmd_subset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from acav_assets.core.quality import format_table, run_planted, run_videos
+
+    if not 0 < args.mismatch < 1:
+        raise ValueError(f"--mismatch must be in (0, 1), got {args.mismatch}")
+    log = (lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+    t = time.perf_counter()
+    print(f"# Correspondence retrieval: {args.mismatch:.0%} of the pairs broken, select as many clips as truly "
+          f"correspond (precision = recall), {args.seeds} seeds\n")
+    if args.planted:
+        print(format_table(f"(a) planted cluster assignments, n = {args.planted:,} (selection alone)",
+                           run_planted(args.planted, args.seeds, args.mismatch, log)) + "\n", flush=True)
+    if args.videos:
+        ks = tuple(int(k) for k in args.ks.split(","))
+        print(format_table(f"(b) generated videos end to end, {args.videos} videos per seed (+ {args.clean} clean "
+                           f"videos for the baselines' training)",
+                           run_videos(args.videos, args.seeds, args.mismatch, ks=ks, n_clean=args.clean, log=log)))
+    print(f"\n({time.perf_counter() - t:.0f} s)")
+    return 0
+
+
 def _cmd_select_demo(args: argparse.Namespace) -> int:
     """Select from generated cluster assignments with a planted correspondence."""
     from acav_assets.core.planted import planted_assignments, precision
@@ -290,6 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     sbs.add_argument("--csv", default=None, help="write the rows to this CSV file instead")
     sbs.add_argument("--limit", type=int, default=20)
     sbs.set_defaults(func=_cmd_subset)
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    corr = bench_sub.add_parser("correspondence", help="correspondence retrieval: precision of each method")
+    corr.add_argument("--videos", type=int, default=300, help="generated videos per seed (0: skip part b)")
+    corr.add_argument("--clean", type=int, default=100, help="clean videos per seed to train the baselines")
+    corr.add_argument("--planted", type=int, default=20_000, help="clips of planted assignments (0: skip part a)")
+    corr.add_argument("--seeds", type=int, default=3)
+    corr.add_argument("--mismatch", type=float, default=0.5, help="share of clips whose sound is from another class")
+    corr.add_argument("--ks", default="0,8,16,32", help="k values for MI (0: the platform's automatic k)")
+    corr.set_defaults(func=_cmd_bench)
 
     sel = sub.add_parser("select-demo", help="the selector alone on generated cluster assignments")
     sel.add_argument("--clips", type=int, default=200_000)
