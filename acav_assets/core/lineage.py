@@ -4,6 +4,9 @@ the pool and of the subset fall there and how much that cell adds to the pair's 
 A cell's contribution is ``(N/n) log(N n / (a b))`` on the selected clips (N its count, a and b
 its row and column sums, n the subset size); over a pair's cells they sum to that pair's
 plug-in MI, and the mean of the pairs' sums is the selection objective.
+
+Pool counts can be carried over from the previous lineage (incremental curation): the new
+batches' counts are added to them, so the pool never has to be read whole again.
 """
 
 from __future__ import annotations
@@ -11,24 +14,42 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["lineage_rows"]
+__all__ = ["lineage_rows", "pair_tables", "tables_from_lineage"]
 
 
-def lineage_rows(labels: np.ndarray, selected: np.ndarray, pairs, columns: list[str], feature_spaces: list[str],
-                 selection_id: str) -> pl.DataFrame:
-    """``selection_lineage`` rows: one per non-empty cell (in the pool) of every pair."""
-    selected = np.asarray(selected, dtype=np.int64)
-    n = selected.size
+def pair_tables(labels: np.ndarray, pairs, ks) -> list[np.ndarray]:
+    """One ``k_i × k_j`` count table per pair, over the rows of ``labels``."""
+    out = []
+    for i, j in pairs:
+        cells = labels[:, i].astype(np.int64) * ks[j] + labels[:, j]
+        out.append(np.bincount(cells, minlength=ks[i] * ks[j]).reshape(ks[i], ks[j]))
+    return out
+
+
+def tables_from_lineage(lineage: pl.DataFrame, pairs, ks) -> list[np.ndarray]:
+    """The pool-count tables recorded in a lineage table (same pairs and clusterings)."""
+    out = []
+    for p, (i, j) in enumerate(pairs):
+        t = np.zeros((ks[i], ks[j]), np.int64)
+        cells = lineage.filter(pl.col("pair_index") == p)
+        t[cells["cluster_a"].to_numpy(), cells["cluster_b"].to_numpy()] = cells["pool_count"].to_numpy()
+        out.append(t)
+    return out
+
+
+def lineage_rows(pool: list[np.ndarray], selected: list[np.ndarray], pairs, columns: list[str],
+                 feature_spaces: list[str], selection_id: str) -> pl.DataFrame:
+    """``selection_lineage`` rows from per-pair pool and subset count tables (non-empty pool cells)."""
     frames = []
     for p, (i, j) in enumerate(pairs):
-        ki, kj = int(labels[:, i].max()) + 1, int(labels[:, j].max()) + 1
-        pool = np.bincount(labels[:, i].astype(np.int64) * kj + labels[:, j], minlength=ki * kj)
-        sub = np.bincount(labels[selected, i].astype(np.int64) * kj + labels[selected, j], minlength=ki * kj)
-        a = sub.reshape(ki, kj).sum(1)
-        b = sub.reshape(ki, kj).sum(0)
-        cells = np.flatnonzero(pool)
+        kj = pool[p].shape[1]
+        pool_flat, sub = pool[p].ravel(), selected[p]
+        n = int(sub.sum())
+        a, b = sub.sum(1), sub.sum(0)
+        sub_flat = sub.ravel()
+        cells = np.flatnonzero(pool_flat)
         ci, cj = cells // kj, cells % kj
-        nn = sub[cells].astype(np.float64)
+        nn = sub_flat[cells].astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             contrib = np.where(nn > 0, nn / max(n, 1) * np.log(nn * n / (a[ci] * b[cj])), 0.0)
         frames.append(pl.DataFrame({
@@ -36,7 +57,7 @@ def lineage_rows(labels: np.ndarray, selected: np.ndarray, pairs, columns: list[
             "clustering_a": columns[i], "clustering_b": columns[j],
             "feature_space_a": feature_spaces[i], "feature_space_b": feature_spaces[j],
             "cluster_a": ci.astype(np.int32), "cluster_b": cj.astype(np.int32),
-            "pool_count": pool[cells].astype(np.int64), "selected_count": sub[cells].astype(np.int64),
+            "pool_count": pool_flat[cells].astype(np.int64), "selected_count": sub_flat[cells].astype(np.int64),
             "mi_contribution": contrib, "pair_mi": np.full(cells.size, contrib.sum()),
         }))
     return pl.concat(frames)

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 from pydantic import Field
 
@@ -20,7 +21,7 @@ from acav_assets.core import pipeline
 from acav_assets.core.clips import ClipConfig
 from acav_assets.core.clustering import KMeansConfig
 from acav_assets.core.features import profile_feature_spaces
-from acav_assets.core.lineage import lineage_rows
+from acav_assets.core.lineage import lineage_rows, pair_tables, tables_from_lineage
 from acav_assets.core.media import ProbeConfig
 from acav_assets.core.report import strongest_pair, write_report
 from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, resolve_pairs
@@ -77,6 +78,9 @@ class SelectionConfig(dg.Config):
     seed: int = Field(default=0, description="seed of the candidate draws")
     refine: int = Field(default=50, description="swap-refinement rounds after greedy (0 = reference behaviour)")
     refine_fraction: float = Field(default=0.01, description="share of the subset swapped per refinement round")
+    mode: str = Field(default="auto", description="'incremental' keeps the previous subset and adds the new batches' "
+                                                  "share; 'full' re-selects everything; 'auto' = incremental unless "
+                                                  "the centroids changed or there is no previous subset")
     restarts: int = Field(default=0, description="selections with seeds seed..seed+n-1, best objective kept; "
                                                  "0 = 4 on pools up to 1M clips, else 1")
 
@@ -88,9 +92,11 @@ class SelectionConfig(dg.Config):
         if self.batch_size < 0 or self.take < 1 or (self.batch_size and self.take > self.batch_size):
             raise ValueError(f"need batch_size >= take >= 1 (or batch_size 0 for exact greedy), got "
                              f"batch_size={self.batch_size}, take={self.take}")
+        if self.mode not in ("auto", "incremental", "full"):
+            raise ValueError(f"mode must be auto, incremental or full, got {self.mode!r}")
         return pipeline.SelectionParams(budget=self.budget, pairing=self.pairing, batch_size=self.batch_size or None,
                                         take=self.take, seed=self.seed, refine=self.refine,
-                                        refine_fraction=self.refine_fraction, restarts=self.restarts)
+                                        refine_fraction=self.refine_fraction, restarts=self.restarts, mode=self.mode)
 
 
 def _fail(exc: Exception) -> dg.Failure:
@@ -188,6 +194,10 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
 # --- over all batches ---------------------------------------------------------------------
 
 @dg.asset(group_name=FEATURES, kinds={"faiss", "deltalake"}, deps=[clip_embeddings],
+          # fitted once, as soon as one batch has embeddings; afterwards only the schedule refits
+          automation_condition=(dg.AutomationCondition.missing()
+                                & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing())
+                                & ~dg.AutomationCondition.in_progress()).newly_true().with_label("fit once when missing"),
           description="k-means centroids per feature space, fitted on a bounded sample of all batches; "
                       "frozen for assigning new batches until the next refit.")
 def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfig,
@@ -211,7 +221,7 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
 
 
 @dg.asset(partitions_def=batches, group_name=FEATURES, kinds={"faiss", "deltalake"},
-          deps=[clip_embeddings, cluster_centroids],
+          deps=[clip_embeddings, cluster_centroids], automation_condition=dg.AutomationCondition.eager(),
           description="Nearest frozen centroid of every clip of the batch, per clustering.")
 def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     batch = context.partition_key
@@ -230,7 +240,7 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("curated_subset", deps=[cluster_assignments, clips], group_name=CURATION,
-                     kinds={"numba", "deltalake"},
+                     kinds={"numba", "deltalake"}, automation_condition=dg.AutomationCondition.eager(),
                      description="The selected clips, in the order chosen: batch-greedy maximisation of the mean "
                                  "audio-visual mutual information over every batch."),
         dg.AssetSpec("selection_lineage", deps=["curated_subset"], group_name=CURATION, kinds={"deltalake"},
@@ -240,15 +250,35 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
 )
 def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, warehouse: WarehouseResource):
     wh = warehouse.get()
+    progress = lambda d, t: context.log.info(f"selected {d}/{t} clips")  # noqa: E731
     try:
         params = config.params()
-        cur = pipeline.curate(wh, params, progress=lambda d, t: context.log.info(f"selected {d}/{t} clips"))
+        mode, why = pipeline.choose_mode(wh, params)
+        context.log.info(f"{mode} selection: {why}")
+        cur = pipeline.curate_incremental(wh, params, progress=progress) if mode == "incremental" else None
+        if mode == "incremental" and cur is None:
+            context.log.info("no new batch since the previous selection: the subset is unchanged")
+            yield dg.MaterializeResult(asset_key="curated_subset", metadata={"mode": "unchanged", "reason": why})
+            yield dg.MaterializeResult(asset_key="selection_lineage", metadata={"mode": "unchanged"})
+            return
+        if cur is None:
+            cur = pipeline.curate(wh, params, progress=progress)
     except ValueError as exc:
         raise _fail(exc) from exc
     sel = cur.selection
-    wh.overwrite("curated_subset", cur.subset)
+    clusterings = {c.clustering_id: c for c in pipeline.load_clusterings(wh)}
+    ks = [clusterings[c].k for c in cur.columns]
     pairs = resolve_pairs(params.pairing, len(cur.columns), cur.modalities)
-    lineage = lineage_rows(cur.labels, sel.indices, pairs, cur.columns, cur.feature_spaces, cur.selection_id)
+    subset_labels = np.asarray(cur.subset["clusters"].to_list(), dtype=np.int64).reshape(cur.subset.height, len(ks))
+    if mode == "incremental":
+        prev = wh.read("selection_lineage")
+        new_pool = cur.labels[sel.n_initial:]
+        pool = [a + b for a, b in zip(tables_from_lineage(prev, pairs, ks), pair_tables(new_pool, pairs, ks))]
+    else:
+        pool = pair_tables(cur.labels, pairs, ks)
+    lineage = lineage_rows(pool, pair_tables(subset_labels, pairs, ks), pairs, cur.columns, cur.feature_spaces,
+                           cur.selection_id)
+    wh.overwrite("curated_subset", cur.subset)
     wh.overwrite("selection_lineage", lineage)
     wh.replace_key("selection_runs", "selection_id", cur.selection_id, [cur.run])  # idempotent per selection
     by_batch = dict(cur.subset.group_by("batch").len().iter_rows())
@@ -270,8 +300,9 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     yield dg.MaterializeResult(asset_key="curated_subset", metadata={
         **table_metadata("curated_subset", cur.subset.select("rank", "path", "start_s", "end_s", "gain", "batch")),
         "dagster/row_count": len(sel), "selection_id": cur.selection_id,
-        "objective_mi_nats": float(sel.objective), "budget": params.budget, "pool_size": sel.pool_size,
-        "expected_size": len(sel), "pairing": params.pairing, "pairs": len(sel.pairs),
+        "objective_mi_nats": float(sel.objective), "budget": params.budget, "pool_size": cur.run["pool_size"],
+        "expected_size": cur.subset.height, "pairing": params.pairing, "pairs": len(sel.pairs), "mode": mode,
+        "mode_reason": why, "added": len(sel),
         "refine_swaps": sel.refine_swaps, "clips_without_full_assignment": cur.excluded,
         "seed_kept": cur.seed, "restart_objectives": dg.MetadataValue.json([round(o, 6) for o in cur.restart_objectives]),
         "by_batch": dg.MetadataValue.md(counts_table(by_batch, "batch", "selected")),

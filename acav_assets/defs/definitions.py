@@ -3,7 +3,15 @@
 import dagster as dg
 
 from acav_assets.defs.assets import ASSETS
+from acav_assets.defs.automation import automation_sensor, ingest_job, landing_sensor, refit_job, refit_schedule
 from acav_assets.defs.checks import CHECKS
 from acav_assets.defs.resources import default_resources
 
-defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=default_resources())
+defs = dg.Definitions(
+    assets=ASSETS,
+    asset_checks=CHECKS,
+    jobs=[ingest_job, refit_job],
+    sensors=[landing_sensor, automation_sensor],
+    schedules=[refit_schedule],
+    resources=default_resources(),
+)

@@ -1,0 +1,104 @@
+"""Automation: curation keeps up by itself.
+
+- ``landing_sensor`` watches the landing area. A batch folder is picked up once it is complete:
+  it contains a ``_READY`` file (write it last), or nothing in it has changed for
+  ``ACAV_QUIET_PERIOD_S`` seconds (default 300; 0 disables the quiet-period rule). Each new
+  batch becomes a dynamic partition and gets one ``ingest_batch`` run (probe → clips →
+  embeddings). The cursor lists the batches already requested, and each request carries a run
+  key, so a restarted daemon neither repeats nor misses a batch.
+- Declarative automation (conditions on the assets, evaluated by ``acav_automation``):
+  ``cluster_centroids`` is fitted once when missing (then only refitted by the schedule);
+  ``cluster_assignments`` runs for a batch when its embeddings or the centroids change;
+  ``curated_subset`` updates after new assignments, with a warm start: the previous subset is
+  kept and the new batches' share is chosen given it. Chosen over a second sensor because the
+  conditions follow the asset graph (a refit re-assigns every batch, then re-selects fully)
+  and the UI shows why each run was requested.
+- ``refit_centroids`` (weekly, Sunday 03:00 UTC) refits the centroids on a fresh sample (a new
+  seed per week); every batch's assignments and the subset then show as stale in the UI until
+  automation re-assigns them and re-selects fully.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from acav_assets.core.pipeline import landing_batches
+from acav_assets.defs.assets import batches, clip_embeddings, clips, cluster_centroids, videos
+from acav_assets.defs.resources import LandingResource
+
+READY_MARKER = "_READY"
+
+
+def batch_is_complete(folder: Path, quiet_period_s: float, now: float | None = None) -> tuple[bool, str]:
+    """Whether a landing batch folder is complete, and why (see module docs)."""
+    if (folder / READY_MARKER).exists():
+        return True, f"{READY_MARKER} present"
+    if quiet_period_s <= 0:
+        return False, f"waiting for {READY_MARKER}"
+    files = [p for p in folder.rglob("*") if p.is_file() or p.is_symlink()]
+    if not files:
+        return False, "empty"
+    newest = max(p.lstat().st_mtime for p in files)
+    age = (now or time.time()) - newest
+    if age >= quiet_period_s:
+        return True, f"unchanged for {age:.0f} s"
+    return False, f"changed {age:.0f} s ago (quiet period {quiet_period_s:g} s)"
+
+
+ingest_job = dg.define_asset_job("ingest_batch", selection=dg.AssetSelection.assets(videos, clips, clip_embeddings),
+                                 description="Probe, cut and embed one landing batch (requested by landing_sensor).")
+
+
+@dg.sensor(job=ingest_job, minimum_interval_seconds=int(os.environ.get("ACAV_SENSOR_INTERVAL_S", "30")),
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Adds each complete landing folder as a batch partition and ingests it once.")
+def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
+    quiet = float(os.environ.get("ACAV_QUIET_PERIOD_S", "300"))
+    done = set(json.loads(context.cursor)["done"]) if context.cursor else set()
+    try:
+        found, rejected = landing_batches(landing.root)
+    except ValueError as exc:
+        return dg.SensorResult(skip_reason=str(exc))
+    for name, why in rejected.items():
+        context.log.warning(f"ignoring landing folder {name!r}: {why}")
+    new, waiting = [], []
+    for b in found:
+        if b in done:
+            continue
+        complete, why = batch_is_complete(landing.path() / b, quiet)
+        (new if complete else waiting).append((b, why))
+    for b, why in waiting:
+        context.log.info(f"batch {b} not complete yet: {why}")
+    if not new:
+        return dg.SensorResult(skip_reason=f"no new complete batch ({len(waiting)} waiting)", cursor=context.cursor)
+    keys = [b for b, _ in new]
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"ingest:{b}", partition_key=b, tags={"acav/batch": b}) for b in keys],
+        dynamic_partitions_requests=[batches.build_add_request(keys)],
+        cursor=json.dumps({"done": sorted(done | set(keys))}),
+    )
+
+
+refit_job = dg.define_asset_job("refit_centroids", selection=dg.AssetSelection.assets(cluster_centroids),
+                                description="Refit the k-means centroids on a fresh sample of every batch.")
+
+
+@dg.schedule(job=refit_job, cron_schedule=os.environ.get("ACAV_REFIT_CRON", "0 3 * * 0"), execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Weekly refit of the centroids on a fresh sample; re-assignment and full re-selection follow.")
+def refit_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    when = context.scheduled_execution_time
+    year, week, _ = when.isocalendar()
+    seed = year * 100 + week  # a fresh sample every week, reproducible for that week
+    return dg.RunRequest(run_key=f"refit:{year}-W{week:02d}",
+                         run_config={"ops": {"cluster_centroids": {"config": {"seed": seed}}}})
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "acav_automation", target=dg.AssetSelection.all(),
+    minimum_interval_seconds=int(os.environ.get("ACAV_AUTOMATION_INTERVAL_S", "30")),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Evaluates the assets' automation conditions (assign new batches, update the subset).")

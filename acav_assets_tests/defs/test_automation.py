@@ -1,0 +1,150 @@
+"""Landing sensor (cursor, completeness), incremental curation with a warm start, refits, and the
+automation conditions — evaluated against real Dagster instances and real tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from acav_assets.core.synth import write_demo_videos
+from acav_assets.core.tables import Warehouse
+from acav_assets.defs import defs
+from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, cluster_assignments, cluster_centroids, videos
+from acav_assets.defs.automation import READY_MARKER, batch_is_complete, landing_sensor
+from acav_assets.defs.resources import LandingResource
+from acav_assets.defs.runner import resources_for
+
+
+def evaluate(instance, landing, cursor):
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"landing": LandingResource(root=str(landing))})
+    result = landing_sensor(ctx)
+    requested = [r.partition_key for r in (result.run_requests or [])]
+    added = [k for req in (result.dynamic_partitions_requests or []) for k in req.partition_keys]
+    return requested, added, result.cursor, [r.run_key for r in (result.run_requests or [])]
+
+
+def test_sensor_cursor_neither_misses_nor_repeats_and_waits_for_complete_batches(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACAV_QUIET_PERIOD_S", "3600")
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "batch_a", 2, seed=1, duration_s=(4, 5), workers=1)
+    (landing / "batch_a" / READY_MARKER).touch()
+    write_demo_videos(landing / "batch_b", 2, seed=2, duration_s=(4, 5), workers=1)  # still being written
+    (landing / "weird name").mkdir()
+    instance = dg.DagsterInstance.ephemeral()
+
+    requested, added, cursor, keys = evaluate(instance, landing, None)
+    assert requested == added == ["batch_a"] and keys == ["ingest:batch_a"]
+
+    # the daemon restarts: the stored cursor is all it has
+    requested, added, cursor2, _ = evaluate(instance, landing, cursor)
+    assert requested == [] and cursor2 == cursor
+
+    # a batch that landed while the daemon was down, and batch_b completing
+    write_demo_videos(landing / "batch_c", 2, seed=3, duration_s=(4, 5), workers=1)
+    (landing / "batch_c" / READY_MARKER).touch()
+    (landing / "batch_b" / READY_MARKER).touch()
+    requested, _, cursor3, _ = evaluate(instance, landing, cursor2)
+    assert requested == ["batch_b", "batch_c"]
+    assert json.loads(cursor3)["done"] == ["batch_a", "batch_b", "batch_c"]
+    assert evaluate(instance, landing, cursor3)[0] == []
+
+
+def test_quiet_period_rule(tmp_path):
+    folder = tmp_path / "b"
+    write_demo_videos(folder, 1, seed=4, duration_s=(4, 5), workers=1)
+    assert not batch_is_complete(folder, 60)[0]
+    old = time.time() - 120
+    for p in folder.iterdir():
+        os.utime(p, (old, old))
+    ok, why = batch_is_complete(folder, 60)
+    assert ok and "unchanged" in why
+    assert not batch_is_complete(folder, 0)[0]  # quiet period off: only the marker counts
+    (tmp_path / "empty").mkdir()
+    assert batch_is_complete(tmp_path / "empty", 60) == (False, "empty")
+
+
+@pytest.fixture(scope="module")
+def two_step(tmp_path_factory):
+    """Batch a curated; then batch b lands and flows through with frozen centroids."""
+    base = tmp_path_factory.mktemp("incremental")
+    landing = base / "landing"
+    write_demo_videos(landing / "a", 20, seed=11)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["a"])
+    res = resources_for(str(landing), str(base / "wh"))
+    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    for sel, part in (([videos, clips, clip_embeddings], "a"), ([cluster_centroids], None),
+                      ([cluster_assignments], "a"), (["curated_subset", "selection_lineage"], None)):
+        dg.materialize(ASSETS, selection=sel, partition_key=part, instance=instance, resources=res, run_config=quiet)
+    wh = Warehouse(str(base / "wh"))
+    first = wh.read("curated_subset").sort("rank")
+    write_demo_videos(landing / "b", 15, seed=12)
+    instance.add_dynamic_partitions("batches", ["b"])
+    for sel, part in (([videos, clips, clip_embeddings, cluster_assignments], "b"),):
+        dg.materialize(ASSETS, selection=sel, partition_key=part, instance=instance, resources=res, run_config=quiet)
+    result = dg.materialize(ASSETS, selection=["curated_subset", "selection_lineage"], instance=instance, resources=res,
+                            run_config=quiet)
+    meta = {m.asset_key.to_user_string(): m.metadata
+            for m in (e.step_materialization_data.materialization for e in result.get_asset_materialization_events())}
+    return base, landing, instance, res, wh, first, meta
+
+
+def test_warm_start_keeps_every_previously_selected_clip(two_step):
+    _, _, _, _, wh, first, meta = two_step
+    assert meta["curated_subset"]["mode"].value == "incremental"
+    now = wh.read("curated_subset").sort("rank")
+    assert now.head(first.height).select("clip_id", "rank").equals(first.select("clip_id", "rank"))
+    added = now.slice(first.height)
+    assert added.height == round(0.2 * 15) and set(added["batch"]) == {"b"}
+    assert now["clip_id"].n_unique() == now.height
+    lineage = wh.read("selection_lineage")
+    per_pair = lineage.group_by("pair_index").agg(pl.col("pool_count").sum(), pl.col("selected_count").sum())
+    assert set(per_pair["pool_count"]) == {35} and set(per_pair["selected_count"]) == {now.height}
+    runs = wh.read("selection_runs")
+    latest = runs.sort("created_at").row(-1, named=True)
+    assert latest["batches"] == ["a", "b"] and latest["pool_size"] == 35 and '"after"' in latest["params"]
+
+
+def test_no_new_batch_leaves_the_subset_unchanged_and_refit_reselects_fully(two_step):
+    _, _, instance, res, wh, _, _ = two_step
+    version = wh.version("curated_subset")
+    result = dg.materialize(ASSETS, selection=["curated_subset", "selection_lineage"], instance=instance, resources=res)
+    mat = result.asset_materializations_for_node("curated_subset")[0]
+    assert mat.metadata["mode"].value == "unchanged" and wh.version("curated_subset") == version
+    old_ids = set(wh.read("cluster_centroids")["clustering_id"])
+    dg.materialize(ASSETS, selection=[cluster_centroids], instance=instance, resources=res,
+                   run_config={"ops": {"cluster_centroids": {"config": {"seed": 202647}}}})
+    assert set(wh.read("cluster_centroids")["clustering_id"]).isdisjoint(old_ids)  # a new fit version
+    for b in ("a", "b"):
+        dg.materialize(ASSETS, selection=[cluster_assignments], partition_key=b, instance=instance, resources=res)
+    result = dg.materialize(ASSETS, selection=["curated_subset", "selection_lineage"], instance=instance, resources=res)
+    mat = result.asset_materializations_for_node("curated_subset")[0]
+    assert mat.metadata["mode"].value == "full" and "refitted" in mat.metadata["mode_reason"].value
+    assert wh.read("curated_subset").height == round(0.2 * 35)
+
+
+def test_automation_conditions_follow_the_graph(tmp_path):
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "x", 6, seed=21, duration_s=(5, 7))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["x"])
+    res = resources_for(str(landing), str(tmp_path / "wh"))
+    dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key="x", instance=instance, resources=res)
+    selection = dg.AssetSelection.assets(cluster_centroids, cluster_assignments, "curated_subset")
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
+    assert result.get_requested_partitions(cluster_centroids.key) == {None}  # fitted once, as it is missing
+    assert result.get_num_requested(cluster_assignments.key) == 0  # waits for the centroids
+    cursor = result.cursor
+    dg.materialize(ASSETS, selection=[cluster_centroids], instance=instance, resources=res)
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=cursor)
+    assert result.get_requested_partitions(cluster_assignments.key) == {"x"}
+    cursor = result.cursor
+    dg.materialize(ASSETS, selection=[cluster_assignments], partition_key="x", instance=instance, resources=res)
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=cursor)
+    assert result.get_num_requested(dg.AssetKey("curated_subset")) == 1
+    assert result.get_num_requested(cluster_centroids.key) == 0  # not refitted for a new batch

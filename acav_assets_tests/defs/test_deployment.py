@@ -1,0 +1,196 @@
+"""The deployment, for real but without Docker: PostgreSQL on loopback as Dagster's storage (the
+same deploy/dagster.yaml the compose file uses), the Dagster daemon and webserver, a batch dropped
+in the landing area, and the sensor + automation producing an updated curated_subset."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from acav_assets.core.synth import write_demo_videos
+from acav_assets.core.tables import Warehouse
+from acav_assets.defs.automation import READY_MARKER
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    cands = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return cands[-1] if cands else None
+
+
+class Postgres:
+    """A throwaway PostgreSQL server on a loopback port (run as the `postgres` user when root)."""
+
+    def __init__(self):
+        # its own folder: pytest's temporary tree is private to root
+        self.dir = Path(tempfile.mkdtemp(prefix="acav-pg-"))
+        self.port = _free_port()
+        self.user = "postgres" if os.geteuid() == 0 else None
+        if self.user:
+            shutil.chown(self.dir, self.user)
+
+    def _run(self, *args):
+        subprocess.run(list(args), check=True, user=self.user, capture_output=True, cwd=self.dir)
+
+    def start(self):
+        self._run(_pg_bin("initdb"), "-D", str(self.dir / "data"), "-U", "dagster", "--auth=trust", "-E", "UTF8")
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w", "start", "-o",
+                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1")
+
+    def stop(self):
+        subprocess.run([_pg_bin("pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"], user=self.user,
+                       capture_output=True, cwd=self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _start(args, env, log):
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _stop_leftovers(marker: str, grace_s: float = 40) -> None:
+    """Wait for processes tied to ``marker`` (their heartbeat ends them), then kill stragglers."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0:
+            return
+        time.sleep(1)
+    subprocess.run(["pkill", "-KILL", "-f", marker], capture_output=True)
+    time.sleep(1)
+
+
+def _wait_for(predicate, timeout, what, logs, procs=()):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if any(p.poll() is not None for p in procs):
+            break
+        time.sleep(2)
+    tail = "".join(Path(p).read_text()[-3000:] for p in logs)
+    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+
+
+@pytest.mark.skipif(_pg_bin("initdb") is None, reason="PostgreSQL server binaries are not installed")
+def test_sensor_and_automation_curate_a_dropped_batch_with_postgres(tmp_path):
+    pg = Postgres()
+    pg.start()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    landing, warehouse = tmp_path / "landing", tmp_path / "warehouse"
+    landing.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ACAV_LANDING": str(landing), "ACAV_WAREHOUSE": str(warehouse),
+           "DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": "", "DAGSTER_POSTGRES_DB": "postgres",
+           "DAGSTER_POSTGRES_HOST": "127.0.0.1", "DAGSTER_POSTGRES_PORT": str(pg.port),
+           "ACAV_SENSOR_INTERVAL_S": "2", "ACAV_AUTOMATION_INTERVAL_S": "3", "ACAV_QUIET_PERIOD_S": "0"}
+    port = _free_port()
+    logs = [tmp_path / "daemon.log", tmp_path / "webserver.log"]
+    procs = []
+    try:
+        with open(logs[0], "w") as dlog, open(logs[1], "w") as wlog:
+            procs.append(_start([str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")], env, dlog))
+            procs.append(_start([str(BIN / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1",
+                                 "-p", str(port)], env, wlog))
+
+            def webserver_up():
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).read()
+                    return True
+                except OSError:
+                    return False
+            _wait_for(webserver_up, 120, "the webserver", logs, procs)
+
+            write_demo_videos(landing / "batch_001", 6, seed=5, duration_s=(5.0, 7.0))
+            (landing / "batch_001" / READY_MARKER).touch()
+            wh = Warehouse(str(warehouse))
+
+            def subset_has(batches):
+                def check():
+                    try:
+                        sub = wh.read("curated_subset")
+                    except Exception:  # noqa: BLE001 - the table may be mid-creation
+                        return False
+                    return sub.height > 0 and set(batches) <= set(sub["batch"].to_list())
+                return check
+            _wait_for(subset_has(["batch_001"]), 400, "curated_subset from batch_001", logs, procs)
+            first = wh.read("curated_subset").sort("rank")
+
+            write_demo_videos(landing / "batch_002", 10, seed=6, duration_s=(5.0, 7.0))
+            (landing / "batch_002" / READY_MARKER).touch()
+            _wait_for(subset_has(["batch_001", "batch_002"]), 400, "curated_subset updated with batch_002", logs, procs)
+            now = wh.read("curated_subset").sort("rank")
+            assert set(first["clip_id"]) <= set(now["clip_id"])  # the warm start kept every earlier clip
+            assert now.head(first.height)["clip_id"].to_list() == first["clip_id"].to_list()
+            runs = wh.read("selection_runs").sort("created_at")
+            assert '"mode": "incremental"' in runs.row(-1, named=True)["params"]
+
+            # the runs are in Postgres, visible to the webserver
+            query = {"query": '{ runsOrError { ... on Runs { results { jobName status } } } }'}
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps(query).encode(),
+                                         headers={"Content-Type": "application/json"})
+            results = json.loads(urllib.request.urlopen(req, timeout=10).read())["data"]["runsOrError"]["results"]
+            assert {r["jobName"] for r in results} >= {"ingest_batch"}
+            assert sum(r["jobName"] == "ingest_batch" and r["status"] == "SUCCESS" for r in results) == 2
+    finally:
+        for p in procs:
+            _stop(p)
+        _stop_leftovers(str(home))  # code servers the daemon/webserver started in their own sessions
+        pg.stop()
+    out = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True)
+    assert out.stdout.strip() == "", "processes were left running"
+
+
+def test_compose_file_is_valid():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "user_code", "webserver", "daemon"}
+    assert services["webserver"]["ports"] == ["127.0.0.1:3000:3000"]  # loopback only by default
+    gpu = services["user_code"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["capabilities"] == ["gpu"]
+    text = (REPO / "docker-compose.yml").read_text()
+    assert "PASSWORD: ${DAGSTER_POSTGRES_PASSWORD:?" in text  # no password committed
+    instance = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
+    assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert instance["concurrency"]["pools"]["default_limit"] == 1
+    assert instance["concurrency"]["runs"]["max_concurrent_runs"] >= 1
+    assert instance["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_POSTGRES_PASSWORD"}
+    docker = shutil.which("docker")
+    has_compose = docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    if has_compose:
+        env = {**os.environ, "DAGSTER_POSTGRES_USER": "u", "DAGSTER_POSTGRES_PASSWORD": "p"}
+        subprocess.run([docker, "compose", "-f", str(REPO / "docker-compose.yml"), "config", "-q"], check=True, env=env)
