@@ -240,19 +240,37 @@ class Curation:
 
 
 def assignment_matrix(wh: Warehouse, clusterings: list[Clustering]) -> tuple[list[str], np.ndarray, list[str], int]:
-    """Clips × clusterings label matrix for the current clusterings (narrow ints). Clips that
-    lack any clustering's label are left out; their number is returned."""
+    """Clips × clusterings label matrix for the current clusterings, in narrow ints (one byte per
+    label for k <= 256), built batch by batch: only one batch's assignments (three columns) are
+    in memory at a time. Clips lacking any clustering's label are left out; their number is
+    returned."""
     ids = [c.clustering_id for c in clusterings]
-    lf = wh.scan("cluster_assignments").filter(pl.col("clustering_id").is_in(ids)).select("clip_id", "clustering_id", "cluster")
-    wide = lf.collect().pivot(on="clustering_id", index="clip_id", values="cluster", aggregate_function="first")
-    total = wide.height
-    missing = [i for i in ids if i not in wide.columns]
+    dtype = np.uint8 if max(c.k for c in clusterings) <= 256 else np.uint16
+    scan = wh.scan("cluster_assignments").filter(pl.col("clustering_id").is_in(ids))
+    names = sorted(scan.select("batch").unique().collect()["batch"].to_list())
+    parts_ids: list[list[str]] = []
+    parts: list[np.ndarray] = []
+    seen_ids: set[str] = set()
+    excluded = 0
+    for batch in names:
+        long = scan.filter(pl.col("batch") == batch).select("clip_id", "clustering_id", "cluster").collect()
+        seen_ids.update(long["clustering_id"].unique().to_list())
+        wide = long.pivot(on="clustering_id", index="clip_id", values="cluster", aggregate_function="first")
+        present = [i for i in ids if i in wide.columns]
+        if len(present) < len(ids):
+            excluded += wide.height
+            continue
+        full = wide.drop_nulls(ids).sort("clip_id")
+        excluded += wide.height - full.height
+        parts_ids.append(full["clip_id"].to_list())
+        parts.append(full.select(ids).to_numpy().astype(dtype))
+    missing = [i for i in ids if i not in seen_ids]
     if missing:
         raise ValueError(f"no assignments for clustering(s) {missing}: materialize cluster_assignments")
-    wide = wide.drop_nulls(ids).sort("clip_id")
-    dtype = np.uint8 if max(c.k for c in clusterings) <= 256 else np.uint16
-    labels = np.ascontiguousarray(wide.select(ids).to_numpy().astype(dtype))
-    return wide["clip_id"].to_list(), labels, ids, total - wide.height
+    if not parts:
+        return [], np.zeros((0, len(ids)), dtype), ids, excluded
+    clip_ids = [c for p in parts_ids for c in p]
+    return clip_ids, np.ascontiguousarray(np.concatenate(parts)), ids, excluded
 
 
 def _best_of_restarts(labels, budget, params: SelectionParams, modalities, pool: int, progress, **kw):

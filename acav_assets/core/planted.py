@@ -56,6 +56,8 @@ def planted_assignments(
         raise ValueError(f"n_classes must be in 2..k, got {n_classes} with k={k}")
     if not 0.0 <= matched_fraction <= 1.0:
         raise ValueError(f"matched_fraction must be in [0, 1], got {matched_fraction}")
+    if n > _CHUNK:
+        return _planted_chunked(n, n_audio, n_visual, k, n_classes, matched_fraction, noise, seed)
     rng = np.random.default_rng(seed)
     dtype = np.uint8 if k <= 256 else np.uint16
     styles = k // n_classes
@@ -77,6 +79,39 @@ def planted_assignments(
             col += 1
     modalities = ("audio",) * n_audio + ("visual",) * n_visual
     return PlantedAssignments(labels=labels, modalities=modalities, matched=matched)
+
+
+_CHUNK = 10_000_000
+
+
+def _planted_chunked(n, n_audio, n_visual, k, n_classes, matched_fraction, noise, seed) -> PlantedAssignments:
+    """The same model for very large n, generated in chunks of 10M clips so that temporaries stay
+    small (the output is one byte per label). Its draws differ from the one-shot path's."""
+    rng = np.random.default_rng([seed, n])
+    dtype = np.uint8 if k <= 256 else np.uint16
+    styles = k // n_classes
+    m = n_audio + n_visual
+    perms = [rng.permutation(k).astype(dtype) for _ in range(m)]
+    levels = list(np.linspace(noise[0], noise[1], n_audio)) + list(np.linspace(noise[0], noise[1], n_visual))
+    labels = np.empty((n, m), dtype=dtype)
+    matched = np.empty(n, dtype=bool)
+    for c, s in enumerate(range(0, n, _CHUNK)):
+        e = min(n, s + _CHUNK)
+        r = np.random.default_rng([seed, n, c])
+        size = e - s
+        mt = r.random(size) < matched_fraction
+        cv = r.integers(0, n_classes, size, dtype=np.int32)
+        ca = np.where(mt, cv, (cv + r.integers(1, n_classes, size, dtype=np.int32)) % n_classes)
+        matched[s:e] = mt
+        for col in range(m):
+            cls = ca if col < n_audio else cv
+            if col in (0, n_audio):  # one style per clip and modality, shared by its layers
+                style = r.integers(0, styles, size, dtype=np.int32)
+            lab = perms[col][cls * styles + style]
+            flip = r.random(size) < levels[col]
+            lab[flip] = r.integers(0, k, int(flip.sum()), dtype=dtype)
+            labels[s:e, col] = lab
+    return PlantedAssignments(labels, ("audio",) * n_audio + ("visual",) * n_visual, matched)
 
 
 def precision(selected: np.ndarray, matched: np.ndarray) -> float:
