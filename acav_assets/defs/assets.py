@@ -25,6 +25,7 @@ from acav_assets.core.lineage import lineage_rows, pair_tables, tables_from_line
 from acav_assets.core.media import ProbeConfig
 from acav_assets.core.report import strongest_pair, write_report
 from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, resolve_pairs
+from acav_assets.defs.executors import gpu_op_tags
 from acav_assets.defs.metadata import counts_table, markdown_table, table_metadata
 from acav_assets.defs.resources import ComputeResource, ExtractorResource, LandingResource, WarehouseResource
 
@@ -154,6 +155,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: Landi
 
 
 @dg.asset(partitions_def=batches, group_name=FEATURES, kinds={"torch", "deltalake"}, deps=[clips], pool="gpu",
+          op_tags=gpu_op_tags(),
           description="Audio and visual embeddings of every clip, several layers each "
                       "(feature_space = <modality>/<model>/<layer>).")
 def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource, warehouse: WarehouseResource,

@@ -5,6 +5,7 @@ import dagster as dg
 from acav_assets.defs.assets import ASSETS
 from acav_assets.defs.automation import automation_sensor, ingest_job, landing_sensor, refit_job, refit_schedule
 from acav_assets.defs.checks import CHECKS
+from acav_assets.defs.executors import executor_from_env
 from acav_assets.defs.resources import default_resources
 
 defs = dg.Definitions(
@@ -14,4 +15,5 @@ defs = dg.Definitions(
     sensors=[landing_sensor, automation_sensor],
     schedules=[refit_schedule],
     resources=default_resources(),
+    executor=executor_from_env(),
 )
