@@ -11,4 +11,10 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
       || echo "test: could not install PostgreSQL; the deployment test will be skipped"
   fi
 fi
+# The Celery test runs a real Redis broker on loopback: install the server if absent.
+if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test: installing redis-server for the Celery test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+    || echo "test: could not install redis-server; the Celery test will be skipped"
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -101,3 +101,16 @@ def curate_landing(
         run([cluster_assignments], b, f"batch {b}: cluster_assignments")
     run([curated_subset], None, "curated_subset, selection_lineage")
     return report
+
+
+def ingest_job_from_env() -> dg.JobDefinition:
+    """The ``ingest_batch`` job with the executor and resources of the current environment
+    (``ACAV_EXECUTOR``, ``ACAV_LANDING``, ``ACAV_WAREHOUSE``, ...). A reconstructable target:
+    ``dg.reconstructable(ingest_job_from_env)`` lets Celery or Kubernetes workers rebuild it."""
+    from acav_assets.defs.automation import ingest_job
+    from acav_assets.defs.executors import executor_from_env
+    from acav_assets.defs.resources import default_resources
+
+    defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=default_resources(),
+                          executor=executor_from_env(), jobs=[ingest_job])
+    return defs.resolve_job_def("ingest_batch")

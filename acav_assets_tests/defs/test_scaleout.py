@@ -145,3 +145,73 @@ def test_pipeline_end_to_end_with_the_warehouse_on_s3(s3, tmp_path):
     wh = Warehouse(root, s3)
     assert wh.read("clip_embeddings").height == 16 * 10
     assert wh.read("curated_subset").height == 8
+
+
+# --- Celery: a Redis broker on loopback and two worker processes ------------------------------
+
+def _redis_bin():
+    import shutil
+    return shutil.which("redis-server")
+
+
+@pytest.mark.skipif(_redis_bin() is None, reason="redis-server is not installed")
+def test_batches_run_on_celery_workers(tmp_path, monkeypatch):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from acav_assets.core.synth import write_demo_videos
+    from acav_assets.core.tables import Warehouse
+    from acav_assets.defs.runner import ingest_job_from_env
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    redis = subprocess.Popen([_redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                             stdout=subprocess.DEVNULL, start_new_session=True)
+    landing, warehouse, home = tmp_path / "landing", tmp_path / "wh", tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    batches = ["c1", "c2", "c3"]
+    for i, b in enumerate(batches):
+        write_demo_videos(landing / b, 3, seed=70 + i, duration_s=(4.0, 6.0), workers=1)
+    env = {"DAGSTER_HOME": str(home), "ACAV_LANDING": str(landing), "ACAV_WAREHOUSE": str(warehouse),
+           "ACAV_EXECUTOR": "celery", "ACAV_CELERY_BROKER": f"redis://127.0.0.1:{port}/0"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    wenv = {**os.environ, **env, "PYTHONPATH": str(REPO / "deploy" / "celery"), "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker", "--pool", "solo",
+                                 "-Q", "dagster,gpu", "-n", f"w{i}@%h", "--loglevel", "WARNING"],
+                                env=wenv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True) for i in range(2)]
+    try:
+        instance = dg.DagsterInstance.get()
+        instance.add_dynamic_partitions("batches", batches)
+        step_pids = set()
+        for b in batches:
+            result = dg.execute_job(dg.reconstructable(ingest_job_from_env), instance=instance,
+                                    tags={"dagster/partition": b})
+            assert result.success, b
+            for ev in instance.all_logs(result.run_id):
+                if ev.dagster_event and ev.dagster_event.event_type_value == "STEP_START":
+                    step_pids.add(ev.dagster_event.pid)
+        assert step_pids and step_pids <= {w.pid for w in workers}  # every step ran in a worker
+        assert os.getpid() not in step_pids
+        wh = Warehouse(str(warehouse))
+        for table, per_batch in (("videos", 3), ("clips", 3), ("clip_embeddings", 30)):
+            counts = dict(wh.read(table).group_by("batch").len().iter_rows())
+            assert counts == {b: per_batch for b in batches}, (table, counts)
+    finally:
+        for p in [*workers, redis]:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in [*workers, redis]:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        time.sleep(0.1)
