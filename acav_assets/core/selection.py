@@ -334,18 +334,9 @@ def select_subset(
     n_budget = _resolve_budget(budget, pool_size)
 
     # --- tables, seeded with the warm start -----------------------------------------------
-    pair_i = np.array([p[0] for p in pairs], dtype=np.int64)
-    pair_j = np.array([p[1] for p in pairs], dtype=np.int64)
+    args = _empty_tables(pairs, ks)
+    pair_i, pair_j, pair_off, _, counts, gcell, col_w, col_off, marg, gmarg, scalars = args
     sizes = ks[pair_i] * ks[pair_j]
-    pair_off = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
-    col_off = np.r_[0, np.cumsum(ks)[:-1]].astype(np.int64)
-    col_w = (np.bincount(pair_i, minlength=m) + np.bincount(pair_j, minlength=m)).astype(np.float64)
-    counts = np.zeros(int(sizes.sum()), dtype=np.int64)
-    gcell = np.zeros(counts.size, dtype=np.float64)
-    marg = np.zeros(int(ks.sum()), dtype=np.int64)
-    gmarg = np.zeros(marg.size, dtype=np.float64)
-    scalars = np.zeros(2, dtype=np.float64)
-    args = (pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars)
     if init.size:
         _k.add_rows(labels, init, *args)
     initial_objective = _exact_objective(counts, marg, pair_i, pair_j, pair_off, ks, col_off, init.size)
@@ -469,6 +460,22 @@ def _refine(greedy, args, pos, rows, steps, next_step, n_free, max_rounds, fract
     return rows, pos, steps, rounds, swaps
 
 
+def _empty_tables(pairs, ks: np.ndarray) -> tuple:
+    """The kernel's state for ``pairs`` of clusterings with ``ks`` clusters, all counts zero:
+    (pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars)."""
+    m = ks.size
+    pair_i = np.array([p[0] for p in pairs], dtype=np.int64)
+    pair_j = np.array([p[1] for p in pairs], dtype=np.int64)
+    sizes = ks[pair_i] * ks[pair_j]
+    pair_off = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
+    col_off = np.r_[0, np.cumsum(ks)[:-1]].astype(np.int64)
+    col_w = (np.bincount(pair_i, minlength=m) + np.bincount(pair_j, minlength=m)).astype(np.float64)
+    counts = np.zeros(int(sizes.sum()), dtype=np.int64)
+    marg = np.zeros(int(ks.sum()), dtype=np.int64)
+    return (pair_i, pair_j, pair_off, ks, counts, np.zeros(counts.size), col_w, col_off, marg,
+            np.zeros(marg.size), np.zeros(2))
+
+
 def _resolve_budget(budget, pool_size: int) -> int:
     if isinstance(budget, bool):
         raise ValueError(f"budget must be an int count or a float share in (0, 1], got {budget!r}")
@@ -521,18 +528,8 @@ def marginal_effects(
     oth = _as_index_array(list(others), n, "others")
     if np.intersect1d(sub, oth).size:
         raise ValueError("others must not contain clips of the subset")
-    pair_i = np.array([p[0] for p in pairs], dtype=np.int64)
-    pair_j = np.array([p[1] for p in pairs], dtype=np.int64)
-    sizes = ks[pair_i] * ks[pair_j]
-    pair_off = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
-    col_off = np.r_[0, np.cumsum(ks)[:-1]].astype(np.int64)
-    col_w = (np.bincount(pair_i, minlength=m) + np.bincount(pair_j, minlength=m)).astype(np.float64)
-    counts = np.zeros(int(sizes.sum()), dtype=np.int64)
-    gcell = np.zeros(counts.size)
-    marg = np.zeros(int(ks.sum()), dtype=np.int64)
-    gmarg = np.zeros(marg.size)
-    scalars = np.zeros(2)
-    args = (pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars)
+    args = _empty_tables(pairs, ks)
+    pair_i, pair_j, pair_off, _, _, gcell, col_w, col_off, _, gmarg, scalars = args
     _k.add_rows(labels, sub, *args)
     t, k = scalars[0], float(sub.size)
     p = float(len(pairs))
