@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from acav_assets.core.synth import write_bad_inputs, write_demo_videos
@@ -20,3 +22,10 @@ def bad_inputs(tmp_path_factory):
     """One file per kind of bad input, and the status each must get."""
     folder = tmp_path_factory.mktemp("bad_inputs")
     return folder, write_bad_inputs(folder, seed=1)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

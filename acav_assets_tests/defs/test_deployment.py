@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+
+from acav_assets_tests.conftest import free_port
 import yaml
 
 from acav_assets.core.synth import write_demo_videos
@@ -28,11 +29,6 @@ from acav_assets.defs.automation import READY_MARKER
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_bin(name: str) -> str | None:
@@ -49,7 +45,7 @@ class Postgres:
     def __init__(self):
         # its own folder: pytest's temporary tree is private to root
         self.dir = Path(tempfile.mkdtemp(prefix="acav-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.user = "postgres" if os.geteuid() == 0 else None
         if self.user:
             shutil.chown(self.dir, self.user)
@@ -118,7 +114,7 @@ def test_sensor_and_automation_curate_a_dropped_batch_with_postgres(tmp_path):
            "DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": "", "DAGSTER_POSTGRES_DB": "postgres",
            "DAGSTER_POSTGRES_HOST": "127.0.0.1", "DAGSTER_POSTGRES_PORT": str(pg.port),
            "ACAV_SENSOR_INTERVAL_S": "2", "ACAV_AUTOMATION_INTERVAL_S": "3", "ACAV_QUIET_PERIOD_S": "0"}
-    port = _free_port()
+    port = free_port()
     logs = [tmp_path / "daemon.log", tmp_path / "webserver.log"]
     procs = []
     try:

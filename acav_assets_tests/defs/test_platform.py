@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
+
+from acav_assets_tests.conftest import free_port
 
 from acav_assets.cli import main as acav_main
 from acav_assets.core.synth import write_demo_videos
@@ -186,14 +187,9 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
     assert "--budget" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_webserver_serves_the_asset_graph(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "ACAV_HOME": str(tmp_path / "acav")}
     exe = Path(sys.executable).parent / "dagster-webserver"
     proc = subprocess.Popen([str(exe), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
