@@ -72,9 +72,16 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     from acav_assets.core.tables import Warehouse
     from acav_assets.defs.runner import curate_landing, resources_for
 
+    from acav_assets.core.landing import is_remote
+    from acav_assets.defs.resources import json_from_env
+
+    remote = is_remote(args.landing)
     landing = Path(args.landing)
-    if not landing.is_dir():
+    if not remote and not landing.is_dir():
         raise ValueError(f"landing folder {landing} does not exist")
+    landing_root = args.landing if remote else str(landing.resolve())
+    # object-store options come from the environment, as in the Dagster deployment
+    wh_opts = {k: str(v) for k, v in json_from_env("ACAV_WAREHOUSE_STORAGE_OPTIONS").items()}
     if not 0 < args.budget <= 1 and not (args.budget > 1 and float(args.budget).is_integer()):
         raise ValueError(f"--budget must be a share in (0, 1] or a whole number of clips, got {args.budget}")
     if not args.warehouse.strip():
@@ -88,12 +95,15 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     }}
     instance, home = _instance(args.dagster_home)
     t = time.perf_counter()
-    report = curate_landing(str(landing.resolve()), warehouse, instance=instance, batches=args.batches,
+    report = curate_landing(landing_root, warehouse, instance=instance, batches=args.batches,
                             run_config=run_config, log=lambda m: print(f"  {m}", flush=True), log_level="WARNING",
-                            resources=resources_for(str(landing.resolve()), warehouse, profile=args.profile,
-                                                    device=args.device, extractor_options=args.extractor_options))
+                            resources=resources_for(landing_root, warehouse, profile=args.profile,
+                                                    device=args.device, extractor_options=args.extractor_options,
+                                                    storage_options=wh_opts,
+                                                    landing_storage_options=json_from_env("ACAV_LANDING_STORAGE_OPTIONS"),
+                                                    landing_cache=os.environ.get("ACAV_LANDING_CACHE", "")))
     elapsed = time.perf_counter() - t
-    wh = Warehouse(warehouse)
+    wh = Warehouse(warehouse, wh_opts or None)
     vids = wh.read("videos").filter(pl.col("batch").is_in(report.batches))
     print(f"\ncurated {len(report.batches)} batch(es) in {elapsed:.1f} s through {len(report.runs)} Dagster runs")
     print("\nvideos by status:")
@@ -112,7 +122,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     failed = [k for k, ok in report.checks.items() if not ok]
     print(f"  asset checks: {sum(report.checks.values())}/{len(report.checks)} passed"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""))
-    truth = _ground_truth(landing, report.batches)
+    truth = {} if remote else _ground_truth(landing, report.batches)
     if truth:
         chosen = [truth[p] for p in subset["path"].to_list() if p in truth]
         clips = wh.read("clips").filter(pl.col("batch").is_in(report.batches))
@@ -278,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(func=_cmd_demo_data)
 
     cur = sub.add_parser("curate", help="run every asset for every batch folder through Dagster")
-    cur.add_argument("landing", help="folder with one sub-folder of videos per batch")
+    cur.add_argument("landing", help="folder or URI (s3://bucket/prefix) with one sub-folder of videos per batch; object-store options from ACAV_LANDING_STORAGE_OPTIONS / ACAV_WAREHOUSE_STORAGE_OPTIONS (JSON)")
     cur.add_argument("--warehouse", required=True, help="folder (or URI) for the Delta tables")
     cur.add_argument("--budget", type=float, default=0.2, help="share of the pool in (0, 1], or a number of clips")
     cur.add_argument("--pairing", choices=PAIRINGS, default=DEFAULT_PAIRING)

@@ -401,11 +401,15 @@ def _dedupe(rec: VideoRecord, p: str, seen: dict[str, str], root) -> VideoRecord
     return rec
 
 
+#: File suffixes taken as input videos (case-insensitive).
+MEDIA_SUFFIXES = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".mpg", ".mpeg", ".flv"})
+
+
 def list_media_files(folder: str | os.PathLike, suffixes: Iterable[str] | None = None) -> list[str]:
     """Every entry of ``folder`` (not recursive) that looks like an input file, sorted.
 
     All entries with a media suffix are returned, including broken links, FIFOs and
     directories named like videos, so that each gets a row and a status.
     """
-    sfx = {s.lower() for s in (suffixes or (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".mpg", ".mpeg", ".flv"))}
+    sfx = {s.lower() for s in (suffixes or MEDIA_SUFFIXES)}
     return sorted(os.fspath(p) for p in Path(folder).iterdir() if p.suffix.lower() in sfx)

@@ -6,7 +6,8 @@ Delta tables (lazily: scan, filter, project), computes with the core modules, an
 rows to write; writing is the caller's (``Warehouse.write_batch`` / ``overwrite``).
 
 Paths in the tables are relative to the landing root (``batch_003/x.mp4``), so a warehouse stays
-valid when the landing area is mounted elsewhere.
+valid when the landing area is mounted elsewhere. The ``landing_root`` these functions take is a
+local folder: a remote landing area is staged first (``acav_assets.core.landing``).
 """
 
 from __future__ import annotations
@@ -27,43 +28,16 @@ from acav_assets.core.clips import ClipConfig, clip_windows, detect_shots
 from acav_assets.core.clustering import Clustering, KMeansConfig, fit_kmeans
 from acav_assets.core.decode import DecodeConfig
 from acav_assets.core.features import Extractor, embed_clips
+from acav_assets.core.landing import batch_dir, landing_batches
 from acav_assets.core.media import OK, ProbeConfig, list_media_files, probe_files
 from acav_assets.core.selection import Selection, select_subset
-from acav_assets.core.tables import Warehouse, validate_batch_key
+from acav_assets.core.tables import Warehouse
 
 __all__ = [
-    "SelectionParams", "assignment_rows", "auto_k", "batch_dir", "clip_rows", "curate",
-    "embedding_rows", "fit_clusterings", "landing_batches", "load_clusterings", "probe_rows",
+    "SelectionParams", "assignment_matrix", "assignment_rows", "auto_k", "batch_dir", "clip_rows", "curate",
+    "embedding_rows", "fit_clusterings", "label_matrix", "landing_batches", "load_clusterings", "positions",
+    "probe_rows",
 ]
-
-
-# --- landing area --------------------------------------------------------------------------
-
-def batch_dir(landing_root: str | os.PathLike, batch: str) -> Path:
-    """The folder of ``batch`` under the landing root; refuses names that could escape it."""
-    validate_batch_key(batch)
-    root = Path(landing_root).resolve()
-    path = (root / batch).resolve()
-    if path.parent != root:
-        raise ValueError(f"batch {batch!r} resolves outside the landing root {root}")
-    return path
-
-
-def landing_batches(landing_root: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
-    """Batch folders under the landing root: (valid keys sorted, {rejected name: why})."""
-    root = Path(landing_root)
-    if not root.is_dir():
-        raise ValueError(f"landing root {root} does not exist or is not a folder")
-    ok, rejected = [], {}
-    for p in sorted(root.iterdir()):
-        if not p.is_dir() or p.name.startswith("."):
-            continue
-        try:
-            validate_batch_key(p.name)
-            ok.append(p.name)
-        except ValueError as exc:
-            rejected[p.name] = str(exc)
-    return ok, rejected
 
 
 # --- videos, clips -------------------------------------------------------------------------
@@ -226,7 +200,7 @@ class SelectionParams:
 @dataclass
 class Curation:
     selection: Selection
-    clip_ids: list[str]
+    clip_ids: pl.Series | list[str]  # row order of ``labels``
     columns: list[str]  # clustering ids, in assignment-matrix column order
     feature_spaces: list[str]
     modalities: list[str]
@@ -239,16 +213,21 @@ class Curation:
     run: dict  # the selection_runs row: id, time, parameters, clusterings, input batches
 
 
-def assignment_matrix(wh: Warehouse, clusterings: list[Clustering]) -> tuple[list[str], np.ndarray, list[str], int]:
+def assignment_matrix(wh: Warehouse, clusterings: list[Clustering]) -> tuple[pl.Series, np.ndarray, list[str], int]:
     """Clips × clusterings label matrix for the current clusterings, in narrow ints (one byte per
-    label for k <= 256), built batch by batch: only one batch's assignments (three columns) are
-    in memory at a time. Clips lacking any clustering's label are left out; their number is
-    returned."""
-    ids = [c.clustering_id for c in clusterings]
-    dtype = np.uint8 if max(c.k for c in clusterings) <= 256 else np.uint16
+    label for k <= 256), with the clip ids as one Arrow string column (not Python strings: ~20
+    bytes per clip instead of ~80). Built batch by batch: only one batch's assignments (three
+    columns) are in memory at a time. Clips lacking any clustering's label are left out; their
+    number is returned."""
+    return label_matrix(wh, [c.clustering_id for c in clusterings], max(c.k for c in clusterings))
+
+
+def label_matrix(wh: Warehouse, ids: list[str], max_k: int = 256) -> tuple[pl.Series, np.ndarray, list[str], int]:
+    """:func:`assignment_matrix` for the clusterings ``ids`` (e.g. those of an earlier run)."""
+    dtype = np.uint8 if max_k <= 256 else np.uint16
     scan = wh.scan("cluster_assignments").filter(pl.col("clustering_id").is_in(ids))
     names = sorted(scan.select("batch").unique().collect()["batch"].to_list())
-    parts_ids: list[list[str]] = []
+    parts_ids: list[pl.Series] = []
     parts: list[np.ndarray] = []
     seen_ids: set[str] = set()
     excluded = 0
@@ -262,15 +241,24 @@ def assignment_matrix(wh: Warehouse, clusterings: list[Clustering]) -> tuple[lis
             continue
         full = wide.drop_nulls(ids).sort("clip_id")
         excluded += wide.height - full.height
-        parts_ids.append(full["clip_id"].to_list())
+        parts_ids.append(full["clip_id"])
         parts.append(full.select(ids).to_numpy().astype(dtype))
     missing = [i for i in ids if i not in seen_ids]
     if missing:
         raise ValueError(f"no assignments for clustering(s) {missing}: materialize cluster_assignments")
     if not parts:
-        return [], np.zeros((0, len(ids)), dtype), ids, excluded
-    clip_ids = [c for p in parts_ids for c in p]
+        return pl.Series("clip_id", [], pl.String), np.zeros((0, len(ids)), dtype), ids, excluded
+    clip_ids = pl.concat(parts_ids, rechunk=True)
     return clip_ids, np.ascontiguousarray(np.concatenate(parts)), ids, excluded
+
+
+def positions(clip_ids: pl.Series, wanted: pl.Series | list[str]) -> np.ndarray:
+    """Row positions in ``clip_ids`` of the ``wanted`` ids that it holds, in ``wanted``'s order
+    (a join, so it stays cheap at 100M ids)."""
+    want = pl.DataFrame({"clip_id": pl.Series(wanted, dtype=pl.String)})
+    pos = want.join(pl.DataFrame({"clip_id": clip_ids}).with_row_index("i"), on="clip_id", how="inner",
+                    maintain_order="left")
+    return pos["i"].to_numpy().astype(np.int64)
 
 
 def _best_of_restarts(labels, budget, params: SelectionParams, modalities, pool: int, progress, **kw):
@@ -383,7 +371,7 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     """Select the curated subset over every batch, with the current clusterings."""
     clusterings, modal = _ordered_clusterings(wh)
     clip_ids, labels, columns, excluded = assignment_matrix(wh, clusterings)
-    if not clip_ids:
+    if len(clip_ids) == 0:
         raise ValueError("no clip has an assignment for every clustering: nothing to select from")
     modalities = [modal[c] for c in columns]
     budget: int | float = params.budget if params.budget <= 1.0 else int(params.budget)
@@ -391,7 +379,7 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     sel = runs[best]
     payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids)}, sort_keys=True)
     selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
-    chosen = pl.DataFrame({"clip_id": [clip_ids[i] for i in sel.indices], "rank": np.arange(1, len(sel) + 1),
+    chosen = pl.DataFrame({"clip_id": clip_ids.gather(sel.indices), "rank": np.arange(1, len(sel) + 1),
                            "gain": sel.gains, "step": sel.steps,
                            "clusters": pl.Series(labels[sel.indices].astype(np.int32).tolist(), dtype=pl.List(pl.Int32))})
     clips = wh.scan("clips").select("clip_id", "video_id", "path", "batch", "start_s", "end_s")

@@ -21,6 +21,7 @@ from acav_assets.core import pipeline
 from acav_assets.core.clips import ClipConfig
 from acav_assets.core.clustering import KMeansConfig
 from acav_assets.core.features import profile_feature_spaces
+from acav_assets.core.landing import StageReport
 from acav_assets.core.lineage import lineage_rows, pair_tables, tables_from_lineage
 from acav_assets.core.media import ProbeConfig
 from acav_assets.core.report import strongest_pair, write_report
@@ -104,6 +105,23 @@ def _fail(exc: Exception) -> dg.Failure:
     return dg.Failure(description=str(exc), allow_retries=False)
 
 
+def _stage(context: dg.AssetExecutionContext, landing: LandingResource, batch: str) -> StageReport:
+    """The batch's media, local (a remote landing area is copied into the staging cache)."""
+    area = landing.get()
+    rep = area.stage(batch, log=context.log.info)
+    if area.remote:
+        context.log.info(f"staged batch {batch} from {area.root}: {rep.copied} file(s) copied "
+                         f"({rep.bytes_copied / 1e6:.1f} MB), {rep.kept} already cached, in {rep.seconds:.1f} s")
+    return rep
+
+
+def _stage_metadata(rep: StageReport) -> dict:
+    if not rep.copied and not rep.kept:
+        return {}
+    return {"staged_files_copied": rep.copied, "staged_files_cached": rep.kept,
+            "staged_mb": round(rep.bytes_copied / 1e6, 2), "staging_seconds": round(rep.seconds, 2)}
+
+
 # --- per-batch assets ---------------------------------------------------------------------
 
 @dg.asset(partitions_def=batches, group_name=INGEST, kinds={"pyav", "deltalake"},
@@ -118,7 +136,8 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
         known = {r["video_id"]: r["path"] for r in wh.scan("videos")
                  .filter((pl.col("batch") != batch) & (pl.col("status") == "ok")).select("video_id", "path")
                  .collect().iter_rows(named=True)}
-        rows = pipeline.probe_rows(landing.root, batch, probe, known, timeout_s=config.probe_timeout_s or None)
+        staged = _stage(context, landing, batch)
+        rows = pipeline.probe_rows(staged.local_root, batch, probe, known, timeout_s=config.probe_timeout_s or None)
     except ValueError as exc:
         raise _fail(exc) from exc
     n = wh.write_batch("videos", batch, rows)
@@ -132,6 +151,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
                                               if c in df.columns]) if rows else df),
         "dagster/row_count": n, "ok": statuses.get("ok", 0),
         "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
+        **_stage_metadata(staged),
     })
 
 
@@ -146,7 +166,9 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: Landi
     except ValueError as exc:
         raise _fail(exc) from exc
     video_rows = wh.scan("videos").filter(pl.col("batch") == batch).collect().to_dicts()
-    rows = pipeline.clip_rows(video_rows, landing.root, cfg)
+    # only shot detection reads the media; centred windows need the probed durations alone
+    root = _stage(context, landing, batch).local_root if cfg.max_clips > 1 else landing.get().local_root()
+    rows = pipeline.clip_rows(video_rows, root, cfg)
     wh.write_batch("clips", batch, rows)
     df = pl.DataFrame(rows, schema={"batch": pl.String, "clip_id": pl.String, "video_id": pl.String, "path": pl.String,
                                     "start_s": pl.Float64, "end_s": pl.Float64})
@@ -174,13 +196,19 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
             last[0] = time.monotonic()
             context.log.info(f"embedded {done}/{total} clips")
 
+    try:
+        staged = _stage(context, landing, batch)
+    except ValueError as exc:
+        raise _fail(exc) from exc
     t0 = time.perf_counter()
-    df, failed = pipeline.embedding_rows(clip_list, landing.root, exs, batch_size=compute.batch_size,
+    df, failed = pipeline.embedding_rows(clip_list, staged.local_root, exs, batch_size=compute.batch_size,
                                          decode_workers=compute.decode_workers, progress=progress)
     seconds = time.perf_counter() - t0
     for cid, why in failed.items():
         context.log.warning(f"clip {cid} not embedded: {why}")
     wh.write_batch("clip_embeddings", batch, df)
+    if not landing.keep_staged:
+        landing.get().release(batch)  # the last step that reads the media
     spaces = profile_feature_spaces(exs)
     embedded = len(clip_list) - len(failed)
     return dg.MaterializeResult(metadata={
@@ -190,6 +218,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
         "feature_spaces": dg.MetadataValue.md(counts_table({fs.name: fs.dim for fs in spaces}, "feature space", "dim")),
         "device": str(exs[0].device), "seconds": round(seconds, 2),
         "clips_per_second": round(embedded / seconds, 2) if seconds > 0 else 0.0,
+        **_stage_metadata(staged),
     })
 
 

@@ -1,6 +1,7 @@
 """Automation: curation keeps up by itself.
 
-- ``landing_sensor`` watches the landing area. A batch folder is picked up once it is complete:
+- ``landing_sensor`` watches the landing area (a local folder or an ``s3://``/``gs://`` prefix).
+  A batch folder is picked up once it is complete:
   it contains a ``_READY`` file (write it last), or nothing in it has changed for
   ``ACAV_QUIET_PERIOD_S`` seconds (default 300; 0 disables the quiet-period rule). Each new
   batch becomes a dynamic partition and gets one ``ingest_batch`` run (probe → clips →
@@ -20,32 +21,15 @@
 
 import json
 import os
-import time
-from pathlib import Path
 
 import dagster as dg
 
-from acav_assets.core.pipeline import landing_batches
+from acav_assets.core.landing import READY_MARKER, batch_is_complete
 from acav_assets.defs.assets import batches, clip_embeddings, clips, cluster_centroids, videos
 from acav_assets.defs.resources import LandingResource
 
-READY_MARKER = "_READY"
-
-
-def batch_is_complete(folder: Path, quiet_period_s: float, now: float | None = None) -> tuple[bool, str]:
-    """Whether a landing batch folder is complete, and why (see module docs)."""
-    if (folder / READY_MARKER).exists():
-        return True, f"{READY_MARKER} present"
-    if quiet_period_s <= 0:
-        return False, f"waiting for {READY_MARKER}"
-    files = [p for p in folder.rglob("*") if p.is_file() or p.is_symlink()]
-    if not files:
-        return False, "empty"
-    newest = max(p.lstat().st_mtime for p in files)
-    age = (now or time.time()) - newest
-    if age >= quiet_period_s:
-        return True, f"unchanged for {age:.0f} s"
-    return False, f"changed {age:.0f} s ago (quiet period {quiet_period_s:g} s)"
+__all__ = ["READY_MARKER", "automation_sensor", "batch_is_complete", "ingest_job", "landing_sensor", "refit_job",
+           "refit_schedule"]
 
 
 ingest_job = dg.define_asset_job("ingest_batch", selection=dg.AssetSelection.assets(videos, clips, clip_embeddings),
@@ -58,8 +42,9 @@ ingest_job = dg.define_asset_job("ingest_batch", selection=dg.AssetSelection.ass
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
     quiet = float(os.environ.get("ACAV_QUIET_PERIOD_S", "300"))
     done = set(json.loads(context.cursor)["done"]) if context.cursor else set()
+    area = landing.get()
     try:
-        found, rejected = landing_batches(landing.root)
+        found, rejected = area.batches()
     except ValueError as exc:
         return dg.SensorResult(skip_reason=str(exc))
     for name, why in rejected.items():
@@ -68,7 +53,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
     for b in found:
         if b in done:
             continue
-        complete, why = batch_is_complete(landing.path() / b, quiet)
+        complete, why = area.is_complete(b, quiet)
         (new if complete else waiting).append((b, why))
     for b, why in waiting:
         context.log.info(f"batch {b} not complete yet: {why}")

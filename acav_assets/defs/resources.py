@@ -4,14 +4,17 @@
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from acav_assets.core.features import Extractor, build_profile
+from acav_assets.core.landing import Landing
 from acav_assets.core.tables import Warehouse
 
-__all__ = ["ComputeResource", "ExtractorResource", "LandingResource", "WarehouseResource", "default_resources"]
+__all__ = ["ComputeResource", "ExtractorResource", "LandingResource", "WarehouseResource", "default_resources",
+           "json_from_env"]
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -26,12 +29,18 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class LandingResource(dg.ConfigurableResource):
-    """The landing area: one folder per batch of raw videos."""
+    """The landing area: one folder (or key prefix) per batch of raw videos, on a local folder or
+    an fsspec URI (``s3://bucket/landing``). A remote batch is staged into ``cache_dir`` by the
+    steps that read media, and dropped after its embeddings unless ``keep_staged``."""
 
-    root: str = Field(description="Folder whose sub-folders are batches of videos")
+    root: str = Field(description="Folder or URI whose sub-folders are batches of videos")
+    storage_options: dict[str, Any] = Field(default_factory=dict,
+                                            description="fsspec options, e.g. s3fs key/secret/endpoint_url")
+    cache_dir: str = Field(default="", description="local folder for staged remote batches ('' = default)")
+    keep_staged: bool = Field(default=False, description="keep a staged remote batch after its embeddings")
 
-    def path(self) -> Path:
-        return Path(self.root)
+    def get(self) -> Landing:
+        return Landing(self.root, self.storage_options, self.cache_dir or None)
 
 
 class ComputeResource(dg.ConfigurableResource):
@@ -56,13 +65,33 @@ class ExtractorResource(dg.ConfigurableResource):
         return build_profile(self.profile, device, options)
 
 
+def json_from_env(name: str) -> dict:
+    """The JSON object in environment variable ``name`` ({} when unset or blank)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
-    """Resources from the environment (ACAV_WAREHOUSE, ACAV_LANDING, ACAV_DEVICE, ACAV_PROFILE),
-    defaulting to folders under ./.acav for a local `dagster dev`."""
+    """Resources from the environment, defaulting to folders under ./.acav for a local
+    `dagster dev`: ACAV_WAREHOUSE and ACAV_LANDING (folder or URI), ACAV_WAREHOUSE_STORAGE_OPTIONS
+    (JSON, delta-rs options) and ACAV_LANDING_STORAGE_OPTIONS (JSON, fsspec options),
+    ACAV_LANDING_CACHE, ACAV_DEVICE, ACAV_PROFILE, ACAV_EXTRACTOR_OPTIONS."""
     base = Path(os.environ.get("ACAV_HOME", ".acav"))
     return {
-        "warehouse": WarehouseResource(root=os.environ.get("ACAV_WAREHOUSE", str(base / "warehouse"))),
-        "landing": LandingResource(root=os.environ.get("ACAV_LANDING", str(base / "landing"))),
+        "warehouse": WarehouseResource(root=os.environ.get("ACAV_WAREHOUSE", str(base / "warehouse")),
+                                       storage_options={k: str(v) for k, v in
+                                                        json_from_env("ACAV_WAREHOUSE_STORAGE_OPTIONS").items()}),
+        "landing": LandingResource(root=os.environ.get("ACAV_LANDING", str(base / "landing")),
+                                   storage_options=json_from_env("ACAV_LANDING_STORAGE_OPTIONS"),
+                                   cache_dir=os.environ.get("ACAV_LANDING_CACHE", "")),
         "compute": ComputeResource(device=os.environ.get("ACAV_DEVICE", "auto")),
         "extractors": ExtractorResource(profile=os.environ.get("ACAV_PROFILE", "weightfree"),
                                         options_json=os.environ.get("ACAV_EXTRACTOR_OPTIONS", "{}")),

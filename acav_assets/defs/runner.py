@@ -13,7 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from acav_assets.core.pipeline import landing_batches
+from acav_assets.core.landing import Landing
 from acav_assets.defs.assets import (
     ASSETS,
     clip_embeddings,
@@ -37,10 +37,14 @@ class CurateReport:
 
 
 def resources_for(landing_root: str, warehouse_root: str, *, profile: str = "weightfree", device: str = "auto",
-                  extractor_options: str = "{}", storage_options: dict | None = None) -> dict:
+                  extractor_options: str = "{}", storage_options: dict | None = None,
+                  landing_storage_options: dict | None = None, landing_cache: str = "") -> dict:
+    """Resources for one landing area and warehouse: ``storage_options`` are the warehouse's
+    (delta-rs), ``landing_storage_options`` the landing area's (fsspec)."""
     return {
         "warehouse": WarehouseResource(root=warehouse_root, storage_options=storage_options or {}),
-        "landing": LandingResource(root=landing_root),
+        "landing": LandingResource(root=landing_root, storage_options=landing_storage_options or {},
+                                   cache_dir=landing_cache),
         "compute": ComputeResource(device=device),
         "extractors": ExtractorResource(profile=profile, options_json=extractor_options),
     }
@@ -61,7 +65,8 @@ def curate_landing(
     Dagster run config (``{"ops": {"curated_subset": {"config": {"budget": 0.3}}}}``); each run
     gets the part for its ops. Raises ``dg.DagsterExecutionStepExecutionError``-derived errors
     through ``materialize`` when a step fails."""
-    found, rejected = landing_batches(landing_root)
+    resources = resources or resources_for(landing_root, warehouse_root)
+    found, rejected = resources["landing"].get().batches()
     for name, why in rejected.items():
         log(f"skipping folder {name!r}: {why}")
     todo = list(batches) if batches is not None else found
@@ -70,7 +75,6 @@ def curate_landing(
         raise ValueError(f"batch folder(s) not found under {landing_root}: {missing}")
     if not todo:
         raise ValueError(f"no batch folders under {landing_root}: put videos in <landing>/<batch>/")
-    resources = resources or resources_for(landing_root, warehouse_root)
     new = [b for b in todo if not instance.has_dynamic_partition("batches", b)]
     if new:
         instance.add_dynamic_partitions("batches", new)

@@ -3,6 +3,7 @@ Kubernetes deployment renders and validates (no cluster needed)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -82,8 +83,10 @@ def s3():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                 region_name="us-east-1").create_bucket(Bucket="acav-warehouse")
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+                          region_name="us-east-1")
+    client.create_bucket(Bucket="acav-warehouse")
+    client.create_bucket(Bucket="acav-landing")
     # conditional puts make concurrent Delta commits safe on S3-compatible stores
     yield {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
            "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true", "aws_conditional_put": "etag"}
@@ -129,22 +132,127 @@ def test_concurrent_batch_writes_on_s3_lose_nothing(s3, tmp_path):
     assert dict(df.group_by("batch").len().iter_rows()) == {f"b{i}": 50 for i in range(6)}
 
 
-def test_pipeline_end_to_end_with_the_warehouse_on_s3(s3, tmp_path):
+# --- the landing area on object storage ----------------------------------------------------
+
+def _fsspec_options(s3: dict) -> dict:
+    """s3fs options for the same server (fsspec names them differently from delta-rs)."""
+    return {"key": s3["AWS_ACCESS_KEY_ID"], "secret": s3["AWS_SECRET_ACCESS_KEY"],
+            "endpoint_url": s3["AWS_ENDPOINT_URL"], "client_kwargs": {"region_name": s3["AWS_REGION"]}}
+
+
+def _upload(s3: dict, folder: Path, prefix: str) -> list[str]:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], aws_access_key_id="test",
+                          aws_secret_access_key="test", region_name="us-east-1")
+    keys = []
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and not f.is_symlink():
+            key = f"{prefix}/{f.relative_to(folder).as_posix()}"
+            client.upload_file(str(f), "acav-landing", key)
+            keys.append(key)
+    return keys
+
+
+def test_landing_area_on_s3_lists_checks_completeness_and_stages(s3, tmp_path):
+    import boto3
+
+    from acav_assets.core.landing import READY_MARKER, Landing
+    from acav_assets.core.synth import write_demo_videos
+
+    local = tmp_path / "src"
+    write_demo_videos(local / "b1", 3, seed=5, duration_s=(4, 5), workers=1)
+    write_demo_videos(local / "b2", 2, seed=6, duration_s=(4, 5), workers=1)
+    (local / "bad name").mkdir()
+    (local / "bad name" / "x.mp4").write_bytes(b"x")
+    (local / "b1" / READY_MARKER).touch()
+    _upload(s3, local, "unit")
+    area = Landing("s3://acav-landing/unit", _fsspec_options(s3), cache_dir=tmp_path / "cache")
+
+    ok, rejected = area.batches()
+    assert ok == ["b1", "b2"] and list(rejected) == ["bad name"]
+    assert area.is_complete("b1", 3600) == (True, f"{READY_MARKER} present")
+    complete, why = area.is_complete("b2", 3600)  # just uploaded: modification times from the store
+    assert not complete and why.startswith("changed")
+    assert area.is_complete("b2", 3600, now=time.time() + 7200)[0]
+    assert area.is_complete("b2", 0) == (False, f"waiting for {READY_MARKER}")
+
+    rep = area.stage("b1")
+    staged = sorted(p.name for p in (rep.local_root / "b1").iterdir())
+    assert staged == sorted(p.name for p in (local / "b1").glob("*.mp4"))  # media only, same names
+    assert rep.copied == 3 and rep.bytes_copied == sum(p.stat().st_size for p in (local / "b1").glob("*.mp4"))
+    for name in staged:
+        assert (rep.local_root / "b1" / name).read_bytes() == (local / "b1" / name).read_bytes()
+    assert area.stage("b1").kept == 3  # cached copies are reused
+    # a file deleted on the remote disappears from the stage; a replaced one is copied again
+    client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], aws_access_key_id="test",
+                          aws_secret_access_key="test", region_name="us-east-1")
+    client.delete_object(Bucket="acav-landing", Key=f"unit/b1/{staged[0]}")
+    client.put_object(Bucket="acav-landing", Key=f"unit/b1/{staged[1]}", Body=b"not a video any more")
+    rep = area.stage("b1")
+    assert (rep.copied, rep.kept, rep.removed) == (1, 1, 1)
+    assert (rep.local_root / "b1" / staged[1]).read_bytes() == b"not a video any more"
+    with pytest.raises(ValueError, match="does not exist"):
+        area.stage("b9")
+    area.release("b1")
+    assert not (rep.local_root / "b1").exists()
+    with pytest.raises(ValueError, match="does not exist"):
+        Landing("s3://acav-landing/nothing-here", _fsspec_options(s3)).batches()
+
+
+def test_landing_sensor_watches_an_s3_prefix(s3, tmp_path, monkeypatch):
+    from acav_assets.core.landing import READY_MARKER
+    from acav_assets.core.synth import write_demo_videos
+    from acav_assets.defs.automation import landing_sensor
+    from acav_assets.defs.resources import LandingResource
+
+    monkeypatch.setenv("ACAV_QUIET_PERIOD_S", "3600")
+    local = tmp_path / "src"
+    write_demo_videos(local / "ready", 1, seed=7, duration_s=(4, 5), workers=1)
+    (local / "ready" / READY_MARKER).touch()
+    write_demo_videos(local / "uploading", 1, seed=8, duration_s=(4, 5), workers=1)
+    _upload(s3, local, "sensor")
+    resource = LandingResource(root="s3://acav-landing/sensor", storage_options=_fsspec_options(s3))
+    instance = dg.DagsterInstance.ephemeral()
+    result = landing_sensor(dg.build_sensor_context(instance=instance, resources={"landing": resource}))
+    assert [r.partition_key for r in result.run_requests] == ["ready"]
+    (local / "uploading" / READY_MARKER).touch()
+    _upload(s3, local, "sensor")
+    result = landing_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor,
+                                                    resources={"landing": resource}))
+    assert [r.partition_key for r in result.run_requests] == ["uploading"]
+
+
+def test_pipeline_end_to_end_with_landing_and_warehouse_on_s3(s3, tmp_path):
+    """Both on the S3 server: the sensor's batches are staged, probed, embedded, clustered and
+    selected; bad input on the remote gets its status; the staged copies are dropped after."""
+    import polars as pl
+
     from acav_assets.core.synth import write_demo_videos
     from acav_assets.core.tables import Warehouse
     from acav_assets.defs.runner import curate_landing, resources_for
 
-    landing = tmp_path / "landing"
-    write_demo_videos(landing / "a", 8, seed=1)
-    write_demo_videos(landing / "b", 8, seed=2)
-    root = "s3://acav-warehouse/pipeline"
-    report = curate_landing(str(landing), root, instance=dg.DagsterInstance.ephemeral(), log_level="ERROR",
-                            resources=resources_for(str(landing), root, storage_options=s3),
+    local = tmp_path / "src"
+    write_demo_videos(local / "a", 8, seed=1)
+    write_demo_videos(local / "b", 8, seed=2)
+    (local / "b" / "corrupt.mp4").write_bytes(b"\x00" * 1000)
+    _upload(s3, local, "pipeline")
+    landing, root, cache = "s3://acav-landing/pipeline", "s3://acav-warehouse/pipeline", tmp_path / "cache"
+    report = curate_landing(landing, root, instance=dg.DagsterInstance.ephemeral(), log_level="ERROR",
+                            resources=resources_for(landing, root, storage_options=s3, landing_cache=str(cache),
+                                                    landing_storage_options=_fsspec_options(s3)),
                             run_config={"ops": {"curated_subset": {"config": {"budget": 0.5}}}})
+    assert report.batches == ["a", "b"]
     assert all(report.checks.values()) and len(report.checks) == 6, report.checks
     wh = Warehouse(root, s3)
+    vids = wh.read("videos")
+    assert vids.height == 17 and vids.filter(pl.col("status") != "ok")["path"].to_list() == ["b/corrupt.mp4"]
     assert wh.read("clip_embeddings").height == 16 * 10
-    assert wh.read("curated_subset").height == 8
+    subset = wh.read("curated_subset")
+    assert subset.height == 8 and all(p.split("/")[0] in ("a", "b") for p in subset["path"])  # landing-relative
+    meta = report.materializations["videos"]
+    assert meta["a"]["staged_files_copied"] == 8 and meta["b"]["staged_files_copied"] == 9
+    assert not any(p.is_file() for p in cache.rglob("*"))  # released after the embeddings
 
 
 # --- Celery: a Redis broker on loopback and two worker processes ------------------------------
