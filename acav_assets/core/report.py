@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from acav_assets.core.pipeline import label_matrix, positions
 from acav_assets.core.selection import marginal_effects, resolve_pairs
 from acav_assets.core.tables import Warehouse
 
@@ -33,15 +34,6 @@ def latest_run(wh: Warehouse) -> dict:
     return runs.sort("created_at").row(-1, named=True)
 
 
-def _run_labels(wh: Warehouse, run: dict) -> tuple[list[str], np.ndarray]:
-    ids = run["clustering_ids"]
-    wide = (wh.scan("cluster_assignments").filter(pl.col("clustering_id").is_in(ids))
-            .select("clip_id", "clustering_id", "cluster").collect()
-            .pivot(on="clustering_id", index="clip_id", values="cluster", aggregate_function="first")
-            .drop_nulls([i for i in ids]).sort("clip_id"))
-    return wide["clip_id"].to_list(), wide.select(ids).to_numpy().astype(np.int64)
-
-
 def explain_clip(wh: Warehouse, clip_id: str) -> dict:
     """Facts about one clip and the current selection.
 
@@ -56,19 +48,19 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
     info = clip.row(0, named=True)
     run = latest_run(wh)
     params = json.loads(run["params"])
-    clip_ids, labels = _run_labels(wh, run)
-    index = {c: i for i, c in enumerate(clip_ids)}
+    clip_ids, labels, _, _ = label_matrix(wh, run["clustering_ids"])
+    found = positions(clip_ids, [clip_id])
     subset = wh.read("curated_subset").sort("rank")
     out = {"clip_id": clip_id, "path": info["path"], "batch": info["batch"], "window": [info["start_s"], info["end_s"]],
            "selection_id": run["selection_id"], "pairing": params["pairing"], "objective": run["objective"]}
-    if clip_id not in index:
+    if found.size == 0:
         out.update(selected=False, reason="the clip has no cluster assignment for every clustering of the run "
                                           "(not embedded, or its batch was not assigned)")
         return out
     modal = [fs.split("/", 1)[0] for fs in run["feature_spaces"]]
     pairs = resolve_pairs(params["pairing"], len(run["clustering_ids"]), modal)
-    sel_rows = np.array([index[c] for c in subset["clip_id"].to_list() if c in index], dtype=np.int64)
-    row = index[clip_id]
+    sel_rows = positions(clip_ids, subset["clip_id"])
+    row = int(found[0])
     out["clusters"] = {fs: int(labels[row, j]) for j, fs in enumerate(run["feature_spaces"])}
     chosen = subset.filter(pl.col("clip_id") == clip_id)
     if chosen.height:
@@ -92,7 +84,7 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
         objective, loss, gain = marginal_effects(labels, sel_rows, [row], pairing=pairs)
         weakest = int(np.argmin(loss))
         out.update(selected=False, gain_if_added_now=float(gain[0]), bar_to_beat=float(loss[weakest]),
-                   weakest_selected=clip_ids[sel_rows[weakest]])
+                   weakest_selected=clip_ids[int(sel_rows[weakest])])
     return out
 
 
