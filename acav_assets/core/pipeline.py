@@ -34,8 +34,8 @@ from acav_assets.core.selection import Selection, select_subset
 from acav_assets.core.tables import Warehouse
 
 __all__ = [
-    "SelectionParams", "assignment_matrix", "assignment_rows", "auto_k", "batch_dir", "clip_rows", "curate",
-    "embedding_rows", "fit_clusterings", "label_matrix", "landing_batches", "load_clusterings", "positions",
+    "ClipIndex", "SelectionParams", "assignment_matrix", "assignment_rows", "auto_k", "batch_dir", "clip_rows", "curate",
+    "embedding_rows", "fit_clusterings", "label_matrix", "landing_batches", "load_clusterings",
     "probe_rows",
 ]
 
@@ -200,7 +200,7 @@ class SelectionParams:
 @dataclass
 class Curation:
     selection: Selection
-    clip_ids: pl.Series | list[str]  # row order of ``labels``
+    clip_ids: ClipIndex | list[str]  # row order of ``labels``
     columns: list[str]  # clustering ids, in assignment-matrix column order
     feature_spaces: list[str]
     modalities: list[str]
@@ -213,52 +213,105 @@ class Curation:
     run: dict  # the selection_runs row: id, time, parameters, clusterings, input batches
 
 
-def assignment_matrix(wh: Warehouse, clusterings: list[Clustering]) -> tuple[pl.Series, np.ndarray, list[str], int]:
-    """Clips × clusterings label matrix for the current clusterings, in narrow ints (one byte per
-    label for k <= 256), with the clip ids as one Arrow string column (not Python strings: ~20
-    bytes per clip instead of ~80). Built batch by batch: only one batch's assignments (three
-    columns) are in memory at a time. Clips lacking any clustering's label are left out; their
-    number is returned."""
-    return label_matrix(wh, [c.clustering_id for c in clusterings], max(c.k for c in clusterings))
+def assignment_matrix(wh: Warehouse, clusterings: list[Clustering]) -> tuple[ClipIndex, np.ndarray, list[str], int]:
+    """Clips × clusterings label matrix for the current clusterings (see :func:`label_matrix`)."""
+    return label_matrix(wh, [c.clustering_id for c in clusterings])
 
 
-def label_matrix(wh: Warehouse, ids: list[str], max_k: int = 256) -> tuple[pl.Series, np.ndarray, list[str], int]:
-    """:func:`assignment_matrix` for the clusterings ``ids`` (e.g. those of an earlier run)."""
-    dtype = np.uint8 if max_k <= 256 else np.uint16
-    scan = wh.scan("cluster_assignments").filter(pl.col("clustering_id").is_in(ids))
-    names = sorted(scan.select("batch").unique().collect()["batch"].to_list())
-    parts_ids: list[pl.Series] = []
-    parts: list[np.ndarray] = []
-    seen_ids: set[str] = set()
-    excluded = 0
-    for batch in names:
-        long = scan.filter(pl.col("batch") == batch).select("clip_id", "clustering_id", "cluster").collect()
-        seen_ids.update(long["clustering_id"].unique().to_list())
-        wide = long.pivot(on="clustering_id", index="clip_id", values="cluster", aggregate_function="first")
-        present = [i for i in ids if i in wide.columns]
-        if len(present) < len(ids):
-            excluded += wide.height
-            continue
-        full = wide.drop_nulls(ids).sort("clip_id")
-        excluded += wide.height - full.height
-        parts_ids.append(full["clip_id"])
-        parts.append(full.select(ids).to_numpy().astype(dtype))
-    missing = [i for i in ids if i not in seen_ids]
+def _batch_labels(scan: pl.LazyFrame, batch: str, ids: list[str]) -> tuple[pl.DataFrame | None, int]:
+    """One batch's clips with a label in every clustering ``ids``, sorted by clip id (``clip_id``
+    + one column per clustering), and the number of its clips left out."""
+    long = scan.filter(pl.col("batch") == batch).select("clip_id", "clustering_id", "cluster").collect()
+    wide = long.pivot(on="clustering_id", index="clip_id", values="cluster", aggregate_function="first")
+    if any(i not in wide.columns for i in ids):
+        return None, wide.height
+    full = wide.drop_nulls(ids).sort("clip_id")
+    return full, wide.height - full.height
+
+
+@dataclass
+class ClipIndex:
+    """The row order of a label matrix: ``counts[i]`` rows of ``batches[i]``, each batch's clips
+    sorted by id. Clip ids are not held in memory (100M of them would take GBs); they are read
+    back batch by batch from the same table version when asked for."""
+
+    wh: Warehouse
+    clustering_ids: list[str]
+    version: int | None
+    batches: list[str]
+    counts: list[int]
+
+    def __len__(self) -> int:
+        return int(sum(self.counts))
+
+    def _scan(self) -> pl.LazyFrame:
+        return (self.wh.scan("cluster_assignments", version=self.version)
+                .filter(pl.col("clustering_id").is_in(self.clustering_ids)))
+
+    def _batches(self, needed: set[int] | None = None):
+        scan, start = self._scan(), 0
+        for i, (batch, n) in enumerate(zip(self.batches, self.counts)):
+            if n and (needed is None or i in needed):
+                full, _ = _batch_labels(scan, batch, self.clustering_ids)
+                yield start, full["clip_id"]
+            start += n
+
+    def ids_at(self, rows) -> pl.Series:
+        """The clip ids of matrix rows ``rows``, in that order."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"row out of range for a matrix of {len(self)} clips")
+        ends = np.cumsum(self.counts)
+        which = np.searchsorted(ends, rows, side="right")
+        parts = []
+        for start, ids in self._batches(set(which.tolist())):
+            mask = (rows >= start) & (rows < start + ids.len())
+            order = np.flatnonzero(mask)
+            # a fresh copy: a gathered string view would pin the whole batch's buffers (~40 MB
+            # per 100k clips, measured: 3.7 GB extra at 10M clips)
+            picked = pl.Series("clip_id", ids.gather(rows[mask] - start).to_list(), dtype=pl.String)
+            parts.append(pl.DataFrame({"o": order, "clip_id": picked}))
+        if not parts:
+            return pl.Series("clip_id", [], pl.String)
+        return pl.concat(parts).sort("o")["clip_id"]
+
+    def rows_of(self, wanted: pl.Series | list[str]) -> np.ndarray:
+        """Matrix rows of the ``wanted`` clip ids that it holds, in ``wanted``'s order."""
+        want = pl.DataFrame({"clip_id": pl.Series(wanted, dtype=pl.String)}).with_row_index("o")
+        parts = [want.join(pl.DataFrame({"clip_id": ids}).with_row_index("r", offset=start), on="clip_id", how="inner")
+                 .select("o", "r") for start, ids in self._batches()]
+        if not parts:
+            return np.zeros(0, np.int64)
+        return pl.concat(parts).sort("o")["r"].to_numpy().astype(np.int64)
+
+
+def label_matrix(wh: Warehouse, ids: list[str]) -> tuple[ClipIndex, np.ndarray, list[str], int]:
+    """Clips × clusterings label matrix for the clusterings ``ids``, in narrow ints (one byte
+    per label while every label is < 256, else two), built batch by batch from one version of ``cluster_assignments``:
+    only one batch's assignments (three columns) are in memory at a time, and the clip ids
+    stay in the table (:class:`ClipIndex`). Clips lacking any clustering's label are left out;
+    their number is returned."""
+    version = wh.version("cluster_assignments")
+    scan = wh.scan("cluster_assignments", version=version).filter(pl.col("clustering_id").is_in(ids))
+    # streaming: the distinct ids only, never the whole column
+    seen = set(scan.select("clustering_id").unique().collect(engine="streaming")["clustering_id"].to_list())
+    missing = [i for i in ids if i not in seen]
     if missing:
         raise ValueError(f"no assignments for clustering(s) {missing}: materialize cluster_assignments")
-    if not parts:
-        return pl.Series("clip_id", [], pl.String), np.zeros((0, len(ids)), dtype), ids, excluded
-    clip_ids = pl.concat(parts_ids, rechunk=True)
-    return clip_ids, np.ascontiguousarray(np.concatenate(parts)), ids, excluded
-
-
-def positions(clip_ids: pl.Series, wanted: pl.Series | list[str]) -> np.ndarray:
-    """Row positions in ``clip_ids`` of the ``wanted`` ids that it holds, in ``wanted``'s order
-    (a join, so it stays cheap at 100M ids)."""
-    want = pl.DataFrame({"clip_id": pl.Series(wanted, dtype=pl.String)})
-    pos = want.join(pl.DataFrame({"clip_id": clip_ids}).with_row_index("i"), on="clip_id", how="inner",
-                    maintain_order="left")
-    return pos["i"].to_numpy().astype(np.int64)
+    names = wh.batches("cluster_assignments", version=version)
+    parts: list[np.ndarray] = []
+    counts: list[int] = []
+    excluded = 0
+    for batch in names:
+        full, left_out = _batch_labels(scan, batch, ids)
+        excluded += left_out
+        counts.append(0 if full is None else full.height)
+        if full is not None:
+            block = full.select(ids).to_numpy()
+            parts.append(block.astype(np.uint8 if block.size == 0 or block.max() < 256 else np.uint16))
+    index = ClipIndex(wh, list(ids), version, names, counts)
+    labels = np.ascontiguousarray(np.concatenate(parts)) if parts else np.zeros((0, len(ids)), np.uint8)
+    return index, labels, list(ids), excluded
 
 
 def _best_of_restarts(labels, budget, params: SelectionParams, modalities, pool: int, progress, **kw):
@@ -325,7 +378,7 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
     clusterings, modal = _ordered_clusterings(wh)
     columns = [c.clustering_id for c in clusterings]
     old_batches = set(prev["batches"])
-    assigned = set(wh.scan("cluster_assignments").select("batch").unique().collect()["batch"].to_list())
+    assigned = set(wh.batches("cluster_assignments"))
     new_batches = sorted(assigned - old_batches)
     if not new_batches:
         return None
@@ -379,13 +432,14 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     sel = runs[best]
     payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids)}, sort_keys=True)
     selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
-    chosen = pl.DataFrame({"clip_id": clip_ids.gather(sel.indices), "rank": np.arange(1, len(sel) + 1),
+    chosen = pl.DataFrame({"clip_id": clip_ids.ids_at(sel.indices), "rank": np.arange(1, len(sel) + 1),
                            "gain": sel.gains, "step": sel.steps,
                            "clusters": pl.Series(labels[sel.indices].astype(np.int32).tolist(), dtype=pl.List(pl.Int32))})
     clips = wh.scan("clips").select("clip_id", "video_id", "path", "batch", "start_s", "end_s")
+    # streaming: the clips table is read in morsels against the chosen ids, never whole
     subset = (chosen.lazy().join(clips, on="clip_id", how="left").with_columns(pl.lit(selection_id).alias("selection_id"))
-              .sort("rank").collect())
-    batches = sorted(wh.scan("cluster_assignments").select("batch").unique().collect()["batch"].to_list())
+              .sort("rank").collect(engine="streaming"))
+    batches = list(clip_ids.batches)
     run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
            "params": json.dumps(asdict(params), sort_keys=True), "clustering_ids": columns,
            "feature_spaces": [c.feature_space for c in clusterings], "batches": batches, "pool_size": len(clip_ids),

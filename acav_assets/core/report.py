@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from acav_assets.core.pipeline import label_matrix, positions
+from acav_assets.core.pipeline import label_matrix
 from acav_assets.core.selection import marginal_effects, resolve_pairs
 from acav_assets.core.tables import Warehouse
 
@@ -49,7 +49,7 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
     run = latest_run(wh)
     params = json.loads(run["params"])
     clip_ids, labels, _, _ = label_matrix(wh, run["clustering_ids"])
-    found = positions(clip_ids, [clip_id])
+    found = clip_ids.rows_of([clip_id])
     subset = wh.read("curated_subset").sort("rank")
     out = {"clip_id": clip_id, "path": info["path"], "batch": info["batch"], "window": [info["start_s"], info["end_s"]],
            "selection_id": run["selection_id"], "pairing": params["pairing"], "objective": run["objective"]}
@@ -59,7 +59,7 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
         return out
     modal = [fs.split("/", 1)[0] for fs in run["feature_spaces"]]
     pairs = resolve_pairs(params["pairing"], len(run["clustering_ids"]), modal)
-    sel_rows = positions(clip_ids, subset["clip_id"])
+    sel_rows = clip_ids.rows_of(subset["clip_id"])
     row = int(found[0])
     out["clusters"] = {fs: int(labels[row, j]) for j, fs in enumerate(run["feature_spaces"])}
     chosen = subset.filter(pl.col("clip_id") == clip_id)
@@ -84,7 +84,7 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
         objective, loss, gain = marginal_effects(labels, sel_rows, [row], pairing=pairs)
         weakest = int(np.argmin(loss))
         out.update(selected=False, gain_if_added_now=float(gain[0]), bar_to_beat=float(loss[weakest]),
-                   weakest_selected=clip_ids[int(sel_rows[weakest])])
+                   weakest_selected=clip_ids.ids_at([sel_rows[weakest]])[0])
     return out
 
 

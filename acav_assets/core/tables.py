@@ -124,6 +124,16 @@ class Warehouse:
         except TableNotFoundError:
             return None
 
+    def batches(self, table: str, *, version: int | None = None) -> list[str]:
+        """The batch partitions of a partitioned table (from the Delta log: no data is read)."""
+        if table not in PARTITIONED:
+            raise ValueError(f"{table} is not partitioned by batch")
+        try:
+            dt = DeltaTable(self.uri(table), version=version, storage_options=self._opts())
+        except TableNotFoundError:
+            return []
+        return sorted({p["batch"] for p in dt.partitions()})
+
     def _write(self, table: str, df: pl.DataFrame, *, mode: str, predicate: str | None = None) -> None:
         partition_by = ["batch"] if table in PARTITIONED else None
         for attempt in range(self.retries):

@@ -85,7 +85,7 @@ def subset_beats_random(context: dg.AssetCheckExecutionContext, warehouse: Wareh
     meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
     pairing = meta["pairing"].value if "pairing" in meta else "bipartite"
     pairs = resolve_pairs(pairing, len(columns), [modal[c] for c in columns])
-    rows = pipeline.positions(clip_ids, subset["clip_id"])
+    rows = clip_ids.rows_of(subset["clip_id"])
     if rows.size == 0:
         return dg.AssetCheckResult(passed=False, metadata={"reason": "empty subset or no assignments"})
     ours = mean_mutual_information(labels, rows, pairing=pairs)
