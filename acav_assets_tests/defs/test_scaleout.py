@@ -48,7 +48,7 @@ def test_k8s_step_job_renders_with_a_gpu_request():
     assert container.resources.requests == {"nvidia.com/gpu": "1"}
 
 
-def test_k8s_run_config_and_helm_values_validate():
+def test_k8s_run_config_and_helm_values_validate(monkeypatch):
     from dagster_k8s import k8s_job_executor
 
     from acav_assets.defs.resources import default_resources
@@ -65,6 +65,15 @@ def test_k8s_run_config_and_helm_values_validate():
     assert dep["dagsterApiGrpcArgs"] == ["-m", "acav_assets.defs"]
     env = {e["name"]: e["value"] for e in dep["env"]}
     assert env["ACAV_EXECUTOR"] == "k8s" and env["ACAV_WAREHOUSE"].startswith("s3://")
+    # the deployment's environment gives resources on object storage
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    res = default_resources()
+    assert res["landing"].get().remote and res["landing"].root.startswith("s3://")
+    assert res["warehouse"].storage_options == {"aws_conditional_put": "etag"}
+    monkeypatch.setenv("ACAV_LANDING_STORAGE_OPTIONS", "[1]")
+    with pytest.raises(ValueError, match="ACAV_LANDING_STORAGE_OPTIONS must be a JSON object"):
+        default_resources()
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
 
 
@@ -212,7 +221,11 @@ def test_landing_sensor_watches_an_s3_prefix(s3, tmp_path, monkeypatch):
     (local / "ready" / READY_MARKER).touch()
     write_demo_videos(local / "uploading", 1, seed=8, duration_s=(4, 5), workers=1)
     _upload(s3, local, "sensor")
-    resource = LandingResource(root="s3://acav-landing/sensor", storage_options=_fsspec_options(s3))
+    # as deployed: credentials and endpoint from the environment only (deploy/k8s/values.yaml)
+    for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(k, s3[k])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", s3["AWS_REGION"])
+    resource = LandingResource(root="s3://acav-landing/sensor")
     instance = dg.DagsterInstance.ephemeral()
     result = landing_sensor(dg.build_sensor_context(instance=instance, resources={"landing": resource}))
     assert [r.partition_key for r in result.run_requests] == ["ready"]
