@@ -9,7 +9,7 @@ the clips × clusterings label matrix two ways, each in a fresh process so that 
 resident memory is its own:
 
 - ours: ``pipeline.label_matrix`` (what ``curated_subset`` runs): batch by batch, three columns
-  projected, one byte per label, clip ids left in the table (read back per batch on demand);
+  projected, one byte per label, clip ids spilled to local scratch (read back on demand);
   also timed: resolving the ids of a 20% subset (``ClipIndex.ids_at``), as curation does;
 - baseline: the obvious load (read the three columns of the whole table, pivot once, ids as a
   Python list, int64 labels): what the inspection code did before.

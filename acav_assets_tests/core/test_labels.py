@@ -1,5 +1,5 @@
 """The label matrix the selection runs on: built batch by batch from Delta, narrow integers, clip
-ids left in the table and read back on demand from the same table version."""
+ids spilled to scratch and read back on demand, as they were in the version the labels came from."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def test_label_matrix_rows_ids_and_positions(wh):
     assert index.rows_of(["c", "zzz", "d", "a"]).tolist() == [2, 3, 0]  # unknown ids dropped
     with pytest.raises(IndexError):
         index.ids_at([4])
+    assert index.scratch.is_dir()  # the spilled ids, removed with the index
+    index.close()
+    assert not index.scratch.exists()
     with pytest.raises(ValueError, match="no assignments for clustering"):
         label_matrix(wh, ["A", "nope"])
 
