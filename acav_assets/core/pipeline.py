@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 import polars as pl
 
@@ -64,14 +65,18 @@ def probe_rows(landing_root: str | os.PathLike, batch: str, config: ProbeConfig 
 
 
 def clip_rows(video_rows: list[dict], landing_root: str | os.PathLike, config: ClipConfig = ClipConfig()) -> list[dict]:
-    """Clip windows of the batch's ``ok`` videos (shot detection only when ``max_clips > 1``)."""
+    """Clip windows of the batch's ``ok`` videos (shot detection only when ``max_clips > 1``; a
+    video that can no longer be read gets centred windows, and fails later, per clip, at embedding)."""
     out = []
     for v in video_rows:
         if v["status"] != OK:
             continue
         shots = None
         if config.max_clips > 1:
-            shots = detect_shots(Path(landing_root) / v["path"], v["duration_s"], config)
+            try:
+                shots = detect_shots(Path(landing_root) / v["path"], v["duration_s"], config)
+            except (OSError, av.error.FFmpegError):  # unreadable since probing: centred windows instead
+                shots = None
         for w in clip_windows(v["video_id"], v["duration_s"], config, shots):
             out.append({"batch": v["batch"], "clip_id": w.clip_id, "video_id": v["video_id"], "path": v["path"],
                         "start_s": w.start_s, "end_s": w.end_s})

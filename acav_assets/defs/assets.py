@@ -27,7 +27,7 @@ from acav_assets.core.media import ProbeConfig
 from acav_assets.core.report import strongest_pair, write_report
 from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, resolve_pairs
 from acav_assets.defs.executors import gpu_op_tags
-from acav_assets.defs.metadata import counts_table, markdown_table, table_metadata
+from acav_assets.defs.metadata import counts_table, markdown_table, reasons_table, table_metadata
 from acav_assets.defs.resources import ComputeResource, ExtractorResource, LandingResource, WarehouseResource
 
 batches = dg.DynamicPartitionsDefinition(name="batches")
@@ -167,7 +167,11 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: Landi
         raise _fail(exc) from exc
     video_rows = wh.scan("videos").filter(pl.col("batch") == batch).collect().to_dicts()
     # only shot detection reads the media; centred windows need the probed durations alone
-    root = _stage(context, landing, batch).local_root if cfg.max_clips > 1 else landing.get().local_root()
+    try:
+        root = _stage(context, landing, batch).local_root if cfg.max_clips > 1 else landing.get().local_root()
+    except ValueError as exc:  # gone since probing: centred windows (clip_rows), failures at embedding
+        context.log.warning(str(exc))
+        root = landing.get().local_root()
     rows = pipeline.clip_rows(video_rows, root, cfg)
     wh.write_batch("clips", batch, rows)
     df = pl.DataFrame(rows, schema={"batch": pl.String, "clip_id": pl.String, "video_id": pl.String, "path": pl.String,
@@ -198,8 +202,9 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
 
     try:
         staged = _stage(context, landing, batch)
-    except ValueError as exc:
-        raise _fail(exc) from exc
+    except ValueError as exc:  # the batch folder is gone: every clip gets its failure recorded below
+        context.log.warning(str(exc))
+        staged = StageReport(landing.get().local_root())
     t0 = time.perf_counter()
     df, failed = pipeline.embedding_rows(clip_list, staged.local_root, exs, batch_size=compute.batch_size,
                                          decode_workers=compute.decode_workers, progress=progress)
@@ -214,7 +219,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
     return dg.MaterializeResult(metadata={
         **table_metadata("clip_embeddings", df),
         "clips_embedded": embedded, "clips_failed": len(failed),
-        "failures": dg.MetadataValue.md(counts_table(failed, "clip", "why") if failed else "_none_"),
+        "failures": dg.MetadataValue.md(reasons_table(failed, "clip") if failed else "_none_"),
         "feature_spaces": dg.MetadataValue.md(counts_table({fs.name: fs.dim for fs in spaces}, "feature space", "dim")),
         "device": str(exs[0].device), "seconds": round(seconds, 2),
         "clips_per_second": round(embedded / seconds, 2) if seconds > 0 else 0.0,

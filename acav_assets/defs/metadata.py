@@ -42,6 +42,16 @@ def counts_table(counts: Mapping[str, int], key: str, value: str = "count") -> s
     return "\n".join(lines)
 
 
+def reasons_table(reasons: Mapping[str, str], key: str, value: str = "why", limit: int = 50) -> str:
+    """A markdown table of {item: reason}, sorted by item, at most ``limit`` rows (then a count)."""
+    items = sorted(reasons.items())
+    lines = [f"| {key} | {value} |", "|---|---|"]
+    lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"| … | {len(items) - limit} more |")
+    return "\n".join(lines)
+
+
 def table_metadata(table: str, df: pl.DataFrame, **extra) -> dict:
     return {
         "dagster/row_count": df.height,

@@ -225,3 +225,42 @@ def test_decoding_memory_is_bounded_by_the_window_not_the_file(tmp_path):
     assert clip.frames.shape == (8, 16, 16, 3) and clip.audio.shape == (160_000,)
     expected = (np.floor((600 + (np.arange(8) + 0.5) * 10 / 8) * 2) % 250).astype(int)
     assert np.allclose(clip.frames[..., 0].mean((1, 2)), expected, atol=4)
+
+
+def test_media_gone_between_steps_is_recorded_not_fatal(tmp_path):
+    """Videos deleted after probing: clips still get windows, and the embedding step records a
+    failure per clip instead of failing; a whole batch folder gone behaves the same."""
+    from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, videos
+    from acav_assets.defs.runner import resources_for
+
+    landing, root = tmp_path / "landing", str(tmp_path / "wh")
+    write_demo_videos(landing / "b1", 3, seed=61, duration_s=(25, 30), workers=1)
+    write_demo_videos(landing / "b2", 2, seed=62, duration_s=(12, 14), workers=1)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["b1", "b2"])
+    res = resources_for(str(landing), root)
+    cfg = {"ops": {"clips": {"config": {"max_clips": 2}}}}
+    for b in ("b1", "b2"):
+        assert dg.materialize(ASSETS, selection=[videos], partition_key=b, instance=instance, resources=res).success
+    gone = sorted((landing / "b1").glob("*.mp4"))[0]
+    gone.unlink()
+    for p in (landing / "b2").iterdir():
+        p.unlink()
+    (landing / "b2").rmdir()
+    failed = {}
+    for b in ("b1", "b2"):
+        result = dg.materialize(ASSETS, selection=[clips, clip_embeddings], partition_key=b, instance=instance,
+                                resources=res, run_config=cfg)
+        assert result.success
+        meta = result.asset_materializations_for_node("clip_embeddings")[0].metadata
+        failed[b] = (meta["clips_failed"].value, meta["failures"].value)
+    wh = Warehouse(root)
+    clip_rows = wh.read("clips")
+    embedded = set(wh.read("clip_embeddings")["clip_id"].to_list())
+    lost = clip_rows.filter(pl.col("path") == f"b1/{gone.name}")["clip_id"].to_list()
+    assert lost and not embedded & set(lost)  # windows were cut, embedding failed per clip
+    assert set(clip_rows.filter(pl.col("batch") == "b1")["clip_id"]) - set(lost) <= embedded
+    assert clip_rows.filter(pl.col("batch") == "b2").height == 2 and not embedded & set(
+        clip_rows.filter(pl.col("batch") == "b2")["clip_id"].to_list())
+    assert failed["b1"][0] == len(lost) and lost[0] in failed["b1"][1]  # listed, with why, in the UI
+    assert failed["b2"][0] == 2
