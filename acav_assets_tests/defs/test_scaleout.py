@@ -3,6 +3,7 @@ Kubernetes deployment renders and validates (no cluster needed)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -193,6 +194,16 @@ def test_landing_area_on_s3_lists_checks_completeness_and_stages(s3, tmp_path):
     for name in staged:
         assert (rep.local_root / "b1" / name).read_bytes() == (local / "b1" / name).read_bytes()
     assert area.stage("b1").kept == 3  # cached copies are reused
+    # what a copy killed midway leaves: a truncated cached file is copied again, a temporary
+    # part file is never taken for a video
+    from acav_assets.core.media import list_media_files
+
+    cached = rep.local_root / "b1" / staged[2]
+    cached.write_bytes(cached.read_bytes()[:100])
+    (rep.local_root / "b1" / f".{staged[2]}.part-999").write_bytes(b"partial")
+    again = area.stage("b1")
+    assert (again.copied, again.kept) == (1, 2) and cached.read_bytes() == (local / "b1" / staged[2]).read_bytes()
+    assert sorted(os.path.basename(p) for p in list_media_files(rep.local_root / "b1")) == staged
     # a file deleted on the remote disappears from the stage; a replaced one is copied again
     client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], aws_access_key_id="test",
                           aws_secret_access_key="test", region_name="us-east-1")
