@@ -8,7 +8,6 @@ import glob
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,10 +15,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import polars as pl
 import pytest
 
-from acav_assets_tests.conftest import free_port
+from acav_assets_tests.conftest import free_port, stop_processes
 import yaml
 
 from acav_assets.core.synth import write_demo_videos
@@ -68,14 +66,6 @@ def _start(args, env, log):
     return subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def _stop_leftovers(marker: str, grace_s: float = 40) -> None:
@@ -164,7 +154,7 @@ def test_sensor_and_automation_curate_a_dropped_batch_with_postgres(tmp_path):
             assert sum(r["jobName"] == "ingest_batch" and r["status"] == "SUCCESS" for r in results) == 2
     finally:
         for p in procs:
-            _stop(p)
+            stop_processes(p)
         _stop_leftovers(str(home))  # code servers the daemon/webserver started in their own sessions
         pg.stop()
     out = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from acav_assets_tests.conftest import free_port
+from acav_assets_tests.conftest import free_port, stop_processes
 
 from acav_assets.cli import main as acav_main
 from acav_assets.core.synth import write_demo_videos
@@ -218,12 +217,7 @@ def test_webserver_serves_the_asset_graph(tmp_path):
         assert keys == {"videos", "clips", "clip_embeddings", "cluster_centroids", "cluster_assignments",
                         "curated_subset", "selection_lineage"}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_processes(proc, timeout=20)
     assert proc.returncode is not None
 
 

@@ -11,6 +11,8 @@ import dagster as dg
 import pytest
 import yaml
 
+from acav_assets_tests.conftest import free_port, stop_processes
+
 from acav_assets.defs.assets import ASSETS, clip_embeddings
 from acav_assets.defs.executors import EXECUTORS, executor_from_env
 
@@ -82,14 +84,10 @@ def test_k8s_run_config_and_helm_values_validate(monkeypatch):
 
 @pytest.fixture(scope="module")
 def s3():
-    import socket
-
     import boto3
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -288,20 +286,14 @@ def _redis_bin():
 
 @pytest.mark.skipif(_redis_bin() is None, reason="redis-server is not installed")
 def test_batches_run_on_celery_workers(tmp_path, monkeypatch):
-    import os
-    import signal
-    import socket
     import subprocess
     import sys
-    import time
 
     from acav_assets.core.synth import write_demo_videos
     from acav_assets.core.tables import Warehouse
     from acav_assets.defs.runner import ingest_job_from_env
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     redis = subprocess.Popen([_redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                              stdout=subprocess.DEVNULL, start_new_session=True)
     landing, warehouse, home = tmp_path / "landing", tmp_path / "wh", tmp_path / "dagster_home"
@@ -337,13 +329,5 @@ def test_batches_run_on_celery_workers(tmp_path, monkeypatch):
             counts = dict(wh.read(table).group_by("batch").len().iter_rows())
             assert counts == {b: per_batch for b in batches}, (table, counts)
     finally:
-        for p in [*workers, redis]:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in [*workers, redis]:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_processes(*workers, redis, timeout=20)
         time.sleep(0.1)
