@@ -154,12 +154,7 @@ class Warehouse:
         if table not in PARTITIONED:
             raise ValueError(f"{table} is not partitioned by batch")
         validate_batch_key(batch)
-        df = frame(table, rows)
-        if df.height and (df["batch"] != batch).any():
-            raise ValueError(f"rows for {table} carry a batch other than {batch!r}")
-        # the key is validated above, so it cannot break out of the quoted literal
-        self._write(table, df, mode="overwrite", predicate=f"batch = '{batch}'")
-        return df.height
+        return self._replace_where(table, "batch", batch, rows)
 
     def overwrite(self, table: str, rows: list[dict] | pl.DataFrame) -> int:
         """Replace a whole unpartitioned table (a new version; earlier ones stay readable)."""
@@ -171,6 +166,11 @@ class Warehouse:
         """Replace the rows whose ``column`` equals ``key`` (an upsert by key, in one commit)."""
         if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", key):
             raise ValueError(f"unsafe key for {table}.{column}: {key!r}")
+        return self._replace_where(table, column, key, rows)
+
+    def _replace_where(self, table: str, column: str, key: str, rows: list[dict] | pl.DataFrame) -> int:
+        """One predicate overwrite of the rows whose ``column`` equals ``key`` (validated by the
+        caller, so it cannot break out of the quoted literal)."""
         df = frame(table, rows)
         if df.height and (df[column] != key).any():
             raise ValueError(f"rows for {table} carry a {column} other than {key!r}")
