@@ -23,7 +23,8 @@ import numpy as np
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
-    from acav_assets.core.synth import write_bad_inputs, write_demo_videos
+    from acav_assets.core.generators.bad_inputs import write_bad_inputs
+    from acav_assets.core.generators.demo import write_demo_videos
 
     out = Path(args.dir)
     if args.batches < 1 or args.videos < args.batches:
@@ -42,7 +43,7 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _ground_truth(landing: Path, batches: list[str]) -> dict[str, bool]:
-    from acav_assets.core.synth import read_ground_truth
+    from acav_assets.core.generators.demo import read_ground_truth
 
     truth = {}
     for b in batches:
@@ -69,10 +70,10 @@ def _instance(dagster_home: str | None):
 def _cmd_curate(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from acav_assets.core.tables import Warehouse
+    from acav_assets.core.warehouse.tables import Warehouse
     from acav_assets.defs.runner import curate_landing, resources_for
 
-    from acav_assets.core.landing import is_remote
+    from acav_assets.core.media.landing import is_remote
     from acav_assets.defs.resources import json_from_env
 
     remote = is_remote(args.landing)
@@ -162,7 +163,7 @@ the videos, the objective and per-batch split of the subset, and the asset check
 
 
 def _existing_warehouse(root: str):
-    from acav_assets.core.tables import Warehouse
+    from acav_assets.core.warehouse.tables import Warehouse
 
     if "://" not in root and not Path(root).is_dir():
         raise ValueError(f"warehouse {root} does not exist (run `acav curate ... --warehouse {root}` first)")
@@ -170,7 +171,7 @@ def _existing_warehouse(root: str):
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from acav_assets.core.report import explain_clip
+    from acav_assets.core.warehouse.report import explain_clip
 
     facts = explain_clip(_existing_warehouse(args.warehouse), args.clip_id)
     if args.json:
@@ -197,7 +198,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from acav_assets.core.report import write_report
+    from acav_assets.core.warehouse.report import write_report
 
     paths = write_report(_existing_warehouse(args.warehouse), args.out)
     print(f"wrote {paths['report']} and {paths['heatmap']}")
@@ -205,7 +206,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_subset(args: argparse.Namespace) -> int:
-    from acav_assets.core.report import subset_as_of
+    from acav_assets.core.warehouse.report import subset_as_of
 
     wh = _existing_warehouse(args.warehouse)
     if args.as_of is None:
@@ -224,7 +225,7 @@ def _cmd_subset(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from acav_assets.core.quality import format_table, run_planted, run_videos
+    from acav_assets.core.evaluation.correspondence import format_table, run_planted, run_videos
 
     if not 0 < args.mismatch < 1:
         raise ValueError(f"--mismatch must be in (0, 1), got {args.mismatch}")
@@ -246,7 +247,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_select_demo(args: argparse.Namespace) -> int:
     """Select from generated cluster assignments with a planted correspondence."""
-    from acav_assets.core.planted import planted_assignments, precision
+    from acav_assets.core.generators.planted import planted_assignments, precision
     from acav_assets.core.selection import mean_mutual_information, select_subset
 
     pa = planted_assignments(args.clips, matched_fraction=args.matched, seed=args.seed)

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from acav_assets.core.synth import write_bad_inputs, write_demo_videos
+from acav_assets.core.generators.bad_inputs import write_bad_inputs
+from acav_assets.core.generators.demo import write_demo_videos
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-from acav_assets.core.clips import ClipConfig, clip_windows
-from acav_assets.core.decode import DecodeConfig, decode_clip
-from acav_assets.core.media import probe_file
-from acav_assets.core.synth import _audio, _frames, write_video
+from acav_assets.core.media.clips import ClipConfig, clip_windows
+from acav_assets.core.media.decode import DecodeConfig, decode_clip
+from acav_assets.core.media.probe import probe_file
+from acav_assets.core.generators.demo import _audio, _frames
+from acav_assets.core.media.encode import write_video
 
 
 def full_decode(path: str, start: float, end: float, cfg: DecodeConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -26,12 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from acav_assets.core.backbones import RandomWeightsWarning
-from acav_assets.core.clips import clip_windows
-from acav_assets.core.decode import DecodeConfig
-from acav_assets.core.features import _decode_ahead, build_profile, embed_clips
-from acav_assets.core.media import probe_file
-from acav_assets.core.synth import _audio, _frames, write_video
+from acav_assets.core.features.backbones import RandomWeightsWarning
+from acav_assets.core.media.clips import clip_windows
+from acav_assets.core.media.decode import DecodeConfig
+from acav_assets.core.features.embed import _decode_ahead, embed_clips
+from acav_assets.core.features.profiles import build_profile
+from acav_assets.core.media.probe import probe_file
+from acav_assets.core.generators.demo import _audio, _frames
+from acav_assets.core.media.encode import write_video
 
 
 class GpuSampler:

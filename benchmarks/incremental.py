@@ -25,8 +25,8 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from acav_assets.core.synth import write_demo_videos
-from acav_assets.core.tables import Warehouse
+from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, cluster_assignments, videos
 from acav_assets.defs.runner import curate_landing, resources_for
 

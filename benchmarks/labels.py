@@ -8,7 +8,7 @@ clusterings of k = 32, ``--batch-clips`` clips per batch partition) under ``--di
 the clips × clusterings label matrix two ways, each in a fresh process so that its peak
 resident memory is its own:
 
-- ours: ``pipeline.label_matrix`` (what ``curated_subset`` runs): batch by batch, three columns
+- ours: ``stages.labels.label_matrix`` (what ``curated_subset`` runs): batch by batch, three columns
   projected, one byte per label, clip ids spilled to local scratch (read back on demand);
   also timed: resolving the ids of a 20% subset (``ClipIndex.ids_at``), as curation does;
 - baseline: the obvious load (read the three columns of the whole table, pivot once, ids as a
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from acav_assets.core.tables import Warehouse
+from acav_assets.core.warehouse.tables import Warehouse
 
 K, C = 32, 10
 
@@ -70,7 +70,7 @@ def _rss_mb() -> float:
 
 
 def measure(root: Path, how: str, select: bool = False) -> dict:
-    from acav_assets.core.pipeline import label_matrix  # imported by both, before measuring (torch is big)
+    from acav_assets.core.stages.labels import label_matrix  # imported by both, before measuring (torch is big)
 
     wh = Warehouse(str(root))
     ids = clustering_ids()  # known: scanning for them here would put the scan's peak into the measure

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from acav_assets.core.planted import planted_assignments, precision  # noqa: E402
+from acav_assets.core.generators.planted import planted_assignments, precision  # noqa: E402
 from acav_assets.core.selection import (  # noqa: E402
     mean_mutual_information,
     resolve_pairs,

@@ -1,1 +1,3 @@
-"""The curation method without Dagster: media, features, clustering, selection, tables."""
+"""The curation method without Dagster, one folder per domain: ``media``, ``features``,
+``clustering``, ``selection``, ``stages`` (the per-table steps over the warehouse), ``warehouse``,
+``generators`` and ``evaluation``."""

@@ -17,15 +17,20 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from acav_assets.core import pipeline
-from acav_assets.core.clips import ClipConfig
+from acav_assets.core.media.clips import ClipConfig
 from acav_assets.core.clustering import KMeansConfig
-from acav_assets.core.features import profile_feature_spaces
-from acav_assets.core.landing import StageReport
-from acav_assets.core.lineage import lineage_rows, pair_tables, tables_from_lineage
-from acav_assets.core.media import ProbeConfig
-from acav_assets.core.report import strongest_pair, write_report
+from acav_assets.core.features.base import profile_feature_spaces
+from acav_assets.core.media.landing import StageReport
+from acav_assets.core.warehouse.lineage import lineage_rows, pair_tables, tables_from_lineage
+from acav_assets.core.media.probe import ProbeConfig
+from acav_assets.core.warehouse.report import strongest_pair, write_report
 from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, resolve_pairs
+from acav_assets.core.stages.assignments import assignment_rows
+from acav_assets.core.stages.centroids import fit_clusterings, load_clusterings
+from acav_assets.core.stages.clips import clip_rows
+from acav_assets.core.stages.curation import SelectionParams, choose_mode, curate, curate_incremental
+from acav_assets.core.stages.embeddings import embedding_rows
+from acav_assets.core.stages.videos import probe_rows
 from acav_assets.defs.executors import gpu_op_tags
 from acav_assets.defs.metadata import counts_table, markdown_table, reasons_table, table_metadata
 from acav_assets.defs.resources import ComputeResource, ExtractorResource, LandingResource, WarehouseResource
@@ -86,7 +91,7 @@ class SelectionConfig(dg.Config):
     restarts: int = Field(default=0, description="selections with seeds seed..seed+n-1, best objective kept; "
                                                  "0 = 4 on pools up to 1M clips, else 1")
 
-    def params(self) -> pipeline.SelectionParams:
+    def params(self) -> SelectionParams:
         if not (0 < self.budget <= 1 or (self.budget > 1 and float(self.budget).is_integer())):
             raise ValueError(f"budget must be a share in (0, 1] or a whole number of clips, got {self.budget}")
         if self.pairing not in PAIRINGS:
@@ -96,7 +101,7 @@ class SelectionConfig(dg.Config):
                              f"batch_size={self.batch_size}, take={self.take}")
         if self.mode not in ("auto", "incremental", "full"):
             raise ValueError(f"mode must be auto, incremental or full, got {self.mode!r}")
-        return pipeline.SelectionParams(budget=self.budget, pairing=self.pairing, batch_size=self.batch_size or None,
+        return SelectionParams(budget=self.budget, pairing=self.pairing, batch_size=self.batch_size or None,
                                         take=self.take, seed=self.seed, refine=self.refine,
                                         refine_fraction=self.refine_fraction, restarts=self.restarts, mode=self.mode)
 
@@ -137,7 +142,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
                  .filter((pl.col("batch") != batch) & (pl.col("status") == "ok")).select("video_id", "path")
                  .collect().iter_rows(named=True)}
         staged = _stage(context, landing, batch)
-        rows = pipeline.probe_rows(staged.local_root, batch, probe, known, timeout_s=config.probe_timeout_s or None)
+        rows = probe_rows(staged.local_root, batch, probe, known, timeout_s=config.probe_timeout_s or None)
     except ValueError as exc:
         raise _fail(exc) from exc
     n = wh.write_batch("videos", batch, rows)
@@ -172,7 +177,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: Landi
     except ValueError as exc:  # gone since probing: centred windows (clip_rows), failures at embedding
         context.log.warning(str(exc))
         root = landing.get().local_root()
-    rows = pipeline.clip_rows(video_rows, root, cfg)
+    rows = clip_rows(video_rows, root, cfg)
     wh.write_batch("clips", batch, rows)
     df = pl.DataFrame(rows, schema={"batch": pl.String, "clip_id": pl.String, "video_id": pl.String, "path": pl.String,
                                     "start_s": pl.Float64, "end_s": pl.Float64})
@@ -206,7 +211,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
         context.log.warning(str(exc))
         staged = StageReport(landing.get().local_root())
     t0 = time.perf_counter()
-    df, failed = pipeline.embedding_rows(clip_list, staged.local_root, exs, batch_size=compute.batch_size,
+    df, failed = embedding_rows(clip_list, staged.local_root, exs, batch_size=compute.batch_size,
                                          decode_workers=compute.decode_workers, progress=progress)
     seconds = time.perf_counter() - t0
     for cid, why in failed.items():
@@ -240,7 +245,7 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
                       warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     try:
-        clusterings = pipeline.fit_clusterings(wh, config.kmeans_config(), k=config.k or None,
+        clusterings = fit_clusterings(wh, config.kmeans_config(), k=config.k or None,
                                                nredo=config.nredo or None, log=context.log.info)
     except ValueError as exc:
         raise _fail(exc) from exc
@@ -263,10 +268,10 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
     batch = context.partition_key
     wh = warehouse.get()
     try:
-        clusterings = pipeline.load_clusterings(wh)
+        clusterings = load_clusterings(wh)
     except ValueError as exc:
         raise _fail(exc) from exc
-    df = pipeline.assignment_rows(wh, batch, clusterings)
+    df = assignment_rows(wh, batch, clusterings)
     wh.write_batch("cluster_assignments", batch, df)
     return dg.MaterializeResult(metadata={**table_metadata("cluster_assignments", df),
                                           "clusterings": len(clusterings),
@@ -289,20 +294,20 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     progress = lambda d, t: context.log.info(f"selected {d}/{t} clips")  # noqa: E731
     try:
         params = config.params()
-        mode, why = pipeline.choose_mode(wh, params)
+        mode, why = choose_mode(wh, params)
         context.log.info(f"{mode} selection: {why}")
-        cur = pipeline.curate_incremental(wh, params, progress=progress) if mode == "incremental" else None
+        cur = curate_incremental(wh, params, progress=progress) if mode == "incremental" else None
         if mode == "incremental" and cur is None:
             context.log.info("no new batch since the previous selection: the subset is unchanged")
             yield dg.MaterializeResult(asset_key="curated_subset", metadata={"mode": "unchanged", "reason": why})
             yield dg.MaterializeResult(asset_key="selection_lineage", metadata={"mode": "unchanged"})
             return
         if cur is None:
-            cur = pipeline.curate(wh, params, progress=progress)
+            cur = curate(wh, params, progress=progress)
     except ValueError as exc:
         raise _fail(exc) from exc
     sel = cur.selection
-    clusterings = {c.clustering_id: c for c in pipeline.load_clusterings(wh)}
+    clusterings = {c.clustering_id: c for c in load_clusterings(wh)}
     ks = [clusterings[c].k for c in cur.columns]
     pairs = resolve_pairs(params.pairing, len(cur.columns), cur.modalities)
     subset_labels = np.asarray(cur.subset["clusters"].to_list(), dtype=np.int64).reshape(cur.subset.height, len(ks))

@@ -24,7 +24,7 @@ import os
 
 import dagster as dg
 
-from acav_assets.core.landing import READY_MARKER, batch_is_complete
+from acav_assets.core.media.landing import READY_MARKER, batch_is_complete
 from acav_assets.defs.assets import batches, clip_embeddings, clips, cluster_centroids, videos
 from acav_assets.defs.resources import LandingResource
 

@@ -6,8 +6,9 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from acav_assets.core import pipeline
 from acav_assets.core.selection import mean_mutual_information, resolve_pairs
+from acav_assets.core.stages.centroids import load_clusterings
+from acav_assets.core.stages.labels import assignment_matrix
 from acav_assets.defs.assets import clip_embeddings, cluster_assignments
 from acav_assets.defs.resources import ExtractorResource, WarehouseResource
 
@@ -21,7 +22,7 @@ def _batch_filter(context) -> pl.Expr:
                                                    "declared dimension.")
 def embeddings_finite_and_declared_dims(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                                         extractors: ExtractorResource) -> dg.AssetCheckResult:
-    from acav_assets.core.features import PROFILES, profile_feature_spaces  # noqa: F401
+    from acav_assets.core.features.profiles import PROFILES, profile_feature_spaces  # noqa: F401
 
     declared = {fs.name: fs.dim for fs in profile_feature_spaces(extractors.build("cpu"))}
     df = (warehouse.get().scan("clip_embeddings").filter(_batch_filter(context))
@@ -77,10 +78,10 @@ def subset_size_and_unique(context: dg.AssetCheckExecutionContext, warehouse: Wa
 def subset_beats_random(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
     subset = wh.read("curated_subset")
-    clusterings = pipeline.load_clusterings(wh)
+    clusterings = load_clusterings(wh)
     modal = {c.clustering_id: c.feature_space.split("/", 1)[0] for c in clusterings}
     clusterings = sorted(clusterings, key=lambda c: (modal[c.clustering_id] != "audio", c.feature_space))
-    clip_ids, labels, columns, _ = pipeline.assignment_matrix(wh, clusterings)
+    clip_ids, labels, columns, _ = assignment_matrix(wh, clusterings)
     event = context.instance.get_latest_materialization_event(dg.AssetKey("curated_subset"))
     meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
     pairing = meta["pairing"].value if "pairing" in meta else "bipartite"

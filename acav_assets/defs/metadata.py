@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import dagster as dg
 import polars as pl
 
-from acav_assets.core.tables import SCHEMAS
+from acav_assets.core.warehouse.tables import SCHEMAS
 
 
 def table_schema(table: str) -> dg.TableSchema:

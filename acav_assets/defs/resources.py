@@ -9,9 +9,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from acav_assets.core.features import Extractor, build_profile
-from acav_assets.core.landing import Landing
-from acav_assets.core.tables import Warehouse
+from acav_assets.core.features.base import Extractor
+from acav_assets.core.features.profiles import build_profile
+from acav_assets.core.media.landing import Landing
+from acav_assets.core.warehouse.tables import Warehouse
 
 __all__ = ["ComputeResource", "ExtractorResource", "LandingResource", "WarehouseResource", "default_resources",
            "json_from_env"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from acav_assets.core.landing import Landing
+from acav_assets.core.media.landing import Landing
 from acav_assets.defs.assets import (
     ASSETS,
     clip_embeddings,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from acav_assets.core.clustering import Clustering, KMeansConfig, check_finite, fit_kmeans, use_gpu
-from acav_assets.core.tables import Warehouse
+from acav_assets.core.warehouse.tables import Warehouse
 
 
 def adjusted_rand_index(a, b) -> float:

@@ -11,8 +11,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from acav_assets.core.synth import write_demo_videos
-from acav_assets.core.tables import Warehouse
+from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets.defs import defs
 from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, cluster_assignments, cluster_centroids, videos
 from acav_assets.defs.automation import READY_MARKER, batch_is_complete, landing_sensor

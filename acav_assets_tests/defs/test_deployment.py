@@ -20,8 +20,8 @@ import pytest
 from acav_assets_tests.conftest import free_port, stop_processes
 import yaml
 
-from acav_assets.core.synth import write_demo_videos
-from acav_assets.core.tables import Warehouse
+from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets.defs.automation import READY_MARKER
 
 REPO = Path(__file__).resolve().parents[2]

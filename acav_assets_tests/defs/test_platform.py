@@ -18,8 +18,8 @@ import pytest
 from acav_assets_tests.conftest import free_port, stop_processes
 
 from acav_assets.cli import main as acav_main
-from acav_assets.core.synth import write_demo_videos
-from acav_assets.core.tables import Warehouse
+from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets.defs import defs
 from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, videos
 from acav_assets.defs.checks import (

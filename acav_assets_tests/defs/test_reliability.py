@@ -18,10 +18,11 @@ import polars as pl
 import pytest
 
 from acav_assets.cli import main as acav_main
-from acav_assets.core.media import probe_files
-from acav_assets.core.pipeline import batch_dir, landing_batches
-from acav_assets.core.synth import write_bad_inputs, write_demo_videos
-from acav_assets.core.tables import Warehouse, validate_batch_key
+from acav_assets.core.media.probe import probe_files
+from acav_assets.core.media.landing import batch_dir, landing_batches
+from acav_assets.core.generators.bad_inputs import write_bad_inputs
+from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.warehouse.tables import Warehouse, validate_batch_key
 from acav_assets.defs.runner import curate_landing
 
 PY = sys.executable
@@ -52,7 +53,7 @@ def test_bad_input_batch_next_to_good_videos(tmp_path):
 
 _WRITER = textwrap.dedent('''
     import sys, numpy as np, polars as pl
-    from acav_assets.core.tables import Warehouse
+    from acav_assets.core.warehouse.tables import Warehouse
     wh = Warehouse(sys.argv[1])
     n, tag = int(sys.argv[2]), sys.argv[3]
     df = pl.DataFrame({"batch": "b1", "clip_id": [f"{tag}-{i}" for i in range(n)], "feature_space": "x",
@@ -213,8 +214,8 @@ def test_probing_is_bounded_per_file(tmp_path):
 
 
 def test_decoding_memory_is_bounded_by_the_window_not_the_file(tmp_path):
-    from acav_assets.core.decode import DecodeConfig, decode_clip
-    from acav_assets.core.synth import write_video
+    from acav_assets.core.media.decode import DecodeConfig, decode_clip
+    from acav_assets.core.media.encode import write_video
 
     n = 20 * 60 * 2  # a 20-minute video at 2 fps
     frames = np.zeros((n, 32, 32, 3), np.uint8)

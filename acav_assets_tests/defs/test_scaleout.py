@@ -102,7 +102,7 @@ def s3():
 
 
 def test_warehouse_tables_on_s3(s3):
-    from acav_assets.core.tables import Warehouse
+    from acav_assets.core.warehouse.tables import Warehouse
 
     wh = Warehouse("s3://acav-warehouse/unit", s3)
     row = {"video_id": "v", "path": "b/x.mp4", "start_s": 0.0, "end_s": 10.0}
@@ -115,7 +115,7 @@ def test_warehouse_tables_on_s3(s3):
 
 _S3_WRITER = """
 import json, sys
-from acav_assets.core.tables import Warehouse
+from acav_assets.core.warehouse.tables import Warehouse
 opts, batch = json.loads(sys.argv[1]), sys.argv[2]
 wh = Warehouse("s3://acav-warehouse/concurrent", opts)
 wh.write_batch("clips", batch, [{"batch": batch, "clip_id": f"{batch}-{i}", "video_id": "v", "path": "p",
@@ -128,7 +128,7 @@ def test_concurrent_batch_writes_on_s3_lose_nothing(s3, tmp_path):
     import subprocess
     import sys
 
-    from acav_assets.core.tables import Warehouse
+    from acav_assets.core.warehouse.tables import Warehouse
 
     script = tmp_path / "w.py"
     script.write_text(_S3_WRITER)
@@ -165,8 +165,8 @@ def _upload(s3: dict, folder: Path, prefix: str) -> list[str]:
 def test_landing_area_on_s3_lists_checks_completeness_and_stages(s3, tmp_path):
     import boto3
 
-    from acav_assets.core.landing import READY_MARKER, Landing
-    from acav_assets.core.synth import write_demo_videos
+    from acav_assets.core.media.landing import READY_MARKER, Landing
+    from acav_assets.core.generators.demo import write_demo_videos
 
     local = tmp_path / "src"
     write_demo_videos(local / "b1", 3, seed=5, duration_s=(4, 5), workers=1)
@@ -194,7 +194,7 @@ def test_landing_area_on_s3_lists_checks_completeness_and_stages(s3, tmp_path):
     assert area.stage("b1").kept == 3  # cached copies are reused
     # what a copy killed midway leaves: a truncated cached file is copied again, a temporary
     # part file is never taken for a video
-    from acav_assets.core.media import list_media_files
+    from acav_assets.core.media.probe import list_media_files
 
     cached = rep.local_root / "b1" / staged[2]
     cached.write_bytes(cached.read_bytes()[:100])
@@ -219,8 +219,8 @@ def test_landing_area_on_s3_lists_checks_completeness_and_stages(s3, tmp_path):
 
 
 def test_landing_sensor_watches_an_s3_prefix(s3, tmp_path, monkeypatch):
-    from acav_assets.core.landing import READY_MARKER
-    from acav_assets.core.synth import write_demo_videos
+    from acav_assets.core.media.landing import READY_MARKER
+    from acav_assets.core.generators.demo import write_demo_videos
     from acav_assets.defs.automation import landing_sensor
     from acav_assets.defs.resources import LandingResource
 
@@ -250,8 +250,8 @@ def test_pipeline_end_to_end_with_landing_and_warehouse_on_s3(s3, tmp_path):
     selected; bad input on the remote gets its status; the staged copies are dropped after."""
     import polars as pl
 
-    from acav_assets.core.synth import write_demo_videos
-    from acav_assets.core.tables import Warehouse
+    from acav_assets.core.generators.demo import write_demo_videos
+    from acav_assets.core.warehouse.tables import Warehouse
     from acav_assets.defs.runner import curate_landing, resources_for
 
     local = tmp_path / "src"
@@ -289,8 +289,8 @@ def test_batches_run_on_celery_workers(tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    from acav_assets.core.synth import write_demo_videos
-    from acav_assets.core.tables import Warehouse
+    from acav_assets.core.generators.demo import write_demo_videos
+    from acav_assets.core.warehouse.tables import Warehouse
     from acav_assets.defs.runner import ingest_job_from_env
 
     port = free_port()

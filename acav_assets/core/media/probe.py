@@ -305,7 +305,7 @@ def _check_decodable(container, vs, aus, rec: VideoRecord, config: ProbeConfig) 
 
 
 class _ProbeWorker:
-    """A worker process (``python -m acav_assets.core._probe_worker``) that probes one file at a
+    """A worker process (``python -m acav_assets.core.media.probe_worker``) that probes one file at a
     time and is replaced if it overruns or dies."""
 
     def __init__(self, config: ProbeConfig):
@@ -313,7 +313,7 @@ class _ProbeWorker:
         self._start()
 
     def _start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "acav_assets.core._probe_worker"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "acav_assets.core.media.probe_worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
         if self._read(120) != "ready":  # start-up is not charged to a file
             self._stop()

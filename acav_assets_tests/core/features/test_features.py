@@ -8,19 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from acav_assets.core.backbones import RandomWeightsWarning, VGGish
-from acav_assets.core.clips import clip_windows
+from acav_assets.core.features.backbones import RandomWeightsWarning, VGGish
+from acav_assets.core.media.clips import clip_windows
 from acav_assets.core.clustering import KMeansConfig, fit_kmeans
-from acav_assets.core.decode import DecodeConfig
-from acav_assets.core.features import (
-    PROFILES,
-    build_profile,
-    embed_clips,
-    profile_feature_spaces,
-    resolve_device,
-)
-from acav_assets.core.media import probe_file
-from acav_assets.core.synth import write_demo_videos
+from acav_assets.core.media.decode import DecodeConfig
+from acav_assets.core.features.base import profile_feature_spaces, resolve_device
+from acav_assets.core.features.embed import embed_clips
+from acav_assets.core.features.profiles import PROFILES, build_profile
+from acav_assets.core.media.probe import probe_file
+from acav_assets.core.generators.demo import write_demo_videos
 
 SMALL_NETS = {"visual/r2plus1d_18": {"n_frames": 4, "size": 32}}
 

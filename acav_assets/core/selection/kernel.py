@@ -1,6 +1,6 @@
 """Compiled inner loop of the batch-greedy MI selector (numba).
 
-Kept apart from :mod:`acav_assets.core.selection` so that the public module stays readable;
+Kept apart from :mod:`acav_assets.core.selection.greedy` so that the public module stays readable;
 nothing here validates its arguments: the caller does.
 
 State (all arrays mutated in place so that the loop can run in resumable chunks):

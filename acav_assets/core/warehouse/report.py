@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from acav_assets.core.pipeline import label_matrix
+from acav_assets.core.stages.labels import label_matrix
 from acav_assets.core.selection import marginal_effects, resolve_pairs
-from acav_assets.core.tables import Warehouse
+from acav_assets.core.warehouse.tables import Warehouse
 
 __all__ = ["explain_clip", "heatmap_png", "latest_run", "subset_as_of", "write_report"]
 

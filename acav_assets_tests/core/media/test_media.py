@@ -10,10 +10,11 @@ import shutil
 import numpy as np
 import pytest
 
-from acav_assets.core.clips import ClipConfig, clip_windows, detect_shots
-from acav_assets.core.decode import DecodeConfig, DecodeError, decode_clip, iter_decoded
-from acav_assets.core.media import STATUSES, ProbeConfig, list_media_files, probe_file, probe_files
-from acav_assets.core.synth import read_ground_truth, write_demo_videos, write_video
+from acav_assets.core.media.clips import ClipConfig, clip_windows, detect_shots
+from acav_assets.core.media.decode import DecodeConfig, DecodeError, decode_clip, iter_decoded
+from acav_assets.core.media.probe import STATUSES, ProbeConfig, list_media_files, probe_file, probe_files
+from acav_assets.core.generators.demo import read_ground_truth, write_demo_videos
+from acav_assets.core.media.encode import write_video
 
 
 # --- probing -------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ def test_generator_is_deterministic_and_plants_the_requested_share(tmp_path):
 
 
 def test_generated_audio_carries_its_class_pitch(demo_videos):
-    from acav_assets.core.synth import _PITCHES, _TIMBRES
+    from acav_assets.core.generators.demo import _PITCHES, _TIMBRES
 
     folder, videos = demo_videos
     checked = 0

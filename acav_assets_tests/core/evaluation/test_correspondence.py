@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-from acav_assets.core.quality import contrastive_scores, pca_cosine_scores, run_planted, run_videos
+from acav_assets.core.evaluation.correspondence import contrastive_scores, pca_cosine_scores, run_planted, run_videos
 
 
 def test_mi_selection_beats_random_on_planted_assignments():

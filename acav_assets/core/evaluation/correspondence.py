@@ -3,7 +3,7 @@
 The protocol of the paper: take data with known pairs, break the pairing for a share of it,
 select as many clips as truly correspond (so precision equals recall), and measure precision.
 
-(a) ``planted``: cluster assignments from :mod:`acav_assets.core.planted` (the selector alone).
+(a) ``planted``: cluster assignments from :mod:`acav_assets.core.generators.planted` (the selector alone).
 (b) ``videos``: generated videos end to end — decode, weight-free features, k-means, selection —
     plus baselines that rank clips by an audio-visual similarity:
     - ``contrastive``: linear projections of the audio and of the visual features into a shared
@@ -26,14 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from acav_assets.core.clips import clip_windows
+from acav_assets.core.media.clips import clip_windows
 from acav_assets.core.clustering import KMeansConfig, fit_kmeans
-from acav_assets.core.features import build_profile, embed_clips
-from acav_assets.core.media import probe_file
-from acav_assets.core.pipeline import auto_k, auto_nredo
-from acav_assets.core.planted import planted_assignments, precision
+from acav_assets.core.features.embed import embed_clips
+from acav_assets.core.features.profiles import build_profile
+from acav_assets.core.media.probe import probe_file
+from acav_assets.core.clustering import auto_k, auto_nredo
+from acav_assets.core.generators.planted import planted_assignments, precision
 from acav_assets.core.selection import select_subset
-from acav_assets.core.synth import write_demo_videos
+from acav_assets.core.generators.demo import write_demo_videos
 
 __all__ = ["Row", "contrastive_scores", "format_table", "pca_cosine_scores", "run_planted", "run_videos"]
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
-from acav_assets.core.features import ClipBatch, Extractor, FeatureSpace, register_extractor
+from acav_assets.core.features.base import ClipBatch, Extractor, FeatureSpace
 
 __all__ = ["R2Plus1D", "VGGish", "VGGishNet", "load_weights"]
 
@@ -83,9 +83,10 @@ def _prepare(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
-@register_extractor("visual/r2plus1d_18")
 class R2Plus1D(Extractor):
     """R(2+1)D-18 with stem and layer1..4 tapped and pooled (64, 64, 128, 256, 512 dims)."""
+
+    name = "visual/r2plus1d_18"
 
     LAYERS = (("stem", 64), ("layer1", 64), ("layer2", 128), ("layer3", 256), ("layer4", 512))
 
@@ -152,9 +153,10 @@ class VGGishNet(nn.Module):
         return taps
 
 
-@register_extractor("audio/vggish")
 class VGGish(Extractor):
     """VGGish-style CNN: pooled outputs of its 4 conv blocks and its 128-d embedding."""
+
+    name = "audio/vggish"
 
     LAYERS = (("block1", 64), ("block2", 128), ("block3", 256), ("block4", 512), ("embedding", 128))
 

@@ -7,8 +7,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from acav_assets.core.pipeline import label_matrix
-from acav_assets.core.tables import Warehouse
+from acav_assets.core.stages.labels import label_matrix
+from acav_assets.core.warehouse.tables import Warehouse
 
 
 def _rows(batch: str, clips: list[str], clustering: str, labels: list[int]) -> pl.DataFrame:

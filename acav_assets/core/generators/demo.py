@@ -1,4 +1,4 @@
-"""Synthetic videos with a planted audio-visual correspondence, and a corpus of bad inputs.
+"""The demo corpus: synthetic videos with a planted audio-visual correspondence.
 
 The demo, the tests and the benchmarks all use these, so they are small, fast to write and
 deterministic per seed.
@@ -9,27 +9,22 @@ pitch, timbre and rhythm. A ``matched_fraction`` share of the videos has audio c
 class; the others take the audio of a different class. Nuisances (background, size, speed,
 phase, loudness, detune, noise) vary per video so that classes are not trivially constant.
 ``ground_truth.csv`` lists file, classes, ``matched`` and duration.
-
-Bad inputs (:func:`write_bad_inputs`): one file per kind a landing area meets in practice, with
-the status the prober must give it (``bad_inputs.json``).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
-__all__ = ["SynthVideo", "write_bad_inputs", "write_demo_videos", "write_video", "read_ground_truth"]
+from acav_assets.core.media.encode import write_video
+
+__all__ = ["SynthVideo", "write_demo_videos", "write_video", "read_ground_truth"]
 
 # Per class: colour (RGB), shape, motion; pitch (Hz), timbre, rhythm (beats per second, 0 = steady).
 _COLOURS = [(230, 40, 40), (40, 200, 60), (50, 90, 235), (240, 210, 40), (200, 60, 220),
@@ -152,68 +147,6 @@ def _audio(cls: int, rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     return np.clip(x, -1, 1).astype(np.float32)
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray | None, fps: float,
-                audio: np.ndarray | None = None, sample_rate: int = 22050, *,
-                codec: str = "libx264", gop_s: float = 2.0, frame_times: np.ndarray | None = None,
-                faststart: bool = False, time_offset_s: float = 0.0) -> None:
-    """Encode ``frames`` (T×H×W×3 uint8) and/or mono ``audio`` (float32) into a container.
-
-    ``frame_times`` (seconds) gives each frame its own timestamp: variable frame rate.
-    ``faststart`` puts the MP4 index first (as web videos have it); ``time_offset_s`` shifts
-    every timestamp (streams that do not start at zero, as broadcast captures do).
-    """
-    opts = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", container_options=opts) as out:
-        vs = aus = None
-        if frames is not None:
-            rate = Fraction(fps).limit_denominator(1000)
-            vs = out.add_stream(codec, rate=rate)
-            vs.height, vs.width = frames.shape[1], frames.shape[2]
-            vs.pix_fmt = "yuv420p"
-            vs.codec_context.gop_size = max(1, int(round(gop_s * fps)))
-            if codec == "libx264":
-                vs.options = {"preset": "ultrafast", "bf": "0"}
-            if frame_times is not None:
-                vs.codec_context.time_base = Fraction(1, 1000)
-                vs.time_base = Fraction(1, 1000)
-        if audio is not None:
-            aus = out.add_stream("aac", rate=sample_rate, layout="mono")
-        a = None if aus is None else np.ascontiguousarray(audio.reshape(-1), dtype=np.float32)
-        a_pos = 0  # next audio sample to encode; audio is interleaved with video, as muxers expect
-
-        def encode_audio_until(t: float) -> None:
-            nonlocal a_pos
-            upto = a.size if t == math.inf else min(a.size, int(t * sample_rate))
-            while a_pos < upto:
-                n = min(1024, upto - a_pos)
-                af = av.AudioFrame.from_ndarray(a[a_pos:a_pos + n].reshape(1, -1), format="fltp", layout="mono")
-                af.sample_rate = sample_rate
-                af.pts = a_pos + int(round(time_offset_s * sample_rate))
-                for packet in aus.encode(af):
-                    out.mux(packet)
-                a_pos += n
-
-        if vs is not None:
-            for i, img in enumerate(frames):
-                t = frame_times[i] if frame_times is not None else i / fps
-                if a is not None:
-                    encode_audio_until(t + 0.5)
-                vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-                if frame_times is not None:
-                    vf.pts = int(round((frame_times[i] + time_offset_s) * 1000))
-                    vf.time_base = Fraction(1, 1000)
-                else:
-                    vf.pts = i + int(round(time_offset_s * fps))
-                for packet in vs.encode(vf):
-                    out.mux(packet)
-            for packet in vs.encode():
-                out.mux(packet)
-        if a is not None:
-            encode_audio_until(math.inf)
-            for packet in aus.encode():
-                out.mux(packet)
-
-
 def _write_one(job) -> SynthVideo:
     path, vcls, acls, duration, fps, width, height, sr, seed = job
     rng = np.random.default_rng(seed)
@@ -283,72 +216,3 @@ def read_ground_truth(path: str | os.PathLike) -> dict[str, SynthVideo]:
                                   r["matched"] == "True", float(r["duration_s"]))
             for r in csv.DictReader(fh)
         }
-
-
-def write_bad_inputs(out_dir: str | os.PathLike, *, seed: int = 0) -> dict[str, str]:
-    """Write one file per kind of bad input, and ``bad_inputs.json`` = {file name: expected status}.
-
-    Kinds: zero-byte, truncated (index lost, and index intact but data cut), random bytes named .mp4, audio-only, video-only, shorter than
-    the minimum clip, very large frame size, variable frame rate (a *good* file), non-ASCII and
-    space-containing names (good files), a file without read permission, an exact duplicate, a
-    symlink to a good file, a dangling symlink, a directory and a FIFO named like videos.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    expected: dict[str, str] = {}
-
-    def good(name: str, duration: float = 12.0, fps: float = 12.0, **kw) -> Path:
-        r = np.random.default_rng([seed, len(expected)])
-        p = out / name
-        n = int(duration * fps)
-        write_video(p, _frames(1, r, n, fps, 96, 64), fps, _audio(1, r, int(duration * 22050), 22050), 22050, **kw)
-        return p
-
-    base = good("good_reference.mp4")
-    expected["good_reference.mp4"] = "ok"
-    (out / "empty.mp4").write_bytes(b"")
-    expected["empty.mp4"] = "corrupt"
-    data = base.read_bytes()
-    (out / "truncated.mp4").write_bytes(data[: len(data) // 2])
-    expected["truncated.mp4"] = "corrupt"
-    fast = good("faststart.mp4", duration=16.0, faststart=True)
-    data = fast.read_bytes()
-    fast.unlink()
-    (out / "truncated_faststart.mp4").write_bytes(data[: len(data) * 2 // 5])  # index intact, data cut
-    expected["truncated_faststart.mp4"] = "corrupt"
-    (out / "random_bytes.mp4").write_bytes(rng.integers(0, 256, 200_000, dtype=np.uint8).tobytes())
-    expected["random_bytes.mp4"] = "corrupt"
-    write_video(out / "audio_only.mp4", None, 0, _audio(2, rng, 12 * 22050, 22050), 22050)
-    expected["audio_only.mp4"] = "no_video"
-    write_video(out / "video_only.mp4", _frames(2, rng, 120, 10.0, 96, 64), 10.0)
-    expected["video_only.mp4"] = "no_audio"
-    good("too_short.mp4", duration=1.5)
-    expected["too_short.mp4"] = "too_short"
-    write_video(out / "huge_frame.mp4", np.zeros((2, 4320, 7680, 3), np.uint8), 1.0,
-                _audio(3, rng, 3 * 22050, 22050), 22050, codec="mpeg4")
-    expected["huge_frame.mp4"] = "too_large"
-    times = np.cumsum(rng.uniform(0.04, 0.2, 120))
-    write_video(out / "variable_fps.mp4", _frames(4, rng, 120, 8.0, 96, 64), 8.0,
-                _audio(4, rng, int(math.ceil(times[-1] + 0.2) * 22050), 22050), 22050,
-                frame_times=times - times[0])
-    expected["variable_fps.mp4"] = "ok"
-    good("vidéo ünïcödé 日本.mp4")
-    expected["vidéo ünïcödé 日本.mp4"] = "ok"
-    good("name with spaces, 'quotes' & commas.mp4")
-    expected["name with spaces, 'quotes' & commas.mp4"] = "ok"
-    locked = good("no_permission.mp4")
-    locked.chmod(0)
-    expected["no_permission.mp4"] = "unreadable"
-    shutil.copyfile(base, out / "zz_duplicate_copy.mp4")
-    expected["zz_duplicate_copy.mp4"] = "duplicate"
-    (out / "zz_symlink.mp4").symlink_to("good_reference.mp4")
-    expected["zz_symlink.mp4"] = "duplicate"
-    (out / "dangling_symlink.mp4").symlink_to("does_not_exist.mp4")
-    expected["dangling_symlink.mp4"] = "unreadable"
-    (out / "directory.mp4").mkdir(exist_ok=True)
-    expected["directory.mp4"] = "unreadable"
-    os.mkfifo(out / "fifo.mp4")
-    expected["fifo.mp4"] = "unreadable"
-    (out / "bad_inputs.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False))
-    return expected

@@ -23,8 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from acav_assets.core.media import MEDIA_SUFFIXES
-from acav_assets.core.tables import validate_batch_key
+from acav_assets.core.media.probe import MEDIA_SUFFIXES
+from acav_assets.core.warehouse.tables import validate_batch_key
 
 __all__ = ["READY_MARKER", "Landing", "StageReport", "batch_dir", "batch_is_complete", "is_remote", "landing_batches"]
 

@@ -11,7 +11,7 @@ What differs from the reference code is the cost, not the result:
 
 - a candidate's score costs ``P + m`` table look-ups (``P`` pairs, ``m`` clusterings) instead
   of rebuilding ``P`` tables of ``k × k`` cells, because per cell we keep ``g(N) = f(N+1) -
-  f(N)`` with ``f(t) = t log t`` (see :mod:`acav_assets.core._selection_kernel`);
+  f(N)`` with ``f(t) = t log t`` (see :mod:`acav_assets.core.selection.kernel`);
 - a step draws its candidates in ``O(batch_size)`` by rejection from the pool instead of
   reshuffling the whole pool;
 - the inner loop is compiled with numba.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from acav_assets.core import _selection_kernel as _k
+import acav_assets.core.selection.kernel as _k
 
 __all__ = [
     "DEFAULT_PAIRING",

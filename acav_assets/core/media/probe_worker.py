@@ -5,7 +5,7 @@ config), answers one JSON record per line on stdout. Started as ``python -m`` by
 import json
 import sys
 
-from acav_assets.core.media import ProbeConfig, probe_file
+from acav_assets.core.media.probe import ProbeConfig, probe_file
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from acav_assets.core.planted import planted_assignments, precision
+from acav_assets.core.generators.planted import planted_assignments, precision
 from acav_assets.core.selection import (
     DEFAULT_PAIRING,
     mean_mutual_information,

@@ -32,14 +32,15 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from acav_assets.core.features import ClipBatch, Extractor, FeatureSpace, register_extractor
+from acav_assets.core.features.base import ClipBatch, Extractor, FeatureSpace
 
 __all__ = ["PixelStats", "LogMelStats"]
 
 
-@register_extractor("visual/pixels")
 class PixelStats(Extractor):
     """Foreground colour, shape, trajectory and motion statistics (see module docs)."""
+
+    name = "visual/pixels"
 
     def __init__(self, device="cpu", fg_threshold: float = 0.25, work_size: int = 56):
         super().__init__(device)
@@ -117,9 +118,10 @@ def _cov(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((a - a.mean(1, keepdim=True)) * (b - b.mean(1, keepdim=True))).mean(1)
 
 
-@register_extractor("audio/logmel")
 class LogMelStats(Extractor):
     """Log-mel spectrogram statistics at two time-frequency resolutions (see module docs)."""
+
+    name = "audio/logmel"
 
     def __init__(self, device="cpu", sample_rate: int = 16_000, n_mels: int = 64):
         super().__init__(device)

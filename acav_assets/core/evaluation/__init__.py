@@ -1,0 +1,1 @@
+"""Quality evaluation: the correspondence-retrieval benchmark."""

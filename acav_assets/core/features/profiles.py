@@ -1,0 +1,58 @@
+"""Profiles: named lists of extractors, chosen by configuration.
+
+- ``weightfree`` (default, offline, used by the demo and CI): deterministic features at several
+  scales per modality (:mod:`acav_assets.core.features.weightfree`);
+- ``pretrained``: an R(2+1)D-18 video network (5 stages) and a VGGish-style audio CNN
+  (5 layers) (:mod:`acav_assets.core.features.backbones`), with weights from a local file or the
+  torch cache, or seeded random weights (with a warning) when none are configured.
+
+This module is the one registry: it maps extractor names to their classes and imports the
+extractor modules lazily (the networks import torchvision); they import only
+:mod:`acav_assets.core.features.base`, never this module.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+from acav_assets.core.features.base import Extractor, profile_feature_spaces, resolve_device
+
+__all__ = ["EXTRACTORS", "PROFILES", "build_profile", "extractor_class", "profile_feature_spaces"]
+
+#: Extractor name -> (module, class). The class's ``name`` attribute is the same name.
+EXTRACTORS: dict[str, tuple[str, str]] = {
+    "visual/pixels": ("acav_assets.core.features.weightfree", "PixelStats"),
+    "audio/logmel": ("acav_assets.core.features.weightfree", "LogMelStats"),
+    "visual/r2plus1d_18": ("acav_assets.core.features.backbones", "R2Plus1D"),
+    "audio/vggish": ("acav_assets.core.features.backbones", "VGGish"),
+}
+
+#: Named sets of extractors. Each entry: (extractor name, keyword arguments).
+PROFILES: dict[str, list[tuple[str, dict]]] = {
+    "weightfree": [("visual/pixels", {}), ("audio/logmel", {})],
+    "pretrained": [("visual/r2plus1d_18", {}), ("audio/vggish", {})],
+}
+
+
+def extractor_class(name: str) -> type[Extractor]:
+    """The class registered under ``name`` (its module is imported on first use)."""
+    if name not in EXTRACTORS:
+        raise ValueError(f"unknown extractor {name!r}: expected one of {sorted(EXTRACTORS)}")
+    module, cls = EXTRACTORS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_profile(profile: str, device: str | torch.device | None = None,
+                  options: dict[str, dict] | None = None) -> list[Extractor]:
+    """Instantiate a profile's extractors on ``device``; ``options`` overrides keyword arguments
+    per extractor name (e.g. ``{"visual/r2plus1d_18": {"weights": "/models/r2p1d.pth"}}``)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown extractor profile {profile!r}: expected one of {sorted(PROFILES)}")
+    dev = resolve_device(device)
+    options = options or {}
+    unknown = set(options) - {n for n, _ in PROFILES[profile]}
+    if unknown:
+        raise ValueError(f"options given for extractors not in profile {profile!r}: {sorted(unknown)}")
+    return [extractor_class(name)(device=dev, **{**kw, **options.get(name, {})}) for name, kw in PROFILES[profile]]

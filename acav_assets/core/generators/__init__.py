@@ -1,0 +1,1 @@
+"""Data generators: the demo corpus, bad inputs, planted cluster labels."""

@@ -1,0 +1,195 @@
+"""Stage ``curated_subset``: the MI selection over every batch (full), or a warm start that adds
+the new batches' share to the previous subset (incremental), with its ``selection_runs`` row.
+
+The Dagster assets (``acav_assets.defs``) call the stages of :mod:`acav_assets.core.stages` and add
+partitions, config, metadata and checks; tests and scripts can call them directly. Each stage reads
+what it needs from the Delta tables (lazily: scan, filter, project), computes with the method's
+modules, and returns the rows to write; writing is the caller's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import polars as pl
+
+from acav_assets.core.clustering import Clustering
+from acav_assets.core.selection import Selection, select_subset
+from acav_assets.core.stages.centroids import load_clusterings
+from acav_assets.core.stages.labels import ClipIndex, assignment_matrix
+from acav_assets.core.warehouse.tables import Warehouse
+
+__all__ = ["Curation", "SelectionParams", "choose_mode", "curate", "curate_incremental", "previous_run"]
+
+
+@dataclass(frozen=True)
+class SelectionParams:
+    budget: float = 0.2  # share of the pool (<= 1.0) or, if > 1, a number of clips
+    pairing: str = "bipartite"
+    batch_size: int | None = 20
+    take: int = 4
+    seed: int = 0
+    refine: int = 50
+    refine_fraction: float = 0.01
+    restarts: int = 0  # selections with seeds seed, seed+1, …; the highest objective wins. 0 = auto
+    mode: str = "auto"  # "incremental": keep the previous subset, add the new batches' share; "full"; "auto"
+
+    def n_restarts(self, pool: int) -> int:
+        """Automatic: 4 on pools up to 1M clips (cheap there, and the objective tracks precision:
+        measured correlation 0.85-0.94 on the demo), 1 above."""
+        return self.restarts if self.restarts > 0 else (4 if pool <= 1_000_000 else 1)
+
+
+@dataclass
+class Curation:
+    selection: Selection
+    clip_ids: ClipIndex | list[str]  # row order of ``labels``
+    columns: list[str]  # clustering ids, in assignment-matrix column order
+    feature_spaces: list[str]
+    modalities: list[str]
+    labels: np.ndarray
+    subset: pl.DataFrame
+    selection_id: str
+    excluded: int  # clips lacking an assignment for some clustering
+    restart_objectives: list[float]  # objective of each restart, in seed order
+    seed: int  # the seed of the selection kept
+    run: dict  # the selection_runs row: id, time, parameters, clusterings, input batches
+
+
+def _best_of_restarts(labels, budget, params: SelectionParams, modalities, pool: int, progress, **kw):
+    runs = []
+    for r in range(params.n_restarts(pool)):
+        runs.append(select_subset(labels, budget, pairing=params.pairing, modalities=modalities,
+                                  batch_size=params.batch_size, take=params.take, seed=params.seed + r,
+                                  refine=params.refine, refine_fraction=params.refine_fraction,
+                                  progress=progress if r == 0 else None, **kw))
+    return runs, max(range(len(runs)), key=lambda r: runs[r].objective)
+
+
+def _ordered_clusterings(wh: Warehouse) -> tuple[list[Clustering], dict[str, str]]:
+    clusterings = load_clusterings(wh)
+    modal = {c.clustering_id: c.feature_space.split("/", 1)[0] for c in clusterings}
+    # audio columns first, then visual, each in feature-space order (diagonal pairs by depth)
+    return sorted(clusterings, key=lambda c: (modal[c.clustering_id] != "audio", c.feature_space)), modal
+
+
+def previous_run(wh: Warehouse) -> dict | None:
+    """The ``selection_runs`` row of the current subset, if any."""
+    subset = wh.scan("curated_subset").select("selection_id").head(1).collect()
+    if subset.height == 0:
+        return None
+    runs = wh.scan("selection_runs").filter(pl.col("selection_id") == subset["selection_id"][0]).collect()
+    return runs.sort("created_at").row(-1, named=True) if runs.height else None
+
+
+def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
+    """("full" | "incremental", why). Incremental needs a previous subset made with the same
+    clusterings (a refit changes every label: then everything is selected again)."""
+    if params.mode == "full":
+        return "full", "full re-selection asked for"
+    prev = previous_run(wh)
+    if prev is None:
+        return "full", "no previous subset"
+    clusterings, _ = _ordered_clusterings(wh)
+    if [c.clustering_id for c in clusterings] != list(prev["clustering_ids"]):
+        if params.mode == "incremental":
+            raise ValueError("incremental selection asked for, but the centroids changed since the last selection: "
+                             "run a full selection")
+        return "full", "the centroids were refitted since the previous subset"
+    if params.budget > 1:
+        return "full", "an absolute budget is re-selected fully"
+    before = json.loads(prev["params"])
+    keys = ("budget", "pairing", "batch_size", "take", "seed", "refine", "refine_fraction")
+    changed = [k for k in keys if before.get(k) != asdict(params)[k]]
+    if changed:
+        if params.mode == "incremental":
+            raise ValueError(f"incremental selection asked for, but {', '.join(changed)} changed: run a full selection")
+        return "full", f"selection parameters changed ({', '.join(changed)})"
+    return "incremental", f"warm start from selection {prev['selection_id']}"
+
+
+def curate_incremental(wh: Warehouse, params: SelectionParams, *,
+                       progress: Callable[[int, int], None] | None = None) -> Curation | None:
+    """Keep the previous subset and select the new batches' share of the budget given it.
+
+    Reads the previous subset's stored cluster labels and the new batches' assignments only, so
+    its cost depends on the new batches and the subset, not on every clip curated before.
+    Returns None when no batch is new.
+    """
+    prev = previous_run(wh)
+    clusterings, modal = _ordered_clusterings(wh)
+    columns = [c.clustering_id for c in clusterings]
+    old_batches = set(prev["batches"])
+    assigned = set(wh.batches("cluster_assignments"))
+    new_batches = sorted(assigned - old_batches)
+    if not new_batches:
+        return None
+    prev_subset = wh.read("curated_subset").sort("rank")
+    wide = (wh.scan("cluster_assignments").filter(pl.col("batch").is_in(new_batches) & pl.col("clustering_id").is_in(columns))
+            .select("clip_id", "clustering_id", "cluster").collect()
+            .pivot(on="clustering_id", index="clip_id", values="cluster", aggregate_function="first"))
+    missing = [c for c in columns if c not in wide.columns]
+    total = wide.height
+    wide = wide.drop_nulls([c for c in columns if c in wide.columns]).sort("clip_id") if not missing else wide.head(0)
+    new_ids = wide["clip_id"].to_list()
+    old_labels = np.asarray(prev_subset["clusters"].to_list(), dtype=np.int64).reshape(prev_subset.height, len(columns))
+    new_labels = wide.select(columns).to_numpy().astype(np.int64) if new_ids else np.zeros((0, len(columns)), np.int64)
+    labels = np.concatenate([old_labels, new_labels]).astype(np.uint8 if max(c.k for c in clusterings) <= 256 else np.uint16)
+    modalities = [modal[c] for c in columns]
+    n_old = prev_subset.height
+    budget = int(round(params.budget * len(new_ids)))
+    runs, best = _best_of_restarts(labels, budget, params, modalities, len(new_ids), progress,
+                                   initial=np.arange(n_old), candidates=np.arange(n_old, labels.shape[0]))
+    sel = runs[best]
+    payload = json.dumps({"params": asdict(params), "after": prev["selection_id"], "batches": new_batches}, sort_keys=True)
+    selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
+    chosen_ids = [new_ids[i - n_old] for i in sel.indices]
+    last_step = int(prev_subset["step"].max()) + 1 if n_old else 0
+    added = pl.DataFrame({"clip_id": chosen_ids, "rank": np.arange(n_old + 1, n_old + len(sel) + 1), "gain": sel.gains,
+                          "step": sel.steps + last_step,
+                          "clusters": pl.Series(labels[sel.indices].astype(np.int32).tolist(), dtype=pl.List(pl.Int32))})
+    clips = wh.scan("clips").filter(pl.col("batch").is_in(new_batches)).select("clip_id", "video_id", "path", "batch",
+                                                                               "start_s", "end_s")
+    added = added.lazy().join(clips, on="clip_id", how="left").collect()
+    subset = (pl.concat([prev_subset.drop("selection_id"), added.select(prev_subset.drop("selection_id").columns)])
+              .with_columns(pl.lit(selection_id).alias("selection_id")).sort("rank"))
+    run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+           "params": json.dumps({**asdict(params), "mode": "incremental", "after": prev["selection_id"]}, sort_keys=True),
+           "clustering_ids": columns, "feature_spaces": [c.feature_space for c in clusterings],
+           "batches": sorted(old_batches | set(new_batches)), "pool_size": int(prev["pool_size"]) + len(new_ids),
+           "size": subset.height, "objective": float(sel.objective), "seed": params.seed + best}
+    return Curation(sel, new_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
+                    selection_id, total - len(new_ids), [r.objective for r in runs], params.seed + best, run)
+
+
+def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, int], None] | None = None) -> Curation:
+    """Select the curated subset over every batch, with the current clusterings."""
+    clusterings, modal = _ordered_clusterings(wh)
+    clip_ids, labels, columns, excluded = assignment_matrix(wh, clusterings)
+    if len(clip_ids) == 0:
+        raise ValueError("no clip has an assignment for every clustering: nothing to select from")
+    modalities = [modal[c] for c in columns]
+    budget: int | float = params.budget if params.budget <= 1.0 else int(params.budget)
+    runs, best = _best_of_restarts(labels, budget, params, modalities, len(clip_ids), progress)
+    sel = runs[best]
+    payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids)}, sort_keys=True)
+    selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
+    chosen = pl.DataFrame({"clip_id": clip_ids.ids_at(sel.indices), "rank": np.arange(1, len(sel) + 1),
+                           "gain": sel.gains, "step": sel.steps,
+                           "clusters": pl.Series(labels[sel.indices].astype(np.int32).tolist(), dtype=pl.List(pl.Int32))})
+    clips = wh.scan("clips").select("clip_id", "video_id", "path", "batch", "start_s", "end_s")
+    # streaming: the clips table is read in morsels against the chosen ids, never whole
+    subset = (chosen.lazy().join(clips, on="clip_id", how="left").with_columns(pl.lit(selection_id).alias("selection_id"))
+              .sort("rank").collect(engine="streaming"))
+    batches = list(clip_ids.batches)
+    run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+           "params": json.dumps(asdict(params), sort_keys=True), "clustering_ids": columns,
+           "feature_spaces": [c.feature_space for c in clusterings], "batches": batches, "pool_size": len(clip_ids),
+           "size": len(sel), "objective": float(sel.objective), "seed": params.seed}
+    return Curation(sel, clip_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
+                    selection_id, excluded, [r.objective for r in runs], params.seed + best, {**run, "seed": params.seed + best})

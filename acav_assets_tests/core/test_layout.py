@@ -1,0 +1,91 @@
+"""The architecture of ``acav_assets.core``: no Dagster import, no import circle between its modules.
+
+Reads the source with ``ast`` (every import statement, module level or inside a function), so a
+lazy import that would close a circle counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import acav_assets
+
+PACKAGE = Path(acav_assets.__file__).resolve().parent
+CORE = PACKAGE / "core"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of everything ``path`` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    mod = _module_name(path)
+    package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            out.add(base)
+            out.update(f"{base}.{a.name}" for a in node.names)  # ``from pkg import module``
+    return out
+
+
+def _core_graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in CORE.rglob("*.py")}
+    return {name: {d for d in _imports(path) if d in files and d != name} for name, path in files.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every back edge of a depth-first walk, as the circle it closes."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                found.append(stack[stack.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return found
+
+
+def test_core_imports_no_dagster():
+    offenders = {_module_name(p): sorted(d for d in _imports(p) if d.split(".")[0].startswith("dagster"))
+                 for p in CORE.rglob("*.py")}
+    offenders = {k: v for k, v in offenders.items() if v}
+    assert not offenders, f"core modules import Dagster: {offenders}"
+
+
+def test_core_has_no_import_circle():
+    graph = _core_graph()
+    assert len(graph) > 20, "the walk found too few modules: is the layout test looking in the right place?"
+    assert graph["acav_assets.core.stages.curation"], "the walk found no imports: is _imports broken?"
+    cycles = _cycles(graph)
+    assert not cycles, "import circles in core:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_finder_sees_a_planted_circle():
+    assert _cycles({"x.a": {"x.b"}, "x.b": {"x.c"}, "x.c": {"x.a"}}) == [["x.a", "x.b", "x.c", "x.a"]]
+    assert _cycles({"x.a": {"x.b"}, "x.b": set()}) == []
