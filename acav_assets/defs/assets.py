@@ -24,7 +24,8 @@ from acav_assets.core.media.landing import StageReport
 from acav_assets.core.warehouse.lineage import lineage_rows, pair_tables, tables_from_lineage
 from acav_assets.core.media.probe import ProbeConfig
 from acav_assets.core.warehouse.report import strongest_pair, write_report
-from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, resolve_pairs
+from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, WEIGHTING_RULES
+from acav_assets.core.selection.weighting import space_summary
 from acav_assets.core.stages.assignments import assignment_rows
 from acav_assets.core.stages.centroids import fit_clusterings, load_clusterings
 from acav_assets.core.stages.clips import clip_rows
@@ -90,6 +91,10 @@ class SelectionConfig(dg.Config):
                                                   "the centroids changed or there is no previous subset")
     restarts: int = Field(default=0, description="selections with seeds seed..seed+n-1, best objective kept; "
                                                  "0 = 4 on pools up to 1M clips, else 1")
+    weighting: str = Field(default="ami", description="pair weighting: 'ami' keeps the clustering pairs whose pool "
+                                                      "carries cross-modal information beyond chance (label-free); "
+                                                      "'plain' = the reference's mean over all pairs")
+    weight_keep: float = Field(default=0.2, description="'ami': share of the best pair's adjusted MI a pair needs")
 
     def params(self) -> SelectionParams:
         if not (0 < self.budget <= 1 or (self.budget > 1 and float(self.budget).is_integer())):
@@ -101,9 +106,14 @@ class SelectionConfig(dg.Config):
                              f"batch_size={self.batch_size}, take={self.take}")
         if self.mode not in ("auto", "incremental", "full"):
             raise ValueError(f"mode must be auto, incremental or full, got {self.mode!r}")
+        if self.weighting not in WEIGHTING_RULES:
+            raise ValueError(f"unknown weighting {self.weighting!r}: expected one of {WEIGHTING_RULES}")
+        if not 0.0 <= self.weight_keep <= 1.0:
+            raise ValueError(f"weight_keep must be in [0, 1], got {self.weight_keep}")
         return SelectionParams(budget=self.budget, pairing=self.pairing, batch_size=self.batch_size or None,
-                                        take=self.take, seed=self.seed, refine=self.refine,
-                                        refine_fraction=self.refine_fraction, restarts=self.restarts, mode=self.mode)
+                               take=self.take, seed=self.seed, refine=self.refine,
+                               refine_fraction=self.refine_fraction, restarts=self.restarts, mode=self.mode,
+                               weighting=self.weighting, weight_keep=self.weight_keep)
 
 
 def _fail(exc: Exception) -> dg.Failure:
@@ -309,7 +319,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     sel = cur.selection
     clusterings = {c.clustering_id: c for c in load_clusterings(wh)}
     ks = [clusterings[c].k for c in cur.columns]
-    pairs = resolve_pairs(params.pairing, len(cur.columns), cur.modalities)
+    pairs = cur.pairs
     subset_labels = np.asarray(cur.subset["clusters"].to_list(), dtype=np.int64).reshape(cur.subset.height, len(ks))
     if mode == "incremental":
         prev = wh.read("selection_lineage")
@@ -318,7 +328,8 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     else:
         pool = pair_tables(cur.labels, pairs, ks)
     lineage = lineage_rows(pool, pair_tables(subset_labels, pairs, ks), pairs, cur.columns, cur.feature_spaces,
-                           cur.selection_id)
+                           cur.selection_id, scores=cur.weighting.scores, weights=cur.weighting.weights)
+    spaces = pl.DataFrame(space_summary(cur.weighting.to_records(pairs, cur.feature_spaces)))
     wh.overwrite("curated_subset", cur.subset)
     wh.overwrite("selection_lineage", lineage)
     wh.replace_key("selection_runs", "selection_id", cur.selection_id, [cur.run])  # idempotent per selection
@@ -346,6 +357,11 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         "mode_reason": why, "added": len(sel),
         "refine_swaps": sel.refine_swaps, "clips_without_full_assignment": cur.excluded,
         "seed_kept": cur.seed, "restart_objectives": dg.MetadataValue.json([round(o, 6) for o in cur.restart_objectives]),
+        "weighting": cur.run["weighting"],
+        "pairs_counted": int((cur.weighting.weights > 0).sum()),
+        "correspondence_by_space": dg.MetadataValue.md(
+            "Which feature spaces carried audio-visual correspondence in the pool (best adjusted MI of their "
+            "pairs, label-free) and their share of the objective's weight:\n\n" + markdown_table(spaces, limit=50)),
         "by_batch": dg.MetadataValue.md(counts_table(by_batch, "batch", "selected")),
     })
     yield dg.MaterializeResult(asset_key="selection_lineage", metadata={

@@ -9,6 +9,7 @@ import polars as pl
 from acav_assets.core.selection import mean_mutual_information, resolve_pairs
 from acav_assets.core.stages.centroids import load_clusterings
 from acav_assets.core.stages.labels import assignment_matrix
+from acav_assets.core.warehouse.report import latest_run, run_pair_weights
 from acav_assets.defs.assets import clip_embeddings, cluster_assignments
 from acav_assets.defs.resources import ExtractorResource, WarehouseResource
 
@@ -89,9 +90,13 @@ def subset_beats_random(context: dg.AssetCheckExecutionContext, warehouse: Wareh
     rows = clip_ids.rows_of(subset["clip_id"])
     if rows.size == 0:
         return dg.AssetCheckResult(passed=False, metadata={"reason": "empty subset or no assignments"})
-    ours = mean_mutual_information(labels, rows, pairing=pairs)
+    weights = run_pair_weights(latest_run(wh))  # the objective the selection maximised
+    if weights is not None and weights.size != len(pairs):
+        weights = None
+    ours = mean_mutual_information(labels, rows, pairing=pairs, pair_weights=weights)
     rng = np.random.default_rng(0)
-    randoms = [mean_mutual_information(labels, rng.choice(len(clip_ids), rows.size, replace=False), pairing=pairs)
+    randoms = [mean_mutual_information(labels, rng.choice(len(clip_ids), rows.size, replace=False), pairing=pairs,
+                                       pair_weights=weights)
                for _ in range(5)]
     return dg.AssetCheckResult(passed=bool(ours > max(randoms)), metadata={
         "objective": float(ours), "random_best": float(max(randoms)), "random_mean": float(np.mean(randoms)),

@@ -108,6 +108,11 @@ def test_warm_start_keeps_every_previously_selected_clip(two_step):
     runs = wh.read("selection_runs")
     latest = runs.sort("created_at").row(-1, named=True)
     assert latest["batches"] == ["a", "b"] and latest["pool_size"] == 35 and '"after"' in latest["params"]
+    # the warm start extends the first selection with the pair weights that selection used
+    earliest = runs.sort("created_at").row(0, named=True)
+    assert latest["pair_weights"] and latest["pair_weights"] == earliest["pair_weights"]
+    assert meta["curated_subset"]["pairs_counted"].value == sum(
+        r["weight"] > 0 for r in json.loads(latest["pair_weights"]))
 
 
 def test_no_new_batch_leaves_the_subset_unchanged_and_refit_reselects_fully(two_step):

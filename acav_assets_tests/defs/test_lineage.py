@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from acav_assets.cli import main as acav_main
-from acav_assets.core.warehouse.report import explain_clip, latest_run, subset_as_of, write_report
+from acav_assets.core.warehouse.report import explain_clip, latest_run, run_pair_weights, subset_as_of, write_report
 from acav_assets.core.selection import marginal_effects, mean_mutual_information, resolve_pairs
 from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.warehouse.tables import Warehouse
@@ -63,14 +63,17 @@ def test_explain_selected_and_unselected_clips(reselected):
     index = {c: i for i, c in enumerate(clip_ids)}
     modal = [fs.split("/")[0] for fs in run["feature_spaces"]]
     pairs = resolve_pairs("bipartite", 10, modal)
+    weights = run_pair_weights(run)  # explain speaks of the objective the selection maximised
+    assert weights is not None and weights.size == len(pairs) and weights.sum() > 0
     rows = [index[c] for c in subset["clip_id"]]
-    objective = mean_mutual_information(labels, rows, pairing=pairs)
+    objective = mean_mutual_information(labels, rows, pairing=pairs, pair_weights=weights)
 
     chosen = subset.row(3, named=True)
     facts = explain_clip(wh, chosen["clip_id"])
     assert facts["selected"] and facts["rank"] == 4 and facts["step"] == chosen["step"]
     assert facts["gain_when_chosen"] == pytest.approx(chosen["gain"])
-    without = mean_mutual_information(labels, [r for r in rows if r != index[chosen["clip_id"]]], pairing=pairs)
+    without = mean_mutual_information(labels, [r for r in rows if r != index[chosen["clip_id"]]], pairing=pairs,
+                                      pair_weights=weights)
     assert facts["loss_if_removed_now"] == pytest.approx(objective - without, abs=1e-9)
     assert facts["clusters"]["visual/pixels/colour"] == chosen["clusters"][run["feature_spaces"].index("visual/pixels/colour")]
     assert facts["cells"] and facts["cells"][0]["selected_in_cell"] >= 1
@@ -78,7 +81,7 @@ def test_explain_selected_and_unselected_clips(reselected):
     other = next(c for c in clip_ids if c not in set(subset["clip_id"]))
     facts = explain_clip(wh, other)
     assert not facts["selected"]
-    with_it = mean_mutual_information(labels, rows + [index[other]], pairing=pairs)
+    with_it = mean_mutual_information(labels, rows + [index[other]], pairing=pairs, pair_weights=weights)
     assert facts["gain_if_added_now"] == pytest.approx(with_it - objective, abs=1e-9)
     with pytest.raises(ValueError, match="no clip"):
         explain_clip(wh, "nope")
@@ -106,7 +109,8 @@ def test_report_and_explain_commands(reselected, capsys):
     w, h = struct.unpack(">II", png[16:24])
     assert w >= 64 and h >= 64
     text = open(paths["report"]).read()
-    assert "Clustering pairs by MI" in text and "batch_x" in text
+    assert "Clustering pairs (what the objective averages, by weight)" in text and "batch_x" in text
+    assert "Pair weighting: ami" in text and "| pool score | weight |" in text
     clip = wh.read("curated_subset").sort("rank")["clip_id"][0]
     assert acav_main(["explain", clip, "--warehouse", str(base / "warehouse")]) == 0
     assert "SELECTED at rank 1" in capsys.readouterr().out

@@ -67,11 +67,12 @@ class Selection:
         gains: increase of the objective when each clip was added (may be negative).
         objectives: the objective right after each clip was added.
         steps: the greedy step (0-based, this run) at which each clip was chosen.
-        objective: final mean plug-in MI in nats over the pairs, computed afresh from the
-            contingency tables of ``initial`` plus ``indices``.
+        objective: final (weighted) mean plug-in MI in nats over the pairs, computed afresh
+            from the contingency tables of ``initial`` plus ``indices``.
         initial_objective: the objective of ``initial`` alone (0.0 without a warm start).
         pairs: the clustering column pairs the objective averages over.
         pair_mi: final MI of each pair, in the order of ``pairs``.
+        pair_weights: the weight of each pair in the objective (all 1: the plain mean).
         n_initial: number of warm-start clips.
         pool_size: number of candidates the run could choose from.
         refine_rounds / refine_swaps: swap-refinement rounds run and clips swapped in.
@@ -85,6 +86,7 @@ class Selection:
     initial_objective: float
     pairs: tuple[tuple[int, int], ...]
     pair_mi: np.ndarray = field(repr=False)
+    pair_weights: np.ndarray | None = field(default=None, repr=False)
     n_initial: int = 0
     pool_size: int = 0
     refine_rounds: int = 0
@@ -196,13 +198,31 @@ def mean_mutual_information(
     *,
     pairing: str | Sequence[tuple[int, int]] = DEFAULT_PAIRING,
     modalities: Sequence[str] | None = None,
+    pair_weights: Sequence[float] | np.ndarray | None = None,
 ) -> float:
-    """The selection objective of ``subset`` (all rows if None): mean plug-in MI over pairs."""
+    """The selection objective of ``subset`` (all rows if None): the mean plug-in MI over pairs,
+    weighted by ``pair_weights`` when given (one non-negative weight per pair)."""
     labels, _ = _as_labels(assignments)
     pairs = resolve_pairs(pairing, labels.shape[1], modalities)
+    w = _as_pair_weights(pair_weights, len(pairs))
     rows = labels if subset is None else labels[np.asarray(subset, dtype=np.int64)]
     ks = labels.max(axis=0).astype(np.int64) + 1 if labels.shape[0] else np.ones(labels.shape[1], np.int64)
-    return float(np.mean([_pair_mi(rows, i, j, ks) for i, j in pairs]))
+    mi = np.array([_pair_mi(rows, i, j, ks) if w[p] > 0 else 0.0 for p, (i, j) in enumerate(pairs)])
+    return float(np.dot(w, mi) / w.sum())
+
+
+def _as_pair_weights(weights, n_pairs: int) -> np.ndarray:
+    """Validated pair weights: ``None`` gives all ones (the reference's plain mean)."""
+    if weights is None:
+        return np.ones(n_pairs)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w.size != n_pairs:
+        raise ValueError(f"pair_weights has {w.size} weights for {n_pairs} pairs")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("pair_weights must be finite and non-negative")
+    if w.sum() <= 0:
+        raise ValueError("pair_weights are all zero: at least one pair must count")
+    return w
 
 
 def _pair_mi(rows, i, j, ks):
@@ -268,6 +288,7 @@ def select_subset(
     candidates: np.ndarray | Sequence[int] | None = None,
     refine: int = 0,
     refine_fraction: float = 0.01,
+    pair_weights: Sequence[float] | np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Selection:
     """Choose clips that maximise the mean audio-visual mutual information.
@@ -297,6 +318,10 @@ def select_subset(
             tables are close to random; this repairs them (see the README's measurements).
             Warm-start clips are never swapped out.
         refine_fraction: share of the selected clips swapped per round (at least one).
+        pair_weights: one non-negative weight per pair (in :func:`resolve_pairs` order): the
+            objective becomes ``Σ w_p MI_p / Σ w_p``; pairs of weight 0 are left out of the
+            search. ``None`` (default) is the reference's plain mean. The platform computes
+            them from the pool with :func:`acav_assets.core.selection.weighting.pair_weights`.
         progress: called as ``progress(selected, budget)`` between chunks of work.
 
     Returns:
@@ -309,6 +334,8 @@ def select_subset(
     labels, ks = _as_labels(assignments)
     n, m = labels.shape
     pairs = resolve_pairs(pairing, m, modalities)
+    weights = _as_pair_weights(pair_weights, len(pairs))
+    active = [p for p in range(len(pairs)) if weights[p] > 0]  # weight-0 pairs cost nothing
 
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
@@ -334,12 +361,11 @@ def select_subset(
     n_budget = _resolve_budget(budget, pool_size)
 
     # --- tables, seeded with the warm start -----------------------------------------------
-    args = _empty_tables(pairs, ks)
-    pair_i, pair_j, pair_off, _, counts, gcell, col_w, col_off, marg, gmarg, scalars = args
-    sizes = ks[pair_i] * ks[pair_j]
+    args = _empty_tables([pairs[p] for p in active], ks, weights[active])
+    pair_i, pair_j, pair_w, pair_off, _, counts, gcell, col_w, col_off, marg, gmarg, scalars = args
     if init.size:
         _k.add_rows(labels, init, *args)
-    initial_objective = _exact_objective(counts, marg, pair_i, pair_j, pair_off, ks, col_off, init.size)
+    initial_objective = _exact_objective(counts, marg, pair_i, pair_j, pair_w, pair_off, ks, col_off, init.size)
 
     # --- pool state -----------------------------------------------------------------------
     if space is None:
@@ -366,7 +392,7 @@ def select_subset(
     while done < n_budget:
         stop = min(n_budget, done + _CHUNK)
         done, step, n_free = _k.greedy_chunk(
-            labels, space_arr, space is not None, state, n_free, pair_i, pair_j, pair_off, ks,
+            labels, space_arr, space is not None, state, n_free, pair_i, pair_j, pair_w, pair_off, ks,
             counts, gcell, col_w, col_off, marg, gmarg, scalars, bsz, int(take), int(seed),
             int(init.size), done, stop, step, out_idx, out_pos, out_gain, out_obj, out_step,
             scratch_pos, scratch_score, 0,
@@ -379,7 +405,7 @@ def select_subset(
     rows, steps, gains, objs = out_idx[:done], out_step[:done], out_gain[:done], out_obj[:done]
     rounds = swaps = 0
     if refine and done:
-        greedy = (labels, space_arr, space is not None, state, pair_i, pair_j, pair_off, ks, counts, gcell,
+        greedy = (labels, space_arr, space is not None, state, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell,
                   col_w, col_off, marg, gmarg, scalars, bsz, int(take), int(seed), int(init.size))
         rows, pos, steps, rounds, swaps = _refine(greedy, args, out_pos[:done].copy(), rows.copy(), steps.copy(),
                                                   step, n_free, int(refine), float(refine_fraction),
@@ -394,14 +420,12 @@ def select_subset(
         _k.replay(labels, rows, *args, gains, objs)
 
     n_total = init.size + rows.size
-    objective = _exact_objective(counts, marg, pair_i, pair_j, pair_off, ks, col_off, n_total)
-    pair_mi = np.array(
-        [mutual_information(counts[pair_off[p]: pair_off[p] + sizes[p]].reshape(ks[pair_i[p]], ks[pair_j[p]]))
-         for p in range(len(pairs))]
-    )
+    objective = _exact_objective(counts, marg, pair_i, pair_j, pair_w, pair_off, ks, col_off, n_total)
+    chosen = labels[np.concatenate([init, rows])] if n_total else labels[:0]
+    pair_mi = np.array([_pair_mi(chosen, i, j, ks) for i, j in pairs])
     return Selection(
         indices=rows, gains=gains, objectives=objs, steps=steps, objective=objective,
-        initial_objective=initial_objective, pairs=tuple(pairs), pair_mi=pair_mi,
+        initial_objective=initial_objective, pairs=tuple(pairs), pair_mi=pair_mi, pair_weights=weights,
         n_initial=int(init.size), pool_size=pool_size, refine_rounds=rounds, refine_swaps=swaps,
     )
 
@@ -409,12 +433,12 @@ def select_subset(
 def _refine(greedy, args, pos, rows, steps, next_step, n_free, max_rounds, fraction, scratch_pos, scratch_score):
     """Swap refinement (see ``select_subset``'s ``refine``). Mutates the tables and pool state."""
     labels, space_arr, use_space, state = greedy[:4]
-    pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars = args
-    bsz, take, seed, n_init = greedy[15:]
-    n_pairs = float(pair_i.size)
+    pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars = args
+    bsz, take, seed, n_init = greedy[16:]
+    total_weight = float(pair_w.sum())
 
     def objective():
-        return _k._objective(scalars[0], scalars[1], n_pairs)
+        return _k._objective(scalars[0], scalars[1], total_weight)
 
     m = max(1, int(math.ceil(fraction * rows.size)))
     best = objective()
@@ -435,7 +459,7 @@ def _refine(greedy, args, pos, rows, steps, next_step, n_free, max_rounds, fract
         add_gain, add_obj = np.zeros(m), np.zeros(m)
         add_step = np.zeros(m, np.int64)
         got, new_step, free_after = _k.greedy_chunk(
-            labels, space_arr, use_space, state, n_free + m, pair_i, pair_j, pair_off, ks, counts, gcell,
+            labels, space_arr, use_space, state, n_free + m, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell,
             col_w, col_off, marg, gmarg, scalars, bsz, take, seed, n_init + int(keep.sum()), 0, m,
             next_step, add_idx, add_pos, add_gain, add_obj, add_step, scratch_pos, scratch_score, r + 1)
         rounds += 1
@@ -460,19 +484,20 @@ def _refine(greedy, args, pos, rows, steps, next_step, n_free, max_rounds, fract
     return rows, pos, steps, rounds, swaps
 
 
-def _empty_tables(pairs, ks: np.ndarray) -> tuple:
+def _empty_tables(pairs, ks: np.ndarray, weights: np.ndarray | None = None) -> tuple:
     """The kernel's state for ``pairs`` of clusterings with ``ks`` clusters, all counts zero:
-    (pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars)."""
+    (pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars)."""
     m = ks.size
     pair_i = np.array([p[0] for p in pairs], dtype=np.int64)
     pair_j = np.array([p[1] for p in pairs], dtype=np.int64)
+    pair_w = np.ones(len(pairs)) if weights is None else np.asarray(weights, dtype=np.float64)
     sizes = ks[pair_i] * ks[pair_j]
     pair_off = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
     col_off = np.r_[0, np.cumsum(ks)[:-1]].astype(np.int64)
-    col_w = (np.bincount(pair_i, minlength=m) + np.bincount(pair_j, minlength=m)).astype(np.float64)
+    col_w = (np.bincount(pair_i, weights=pair_w, minlength=m) + np.bincount(pair_j, weights=pair_w, minlength=m))
     counts = np.zeros(int(sizes.sum()), dtype=np.int64)
     marg = np.zeros(int(ks.sum()), dtype=np.int64)
-    return (pair_i, pair_j, pair_off, ks, counts, np.zeros(counts.size), col_w, col_off, marg,
+    return (pair_i, pair_j, pair_w, pair_off, ks, counts, np.zeros(counts.size), col_w, col_off, marg,
             np.zeros(marg.size), np.zeros(2))
 
 
@@ -492,8 +517,8 @@ def _resolve_budget(budget, pool_size: int) -> int:
     raise ValueError(f"budget must be an int count or a float share in (0, 1], got {budget!r}")
 
 
-def _exact_objective(counts, marg, pair_i, pair_j, pair_off, ks, col_off, n_total) -> float:
-    """Mean MI over pairs from the integer tables (no accumulated rounding)."""
+def _exact_objective(counts, marg, pair_i, pair_j, pair_w, pair_off, ks, col_off, n_total) -> float:
+    """Weighted mean MI over pairs from the integer tables (no accumulated rounding)."""
     if n_total <= 0:
         return 0.0
     total = 0.0
@@ -502,9 +527,9 @@ def _exact_objective(counts, marg, pair_i, pair_j, pair_off, ks, col_off, n_tota
         cells = counts[pair_off[p]: pair_off[p] + ks[i] * ks[j]]
         a = marg[col_off[i]: col_off[i] + ks[i]]
         b = marg[col_off[j]: col_off[j] + ks[j]]
-        total += (_xlogx_sum(cells.astype(np.float64)) - _xlogx_sum(a.astype(np.float64))
-                  - _xlogx_sum(b.astype(np.float64))) / n_total + math.log(n_total)
-    return total / pair_i.size
+        total += pair_w[p] * ((_xlogx_sum(cells.astype(np.float64)) - _xlogx_sum(a.astype(np.float64))
+                               - _xlogx_sum(b.astype(np.float64))) / n_total + math.log(n_total))
+    return total / float(pair_w.sum())
 
 
 def marginal_effects(
@@ -514,6 +539,7 @@ def marginal_effects(
     *,
     pairing: str | Sequence[tuple[int, int]] = DEFAULT_PAIRING,
     modalities: Sequence[str] | None = None,
+    pair_weights: Sequence[float] | np.ndarray | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """How each clip bears on the objective of ``subset``: ``(objective, loss, gain)``.
 
@@ -528,16 +554,18 @@ def marginal_effects(
     oth = _as_index_array(list(others), n, "others")
     if np.intersect1d(sub, oth).size:
         raise ValueError("others must not contain clips of the subset")
-    args = _empty_tables(pairs, ks)
-    pair_i, pair_j, pair_off, _, _, gcell, col_w, col_off, _, gmarg, scalars = args
+    weights = _as_pair_weights(pair_weights, len(pairs))
+    active = [q for q in range(len(pairs)) if weights[q] > 0]
+    args = _empty_tables([pairs[q] for q in active], ks, weights[active])
+    pair_i, pair_j, pair_w, pair_off, _, _, gcell, col_w, col_off, _, gmarg, scalars = args
     _k.add_rows(labels, sub, *args)
     t, k = scalars[0], float(sub.size)
-    p = float(len(pairs))
+    p = float(pair_w.sum())
     objective = _k._objective(t, k, p)
     rem = np.zeros(sub.size)
     _k.removal_scores(labels, sub, *args[:-1], rem)
     loss = objective - np.array([_k._objective(t + d, k - 1, p) for d in rem])
     add = np.zeros(oth.size)
-    _k.delta_rows(labels, oth, pair_i, pair_j, pair_off, ks, gcell, col_w, col_off, gmarg, add)
+    _k.delta_rows(labels, oth, pair_i, pair_j, pair_w, pair_off, ks, gcell, col_w, col_off, gmarg, add)
     gain = np.array([_k._objective(t + d, k + 1, p) for d in add]) - objective
     return float(objective), loss, gain

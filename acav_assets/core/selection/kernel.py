@@ -9,14 +9,16 @@ State (all arrays mutated in place so that the loop can run in resumable chunks)
 - ``gcell``    ``g(counts)`` per cell, where ``g(t) = f(t + 1) - f(t)`` and ``f(t) = t log t``
 - ``marg``     flat int64 cluster sizes per clustering, clustering ``c`` at ``col_off[c]``
 - ``gmarg``    ``g(marg)`` per cluster
-- ``scalars``  ``[T, n]`` as float64: ``T = Σ_p Σ f(N_p) − Σ_c w_c Σ f(marg_c)`` and the
-  number of clips counted in the tables.
+- ``pair_w``   weight of each pair (all 1 for the reference's plain mean)
+- ``scalars``  ``[T, n]`` as float64: ``T = Σ_p w_p Σ f(N_p) − Σ_c w_c Σ f(marg_c)`` and the
+  number of clips counted in the tables, where ``w_c`` (``col_w``) is the total weight of the
+  pairs that use clustering ``c``.
 
-The mean plug-in MI over the ``P`` pairs is then ``T / (P n) + log n``, because for one pair
-``MI = (Σ N log N − Σ a log a − Σ b log b) / n + log n`` and a clustering's marginal appears
-in every pair that uses it (``w_c`` times). Adding clip ``x`` changes ``T`` by
-``δ(x) = Σ_p g(N_p[x_i, x_j]) − Σ_c w_c g(marg_c[x_c])``: ``P + m`` look-ups, whatever the
-number of clusters.
+The weighted mean plug-in MI over the pairs, ``Σ_p w_p MI_p / W`` with ``W = Σ_p w_p``, is then
+``T / (W n) + log n``, because for one pair ``MI = (Σ N log N − Σ a log a − Σ b log b) / n +
+log n`` and a clustering's marginal appears in every pair that uses it. Adding clip ``x``
+changes ``T`` by ``δ(x) = Σ_p w_p g(N_p[x_i, x_j]) − Σ_c w_c g(marg_c[x_c])``: ``P + m``
+look-ups, whatever the number of clusters.
 
 Random draws come from a SplitMix64 stream keyed on ``(seed, clips selected so far)``, so a
 run resumed from its own prefix (a warm start) draws exactly what the uninterrupted run drew.
@@ -52,13 +54,13 @@ def _mix(z):
 
 
 @nb.njit(cache=True)
-def _delta(labels, row, pair_i, pair_j, pair_off, ks, gcell, col_w, col_off, gmarg):
+def _delta(labels, row, pair_i, pair_j, pair_w, pair_off, ks, gcell, col_w, col_off, gmarg):
     """Change of T if clip ``row`` is added."""
     d = 0.0
     for p in range(pair_i.shape[0]):
         i = pair_i[p]
         j = pair_j[p]
-        d += gcell[pair_off[p] + np.int64(labels[row, i]) * ks[j] + np.int64(labels[row, j])]
+        d += pair_w[p] * gcell[pair_off[p] + np.int64(labels[row, i]) * ks[j] + np.int64(labels[row, j])]
     for c in range(col_w.shape[0]):
         w = col_w[c]
         if w != 0.0:
@@ -67,7 +69,7 @@ def _delta(labels, row, pair_i, pair_j, pair_off, ks, gcell, col_w, col_off, gma
 
 
 @nb.njit(cache=True)
-def _add(labels, row, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg,
+def _add(labels, row, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg,
          scalars):
     """Add clip ``row`` to the tables; returns the change of T."""
     d = 0.0
@@ -75,7 +77,7 @@ def _add(labels, row, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_of
         i = pair_i[p]
         j = pair_j[p]
         cell = pair_off[p] + np.int64(labels[row, i]) * ks[j] + np.int64(labels[row, j])
-        d += gcell[cell]
+        d += pair_w[p] * gcell[cell]
         counts[cell] += 1
         gcell[cell] = _g(float(counts[cell]))
     for c in range(col_w.shape[0]):
@@ -91,14 +93,14 @@ def _add(labels, row, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_of
 
 
 @nb.njit(cache=True, inline="always")
-def _objective(t, n, n_pairs):
+def _objective(t, n, total_weight):
     if n <= 0.0:
         return 0.0
-    return t / (n_pairs * n) + math.log(n)
+    return t / (total_weight * n) + math.log(n)
 
 
 @nb.njit(cache=True)
-def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_off, ks, counts,
+def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_w, pair_off, ks, counts,
                  gcell, col_w, col_off, marg, gmarg, scalars, batch_size, take, seed, n_prior,
                  done, stop, step0, out_idx, out_pos, out_gain, out_obj, out_step, scratch_pos,
                  scratch_score, salt):
@@ -109,7 +111,7 @@ def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_o
     being scored. ``batch_size <= 0`` scores every free position (exact greedy). Returns
     ``(done, step, n_free)`` after the chunk. ``salt`` varies the draws of refinement rounds.
     """
-    n_pairs = float(pair_i.shape[0])
+    n_pairs = pair_w.sum()  # total pair weight (P when all weights are 1)
     space_len = state.shape[0]
     step = step0
     while done < stop and n_free > 0:
@@ -141,7 +143,7 @@ def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_o
             row = scratch_pos[t]
             if use_space:
                 row = space[row]
-            scratch_score[t] = _delta(labels, row, pair_i, pair_j, pair_off, ks, gcell, col_w,
+            scratch_score[t] = _delta(labels, row, pair_i, pair_j, pair_w, pair_off, ks, gcell, col_w,
                                       col_off, gmarg)
         # --- keep the best `take` (ties: first drawn), add them in order ----------------------
         k = min(take, nb_, stop - done)
@@ -157,7 +159,7 @@ def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_o
             if use_space:
                 row = space[pos]
             before = _objective(scalars[0], scalars[1], n_pairs)
-            _add(labels, row, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
+            _add(labels, row, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
                  gmarg, scalars)
             after = _objective(scalars[0], scalars[1], n_pairs)
             state[pos] = 1
@@ -173,16 +175,16 @@ def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_o
 
 
 @nb.njit(cache=True)
-def add_rows(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
+def add_rows(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
              gmarg, scalars):
     """Seed the tables with already-selected clips (warm start)."""
     for r in range(rows.shape[0]):
-        _add(labels, rows[r], pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
+        _add(labels, rows[r], pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
              gmarg, scalars)
 
 
 @nb.njit(cache=True)
-def _remove(labels, row, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg,
+def _remove(labels, row, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg,
             scalars):
     """Take clip ``row`` out of the tables (inverse of ``_add``)."""
     d = 0.0
@@ -190,7 +192,7 @@ def _remove(labels, row, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col
         cell = pair_off[p] + np.int64(labels[row, pair_i[p]]) * ks[pair_j[p]] + np.int64(labels[row, pair_j[p]])
         counts[cell] -= 1
         gcell[cell] = _g(float(counts[cell]))
-        d -= gcell[cell]
+        d -= pair_w[p] * gcell[cell]
     for c in range(col_w.shape[0]):
         cell = col_off[c] + np.int64(labels[row, c])
         marg[cell] -= 1
@@ -204,7 +206,7 @@ def _remove(labels, row, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col
 
 
 @nb.njit(cache=True)
-def removal_scores(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
+def removal_scores(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
                    gmarg, out):
     """Change of T if each of ``rows`` (all in the tables) were taken out."""
     for r in range(rows.shape[0]):
@@ -212,7 +214,7 @@ def removal_scores(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, co
         d = 0.0
         for p in range(pair_i.shape[0]):
             cell = pair_off[p] + np.int64(labels[row, pair_i[p]]) * ks[pair_j[p]] + np.int64(labels[row, pair_j[p]])
-            d -= _g(float(counts[cell] - 1))
+            d -= pair_w[p] * _g(float(counts[cell] - 1))
         for c in range(col_w.shape[0]):
             w = col_w[c]
             if w != 0.0:
@@ -221,21 +223,21 @@ def removal_scores(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, co
 
 
 @nb.njit(cache=True)
-def remove_rows(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
+def remove_rows(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
                 gmarg, scalars):
     for r in range(rows.shape[0]):
-        _remove(labels, rows[r], pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
+        _remove(labels, rows[r], pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
                 gmarg, scalars)
 
 
 @nb.njit(cache=True)
-def replay(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg,
+def replay(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg,
            scalars, out_gain, out_obj):
     """Add ``rows`` in order, recording each one's gain and the objective after it."""
-    n_pairs = float(pair_i.shape[0])
+    n_pairs = pair_w.sum()  # total pair weight (P when all weights are 1)
     for r in range(rows.shape[0]):
         before = _objective(scalars[0], scalars[1], n_pairs)
-        _add(labels, rows[r], pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col_off, marg,
+        _add(labels, rows[r], pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
              gmarg, scalars)
         after = _objective(scalars[0], scalars[1], n_pairs)
         out_gain[r] = after - before
@@ -243,7 +245,7 @@ def replay(labels, rows, pair_i, pair_j, pair_off, ks, counts, gcell, col_w, col
 
 
 @nb.njit(cache=True)
-def delta_rows(labels, rows, pair_i, pair_j, pair_off, ks, gcell, col_w, col_off, gmarg, out):
+def delta_rows(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, gcell, col_w, col_off, gmarg, out):
     """Change of T if each of ``rows`` (not in the tables) were added alone."""
     for r in range(rows.shape[0]):
-        out[r] = _delta(labels, rows[r], pair_i, pair_j, pair_off, ks, gcell, col_w, col_off, gmarg)
+        out[r] = _delta(labels, rows[r], pair_i, pair_j, pair_w, pair_off, ks, gcell, col_w, col_off, gmarg)

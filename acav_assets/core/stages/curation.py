@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from acav_assets.core.clustering import Clustering
-from acav_assets.core.selection import Selection, select_subset
+from acav_assets.core.selection import PairWeighting, Selection, pair_weights, resolve_pairs, select_subset
 from acav_assets.core.stages.centroids import load_clusterings
 from acav_assets.core.stages.labels import ClipIndex, assignment_matrix
 from acav_assets.core.warehouse.tables import Warehouse
@@ -38,6 +38,8 @@ class SelectionParams:
     refine_fraction: float = 0.01
     restarts: int = 0  # selections with seeds seed, seed+1, …; the highest objective wins. 0 = auto
     mode: str = "auto"  # "incremental": keep the previous subset, add the new batches' share; "full"; "auto"
+    weighting: str = "ami"  # pair weighting (selection.weighting): "ami" drops pairs with no correspondence; "plain"
+    weight_keep: float = 0.2  # "ami": share of the best pair's adjusted MI that a pair needs to count
 
     def n_restarts(self, pool: int) -> int:
         """Automatic: 4 on pools up to 1M clips (cheap there, and the objective tracks precision:
@@ -59,6 +61,28 @@ class Curation:
     restart_objectives: list[float]  # objective of each restart, in seed order
     seed: int  # the seed of the selection kept
     run: dict  # the selection_runs row: id, time, parameters, clusterings, input batches
+    weighting: PairWeighting | None = None  # the pair weights the selection used
+    pairs: list[tuple[int, int]] | None = None  # the clustering column pairs, in weighting order
+
+
+def _weighting(labels: np.ndarray, params: SelectionParams, pairs, modalities) -> PairWeighting:
+    return pair_weights(labels, pairs, rule=params.weighting, keep=params.weight_keep, modalities=modalities,
+                        seed=params.seed)
+
+
+def _weighting_from_run(run: dict, pairs, names: list[str]) -> PairWeighting | None:
+    """The weights a previous selection used, if it recorded them for these pairs."""
+    raw = run.get("pair_weights")
+    if not raw:
+        return None
+    recs = json.loads(raw)
+    if [(r["a"], r["b"]) for r in recs] != [(names[i], names[j]) for i, j in pairs]:
+        return None
+    nan = float("nan")
+    return PairWeighting(run.get("weighting") or "ami", np.array([nan if r["score"] is None else r["score"] for r in recs]),
+                         np.array([r["weight"] for r in recs], dtype=np.float64),
+                         z=np.array([nan if r.get("z") is None else r["z"] for r in recs]),
+                         note=f"weights of selection {run['selection_id']}")
 
 
 def _best_of_restarts(labels, budget, params: SelectionParams, modalities, pool: int, progress, **kw):
@@ -104,7 +128,7 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
     if params.budget > 1:
         return "full", "an absolute budget is re-selected fully"
     before = json.loads(prev["params"])
-    keys = ("budget", "pairing", "batch_size", "take", "seed", "refine", "refine_fraction")
+    keys = ("budget", "pairing", "batch_size", "take", "seed", "refine", "refine_fraction", "weighting", "weight_keep")
     changed = [k for k in keys if before.get(k) != asdict(params)[k]]
     if changed:
         if params.mode == "incremental":
@@ -143,8 +167,13 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
     modalities = [modal[c] for c in columns]
     n_old = prev_subset.height
     budget = int(round(params.budget * len(new_ids)))
+    pairs = resolve_pairs(params.pairing, len(columns), modalities)
+    # a warm start extends a selection: it keeps the weights that selection used
+    weighting = _weighting_from_run(prev, pairs, [c.feature_space for c in clusterings]) or _weighting(
+        labels[n_old:], params, pairs, modalities)
     runs, best = _best_of_restarts(labels, budget, params, modalities, len(new_ids), progress,
-                                   initial=np.arange(n_old), candidates=np.arange(n_old, labels.shape[0]))
+                                   initial=np.arange(n_old), candidates=np.arange(n_old, labels.shape[0]),
+                                   pair_weights=weighting.weights)
     sel = runs[best]
     payload = json.dumps({"params": asdict(params), "after": prev["selection_id"], "batches": new_batches}, sort_keys=True)
     selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
@@ -162,9 +191,17 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
            "params": json.dumps({**asdict(params), "mode": "incremental", "after": prev["selection_id"]}, sort_keys=True),
            "clustering_ids": columns, "feature_spaces": [c.feature_space for c in clusterings],
            "batches": sorted(old_batches | set(new_batches)), "pool_size": int(prev["pool_size"]) + len(new_ids),
-           "size": subset.height, "objective": float(sel.objective), "seed": params.seed + best}
+           "size": subset.height, "objective": float(sel.objective), "seed": params.seed + best,
+           **_weighting_columns(weighting, pairs, clusterings)}
     return Curation(sel, new_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
-                    selection_id, total - len(new_ids), [r.objective for r in runs], params.seed + best, run)
+                    selection_id, total - len(new_ids), [r.objective for r in runs], params.seed + best, run,
+                    weighting, pairs)
+
+
+def _weighting_columns(weighting: PairWeighting, pairs, clusterings: list[Clustering]) -> dict:
+    names = [c.feature_space for c in clusterings]
+    return {"pair_weights": json.dumps(weighting.to_records(pairs, names)),
+            "weighting": weighting.rule + (f" ({weighting.note})" if weighting.note else "")}
 
 
 def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, int], None] | None = None) -> Curation:
@@ -175,7 +212,10 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
         raise ValueError("no clip has an assignment for every clustering: nothing to select from")
     modalities = [modal[c] for c in columns]
     budget: int | float = params.budget if params.budget <= 1.0 else int(params.budget)
-    runs, best = _best_of_restarts(labels, budget, params, modalities, len(clip_ids), progress)
+    pairs = resolve_pairs(params.pairing, len(columns), modalities)
+    weighting = _weighting(labels, params, pairs, modalities)
+    runs, best = _best_of_restarts(labels, budget, params, modalities, len(clip_ids), progress,
+                                   pair_weights=weighting.weights)
     sel = runs[best]
     payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids)}, sort_keys=True)
     selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
@@ -190,6 +230,7 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
            "params": json.dumps(asdict(params), sort_keys=True), "clustering_ids": columns,
            "feature_spaces": [c.feature_space for c in clusterings], "batches": batches, "pool_size": len(clip_ids),
-           "size": len(sel), "objective": float(sel.objective), "seed": params.seed}
+           "size": len(sel), "objective": float(sel.objective), "seed": params.seed + best,
+           **_weighting_columns(weighting, pairs, clusterings)}
     return Curation(sel, clip_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
-                    selection_id, excluded, [r.objective for r in runs], params.seed + best, {**run, "seed": params.seed + best})
+                    selection_id, excluded, [r.objective for r in runs], params.seed + best, run, weighting, pairs)

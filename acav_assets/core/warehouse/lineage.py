@@ -3,7 +3,9 @@ the pool and of the subset fall there and how much that cell adds to the pair's 
 
 A cell's contribution is ``(N/n) log(N n / (a b))`` on the selected clips (N its count, a and b
 its row and column sums, n the subset size); over a pair's cells they sum to that pair's
-plug-in MI, and the mean of the pairs' sums is the selection objective.
+plug-in MI, and the mean of the pairs' sums, weighted by ``pair_weight``, is the selection
+objective. ``pair_score`` is the pool's adjusted MI of the pair (label-free, see
+:mod:`acav_assets.core.selection.weighting`): the evidence the weight was decided on.
 
 Pool counts can be carried over from the previous lineage (incremental curation): the new
 batches' counts are added to them, so the pool never has to be read whole again.
@@ -38,8 +40,11 @@ def tables_from_lineage(lineage: pl.DataFrame, pairs, ks) -> list[np.ndarray]:
 
 
 def lineage_rows(pool: list[np.ndarray], selected: list[np.ndarray], pairs, columns: list[str],
-                 feature_spaces: list[str], selection_id: str) -> pl.DataFrame:
-    """``selection_lineage`` rows from per-pair pool and subset count tables (non-empty pool cells)."""
+                 feature_spaces: list[str], selection_id: str, *, scores=None, weights=None) -> pl.DataFrame:
+    """``selection_lineage`` rows from per-pair pool and subset count tables (non-empty pool cells),
+    with each pair's weighting score and weight (None: unweighted, weight 1)."""
+    scores = np.full(len(pairs), np.nan) if scores is None else np.asarray(scores, dtype=np.float64)
+    weights = np.ones(len(pairs)) if weights is None else np.asarray(weights, dtype=np.float64)
     frames = []
     for p, (i, j) in enumerate(pairs):
         kj = pool[p].shape[1]
@@ -59,5 +64,6 @@ def lineage_rows(pool: list[np.ndarray], selected: list[np.ndarray], pairs, colu
             "cluster_a": ci.astype(np.int32), "cluster_b": cj.astype(np.int32),
             "pool_count": pool_flat[cells].astype(np.int64), "selected_count": sub_flat[cells].astype(np.int64),
             "mi_contribution": contrib, "pair_mi": np.full(cells.size, contrib.sum()),
-        }))
+            "pair_score": np.full(cells.size, scores[p]), "pair_weight": np.full(cells.size, weights[p]),
+        }).with_columns(pl.col("pair_score").fill_nan(None)))
     return pl.concat(frames)

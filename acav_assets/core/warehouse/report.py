@@ -17,6 +17,7 @@ import polars as pl
 
 from acav_assets.core.stages.labels import label_matrix
 from acav_assets.core.selection import marginal_effects, resolve_pairs
+from acav_assets.core.selection.weighting import space_summary
 from acav_assets.core.warehouse.tables import Warehouse
 
 __all__ = ["explain_clip", "heatmap_png", "latest_run", "subset_as_of", "write_report"]
@@ -32,6 +33,12 @@ def latest_run(wh: Warehouse) -> dict:
     if runs.height == 0:
         raise ValueError(f"selection run {sid} is not recorded in selection_runs")
     return runs.sort("created_at").row(-1, named=True)
+
+
+def run_pair_weights(run: dict) -> np.ndarray | None:
+    """The pair weights a selection run used (None for runs recorded before pair weighting)."""
+    raw = run.get("pair_weights")
+    return np.array([r["weight"] for r in json.loads(raw)], dtype=np.float64) if raw else None
 
 
 def explain_clip(wh: Warehouse, clip_id: str) -> dict:
@@ -59,17 +66,20 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
         return out
     modal = [fs.split("/", 1)[0] for fs in run["feature_spaces"]]
     pairs = resolve_pairs(params["pairing"], len(run["clustering_ids"]), modal)
+    weights = run_pair_weights(run)
     sel_rows = clip_ids.rows_of(subset["clip_id"])
     row = int(found[0])
     out["clusters"] = {fs: int(labels[row, j]) for j, fs in enumerate(run["feature_spaces"])}
     chosen = subset.filter(pl.col("clip_id") == clip_id)
     if chosen.height:
         r = chosen.row(0, named=True)
-        objective, loss, _ = marginal_effects(labels, sel_rows, pairing=pairs)
+        objective, loss, _ = marginal_effects(labels, sel_rows, pairing=pairs, pair_weights=weights)
         pos = int(np.flatnonzero(sel_rows == row)[0])
         lineage = wh.read("selection_lineage").filter(pl.col("selection_id") == run["selection_id"])
         cells = []
         for p, (i, j) in enumerate(pairs):
+            if weights is not None and weights[p] == 0:
+                continue  # a pair the selection did not count
             cell = lineage.filter((pl.col("pair_index") == p) & (pl.col("cluster_a") == int(labels[row, i]))
                                   & (pl.col("cluster_b") == int(labels[row, j])))
             if cell.height:
@@ -81,7 +91,7 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
         out.update(selected=True, rank=r["rank"], step=r["step"], gain_when_chosen=r["gain"],
                    loss_if_removed_now=float(loss[pos]), cells=cells[:5])
     else:
-        objective, loss, gain = marginal_effects(labels, sel_rows, [row], pairing=pairs)
+        objective, loss, gain = marginal_effects(labels, sel_rows, [row], pairing=pairs, pair_weights=weights)
         weakest = int(np.argmin(loss))
         out.update(selected=False, gain_if_added_now=float(gain[0]), bar_to_beat=float(loss[weakest]),
                    weakest_selected=clip_ids.ids_at([sel_rows[weakest]])[0])
@@ -119,7 +129,9 @@ def heatmap_png(matrix: np.ndarray, cell: int | None = None) -> bytes:
 
 
 def strongest_pair(lineage: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
-    """The cells of the pair with the highest MI, and that pair's description."""
+    """The cells of the counted pair (weight > 0) with the highest MI, and that pair's description."""
+    if "pair_weight" in lineage.columns and (lineage["pair_weight"].fill_null(1.0) > 0).any():
+        lineage = lineage.filter(pl.col("pair_weight").fill_null(1.0) > 0)
     best = lineage.group_by("pair_index").agg(pl.col("pair_mi").first()).sort("pair_mi", descending=True).row(0, named=True)
     cells = lineage.filter(pl.col("pair_index") == best["pair_index"])
     first = cells.row(0, named=True)
@@ -140,8 +152,9 @@ def write_report(wh: Warehouse, out_dir: str | os.PathLike) -> dict[str, str]:
     counts[cells["cluster_a"].to_numpy(), cells["cluster_b"].to_numpy()] = cells["selected_count"].to_numpy()
     png = out / "heatmap.png"
     png.write_bytes(heatmap_png(counts))
-    pairs = (lineage.group_by("pair_index", "feature_space_a", "feature_space_b").agg(pl.col("pair_mi").first())
-             .sort("pair_mi", descending=True))
+    pairs = (lineage.group_by("pair_index", "feature_space_a", "feature_space_b")
+             .agg(pl.col("pair_mi").first(), pl.col("pair_score").first(), pl.col("pair_weight").first())
+             .sort(pl.col("pair_weight").fill_null(1.0), "pair_mi", descending=True))
     top_cells = lineage.sort("mi_contribution", descending=True).head(15)
     by_batch = subset.group_by("batch").len().sort("batch")
     lines = [f"# Curated subset {run['selection_id']}", "",
@@ -149,9 +162,20 @@ def write_report(wh: Warehouse, out_dir: str | os.PathLike) -> dict[str, str]:
              f"created {run['created_at']}, batches {', '.join(run['batches'])}", "",
              f"Parameters: `{run['params']}`", "", "## Clips per batch", "", "| batch | selected |", "|---|---|"]
     lines += [f"| {b} | {n} |" for b, n in by_batch.iter_rows()]
-    lines += ["", "## Clustering pairs by MI (what the objective averages)", "", "| audio/first | visual/second | MI (nats) |",
-              "|---|---|---|"]
-    lines += [f"| {a} | {b} | {mi:.4f} |" for _, a, b, mi in pairs.iter_rows()]
+    lines += ["", "## Clustering pairs (what the objective averages, by weight)", "",
+              f"Pair weighting: {run.get('weighting') or 'plain (recorded before pair weighting)'}. The score is the "
+              "pool's adjusted MI of the pair (0 = chance), measured without labels before selecting; pairs of "
+              "weight 0 carried no correspondence and did not count.", "",
+              "| audio/first | visual/second | pool score | weight | subset MI (nats) |", "|---|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {'-' if s is None else f'{s:.4f}'} | {1.0 if w is None else w:g} | {mi:.4f} |"
+              for _, a, b, mi, s, w in pairs.iter_rows()]
+    recs = json.loads(run["pair_weights"]) if run.get("pair_weights") else []
+    if recs:
+        lines += ["", "## Feature spaces (which carried correspondence in the pool)", "",
+                  "| feature space | best pair score | share of the weight |", "|---|---|---|"]
+        for r in space_summary(recs):
+            best = "-" if r["best_score"] is None else f"{r['best_score']:.4f}"
+            lines.append(f"| {r['feature_space']} | {best} | {r['weight_share']:.2f} |")
     lines += ["", "## Cells contributing most (which kinds of content dominate)", "",
               "| pair | cell | selected | pool | contribution |", "|---|---|---|---|---|"]
     lines += [f"| {r['feature_space_a']} × {r['feature_space_b']} | ({r['cluster_a']}, {r['cluster_b']}) | "

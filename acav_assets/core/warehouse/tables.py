@@ -57,11 +57,15 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "selection_id": pl.String, "created_at": pl.String, "params": pl.String, "clustering_ids": pl.List(pl.String),
         "feature_spaces": pl.List(pl.String), "batches": pl.List(pl.String), "pool_size": pl.Int64,
         "size": pl.Int64, "objective": pl.Float64, "seed": pl.Int64,
+        # JSON list, one entry per clustering pair: {"a", "b" (feature spaces), "score" (the pool's
+        # adjusted MI), "z" (distance from the permutation null), "weight"}; see selection.weighting
+        "pair_weights": pl.String, "weighting": pl.String,
     },
     "selection_lineage": {
         "selection_id": pl.String, "pair_index": pl.Int32, "clustering_a": pl.String, "clustering_b": pl.String,
         "feature_space_a": pl.String, "feature_space_b": pl.String, "cluster_a": pl.Int32, "cluster_b": pl.Int32,
         "pool_count": pl.Int64, "selected_count": pl.Int64, "mi_contribution": pl.Float64, "pair_mi": pl.Float64,
+        "pair_score": pl.Float64, "pair_weight": pl.Float64,  # the pool's adjusted MI of the pair; its weight
     },
 }
 
@@ -138,7 +142,9 @@ class Warehouse:
         partition_by = ["batch"] if table in PARTITIONED else None
         for attempt in range(self.retries):
             try:
-                write_deltalake(self.uri(table), df, mode=mode, predicate=predicate,
+                # schema_mode="merge": a table written by an earlier version gains the columns
+                # added since (older rows read them as null); a type change still fails
+                write_deltalake(self.uri(table), df, mode=mode, predicate=predicate, schema_mode="merge",
                                 partition_by=partition_by, storage_options=self._opts())
                 return
             except (CommitFailedError, DeltaError) as exc:
