@@ -6,7 +6,8 @@
     acav explain CLIP_ID --warehouse DIR        why a clip was selected, or not
     acav report --warehouse DIR --out DIR       summary tables and a heatmap
     acav subset --warehouse DIR [--as-of V|T]   the curated subset, now or earlier (Delta time travel)
-    acav bench correspondence [--videos 300]    correspondence-retrieval benchmark (quality)
+    acav bench correspondence [--videos 300] [--corpus demo,digits] [--profile weightfree]
+                                                correspondence-retrieval benchmark (quality)
     acav select-demo                            the selector alone on generated cluster labels
 """
 
@@ -238,9 +239,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                            run_planted(args.planted, args.seeds, args.mismatch, log)) + "\n", flush=True)
     if args.videos:
         ks = tuple(int(k) for k in args.ks.split(","))
-        print(format_table(f"(b) generated videos end to end, {args.videos} videos per seed (+ {args.clean} clean "
-                           f"videos for the baselines' training)",
-                           run_videos(args.videos, args.seeds, args.mismatch, ks=ks, n_clean=args.clean, log=log)))
+        options = json.loads(args.extractor_options) if args.extractor_options else None
+        for part, corpus in enumerate(args.corpus.split(",")):
+            rows, nmis = run_videos(args.videos, args.seeds, args.mismatch, ks=ks, n_clean=args.clean, log=log,
+                                    corpus=corpus, profile=args.profile, extractor_options=options)
+            what = "our demo generator" if corpus == "demo" else "written and spoken digits (classes we did not design)"
+            print(format_table(f"({chr(98 + part)}) {corpus} corpus, {what}: {args.videos} videos per seed, profile "
+                               f"{args.profile} (+ {args.clean} clean videos for the baselines' training)", rows) + "\n")
+            print(format_table(f"NMI of each feature space's clustering (automatic k) against its modality's class, "
+                               f"{corpus} corpus", nmis, method="feature space", metric="NMI") + "\n", flush=True)
     print(f"\n({time.perf_counter() - t:.0f} s)")
     return 0
 
@@ -333,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     corr.add_argument("--seeds", type=int, default=3)
     corr.add_argument("--mismatch", type=float, default=0.5, help="share of clips whose sound is from another class")
     corr.add_argument("--ks", default="0,8,16,32", help="k values for MI (0: the platform's automatic k)")
+    corr.add_argument("--corpus", default="demo,digits",
+                      help="video corpora, comma-separated: demo (our generator), digits (written and spoken digits)")
+    corr.add_argument("--profile", default="weightfree", help="extractor profile")
+    corr.add_argument("--extractor-options", default="", help="JSON options per extractor (e.g. weight files)")
     corr.set_defaults(func=_cmd_bench)
 
     sel = sub.add_parser("select-demo", help="the selector alone on generated cluster assignments")

@@ -17,4 +17,13 @@ if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
     || echo "test: could not install redis-server; the Celery test will be skipped"
 fi
+# The independent evaluation corpus (spoken digits in installed fonts) needs espeak-ng and fonts.
+if ! command -v espeak-ng >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/urw-base35 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test: installing espeak-ng and fonts for the independent evaluation corpus"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng fonts-dejavu-core \
+      fonts-urw-base35 fonts-freefont-ttf fonts-liberation2 >/dev/null) \
+      || echo "test: could not install espeak-ng/fonts; the spoken-digits tests fail under CI=true"
+  fi
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pytest
 
-
-from acav_assets.core.evaluation.correspondence import contrastive_scores, pca_cosine_scores, run_planted, run_videos
+from acav_assets.core.evaluation.correspondence import contrastive_scores, nmi, pca_cosine_scores, run_planted, run_videos
+from acav_assets.core.generators.spoken_digits import check_available, write_spoken_digit_videos
 
 
 def test_mi_selection_beats_random_on_planted_assignments():
@@ -16,10 +19,37 @@ def test_mi_selection_beats_random_on_planted_assignments():
 
 
 def test_mi_selection_beats_random_end_to_end(tmp_path):
-    rows = {r.method: r for r in run_videos(n_videos=80, seeds=1, ks=(0,), n_clean=40, log=lambda m: None,
-                                            workdir=str(tmp_path))}
-    mi = rows[next(m for m in rows if m.startswith("MI bipartite, k=auto") and "reference" not in m)]
+    rows, nmis = run_videos(n_videos=80, seeds=1, ks=(0,), n_clean=40, log=lambda m: None, workdir=str(tmp_path))
+    rows = {r.method: r for r in rows}
+    mi = rows[next(m for m in rows if m.startswith("MI bipartite, pair weighting"))]
     assert mi.mean > rows["random"].mean + 0.2, {k: v.mean for k, v in rows.items()}
+    assert {r.method for r in nmis} >= {"audio/logmel/spectrum", "visual/pixels/colour"}
+    assert all(0 <= r.mean <= 1 for r in nmis)
+
+
+def _need_digits():
+    missing = check_available()
+    if missing and not os.environ.get("CI"):
+        pytest.skip("spoken-digits corpus needs " + ", ".join(missing))
+    assert not missing, f"CI must install what the spoken-digits corpus needs: {missing}"
+
+
+def test_spoken_digits_corpus_is_what_its_ground_truth_says(tmp_path):
+    _need_digits()
+    videos = write_spoken_digit_videos(tmp_path, 12, matched_fraction=0.5, seed=3, workers=1)
+    assert sum(v.matched for v in videos) == 6
+    assert all((v.visual_class == v.audio_class) == v.matched for v in videos)
+    assert len({v.font for v in videos}) > 3 and len({v.voice for v in videos}) > 3  # nuisances vary
+    again = write_spoken_digit_videos(tmp_path / "again", 12, matched_fraction=0.5, seed=3, workers=1)
+    assert [(v.font, v.voice, v.visual_class) for v in videos] == [(v.font, v.voice, v.visual_class) for v in again]
+    assert (tmp_path / "ground_truth.csv").read_text().splitlines()[0].startswith("file,visual_class,audio_class,matched")
+
+
+def test_nmi_is_one_for_a_relabelling_and_near_zero_for_noise():
+    rng = np.random.default_rng(0)
+    c = rng.integers(0, 5, 5000)
+    assert nmi((c + 2) % 5, c) == pytest.approx(1.0)
+    assert nmi(rng.integers(0, 5, 5000), c) < 0.01
 
 
 def test_contrastive_baseline_learns_an_alignment():
