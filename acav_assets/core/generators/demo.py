@@ -16,12 +16,12 @@ from __future__ import annotations
 import csv
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from acav_assets.core.generators.pairing import check_corpus_args, paired_classes, write_corpus
 from acav_assets.core.media.encode import write_video
 
 __all__ = ["SynthVideo", "write_demo_videos", "write_video", "read_ground_truth"]
@@ -177,35 +177,16 @@ def write_demo_videos(
     """
     if not 2 <= n_classes <= MAX_CLASSES:
         raise ValueError(f"n_classes must be in 2..{MAX_CLASSES}, got {n_classes}")
-    if n_videos < 1:
-        raise ValueError("n_videos must be positive")
-    if not 0 <= matched_fraction <= 1:
-        raise ValueError(f"matched_fraction must be in [0, 1], got {matched_fraction}")
+    check_corpus_args(n_videos, matched_fraction, size)
     width, height = size
-    if width % 2 or height % 2:
-        raise ValueError(f"frame size must be even, got {size}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    n_matched = int(round(matched_fraction * n_videos))
-    matched = np.zeros(n_videos, bool)
-    matched[rng.permutation(n_videos)[:n_matched]] = True
-    vcls = rng.integers(0, n_classes, n_videos)
-    acls = np.where(matched, vcls, (vcls + rng.integers(1, n_classes, n_videos)) % n_classes)
+    matched, vcls, acls = paired_classes(rng, n_videos, matched_fraction, n_classes)
     durations = rng.uniform(*duration_s, n_videos)
     jobs = [(str(out / f"video_{i:05d}.mp4"), int(vcls[i]), int(acls[i]), float(durations[i]), fps,
              width, height, sample_rate, [seed, i]) for i in range(n_videos)]
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
-    if workers > 1 and len(jobs) > 4:
-        with ProcessPoolExecutor(workers) as pool:
-            videos = list(pool.map(_write_one, jobs, chunksize=8))
-    else:
-        videos = [_write_one(j) for j in jobs]
-    with open(out / "ground_truth.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(asdict(videos[0])))
-        writer.writeheader()
-        writer.writerows(asdict(v) for v in videos)
-    return videos
+    return write_corpus(out, jobs, _write_one, workers)
 
 
 def read_ground_truth(path: str | os.PathLike) -> dict[str, SynthVideo]:

@@ -24,7 +24,6 @@ it can); :func:`check_available` says what is missing.
 
 from __future__ import annotations
 
-import csv
 import functools
 import io
 import os
@@ -32,12 +31,12 @@ import shutil
 import subprocess
 import tempfile
 import wave
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from acav_assets.core.generators.pairing import check_corpus_args, paired_classes, write_corpus
 from acav_assets.core.media.encode import write_video
 
 __all__ = ["DIGIT_WORDS", "SpokenDigitVideo", "check_available", "font_files", "speak", "write_spoken_digit_videos"]
@@ -239,32 +238,14 @@ def write_spoken_digit_videos(
         raise RuntimeError("the spoken-digits corpus needs " + " and ".join(missing))
     if not 2 <= n_classes <= 10:
         raise ValueError(f"n_classes must be in 2..10, got {n_classes}")
-    if n_videos < 1:
-        raise ValueError("n_videos must be positive")
-    if not 0 <= matched_fraction <= 1:
-        raise ValueError(f"matched_fraction must be in [0, 1], got {matched_fraction}")
+    check_corpus_args(n_videos, matched_fraction, size)
     width, height = size
-    if width % 2 or height % 2:
-        raise ValueError(f"frame size must be even, got {size}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    matched = np.zeros(n_videos, bool)
-    matched[rng.permutation(n_videos)[: int(round(matched_fraction * n_videos))]] = True
-    vcls = rng.integers(0, n_classes, n_videos)
-    acls = np.where(matched, vcls, (vcls + rng.integers(1, n_classes, n_videos)) % n_classes)
+    matched, vcls, acls = paired_classes(rng, n_videos, matched_fraction, n_classes)
     durations = rng.uniform(*duration_s, n_videos)
     fonts = font_files()
     jobs = [(str(out / f"digits_{i:05d}.mp4"), int(vcls[i]), int(acls[i]), float(durations[i]), fps, width, height,
              fonts, [seed, i]) for i in range(n_videos)]
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
-    if workers > 1 and len(jobs) > 4:
-        with ProcessPoolExecutor(workers) as pool:
-            videos = list(pool.map(_write_one, jobs, chunksize=4))
-    else:
-        videos = [_write_one(j) for j in jobs]
-    with open(out / "ground_truth.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(asdict(videos[0])))
-        writer.writeheader()
-        writer.writerows(asdict(v) for v in videos)
-    return videos
+    return write_corpus(out, jobs, _write_one, workers, chunksize=4)
