@@ -47,3 +47,15 @@ def stop_processes(*procs: subprocess.Popen, timeout: float = 30) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under ``ACAV_REQUIRE_SERVICES=1`` (CI sets it) a skipped test is a failure: a test that needs
+    PostgreSQL, Redis, espeak-ng or fonts must not pass CI by being skipped when an install failed."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("ACAV_REQUIRE_SERVICES") == "1" and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but ACAV_REQUIRE_SERVICES=1 makes a skip a failure: {reason}"

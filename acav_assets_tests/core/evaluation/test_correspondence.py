@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -29,9 +27,8 @@ def test_mi_selection_beats_random_end_to_end(tmp_path):
 
 def _need_digits():
     missing = check_available()
-    if missing and not os.environ.get("CI"):
+    if missing:  # a failure under ACAV_REQUIRE_SERVICES=1 (CI), see conftest
         pytest.skip("spoken-digits corpus needs " + ", ".join(missing))
-    assert not missing, f"CI must install what the spoken-digits corpus needs: {missing}"
 
 
 def test_spoken_digits_corpus_is_what_its_ground_truth_says(tmp_path):
