@@ -71,6 +71,7 @@ def _instance(dagster_home: str | None):
 def _cmd_curate(args: argparse.Namespace) -> int:
     import polars as pl
 
+    from acav_assets.core.warehouse.report import latest_run
     from acav_assets.core.warehouse.tables import Warehouse
     from acav_assets.defs.runner import curate_landing, resources_for
 
@@ -116,9 +117,13 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     print(f"\nclusterings: {clusters.height} feature spaces, k = "
           + ", ".join(sorted({str(k) for k in clusters['k'].to_list()})))
     subset = wh.read("curated_subset").sort("rank")
+    # The summary reads the selection run the subset came from: a re-run with nothing new ends
+    # in an "unchanged" materialization that carries no pool size or objective of its own.
     meta = report.materializations["curated_subset"][""]
-    print(f"\ncurated_subset: {subset.height} of {meta['pool_size']} clips (budget {args.budget:g}, pairing "
-          f"{meta['pairing']}), objective {meta['objective_mi_nats']:.4f} nats")
+    run = latest_run(wh)
+    mode = meta.get("mode", "full")
+    print(f"\ncurated_subset ({mode}): {subset.height} of {run['pool_size']} clips (budget {args.budget:g}, pairing "
+          f"{json.loads(run['params']).get('pairing', args.pairing)}), objective {run['objective']:.4f} nats")
     by_batch = dict(subset.group_by("batch").len().sort("batch").iter_rows())
     print("  by batch: " + ", ".join(f"{k} {v}" for k, v in by_batch.items()))
     failed = [k for k, ok in report.checks.items() if not ok]

@@ -178,8 +178,13 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
     rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.25"])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert "curated_subset: 4 of 16 clips" in out and "precision (ground truth):" in out
+    assert "curated_subset (full): 4 of 16 clips" in out and "precision (ground truth):" in out
     assert "asset checks: 4/4 passed" in out
+    # the same command again on the unchanged landing area: the summary of the kept subset, no crash
+    rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.25"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "curated_subset (unchanged): 4 of 16 clips" in out
     assert acav_main(["curate", str(tmp_path / "missing"), "--warehouse", str(tmp_path / "wh")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "2.5"]) == 2
