@@ -248,7 +248,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         for part, corpus in enumerate(args.corpus.split(",")):
             rows, nmis = run_videos(args.videos, args.seeds, args.mismatch, ks=ks, n_clean=args.clean, log=log,
                                     corpus=corpus, profile=args.profile, extractor_options=options)
-            what = "our demo generator" if corpus == "demo" else "written and spoken digits (classes we did not design)"
+            what = {"demo": "our demo generator",
+                    "digits": "written and spoken digits (classes we did not design)",
+                    "photos": "real photographs and recorded sounds (material we did not make)"}[corpus]
             print(format_table(f"({chr(98 + part)}) {corpus} corpus, {what}: {args.videos} videos per seed, profile "
                                f"{args.profile} (+ {args.clean} clean videos for the baselines' training)", rows) + "\n")
             print(format_table(f"NMI of each feature space's clustering (automatic k) against its modality's class, "
@@ -346,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     corr.add_argument("--mismatch", type=float, default=0.5, help="share of clips whose sound is from another class")
     corr.add_argument("--ks", default="0,8,16,32", help="k values for MI (0: the platform's automatic k)")
     corr.add_argument("--corpus", default="demo,digits",
-                      help="video corpora, comma-separated: demo (our generator), digits (written and spoken digits)")
+                      help="video corpora, comma-separated: demo (our generator), digits (written and spoken digits), "
+                           "photos (scikit-image's photographs with freedesktop sounds)")
     corr.add_argument("--profile", default="weightfree", help="extractor profile")
     corr.add_argument("--extractor-options", default="", help="JSON options per extractor (e.g. weight files)")
     corr.set_defaults(func=_cmd_bench)

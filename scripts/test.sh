@@ -17,13 +17,15 @@ if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
     || echo "test: could not install redis-server; the Celery test will be skipped (a failure under ACAV_REQUIRE_SERVICES=1)"
 fi
-# The independent evaluation corpus (spoken digits in installed fonts) needs espeak-ng and fonts.
-if ! command -v espeak-ng >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/urw-base35 ]; then
+# The independent evaluation corpora need espeak-ng and fonts (spoken digits) and the freedesktop
+# sound theme (photos with recorded sounds).
+if ! command -v espeak-ng >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/urw-base35 ] \
+   || [ ! -d /usr/share/sounds/freedesktop/stereo ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "test: installing espeak-ng and fonts for the independent evaluation corpus"
+    echo "test: installing espeak-ng, fonts and sounds for the independent evaluation corpora"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng fonts-dejavu-core \
-      fonts-urw-base35 fonts-freefont-ttf fonts-liberation2 >/dev/null) \
-      || echo "test: could not install espeak-ng/fonts; the spoken-digits tests will be skipped (a failure under ACAV_REQUIRE_SERVICES=1)"
+      fonts-urw-base35 fonts-freefont-ttf fonts-liberation2 sound-theme-freedesktop >/dev/null) \
+      || echo "test: could not install espeak-ng/fonts/sounds; the corpus tests will be skipped (a failure under ACAV_REQUIRE_SERVICES=1)"
   fi
 fi
 # Under CI a skipped service-backed test (PostgreSQL, Redis, espeak-ng, fonts) is a failure (conftest).

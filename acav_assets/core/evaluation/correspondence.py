@@ -158,7 +158,7 @@ def _modality(vectors: dict, modality: str) -> tuple[list[str], np.ndarray]:
 
 
 #: Corpora for :func:`run_videos`: name -> writer(out_dir, n_videos, matched_fraction=, seed=).
-CORPORA = ("demo", "digits")
+CORPORA = ("demo", "digits", "photos")
 
 
 def _writer(corpus: str):
@@ -167,6 +167,9 @@ def _writer(corpus: str):
     if corpus == "digits":
         from acav_assets.core.generators.spoken_digits import write_spoken_digit_videos
         return write_spoken_digit_videos
+    if corpus == "photos":
+        from acav_assets.core.generators.photos_sounds import write_photo_sound_videos
+        return write_photo_sound_videos
     raise ValueError(f"unknown corpus {corpus!r}: expected one of {CORPORA}")
 
 

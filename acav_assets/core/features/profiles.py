@@ -4,7 +4,10 @@
   scales per modality (:mod:`acav_assets.core.features.weightfree`);
 - ``pretrained``: an R(2+1)D-18 video network (5 stages) and a VGGish-style audio CNN
   (5 layers) (:mod:`acav_assets.core.features.backbones`), with weights from a local file or the
-  torch cache, or seeded random weights (with a warning) when none are configured.
+  torch cache, or seeded random weights (with a warning) when none are configured;
+- ``packaged``: real pretrained weights that ship inside installed packages, so semantic
+  features work offline out of the box: ImageNet EfficientNet-Lite0 on frames and AudioSet
+  YAMNet on sound (:mod:`acav_assets.core.features.packaged`).
 
 This module is the one registry: it maps extractor names to their classes and imports the
 extractor modules lazily (the networks import torchvision); they import only
@@ -27,12 +30,15 @@ EXTRACTORS: dict[str, tuple[str, str]] = {
     "audio/logmel": ("acav_assets.core.features.weightfree", "LogMelStats"),
     "visual/r2plus1d_18": ("acav_assets.core.features.backbones", "R2Plus1D"),
     "audio/vggish": ("acav_assets.core.features.backbones", "VGGish"),
+    "visual/efficientnet_lite0": ("acav_assets.core.features.packaged", "EfficientNetLite0"),
+    "audio/yamnet": ("acav_assets.core.features.packaged", "YAMNet"),
 }
 
 #: Named sets of extractors. Each entry: (extractor name, keyword arguments).
 PROFILES: dict[str, list[tuple[str, dict]]] = {
     "weightfree": [("visual/pixels", {}), ("audio/logmel", {})],
     "pretrained": [("visual/r2plus1d_18", {}), ("audio/vggish", {})],
+    "packaged": [("visual/efficientnet_lite0", {}), ("audio/yamnet", {})],
 }
 
 
