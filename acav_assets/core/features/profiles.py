@@ -7,7 +7,10 @@
   torch cache, or seeded random weights (with a warning) when none are configured;
 - ``packaged``: real pretrained weights that ship inside installed packages, so semantic
   features work offline out of the box: ImageNet EfficientNet-Lite0 on frames and AudioSet
-  YAMNet on sound (:mod:`acav_assets.core.features.packaged`).
+  YAMNet on sound (:mod:`acav_assets.core.features.packaged`);
+- ``clip-clap`` / ``clip-ast``: CLIP on frames with CLAP or AST on sound, each loaded with
+  ``transformers`` from a local ``save_pretrained`` folder given as the extractor option
+  ``model`` (:mod:`acav_assets.core.features.transformers_encoders`).
 
 This module is the one registry: it maps extractor names to their classes and imports the
 extractor modules lazily (the networks import torchvision); they import only
@@ -32,6 +35,9 @@ EXTRACTORS: dict[str, tuple[str, str]] = {
     "audio/vggish": ("acav_assets.core.features.backbones", "VGGish"),
     "visual/efficientnet_lite0": ("acav_assets.core.features.packaged", "EfficientNetLite0"),
     "audio/yamnet": ("acav_assets.core.features.packaged", "YAMNet"),
+    "visual/clip": ("acav_assets.core.features.transformers_encoders", "CLIPImage"),
+    "audio/ast": ("acav_assets.core.features.transformers_encoders", "AST"),
+    "audio/clap": ("acav_assets.core.features.transformers_encoders", "CLAPAudio"),
 }
 
 #: Named sets of extractors. Each entry: (extractor name, keyword arguments).
@@ -39,6 +45,9 @@ PROFILES: dict[str, list[tuple[str, dict]]] = {
     "weightfree": [("visual/pixels", {}), ("audio/logmel", {})],
     "pretrained": [("visual/r2plus1d_18", {}), ("audio/vggish", {})],
     "packaged": [("visual/efficientnet_lite0", {}), ("audio/yamnet", {})],
+    # need each model's folder: --extractor-options '{"visual/clip": {"model": "/models/clip"}, ...}'
+    "clip-clap": [("visual/clip", {}), ("audio/clap", {})],
+    "clip-ast": [("visual/clip", {}), ("audio/ast", {})],
 }
 
 
