@@ -4,10 +4,15 @@
   are given); the stem and the four residual stages are tapped: 5 feature spaces.
 - ``audio/vggish``: a VGGish-architecture CNN over 0.96 s log-mel patches (96 × 64); the four
   pooling stages and the 128-d embedding are tapped: 5 feature spaces. A clip's vector is the
-  mean over its patches.
+  mean over its patches. Weights in the layout of the common PyTorch port (``torchvggish``'s
+  ``vggish-10086976.pth``: ``features.*`` / ``embeddings.*``) are accepted as they are.
+- ``visual/slowfast_r50``: the reference's video network, SlowFast-R50 (8 × 8) from
+  ``pytorchvideo``; the four residual stages (slow and fast pathways pooled and concatenated)
+  and the 400 Kinetics logits are tapped: 5 feature spaces. Weights: the ``.pyth`` checkpoint
+  of pytorchvideo's model zoo (a ``{"model_state": ...}`` dict) or a plain state dict.
 
 Weights never download. ``weights`` is a path to a state dict (``torch.save(model.state_dict())``
-of the same architecture; a ``{"state_dict": ...}`` wrapper is accepted), or ``"cache"`` to use
+of the same architecture; a ``{"state_dict": ...}`` or ``{"model_state": ...}`` wrapper is accepted), or ``"cache"`` to use
 torchvision's own checkpoint when it is already in the torch hub cache (R(2+1)D only). With no
 weights the network is built with seeded random weights and a warning says so: the features are
 then deterministic but not semantic (good for tests and plumbing, not for curation). A
@@ -30,7 +35,7 @@ from torch import nn
 
 from acav_assets.core.features.base import ClipBatch, Extractor, FeatureSpace
 
-__all__ = ["R2Plus1D", "VGGish", "VGGishNet", "load_weights"]
+__all__ = ["R2Plus1D", "SlowFast", "VGGish", "VGGishNet", "load_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ class RandomWeightsWarning(UserWarning):
 
 
 def load_weights(model: nn.Module, weights: str | os.PathLike | None, *, name: str, seed: int,
-                 cache_file: str | None = None) -> str:
+                 cache_file: str | None = None, translate=None) -> str:
     """Initialise ``model`` from ``weights`` (see module docs); returns where weights came from."""
     if weights is None:
         # each module's own default initialisation, under a fixed seed (the global RNG is untouched)
@@ -66,9 +71,15 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | None, *, name: s
         path = Path(weights).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"{name}: configured weights file {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is the same user error whatever torch says
+        raise ValueError(f"{name}: {path} is not a torch checkpoint: {str(exc)[:300]}") from None
+    for key in ("state_dict", "model_state"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if translate is not None and isinstance(state, dict):
+        state = translate(state)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -149,8 +160,30 @@ class VGGishNet(nn.Module):
         for name in ("block1", "block2", "block3", "block4"):
             x = getattr(self, name)(x)
             taps[name] = x
-        taps["embedding"] = self.embeddings(x.flatten(1))
+        # flattened channels-last, as VGGish (and its PyTorch port) does, so its weights fit
+        taps["embedding"] = self.embeddings(x.permute(0, 2, 3, 1).flatten(1))
         return taps
+
+
+# torchvggish's layout: one `features` Sequential (conv, relu, pool, ...) and `embeddings`
+_TORCHVGGISH = {"features.0": "block1.0", "features.3": "block2.0", "features.6": "block3.0",
+                "features.8": "block3.2", "features.11": "block4.0", "features.13": "block4.2",
+                "embeddings.0": "embeddings.0", "embeddings.2": "embeddings.2", "embeddings.4": "embeddings.4"}
+
+
+def from_torchvggish(state: dict) -> dict:
+    """Rename a ``torchvggish`` state dict to :class:`VGGishNet`'s names (others pass unchanged;
+    its PCA post-processing parameters are dropped)."""
+    if not any(k.startswith("features.") for k in state):
+        return state
+    out = {}
+    for k, v in state.items():
+        prefix, _, leaf = k.rpartition(".")
+        if prefix in _TORCHVGGISH:
+            out[f"{_TORCHVGGISH[prefix]}.{leaf}"] = v
+        elif not k.startswith("pproc"):
+            out[k] = v
+    return out
 
 
 class VGGish(Extractor):
@@ -164,7 +197,7 @@ class VGGish(Extractor):
         super().__init__(device)
         self.sample_rate = sample_rate
         self.net = VGGishNet()
-        self.weights_source = load_weights(self.net, weights, name=self.name, seed=seed)
+        self.weights_source = load_weights(self.net, weights, name=self.name, seed=seed, translate=from_torchvggish)
         self.net = _prepare(self.net, self.device)
         # VGGish front end: 25 ms windows, 10 ms hop, 64 mel bands 125-7500 Hz, log(mel + 0.01)
         self.mel = torchaudio.transforms.MelSpectrogram(
@@ -197,4 +230,56 @@ class VGGish(Extractor):
                 v = v.mean((2, 3))
             summed = torch.zeros(len(counts), dim, device=x.device).index_add_(0, owner, v)
             out[f"{self.name}/{layer}"] = summed / torch.tensor(counts, device=x.device, dtype=torch.float32)[:, None]
+        return out
+
+
+class SlowFast(Extractor):
+    """SlowFast-R50 (pytorchvideo): res2..res5 (slow ‖ fast, pooled) and the Kinetics logits."""
+
+    name = "visual/slowfast_r50"
+
+    def __init__(self, device="cpu", weights: str | None = None, size: int = 224, alpha: int = 4,
+                 n_frames: int = 32, depth: int = 50, seed: int = 0):
+        super().__init__(device)
+        try:
+            from pytorchvideo.models.slowfast import create_slowfast
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError(f"{self.name} needs pytorchvideo (pip install pytorchvideo==0.1.5)") from None
+        self.size, self.alpha, self.n_frames = size, alpha, n_frames
+        self.net = create_slowfast(model_depth=depth, slowfast_conv_channel_fusion_ratio=2)
+        self.weights_source = load_weights(self.net, weights, name=self.name, seed=seed)
+        self.net = _prepare(self.net, self.device)
+        self.mean = torch.tensor((0.45, 0.45, 0.45), device=self.device).view(1, 3, 1, 1, 1)
+        self.std = torch.tensor((0.225, 0.225, 0.225), device=self.device).view(1, 3, 1, 1, 1)
+        # each tap's width (the fusions add fast channels to the slow pathway): one small probe
+        probe = torch.zeros(1, 3, self.n_frames, 64, 64, device=self.device, dtype=next(self.net.parameters()).dtype)
+        with torch.inference_mode():
+            self.dims = {k.rsplit("/", 1)[1]: v.shape[1] for k, v in self._forward(probe).items()}
+
+    def feature_spaces(self):
+        return [FeatureSpace(f"{self.name}/{tap}", dim) for tap, dim in self.dims.items()]
+
+    def _extract(self, batch: ClipBatch):
+        x = batch.frames  # B T H W 3 uint8
+        idx = torch.linspace(0, x.shape[1] - 1, self.n_frames, device=x.device).round().long()
+        x = x[:, idx].permute(0, 4, 1, 2, 3).float().div_(255.0)  # B 3 T H W
+        b, c, t, h, w = x.shape
+        if (h, w) != (self.size, self.size):
+            x = F.interpolate(x.reshape(b, c * t, h, w), size=(self.size, self.size), mode="bilinear",
+                              align_corners=False, antialias=True).reshape(b, c, t, self.size, self.size)
+        return self._forward(((x - self.mean) / self.std).to(next(self.net.parameters()).dtype))
+
+    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        t = x.shape[2]
+        slow_idx = torch.linspace(0, t - 1, max(1, t // self.alpha), device=x.device).round().long()
+        y = [x[:, :, slow_idx], x]
+        out = {}
+        for i, block in enumerate(self.net.blocks[:5]):  # stem, res2..res5
+            y = block(y)
+            if i >= 1:
+                out[f"{self.name}/res{i + 1}"] = torch.cat([p.float().mean((2, 3, 4)) for p in y], 1)
+        # the head: its own pooling (sized for 224 px, 8 + 32 frames), so pool globally instead
+        pooled = torch.cat([p.float().mean((2, 3, 4)) for p in y], 1)
+        head = self.net.blocks[-1]
+        out[f"{self.name}/logits"] = head.proj(pooled.to(head.proj.weight.dtype)).float()
         return out

@@ -5,6 +5,8 @@
 - ``pretrained``: an R(2+1)D-18 video network (5 stages) and a VGGish-style audio CNN
   (5 layers) (:mod:`acav_assets.core.features.backbones`), with weights from a local file or the
   torch cache, or seeded random weights (with a warning) when none are configured;
+- ``reference``: the official release's pair, SlowFast-R50 and VGGish, weights from files
+  (``pytorchvideo``'s ``SLOWFAST_8x8_R50.pyth``, ``torchvggish``'s ``vggish-10086976.pth``);
 - ``packaged``: real pretrained weights that ship inside installed packages, so semantic
   features work offline out of the box: ImageNet EfficientNet-Lite0 on frames and AudioSet
   YAMNet on sound (:mod:`acav_assets.core.features.packaged`);
@@ -35,6 +37,7 @@ EXTRACTORS: dict[str, tuple[str, str]] = {
     "audio/vggish": ("acav_assets.core.features.backbones", "VGGish"),
     "visual/efficientnet_lite0": ("acav_assets.core.features.packaged", "EfficientNetLite0"),
     "audio/yamnet": ("acav_assets.core.features.packaged", "YAMNet"),
+    "visual/slowfast_r50": ("acav_assets.core.features.backbones", "SlowFast"),
     "visual/clip": ("acav_assets.core.features.transformers_encoders", "CLIPImage"),
     "audio/ast": ("acav_assets.core.features.transformers_encoders", "AST"),
     "audio/clap": ("acav_assets.core.features.transformers_encoders", "CLAPAudio"),
@@ -44,6 +47,8 @@ EXTRACTORS: dict[str, tuple[str, str]] = {
 PROFILES: dict[str, list[tuple[str, dict]]] = {
     "weightfree": [("visual/pixels", {}), ("audio/logmel", {})],
     "pretrained": [("visual/r2plus1d_18", {}), ("audio/vggish", {})],
+    # the reference's pair (weights from files: --extractor-options '{"visual/slowfast_r50": {"weights": ...}}')
+    "reference": [("visual/slowfast_r50", {}), ("audio/vggish", {})],
     "packaged": [("visual/efficientnet_lite0", {}), ("audio/yamnet", {})],
     # need each model's folder: --extractor-options '{"visual/clip": {"model": "/models/clip"}, ...}'
     "clip-clap": [("visual/clip", {}), ("audio/clap", {})],
