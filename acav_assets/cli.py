@@ -126,9 +126,11 @@ def _cmd_curate(args: argparse.Namespace) -> int:
           f"{json.loads(run['params']).get('pairing', args.pairing)}), objective {run['objective']:.4f} nats")
     by_batch = dict(subset.group_by("batch").len().sort("batch").iter_rows())
     print("  by batch: " + ", ".join(f"{k} {v}" for k, v in by_batch.items()))
-    failed = [k for k, ok in report.checks.items() if not ok]
+    # the exit code follows ERROR-severity checks; a WARN (e.g. a pool too small to judge) is shown
+    failed, warned = report.failed_checks(), report.warned_checks()
     print(f"  asset checks: {sum(report.checks.values())}/{len(report.checks)} passed"
-          + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+          + (f"; FAILED: {', '.join(failed)}" if failed else "")
+          + (f"; WARNED (not judged or not serious): {', '.join(warned)}" if warned else ""))
     truth = {} if remote else _ground_truth(landing, report.batches)
     if truth:
         chosen = [truth[p] for p in subset["path"].to_list() if p in truth]

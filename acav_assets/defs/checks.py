@@ -74,8 +74,13 @@ def subset_size_and_unique(context: dg.AssetCheckExecutionContext, warehouse: Wa
                                                         "duplicates": dupes})
 
 
+MIN_POOL_TO_JUDGE = 100  # the pool size below which pair weighting also stops judging pairs
+MIN_SUBSET_TO_JUDGE = 10
+
+
 @dg.asset_check(asset="curated_subset", description="The subset's objective beats random subsets of the same size "
-                                                    "drawn from the same pool (5 draws).")
+                                                    "drawn from the same pool (5 draws). On a pool of fewer than 100 "
+                                                    "clips (or a subset under 10) it warns that it cannot judge.")
 def subset_beats_random(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get()
     subset = wh.read("curated_subset")
@@ -90,6 +95,12 @@ def subset_beats_random(context: dg.AssetCheckExecutionContext, warehouse: Wareh
     rows = clip_ids.rows_of(subset["clip_id"])
     if rows.size == 0:
         return dg.AssetCheckResult(passed=False, metadata={"reason": "empty subset or no assignments"})
+    if len(clip_ids) < MIN_POOL_TO_JUDGE or rows.size < MIN_SUBSET_TO_JUDGE:
+        # a handful of clips: MI of random subsets is as noisy as ours, no verdict is possible
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={
+            "reason": f"not judged: a pool of {len(clip_ids)} clips and a subset of {rows.size} are too small to tell "
+                      f"a selection from random (needs >= {MIN_POOL_TO_JUDGE} and >= {MIN_SUBSET_TO_JUDGE})",
+            "pool_size": len(clip_ids), "subset_size": int(rows.size)})
     weights = run_pair_weights(latest_run(wh))  # the objective the selection maximised
     if weights is not None and weights.size != len(pairs):
         weights = None

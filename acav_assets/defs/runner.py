@@ -33,7 +33,16 @@ class CurateReport:
     rejected: dict[str, str]
     runs: list[str] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
+    check_severity: dict[str, str] = field(default_factory=dict)  # "ERROR" | "WARN", for each check
     materializations: dict[str, dict[str, Any]] = field(default_factory=dict)  # asset -> metadata of its last run
+
+    def failed_checks(self) -> list[str]:
+        """Checks that failed with ERROR severity: what makes a curation fail."""
+        return [k for k, ok in self.checks.items() if not ok and self.check_severity.get(k, "ERROR") == "ERROR"]
+
+    def warned_checks(self) -> list[str]:
+        """Checks that did not pass but only warn (e.g. a pool too small to judge)."""
+        return [k for k, ok in self.checks.items() if not ok and self.check_severity.get(k, "ERROR") != "ERROR"]
 
 
 def resources_for(landing_root: str, warehouse_root: str, *, profile: str = "weightfree", device: str = "auto",
@@ -91,7 +100,9 @@ def curate_landing(
                                 instance=instance, resources=resources, run_config=cfg)
         report.runs.append(result.run_id)
         for ev in result.get_asset_check_evaluations():
-            report.checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}" + (f"[{partition}]" if partition else "")] = ev.passed
+            name = f"{ev.asset_key.to_user_string()}:{ev.check_name}" + (f"[{partition}]" if partition else "")
+            report.checks[name] = ev.passed
+            report.check_severity[name] = ev.severity.value
         for ev in result.get_asset_materialization_events():
             mat = ev.step_materialization_data.materialization
             report.materializations.setdefault(mat.asset_key.to_user_string(), {})[partition or ""] = {
