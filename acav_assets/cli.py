@@ -54,10 +54,19 @@ def _ground_truth(landing: Path, batches: list[str]) -> dict[str, bool]:
     return truth
 
 
-def _instance(dagster_home: str | None):
+def _instance(dagster_home: str | None, default_home: Path | None = None):
+    """The Dagster instance runs are recorded in: ``--dagster-home``, else ``$DAGSTER_HOME``, else
+    ``default_home`` (``<warehouse>/_dagster`` for a local warehouse: the data versions that let
+    a re-run skip what is up to date live there), else an ephemeral one."""
     import dagster as dg
 
     home = dagster_home or os.environ.get("DAGSTER_HOME")
+    if not home and default_home is not None:
+        default_home.mkdir(parents=True, exist_ok=True)
+        config = default_home / "dagster.yaml"
+        if not config.exists():
+            config.write_text("telemetry:\n  enabled: false\n")
+        return dg.DagsterInstance.from_config(str(default_home)), str(default_home)
     if not home:
         return dg.DagsterInstance.ephemeral(), None
     Path(home).mkdir(parents=True, exist_ok=True)
@@ -96,9 +105,9 @@ def _cmd_curate(args: argparse.Namespace) -> int:
         "cluster_centroids": {"config": {"k": args.k, "seed": args.seed}},
         "clips": {"config": {"max_clips": args.max_clips}},
     }}
-    instance, home = _instance(args.dagster_home)
+    instance, home = _instance(args.dagster_home, None if "://" in warehouse else Path(warehouse) / "_dagster")
     t = time.perf_counter()
-    report = curate_landing(landing_root, warehouse, instance=instance, batches=args.batches,
+    report = curate_landing(landing_root, warehouse, instance=instance, batches=args.batches, full=args.full,
                             run_config=run_config, log=lambda m: print(f"  {m}", flush=True), log_level="WARNING",
                             resources=resources_for(landing_root, warehouse, profile=args.profile,
                                                     device=args.device, extractor_options=args.extractor_options,
@@ -109,6 +118,9 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     wh = Warehouse(warehouse, wh_opts or None)
     vids = wh.read("videos").filter(pl.col("batch").is_in(report.batches))
     print(f"\ncurated {len(report.batches)} batch(es) in {elapsed:.1f} s through {len(report.runs)} Dagster runs")
+    if report.skipped:
+        print(f"up to date, not re-run ({len(report.skipped)} steps; --full redoes everything): "
+              + "; ".join(report.skipped))
     print("\nvideos by status:")
     for (batch,), g in sorted(vids.group_by(["batch"]), key=lambda kv: kv[0]):
         counts = dict(g.group_by("status").len().sort("status").iter_rows())
@@ -119,9 +131,9 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     subset = wh.read("curated_subset").sort("rank")
     # The summary reads the selection run the subset came from: a re-run with nothing new ends
     # in an "unchanged" materialization that carries no pool size or objective of its own.
-    meta = report.materializations["curated_subset"][""]
+    meta = report.materializations.get("curated_subset", {}).get("", {})
     run = latest_run(wh)
-    mode = meta.get("mode", "full")
+    mode = meta.get("mode", "full") if meta else "up to date, not re-run"
     print(f"\ncurated_subset ({mode}): {subset.height} of {run['pool_size']} clips (budget {args.budget:g}, pairing "
           f"{json.loads(run['params']).get('pairing', args.pairing)}), objective {run['objective']:.4f} nats")
     by_batch = dict(subset.group_by("batch").len().sort("batch").iter_rows())
@@ -157,7 +169,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     rc = _cmd_curate(argparse.Namespace(
         landing=str(landing), warehouse=str(warehouse), budget=args.budget, pairing=args.pairing, seed=args.seed,
         refine=50, batch_size=20, k=0, max_clips=1, profile="weightfree", device="auto", extractor_options="{}",
-        batches=None, dagster_home=str(home)))
+        batches=None, dagster_home=str(home), full=False))
     print(f"""
 Open the Dagster UI on this demo (then browse http://127.0.0.1:3000):
 
@@ -309,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     cur.add_argument("--warehouse", required=True, help="folder (or URI) for the Delta tables")
     cur.add_argument("--budget", type=float, default=0.2, help="share of the pool in (0, 1], or a number of clips")
     cur.add_argument("--pairing", choices=PAIRINGS, default=DEFAULT_PAIRING)
-    cur.add_argument("--profile", default="weightfree", help="extractor profile: weightfree or pretrained")
+    cur.add_argument("--profile", default="weightfree", help="extractor profile: weightfree, packaged, reference, clip-clap, clip-ast, pretrained "
+                                                                   "(join with '+'; see README, Embeddings)")
     cur.add_argument("--extractor-options", default="{}", help='JSON, e.g. {"audio/vggish": {"weights": "vggish.pt"}}')
     cur.add_argument("--device", default="auto")
     cur.add_argument("--k", type=int, default=0, help="clusters per feature space (0: automatic, at most 32)")
@@ -319,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     cur.add_argument("--seed", type=int, default=0)
     cur.add_argument("--batches", type=lambda s: [b for b in s.split(",") if b], default=None,
                      help="comma-separated batch folders (default: all)")
-    cur.add_argument("--dagster-home", default=None, help="record runs in this Dagster instance (default: $DAGSTER_HOME, else none)")
+    cur.add_argument("--dagster-home", default=None, help="record runs in this Dagster instance (default: $DAGSTER_HOME, "
+                                                          "else <warehouse>/_dagster for a local warehouse, else none)")
+    cur.add_argument("--full", action="store_true", help="redo every step, even those that are up to date")
     cur.set_defaults(func=_cmd_curate)
 
     exp = sub.add_parser("explain", help="why a clip was selected, or not")

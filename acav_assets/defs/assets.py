@@ -137,9 +137,24 @@ def _stage_metadata(rep: StageReport) -> dict:
             "staged_mb": round(rep.bytes_copied / 1e6, 2), "staging_seconds": round(rep.seconds, 2)}
 
 
+#: Bump an asset's code version when a change alters what it writes: Dagster then shows the
+#: asset as stale in the UI, and ``acav curate`` (which folds these into its data versions)
+#: redoes it.
+CODE_VERSIONS = {"videos": "1", "clips": "1", "clip_embeddings": "1", "cluster_centroids": "1",
+                 "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1"}
+DATA_VERSION_TAG = "acav/data_version"
+
+
+def _data_version(context) -> dict:
+    """``data_version=`` for a MaterializeResult when the run carries one (``acav curate``
+    computes it from the batch's files, the configuration and the code versions)."""
+    tag = context.run.tags.get(DATA_VERSION_TAG) if context.run else None
+    return {"data_version": dg.DataVersion(tag)} if tag else {}
+
+
 # --- per-batch assets ---------------------------------------------------------------------
 
-@dg.asset(partitions_def=batches, group_name=INGEST, kinds={"pyav", "deltalake"},
+@dg.asset(partitions_def=batches, group_name=INGEST, kinds={"pyav", "deltalake"}, code_version=CODE_VERSIONS["videos"],
           description="One row per input file of the batch, whatever happened to it: content id, streams, "
                       "duration, status (ok, no_audio, corrupt, duplicate, …) and a readable error.")
 def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: LandingResource,
@@ -161,7 +176,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
     for r in rows:
         if r["status"] != "ok":
             context.log.warning(f"{r['path']}: {r['status']} — {r['error']}")
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(**_data_version(context), metadata={
         **table_metadata("videos", df.select([c for c in ("path", "status", "error", "duration_s", "width", "height")
                                               if c in df.columns]) if rows else df),
         "dagster/row_count": n, "ok": statuses.get("ok", 0),
@@ -171,6 +186,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
 
 
 @dg.asset(partitions_def=batches, group_name=INGEST, kinds={"python", "deltalake"}, deps=[videos],
+          code_version=CODE_VERSIONS["clips"],
           description="10 s clip windows of the batch's ok videos (centred; or on distinct shots).")
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: LandingResource,
           warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -191,11 +207,12 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: Landi
     wh.write_batch("clips", batch, rows)
     df = pl.DataFrame(rows, schema={"batch": pl.String, "clip_id": pl.String, "video_id": pl.String, "path": pl.String,
                                     "start_s": pl.Float64, "end_s": pl.Float64})
-    return dg.MaterializeResult(metadata={**table_metadata("clips", df),
+    return dg.MaterializeResult(**_data_version(context), metadata={**table_metadata("clips", df),
                                           "videos_ok": sum(v["status"] == "ok" for v in video_rows)})
 
 
 @dg.asset(partitions_def=batches, group_name=FEATURES, kinds={"torch", "deltalake"}, deps=[clips], pool="gpu",
+          code_version=CODE_VERSIONS["clip_embeddings"],
           op_tags=gpu_op_tags(),
           description="Audio and visual embeddings of every clip, several layers each "
                       "(feature_space = <modality>/<model>/<layer>).")
@@ -231,7 +248,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
         landing.get().release(batch)  # the last step that reads the media
     spaces = profile_feature_spaces(exs)
     embedded = len(clip_list) - len(failed)
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(**_data_version(context), metadata={
         **table_metadata("clip_embeddings", df),
         "clips_embedded": embedded, "clips_failed": len(failed),
         "failures": dg.MetadataValue.md(reasons_table(failed, "clip") if failed else "_none_"),
@@ -245,6 +262,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
 # --- over all batches ---------------------------------------------------------------------
 
 @dg.asset(group_name=FEATURES, kinds={"faiss", "deltalake"}, deps=[clip_embeddings],
+          code_version=CODE_VERSIONS["cluster_centroids"],
           # fitted once, as soon as one batch has embeddings; afterwards only the schedule refits
           automation_condition=(dg.AutomationCondition.missing()
                                 & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing())
@@ -263,7 +281,7 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
     wh.overwrite("cluster_centroids", rows)
     summary = pl.DataFrame([{"clustering_id": c.clustering_id, "feature_space": c.feature_space, "k": c.k,
                              "sample": c.params["n_sample"], "inertia": c.params["objective"]} for c in clusterings])
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(**_data_version(context), metadata={
         "dagster/row_count": len(rows), "dagster/column_schema": table_metadata("cluster_centroids", pl.DataFrame())[
             "dagster/column_schema"],
         "clusterings": dg.MetadataValue.md(markdown_table(summary, limit=100)),
@@ -272,7 +290,7 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
 
 
 @dg.asset(partitions_def=batches, group_name=FEATURES, kinds={"faiss", "deltalake"},
-          deps=[clip_embeddings, cluster_centroids], automation_condition=dg.AutomationCondition.eager(),
+          code_version=CODE_VERSIONS["cluster_assignments"], deps=[clip_embeddings, cluster_centroids], automation_condition=dg.AutomationCondition.eager(),
           description="Nearest frozen centroid of every clip of the batch, per clustering.")
 def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     batch = context.partition_key
@@ -283,7 +301,7 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
         raise _fail(exc) from exc
     df = assignment_rows(wh, batch, clusterings)
     wh.write_batch("cluster_assignments", batch, df)
-    return dg.MaterializeResult(metadata={**table_metadata("cluster_assignments", df),
+    return dg.MaterializeResult(**_data_version(context), metadata={**table_metadata("cluster_assignments", df),
                                           "clusterings": len(clusterings),
                                           "clips": df["clip_id"].n_unique() if df.height else 0})
 
@@ -291,10 +309,12 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("curated_subset", deps=[cluster_assignments, clips], group_name=CURATION,
+                     code_version=CODE_VERSIONS["curated_subset"],
                      kinds={"numba", "deltalake"}, automation_condition=dg.AutomationCondition.eager(),
                      description="The selected clips, in the order chosen: batch-greedy maximisation of the mean "
                                  "audio-visual mutual information over every batch."),
         dg.AssetSpec("selection_lineage", deps=["curated_subset"], group_name=CURATION, kinds={"deltalake"},
+                     code_version=CODE_VERSIONS["selection_lineage"],
                      description="Per clustering pair and cluster cell: clips in the pool and in the subset, and "
                                  "the cell's share of the MI — what drove the selection."),
     ],
@@ -309,7 +329,8 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         cur = curate_incremental(wh, params, progress=progress) if mode == "incremental" else None
         if mode == "incremental" and cur is None:
             context.log.info("no new batch since the previous selection: the subset is unchanged")
-            yield dg.MaterializeResult(asset_key="curated_subset", metadata={"mode": "unchanged", "reason": why})
+            yield dg.MaterializeResult(asset_key="curated_subset", **_data_version(context),
+                                       metadata={"mode": "unchanged", "reason": why})
             yield dg.MaterializeResult(asset_key="selection_lineage", metadata={"mode": "unchanged"})
             return
         if cur is None:
@@ -349,7 +370,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         }
     top = (lineage.group_by("feature_space_a", "feature_space_b").agg(pl.col("pair_mi").first())
            .sort("pair_mi", descending=True).head(10))
-    yield dg.MaterializeResult(asset_key="curated_subset", metadata={
+    yield dg.MaterializeResult(asset_key="curated_subset", **_data_version(context), metadata={
         **table_metadata("curated_subset", cur.subset.select("rank", "path", "start_s", "end_s", "gain", "batch")),
         "dagster/row_count": len(sel), "selection_id": cur.selection_id,
         "objective_mi_nats": float(sel.objective), "budget": params.budget, "pool_size": cur.run["pool_size"],

@@ -55,7 +55,8 @@ class ComputeResource(dg.ConfigurableResource):
 class ExtractorResource(dg.ConfigurableResource):
     """The extractor profile and per-extractor options (e.g. local weight files)."""
 
-    profile: str = Field(default="weightfree", description="'weightfree' (offline default) or 'pretrained'")
+    profile: str = Field(default="weightfree", description="extractor profile: weightfree, packaged, reference, clip-clap, clip-ast, pretrained; "
+                                                           "join with '+' (see README, Embeddings)")
     options_json: str = Field(default="{}", description='JSON: {"audio/vggish": {"weights": "/models/vggish.pt"}}')
 
     def build(self, device: str) -> list[Extractor]:

@@ -5,17 +5,32 @@
 Order: per batch ``videos → clips → clip_embeddings``; then ``cluster_centroids``; per batch
 ``cluster_assignments``; then ``curated_subset`` + ``selection_lineage``. Asset checks run
 with the assets they check.
+
+Only what is stale runs. Each step's inputs get a *data version*: for a batch, a digest of its
+files (names, sizes, modification times), the step configuration, the extractor profile and
+options and the assets' code versions; for the assignments, that plus the centroids' clustering
+ids; for the subset, every batch's assignment version plus the selection configuration. The
+version is recorded as the materialization's Dagster data version (visible in the UI); a step
+whose last materialization on this instance carries the version it would write now, and whose
+rows are in the warehouse, is skipped. The centroids are fitted when there are none or the
+feature spaces changed, and kept otherwise (a refit is ``full=True`` or the schedule). A
+second run over an unchanged landing area runs nothing and rewrites no table.
 """
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+import polars as pl
 
 from acav_assets.core.media.landing import Landing
 from acav_assets.defs.assets import (
     ASSETS,
+    CODE_VERSIONS,
+    DATA_VERSION_TAG,
     clip_embeddings,
     clips,
     cluster_assignments,
@@ -35,6 +50,7 @@ class CurateReport:
     checks: dict[str, bool] = field(default_factory=dict)
     check_severity: dict[str, str] = field(default_factory=dict)  # "ERROR" | "WARN", for each check
     materializations: dict[str, dict[str, Any]] = field(default_factory=dict)  # asset -> metadata of its last run
+    skipped: list[str] = field(default_factory=list)  # steps that were up to date ("batch_001: ingest", ...)
 
     def failed_checks(self) -> list[str]:
         """Checks that failed with ERROR severity: what makes a curation fail."""
@@ -69,6 +85,7 @@ def curate_landing(
     resources: dict | None = None,
     log: Callable[[str], None] = lambda m: None,
     log_level: str = "INFO",
+    full: bool = False,
 ) -> CurateReport:
     """Materialize every asset for every batch folder (or ``batches``). ``run_config`` is the
     Dagster run config (``{"ops": {"curated_subset": {"config": {"budget": 0.3}}}}``); each run
@@ -88,16 +105,22 @@ def curate_landing(
     if new:
         instance.add_dynamic_partitions("batches", new)
     report = CurateReport(todo, rejected)
-    ops = (run_config or {}).get("ops", {})
+    batch_versions: dict[str, str] = {}
+    ops = json.loads(json.dumps((run_config or {}).get("ops", {})))  # a copy: the mode may be set below
     everything = [*ASSETS, *CHECKS]
+    wh = resources["warehouse"].get()
+    landing = resources["landing"].get()
+    ex = resources["extractors"]
+    profile = {"profile": ex.profile, "options": json.loads(ex.options_json or "{}")}
 
-    def run(selection, partition=None, label=""):
+    def run(selection, partition=None, label="", version=None):
         names = {k.path[-1] for a in selection for k in a.keys}
         cfg = {"ops": {k: v for k, v in ops.items() if k in names},
                "loggers": {"console": {"config": {"log_level": log_level}}}}
         log(f"materializing {label}")
         result = dg.materialize(everything, selection=dg.AssetSelection.assets(*selection), partition_key=partition,
-                                instance=instance, resources=resources, run_config=cfg)
+                                instance=instance, resources=resources, run_config=cfg,
+                                tags={DATA_VERSION_TAG: version} if version else None)
         report.runs.append(result.run_id)
         for ev in result.get_asset_check_evaluations():
             name = f"{ev.asset_key.to_user_string()}:{ev.check_name}" + (f"[{partition}]" if partition else "")
@@ -109,13 +132,76 @@ def curate_landing(
                 k: getattr(v, "value", v) for k, v in mat.metadata.items()}
         return result
 
+    def up_to_date(asset: str, partition: str | None, version: str, table: str) -> bool:
+        if full or recorded_version(instance, asset, partition) != version:
+            return False
+        rows = wh.scan(table)
+        if partition is not None:
+            rows = rows.filter(pl.col("batch") == partition)
+        return rows.select(pl.len()).collect().item() > 0
+
+    changed: list[str] = []
     for b in todo:
-        run([videos, clips, clip_embeddings], b, f"batch {b}: videos, clips, clip_embeddings")
-    run([cluster_centroids], None, "cluster_centroids")
+        v = _digest(landing.fingerprint(b), {k: ops.get(k) for k in ("videos", "clips")}, profile,
+                    [CODE_VERSIONS[a] for a in ("videos", "clips", "clip_embeddings")])
+        batch_versions[b] = v
+        if up_to_date("clip_embeddings", b, v, "clip_embeddings"):
+            report.skipped.append(f"{b}: videos, clips, clip_embeddings")
+            continue
+        if recorded_version(instance, "clip_embeddings", b) is not None:
+            changed.append(b)  # ingested before with other files or settings: its old rows may be in the subset
+        run([videos, clips, clip_embeddings], b, f"batch {b}: videos, clips, clip_embeddings", v)
+
+    spaces = sorted(fs.name for fs in profile_spaces(ex))
+    fitted = wh.scan("cluster_centroids").select("feature_space").unique().collect()["feature_space"].to_list()
+    if full or not fitted or sorted(fitted) != spaces:
+        run([cluster_centroids], None, "cluster_centroids", _digest(spaces, ops.get("cluster_centroids"), todo))
+    else:
+        report.skipped.append("cluster_centroids (kept: new batches are assigned to the frozen centroids)")
+    ids = sorted(wh.scan("cluster_centroids").select("clustering_id").unique().collect()["clustering_id"].to_list())
+    assign_versions = {}
     for b in todo:
-        run([cluster_assignments], b, f"batch {b}: cluster_assignments")
-    run([curated_subset], None, "curated_subset, selection_lineage")
+        v = _digest(batch_versions[b], ids, CODE_VERSIONS["cluster_assignments"])
+        assign_versions[b] = v
+        if up_to_date("cluster_assignments", b, v, "cluster_assignments"):
+            report.skipped.append(f"{b}: cluster_assignments")
+            continue
+        run([cluster_assignments], b, f"batch {b}: cluster_assignments", v)
+    v = _digest(sorted(assign_versions.items()), ops.get("curated_subset"), CODE_VERSIONS["curated_subset"])
+    if up_to_date("curated_subset", None, v, "curated_subset"):
+        report.skipped.append("curated_subset, selection_lineage")
+    else:
+        cfg = ops.setdefault("curated_subset", {}).setdefault("config", {})
+        if full:
+            cfg["mode"] = "full"
+        elif changed:  # a warm start would keep the changed batches' old picks: select afresh
+            if cfg.get("mode", "auto") == "auto":
+                log(f"batch(es) {', '.join(changed)} changed since they were selected from: full re-selection")
+                cfg["mode"] = "full"
+        run([curated_subset], None, "curated_subset, selection_lineage", v)
     return report
+
+
+def _digest(*parts) -> str:
+    """A short, stable digest of JSON-able parts."""
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
+
+
+def profile_spaces(extractors: ExtractorResource) -> list:
+    """The feature spaces the configured profile declares (the models are built on the CPU)."""
+    from acav_assets.core.features.base import profile_feature_spaces
+
+    return profile_feature_spaces(extractors.build("cpu"))
+
+
+def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> str | None:
+    """The data version of the asset's (partition's) latest materialization on ``instance``."""
+    flt = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None)
+    records = instance.fetch_materializations(flt, limit=1).records
+    if not records:
+        return None
+    mat = records[0].asset_materialization
+    return (mat.tags or {}).get("dagster/data_version") if mat else None
 
 
 def ingest_job_from_env() -> dg.JobDefinition:

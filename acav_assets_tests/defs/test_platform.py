@@ -182,11 +182,43 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
     assert rc == 0, out
     assert "curated_subset (full): 4 of 16 clips" in out and "precision (ground truth):" in out
     assert "asset checks: 3/4 passed; WARNED (not judged or not serious): curated_subset:subset_beats_random" in out
-    # the same command again on the unchanged landing area: the summary of the kept subset, no crash
+
+    # the same command again on the unchanged landing area: nothing runs, no table is rewritten
+    wh = Warehouse(str(tmp_path / "wh"))
+    tables = ("videos", "clips", "clip_embeddings", "cluster_centroids", "cluster_assignments", "curated_subset",
+              "selection_runs", "selection_lineage")
+    before = {t: wh.version(t) for t in tables}
     rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.25"])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert "curated_subset (unchanged): 4 of 16 clips" in out
+    assert "through 0 Dagster runs" in out and "curated_subset (up to date, not re-run): 4 of 16 clips" in out
+    assert {t: wh.version(t) for t in tables} == before
+
+    # a new batch: only it is ingested and assigned; the centroids are kept; the subset grows
+    write_demo_videos(landing / "batch_b", 12, seed=32)
+    ids_before = set(wh.read("cluster_centroids")["clustering_id"])
+    emb_rows = wh.read("clip_embeddings").filter(pl.col("batch") == "batch_a")
+    rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.25"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "batch batch_a" not in out and "materializing batch batch_b: videos" in out, out
+    assert set(wh.read("cluster_centroids")["clustering_id"]) == ids_before
+    assert wh.read("clip_embeddings").filter(pl.col("batch") == "batch_a").equals(emb_rows)
+    assert "curated_subset (incremental): 7 of 28 clips" in out, out
+
+    # touching one file of batch_a re-does batch_a only, and re-selects afresh
+    f = next((landing / "batch_a").glob("*.mp4"))
+    os.utime(f, (f.stat().st_atime, f.stat().st_mtime + 5))
+    rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.25"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "materializing batch batch_a: videos" in out and "batch batch_b: videos" not in out, out
+    assert "curated_subset (full): 7 of 28 clips" in out, out
+
+    # --full redoes everything
+    rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.25", "--full"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "batch batch_b: videos" in out and "materializing cluster_centroids" in out, out
     assert acav_main(["curate", str(tmp_path / "missing"), "--warehouse", str(tmp_path / "wh")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "2.5"]) == 2

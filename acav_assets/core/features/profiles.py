@@ -27,7 +27,7 @@ import torch
 
 from acav_assets.core.features.base import Extractor, profile_feature_spaces, resolve_device
 
-__all__ = ["EXTRACTORS", "PROFILES", "build_profile", "extractor_class", "profile_feature_spaces"]
+__all__ = ["EXTRACTORS", "PROFILES", "build_profile", "extractor_class", "profile_entries", "profile_feature_spaces"]
 
 #: Extractor name -> (module, class). The class's ``name`` attribute is the same name.
 EXTRACTORS: dict[str, tuple[str, str]] = {
@@ -68,11 +68,25 @@ def build_profile(profile: str, device: str | torch.device | None = None,
                   options: dict[str, dict] | None = None) -> list[Extractor]:
     """Instantiate a profile's extractors on ``device``; ``options`` overrides keyword arguments
     per extractor name (e.g. ``{"visual/r2plus1d_18": {"weights": "/models/r2p1d.pth"}}``)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown extractor profile {profile!r}: expected one of {sorted(PROFILES)}")
+    entries = profile_entries(profile)
     dev = resolve_device(device)
     options = options or {}
-    unknown = set(options) - {n for n, _ in PROFILES[profile]}
+    unknown = set(options) - {n for n, _ in entries}
     if unknown:
         raise ValueError(f"options given for extractors not in profile {profile!r}: {sorted(unknown)}")
-    return [extractor_class(name)(device=dev, **{**kw, **options.get(name, {})}) for name, kw in PROFILES[profile]]
+    extractors = [extractor_class(name)(device=dev, **{**kw, **options.get(name, {})}) for name, kw in entries]
+    profile_feature_spaces(extractors)  # a space declared twice is an error here, not in a table
+    return extractors
+
+
+def profile_entries(profile: str) -> list[tuple[str, dict]]:
+    """The (extractor, keyword arguments) of a profile; ``a+b`` joins profiles (e.g.
+    ``packaged+weightfree``: every space of both, each extractor once)."""
+    entries: dict[str, dict] = {}
+    for part in profile.split("+"):
+        if part not in PROFILES:
+            raise ValueError(f"unknown extractor profile {part!r}: expected one of {sorted(PROFILES)} "
+                             f"(or several joined with '+')")
+        for name, kw in PROFILES[part]:
+            entries.setdefault(name, kw)
+    return list(entries.items())

@@ -207,6 +207,31 @@ class Landing:
         infos = [] if marker else list(fs.find(prefix, detail=True).values())
         return _completeness(marker, [_mtime(i) for i in infos], quiet_period_s, now)
 
+    def fingerprint(self, batch: str) -> str:
+        """A digest of what the batch holds now: every entry's relative name, size and
+        modification time (no file is read). Equal digests mean nothing was added, removed,
+        replaced or touched, so the batch's derived rows are still current."""
+        entries = []
+        if not self.remote:
+            folder = batch_dir(self.root, batch)
+            if not folder.is_dir():
+                raise ValueError(f"batch folder {folder} does not exist")
+            for p in sorted(folder.rglob("*")):
+                if p.name.startswith(".") and ".part-" in p.name:
+                    continue  # a staging copy in flight
+                try:
+                    st = p.lstat()
+                except OSError:
+                    continue  # vanished while listing
+                entries.append(f"{p.relative_to(folder).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_mode}")
+        else:
+            prefix = self._remote_batch(batch)
+            fs = self.fs()
+            fs.invalidate_cache(prefix)
+            for name, info in sorted(fs.find(prefix, detail=True, withdirs=True).items()):
+                entries.append(f"{name[len(prefix):].lstrip('/')}\t{info.get('size')}\t{_mtime(info)}\t{info.get('type')}")
+        return hashlib.blake2b("\n".join(entries).encode(), digest_size=12).hexdigest()
+
     # staging
 
     def local_root(self) -> Path:
