@@ -166,6 +166,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
         known = {r["video_id"]: r["path"] for r in wh.scan("videos")
                  .filter((pl.col("batch") != batch) & (pl.col("status") == "ok")).select("video_id", "path")
                  .collect().iter_rows(named=True)}
+        fingerprint = landing.get().fingerprint(batch)  # what the batch held when it was probed
         staged = _stage(context, landing, batch)
         rows = probe_rows(staged.local_root, batch, probe, known, timeout_s=config.probe_timeout_s or None)
     except ValueError as exc:
@@ -179,7 +180,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
     return dg.MaterializeResult(**_data_version(context), metadata={
         **table_metadata("videos", df.select([c for c in ("path", "status", "error", "duration_s", "width", "height")
                                               if c in df.columns]) if rows else df),
-        "dagster/row_count": n, "ok": statuses.get("ok", 0),
+        "dagster/row_count": n, "ok": statuses.get("ok", 0), "landing_fingerprint": fingerprint,
         "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
         **_stage_metadata(staged),
     })

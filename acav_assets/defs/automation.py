@@ -6,7 +6,10 @@
   ``ACAV_QUIET_PERIOD_S`` seconds (default 300; 0 disables the quiet-period rule). Each new
   batch becomes a dynamic partition and gets one ``ingest_batch`` run (probe → clips →
   embeddings). The cursor lists the batches already requested, and each request carries a run
-  key, so a restarted daemon neither repeats nor misses a batch.
+  key, so a restarted daemon neither repeats nor misses a batch. A batch already ingested on
+  this instance with the files it holds now (``acav curate`` / ``acav demo`` against the same
+  ``DAGSTER_HOME``: its ``videos`` materialization records the landing fingerprint) is taken as
+  done without a run, so opening the UI after the demo starts nothing.
 - Declarative automation (conditions on the assets, evaluated by ``acav_automation``):
   ``cluster_centroids`` is fitted once when missing (then only refitted by the schedule);
   ``cluster_assignments`` runs for a batch when its embeddings or the centroids change;
@@ -50,21 +53,45 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
     for name, why in rejected.items():
         context.log.warning(f"ignoring landing folder {name!r}: {why}")
     new, waiting = [], []
+    already = []
     for b in found:
         if b in done:
             continue
         complete, why = area.is_complete(b, quiet)
+        if complete and _ingested_as_is(context.instance, area, b):
+            already.append(b)
+            continue
         (new if complete else waiting).append((b, why))
+    if already:
+        context.log.info(f"already ingested with the files they hold now, not requested: {', '.join(already)}")
+        done |= set(already)
     for b, why in waiting:
         context.log.info(f"batch {b} not complete yet: {why}")
     if not new:
-        return dg.SensorResult(skip_reason=f"no new complete batch ({len(waiting)} waiting)", cursor=context.cursor)
+        return dg.SensorResult(skip_reason=f"no new complete batch ({len(waiting)} waiting)",
+                               cursor=json.dumps({"done": sorted(done)}) if already else context.cursor)
     keys = [b for b, _ in new]
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=f"ingest:{b}", partition_key=b, tags={"acav/batch": b}) for b in keys],
         dynamic_partitions_requests=[batches.build_add_request(keys)],
         cursor=json.dumps({"done": sorted(done | set(keys))}),
     )
+
+
+def _ingested_as_is(instance: dg.DagsterInstance, area, batch: str) -> bool:
+    """Whether the batch's embeddings are materialized on ``instance`` and its latest ``videos``
+    materialization recorded the landing fingerprint the batch has now."""
+    if not instance.has_dynamic_partition(batches.name, batch):
+        return False
+    def latest(asset):
+        flt = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[batch])
+        records = instance.fetch_materializations(flt, limit=1).records
+        return records[0].asset_materialization if records else None
+    emb, vids = latest("clip_embeddings"), latest("videos")
+    if emb is None or vids is None:
+        return False
+    recorded = vids.metadata.get("landing_fingerprint")
+    return recorded is not None and getattr(recorded, "value", recorded) == area.fingerprint(batch)
 
 
 refit_job = dg.define_asset_job("refit_centroids", selection=dg.AssetSelection.assets(cluster_centroids),

@@ -153,3 +153,28 @@ def test_automation_conditions_follow_the_graph(tmp_path):
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=cursor)
     assert result.get_num_requested(dg.AssetKey("curated_subset")) == 1
     assert result.get_num_requested(cluster_centroids.key) == 0  # not refitted for a new batch
+
+
+def test_sensor_requests_nothing_for_batches_already_curated_on_the_instance(tmp_path, monkeypatch):
+    """acav curate / acav demo, then the UI on the same instance: the sensor starts no run;
+    a new batch, or a changed file in a curated one, is still picked up."""
+    from acav_assets.defs.runner import curate_landing
+
+    monkeypatch.setenv("ACAV_QUIET_PERIOD_S", "0")
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "batch_a", 6, seed=1, duration_s=(4, 5), workers=1)
+    write_demo_videos(landing / "batch_b", 6, seed=2, duration_s=(4, 5), workers=1)
+    for b in ("batch_a", "batch_b"):
+        (landing / b / READY_MARKER).touch()
+    instance = dg.DagsterInstance.ephemeral()
+    curate_landing(str(landing), str(tmp_path / "wh"), instance=instance, log_level="ERROR")
+    requested, _, cursor, _ = evaluate(instance, landing, None)
+    assert requested == [] and json.loads(cursor)["done"] == ["batch_a", "batch_b"]
+
+    write_demo_videos(landing / "batch_c", 2, seed=3, duration_s=(4, 5), workers=1)
+    (landing / "batch_c" / READY_MARKER).touch()
+    assert evaluate(instance, landing, cursor)[0] == ["batch_c"]
+    # a fresh sensor (no cursor) on a batch whose files changed since it was ingested: requested
+    f = next((landing / "batch_a").glob("*.mp4"))
+    os.utime(f, (f.stat().st_atime, f.stat().st_mtime + 5))
+    assert evaluate(instance, landing, None)[0] == ["batch_a", "batch_c"]
