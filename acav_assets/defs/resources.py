@@ -10,7 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from acav_assets.core.features.base import Extractor
-from acav_assets.core.features.profiles import build_profile
+from acav_assets.core.features.profiles import DEFAULT_PROFILE, build_profile
 from acav_assets.core.media.landing import Landing
 from acav_assets.core.warehouse.tables import Warehouse
 
@@ -55,7 +55,7 @@ class ComputeResource(dg.ConfigurableResource):
 class ExtractorResource(dg.ConfigurableResource):
     """The extractor profile and per-extractor options (e.g. local weight files)."""
 
-    profile: str = Field(default="weightfree", description="extractor profile: weightfree, packaged, reference, clip-clap, clip-ast, pretrained; "
+    profile: str = Field(default=DEFAULT_PROFILE, description="extractor profile: weightfree, packaged, reference, clip-clap, clip-ast, pretrained; "
                                                            "join with '+' (see README, Embeddings)")
     options_json: str = Field(default="{}", description='JSON: {"audio/vggish": {"weights": "/models/vggish.pt"}}')
 
@@ -65,6 +65,11 @@ class ExtractorResource(dg.ConfigurableResource):
         except json.JSONDecodeError as exc:
             raise ValueError(f"extractor options_json is not valid JSON: {exc}") from None
         return build_profile(self.profile, device, options)
+
+
+def default_profile() -> str:
+    """``$ACAV_PROFILE``, else the platform's default profile (``packaged``)."""
+    return os.environ.get("ACAV_PROFILE", "").strip() or DEFAULT_PROFILE
 
 
 def json_from_env(name: str) -> dict:
@@ -95,6 +100,6 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
                                    storage_options=json_from_env("ACAV_LANDING_STORAGE_OPTIONS"),
                                    cache_dir=os.environ.get("ACAV_LANDING_CACHE", "")),
         "compute": ComputeResource(device=os.environ.get("ACAV_DEVICE", "auto")),
-        "extractors": ExtractorResource(profile=os.environ.get("ACAV_PROFILE", "weightfree"),
+        "extractors": ExtractorResource(profile=default_profile(),
                                         options_json=os.environ.get("ACAV_EXTRACTOR_OPTIONS", "{}")),
     }

@@ -39,7 +39,13 @@ from acav_assets.defs.assets import (
     videos,
 )
 from acav_assets.defs.checks import CHECKS
-from acav_assets.defs.resources import ComputeResource, ExtractorResource, LandingResource, WarehouseResource
+from acav_assets.defs.resources import (
+    ComputeResource,
+    ExtractorResource,
+    LandingResource,
+    WarehouseResource,
+    default_profile,
+)
 
 
 @dataclass
@@ -61,7 +67,7 @@ class CurateReport:
         return [k for k, ok in self.checks.items() if not ok and self.check_severity.get(k, "ERROR") != "ERROR"]
 
 
-def resources_for(landing_root: str, warehouse_root: str, *, profile: str = "weightfree", device: str = "auto",
+def resources_for(landing_root: str, warehouse_root: str, *, profile: str | None = None, device: str = "auto",
                   extractor_options: str = "{}", storage_options: dict | None = None,
                   landing_storage_options: dict | None = None, landing_cache: str = "") -> dict:
     """Resources for one landing area and warehouse: ``storage_options`` are the warehouse's
@@ -71,7 +77,7 @@ def resources_for(landing_root: str, warehouse_root: str, *, profile: str = "wei
         "landing": LandingResource(root=landing_root, storage_options=landing_storage_options or {},
                                    cache_dir=landing_cache),
         "compute": ComputeResource(device=device),
-        "extractors": ExtractorResource(profile=profile, options_json=extractor_options),
+        "extractors": ExtractorResource(profile=profile or default_profile(), options_json=extractor_options),
     }
 
 

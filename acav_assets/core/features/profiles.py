@@ -1,13 +1,13 @@
 """Profiles: named lists of extractors, chosen by configuration.
 
-- ``weightfree`` (default, offline, used by the demo and CI): deterministic features at several
+- ``weightfree`` (offline, no weights at all; the demo and the tests use it): deterministic features at several
   scales per modality (:mod:`acav_assets.core.features.weightfree`);
 - ``pretrained``: an R(2+1)D-18 video network (5 stages) and a VGGish-style audio CNN
   (5 layers) (:mod:`acav_assets.core.features.backbones`), with weights from a local file or the
   torch cache, or seeded random weights (with a warning) when none are configured;
 - ``reference``: the official release's pair, SlowFast-R50 and VGGish, weights from files
   (``pytorchvideo``'s ``SLOWFAST_8x8_R50.pyth``, ``torchvggish``'s ``vggish-10086976.pth``);
-- ``packaged``: real pretrained weights that ship inside installed packages, so semantic
+- ``packaged`` (the platform's default): real pretrained weights that ship inside installed packages, so semantic
   features work offline out of the box: ImageNet EfficientNet-Lite0 on frames and AudioSet
   YAMNet on sound (:mod:`acav_assets.core.features.packaged`);
 - ``clip-clap`` / ``clip-ast``: CLIP on frames with CLAP or AST on sound, each loaded with
@@ -27,7 +27,7 @@ import torch
 
 from acav_assets.core.features.base import Extractor, profile_feature_spaces, resolve_device
 
-__all__ = ["EXTRACTORS", "PROFILES", "build_profile", "extractor_class", "profile_entries", "profile_feature_spaces"]
+__all__ = ["DEFAULT_PROFILE", "EXTRACTORS", "PROFILES", "build_profile", "extractor_class", "profile_entries", "profile_feature_spaces"]
 
 #: Extractor name -> (module, class). The class's ``name`` attribute is the same name.
 EXTRACTORS: dict[str, tuple[str, str]] = {
@@ -42,6 +42,10 @@ EXTRACTORS: dict[str, tuple[str, str]] = {
     "audio/ast": ("acav_assets.core.features.transformers_encoders", "AST"),
     "audio/clap": ("acav_assets.core.features.transformers_encoders", "CLAPAudio"),
 }
+
+#: The platform's default profile: the best measured on content we did not generate (README,
+#: "Curation quality"). The demo and the tests use ``weightfree`` (``ACAV_PROFILE``).
+DEFAULT_PROFILE = "packaged"
 
 #: Named sets of extractors. Each entry: (extractor name, keyword arguments).
 PROFILES: dict[str, list[tuple[str, dict]]] = {
