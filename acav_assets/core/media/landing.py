@@ -209,7 +209,7 @@ class Landing:
 
     def fingerprint(self, batch: str) -> str:
         """A digest of what the batch holds now: every entry's relative name, size and
-        modification time (no file is read). Equal digests mean nothing was added, removed,
+        modification time (no file is read; the ``_READY`` marker does not count). Equal digests mean nothing was added, removed,
         replaced or touched, so the batch's derived rows are still current."""
         entries = []
         if not self.remote:
@@ -217,8 +217,8 @@ class Landing:
             if not folder.is_dir():
                 raise ValueError(f"batch folder {folder} does not exist")
             for p in sorted(folder.rglob("*")):
-                if p.name.startswith(".") and ".part-" in p.name:
-                    continue  # a staging copy in flight
+                if (p.name.startswith(".") and ".part-" in p.name) or p.relative_to(folder).as_posix() == READY_MARKER:
+                    continue  # a staging copy in flight; the completeness marker is not content
                 try:
                     st = p.lstat()
                 except OSError:
@@ -229,6 +229,8 @@ class Landing:
             fs = self.fs()
             fs.invalidate_cache(prefix)
             for name, info in sorted(fs.find(prefix, detail=True, withdirs=True).items()):
+                if name[len(prefix):].lstrip("/") == READY_MARKER:
+                    continue
                 entries.append(f"{name[len(prefix):].lstrip('/')}\t{info.get('size')}\t{_mtime(info)}\t{info.get('type')}")
         return hashlib.blake2b("\n".join(entries).encode(), digest_size=12).hexdigest()
 
