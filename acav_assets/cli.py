@@ -106,6 +106,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
         "clips": {"config": {"max_clips": args.max_clips}},
     }}
     instance, home = _instance(args.dagster_home, None if "://" in warehouse else Path(warehouse) / "_dagster")
+    os.environ.setdefault("ACAV_PROGRESS", "1")  # progress bars on a terminal (steps run in this process)
     t = time.perf_counter()
     report = curate_landing(landing_root, warehouse, instance=instance, batches=args.batches, full=args.full,
                             run_config=run_config, log=lambda m: print(f"  {m}", flush=True), log_level="WARNING",

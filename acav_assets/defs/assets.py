@@ -34,6 +34,7 @@ from acav_assets.core.stages.embeddings import embedding_rows
 from acav_assets.core.stages.videos import probe_rows
 from acav_assets.defs.executors import gpu_op_tags
 from acav_assets.defs.metadata import counts_table, markdown_table, reasons_table, table_metadata
+from acav_assets.defs.progress import Progress
 from acav_assets.defs.resources import ComputeResource, ExtractorResource, LandingResource, WarehouseResource
 
 batches = dg.DynamicPartitionsDefinition(name="batches")
@@ -168,7 +169,8 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
                  .collect().iter_rows(named=True)}
         fingerprint = landing.get().fingerprint(batch)  # what the batch held when it was probed
         staged = _stage(context, landing, batch)
-        rows = probe_rows(staged.local_root, batch, probe, known, timeout_s=config.probe_timeout_s or None)
+        rows = probe_rows(staged.local_root, batch, probe, known, timeout_s=config.probe_timeout_s or None,
+                          progress=Progress(context.log.info, f"probing batch {batch}", "file"))
     except ValueError as exc:
         raise _fail(exc) from exc
     n = wh.write_batch("videos", batch, rows)
@@ -226,13 +228,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(exc) from exc
     clip_list = wh.scan("clips").filter(pl.col("batch") == batch).sort("clip_id").collect().to_dicts()
-    last = [0.0]
-
-    def progress(done: int, total: int) -> None:
-        if time.monotonic() - last[0] > 10 or done == total:
-            last[0] = time.monotonic()
-            context.log.info(f"embedded {done}/{total} clips")
-
+    progress = Progress(context.log.info, f"embedding batch {batch}", "clip")
     try:
         staged = _stage(context, landing, batch)
     except ValueError as exc:  # the batch folder is gone: every clip gets its failure recorded below
@@ -322,7 +318,7 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
 )
 def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, warehouse: WarehouseResource):
     wh = warehouse.get()
-    progress = lambda d, t: context.log.info(f"selected {d}/{t} clips")  # noqa: E731
+    progress = Progress(context.log.info, "selecting", "clip", every_s=5)
     try:
         params = config.params()
         mode, why = choose_mode(wh, params)

@@ -295,3 +295,11 @@ def test_demo_scale_curation_finds_the_matching_half(tmp_path, capsys):
     precision = float(line.split(":")[1].split()[0])
     assert precision >= 0.9, out
     assert "curated_subset (full): 100 of 200 clips" in out
+
+
+def test_long_steps_report_progress_in_the_dagster_logs(curated):
+    base, landing, wh, instance, report, _ = curated
+    messages = [e.user_message for run_id in report.runs for e in instance.all_logs(run_id)]
+    for what in ("probing batch batch_001: 14/14 files", "embedding batch batch_001: 14/14 clips", "selecting: "):
+        assert any(what in m for m in messages), what
+    assert any(m.startswith("selecting: ") and "clips/s" in m for m in messages)

@@ -20,7 +20,7 @@ import select
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -367,8 +367,10 @@ def probe_files(
     known: Mapping[str, str] | None = None,
     root: str | os.PathLike | None = None,
     timeout_s: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[VideoRecord]:
-    """Probe many files in sorted path order and mark repeated content as ``duplicate``.
+    """Probe many files in sorted path order and mark repeated content as ``duplicate``;
+    ``progress(done, total)`` is called after each file.
 
     ``known`` maps video ids seen before (e.g. in earlier batches) to where they were seen;
     a file with one of those ids is a duplicate too. With ``root``, error messages name
@@ -379,9 +381,12 @@ def probe_files(
     records = []
     worker = _ProbeWorker(config) if timeout_s is not None else None
     try:
-        for p in sorted(os.fspath(p) for p in paths):
+        todo = sorted(os.fspath(p) for p in paths)
+        for i, p in enumerate(todo, 1):
             rec = worker.probe(p, timeout_s) if worker else probe_file(p, config)
             records.append(_dedupe(rec, p, seen, root))
+            if progress is not None:
+                progress(i, len(todo))
     finally:
         if worker:
             worker.close()
