@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_executor_is_chosen_by_configuration(monkeypatch):
     assert executor_from_env("multiprocess") is dg.multiprocess_executor
+    monkeypatch.delenv("ACAV_EXECUTOR", raising=False)
+    assert executor_from_env() is dg.in_process_executor  # the default: every job is a chain
     assert executor_from_env("celery").name == "celery"
     assert executor_from_env("k8s").name == "k8s"
     monkeypatch.setenv("ACAV_EXECUTOR", "k8s")
