@@ -33,6 +33,7 @@ __all__ = ["DEFAULT_PROFILE", "EXTRACTORS", "PROFILES", "build_profile", "extrac
 EXTRACTORS: dict[str, tuple[str, str]] = {
     "visual/pixels": ("acav_assets.core.features.weightfree", "PixelStats"),
     "audio/logmel": ("acav_assets.core.features.weightfree", "LogMelStats"),
+    "visual/structure": ("acav_assets.core.features.structure", "StructureStats"),
     "visual/r2plus1d_18": ("acav_assets.core.features.backbones", "R2Plus1D"),
     "audio/vggish": ("acav_assets.core.features.backbones", "VGGish"),
     "visual/efficientnet_lite0": ("acav_assets.core.features.packaged", "EfficientNetLite0"),
@@ -56,6 +57,7 @@ PROFILES: dict[str, list[tuple[str, dict]]] = {
     # the reference's pair (weights from files: --extractor-options '{"visual/slowfast_r50": {"weights": ...}}')
     "reference": [("visual/slowfast_r50", {}), ("audio/vggish", {})],
     "packaged": [("visual/efficientnet_lite0", {}), ("audio/yamnet", {})],
+    "structure": [("visual/structure", {})],  # generic weight-free picture statistics (join it: weightfree+structure)
     # need each model's folder: --extractor-options '{"visual/clip": {"model": "/models/clip"}, ...}'
     "clip-clap": [("visual/clip", {}), ("audio/clap", {})],
     "clip-ast": [("visual/clip", {}), ("audio/ast", {})],
