@@ -371,7 +371,10 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         **table_metadata("curated_subset", cur.subset.select("rank", "path", "start_s", "end_s", "gain", "batch")),
         "dagster/row_count": len(sel), "selection_id": cur.selection_id,
         "objective_mi_nats": float(sel.objective), "budget": params.budget, "pool_size": cur.run["pool_size"],
-        "expected_size": cur.subset.height, "pairing": params.pairing, "pairs": len(sel.pairs), "mode": mode,
+        # what the budget asks for, computed apart from the result (the size check compares them):
+        # a warm start keeps the previous clips and adds the budget's share of the new ones
+        "expected_size": (sel.n_initial + int(round(params.budget * sel.pool_size)) if mode == "incremental"
+                          else int(params.budget) if params.budget > 1 else int(round(params.budget * sel.pool_size))), "pairing": params.pairing, "pairs": len(sel.pairs), "mode": mode,
         "mode_reason": why, "added": len(sel),
         "refine_swaps": sel.refine_swaps, "clips_without_full_assignment": cur.excluded,
         "seed_kept": cur.seed, "restart_objectives": dg.MetadataValue.json([round(o, 6) for o in cur.restart_objectives]),

@@ -101,6 +101,9 @@ def test_warm_start_keeps_every_previously_selected_clip(two_step):
     assert now.head(first.height).select("clip_id", "rank").equals(first.select("clip_id", "rank"))
     added = now.slice(first.height)
     assert added.height == round(0.2 * 15) and set(added["batch"]) == {"b"}
+    # what the budget asks of a warm start: the kept clips plus the new batch's share (not
+    # round(0.2 x the whole pool), which differs whenever the batches' shares round apart)
+    assert meta["curated_subset"]["expected_size"].value == first.height + round(0.2 * 15)
     assert now["clip_id"].n_unique() == now.height
     lineage = wh.read("selection_lineage")
     per_pair = lineage.group_by("pair_index").agg(pl.col("pool_count").sum(), pl.col("selected_count").sum())
@@ -113,6 +116,16 @@ def test_warm_start_keeps_every_previously_selected_clip(two_step):
     assert latest["pair_weights"] and latest["pair_weights"] == earliest["pair_weights"]
     assert meta["curated_subset"]["pairs_counted"].value == sum(
         r["weight"] > 0 for r in json.loads(latest["pair_weights"]))
+
+
+def test_size_check_judges_a_warm_start_by_what_its_budget_asks(two_step):
+    from acav_assets.defs.checks import CHECKS, subset_size_and_unique
+
+    _, _, instance, res, _, _, _ = two_step
+    result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.checks(subset_size_and_unique),
+                            instance=instance, resources=res)
+    (ev,) = result.get_asset_check_evaluations()
+    assert ev.passed, ev.metadata
 
 
 def test_no_new_batch_leaves_the_subset_unchanged_and_refit_reselects_fully(two_step):
