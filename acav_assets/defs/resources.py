@@ -24,9 +24,12 @@ class WarehouseResource(dg.ConfigurableResource):
 
     root: str = Field(description="Folder or URI holding one Delta table per asset")
     storage_options: dict[str, str] = Field(default_factory=dict, description="delta-rs storage options")
+    storage_options_env: str = Field(default="", description="name of an environment variable holding more "
+                                     "storage options as JSON, read when used: keys never appear in the UI")
 
     def get(self) -> Warehouse:
-        return Warehouse(self.root, self.storage_options or None)
+        opts = {**self.storage_options, **{k: str(v) for k, v in json_from_env(self.storage_options_env).items()}}
+        return Warehouse(self.root, opts or None)
 
 
 class LandingResource(dg.ConfigurableResource):
@@ -37,11 +40,14 @@ class LandingResource(dg.ConfigurableResource):
     root: str = Field(description="Folder or URI whose sub-folders are batches of videos")
     storage_options: dict[str, Any] = Field(default_factory=dict,
                                             description="fsspec options, e.g. s3fs key/secret/endpoint_url")
+    storage_options_env: str = Field(default="", description="name of an environment variable holding more "
+                                     "fsspec options as JSON, read when used: keys never appear in the UI")
     cache_dir: str = Field(default="", description="local folder for staged remote batches ('' = default)")
     keep_staged: bool = Field(default=False, description="keep a staged remote batch after its embeddings")
 
     def get(self) -> Landing:
-        return Landing(self.root, self.storage_options, self.cache_dir or None)
+        opts = {**self.storage_options, **json_from_env(self.storage_options_env)}
+        return Landing(self.root, opts, self.cache_dir or None)
 
 
 class ComputeResource(dg.ConfigurableResource):
@@ -93,11 +99,12 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     ACAV_LANDING_CACHE, ACAV_DEVICE, ACAV_PROFILE, ACAV_EXTRACTOR_OPTIONS."""
     base = Path(os.environ.get("ACAV_HOME", ".acav"))
     return {
+        # storage options may hold keys: the resources name the variables, read when used, so
+        # the values never enter the resource config the UI shows
         "warehouse": WarehouseResource(root=os.environ.get("ACAV_WAREHOUSE", str(base / "warehouse")),
-                                       storage_options={k: str(v) for k, v in
-                                                        json_from_env("ACAV_WAREHOUSE_STORAGE_OPTIONS").items()}),
+                                       storage_options_env="ACAV_WAREHOUSE_STORAGE_OPTIONS"),
         "landing": LandingResource(root=os.environ.get("ACAV_LANDING", str(base / "landing")),
-                                   storage_options=json_from_env("ACAV_LANDING_STORAGE_OPTIONS"),
+                                   storage_options_env="ACAV_LANDING_STORAGE_OPTIONS",
                                    cache_dir=os.environ.get("ACAV_LANDING_CACHE", "")),
         "compute": ComputeResource(device=os.environ.get("ACAV_DEVICE", "auto")),
         "extractors": ExtractorResource(profile=default_profile(),

@@ -3,6 +3,7 @@ Kubernetes deployment renders and validates (no cluster needed)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -333,3 +334,17 @@ def test_batches_run_on_celery_workers(tmp_path, monkeypatch):
     finally:
         stop_processes(*workers, redis, timeout=20)
         time.sleep(0.1)
+
+
+def test_storage_secrets_stay_out_of_resource_config(monkeypatch):
+    """Keys in ACAV_*_STORAGE_OPTIONS are read when the resource is used, never baked into the
+    resource config that the UI shows."""
+    from acav_assets.defs.resources import default_resources
+
+    monkeypatch.setenv("ACAV_WAREHOUSE_STORAGE_OPTIONS", '{"aws_secret_access_key": "s3cr3t-w"}')
+    monkeypatch.setenv("ACAV_LANDING_STORAGE_OPTIONS", '{"secret": "s3cr3t-l"}')
+    res = default_resources()
+    shown = json.dumps({k: res[k].model_dump() for k in ("warehouse", "landing")}, default=str)
+    assert "s3cr3t" not in shown and "ACAV_WAREHOUSE_STORAGE_OPTIONS" in shown
+    assert res["warehouse"].get().storage_options["aws_secret_access_key"] == "s3cr3t-w"
+    assert res["landing"].get().storage_options["secret"] == "s3cr3t-l"
