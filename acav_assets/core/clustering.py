@@ -203,9 +203,13 @@ class Clustering:
                    mean, projection, json.loads(r0["params"]))
 
 
-def clustering_id(feature_space: str, config: KMeansConfig, fit_version: str) -> str:
-    """``<feature space>@k<k>-<hash of parameters and fit version>``: readable and unique."""
-    payload = json.dumps({"fs": feature_space, "cfg": asdict(config), "fit": fit_version}, sort_keys=True)
+def clustering_id(feature_space: str, config: KMeansConfig, fit_version: str, content: str = "") -> str:
+    """``<feature space>@k<k>-<hash>``: readable and unique. The hash covers the parameters, the
+    fit version and ``content``, a digest of the fitted centroids (and whitening): new
+    embeddings under the same name and seed give new centroids, hence a new id, so labels of
+    two fits are never mixed; a refit that reproduces the same centroids keeps the id."""
+    payload = json.dumps({"fs": feature_space, "cfg": asdict(config), "fit": fit_version, "content": content},
+                         sort_keys=True)
     digest = hashlib.blake2b(payload.encode(), digest_size=5).hexdigest()
     safe = re.sub(r"[^A-Za-z0-9_./-]", "_", feature_space)
     return f"{safe}@k{config.k}-{digest}"
@@ -258,9 +262,13 @@ def fit_kmeans(x: np.ndarray, feature_space: str, config: KMeansConfig = KMeansC
         **asdict(config), "fit_version": fit_version, "n_rows": int(n), "n_sample": int(xs.shape[0]),
         "objective": float(obj), "device": "gpu" if gpu else "cpu",
     }
-    return Clustering(clustering_id(feature_space, config, fit_version), feature_space,
-                      np.ascontiguousarray(km.centroids, dtype=np.float32), dim, config.normalize,
-                      mean, projection, params)
+    centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
+    digest = hashlib.blake2b(digest_size=8)
+    for part in (centroids, mean, projection):
+        if part is not None:
+            digest.update(np.ascontiguousarray(part, dtype=np.float32).tobytes())
+    return Clustering(clustering_id(feature_space, config, fit_version, digest.hexdigest()), feature_space,
+                      centroids, dim, config.normalize, mean, projection, params)
 
 
 def auto_k(n: int, cap: int = 32) -> int:

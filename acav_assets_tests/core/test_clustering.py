@@ -128,3 +128,14 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="pca_dim"):
         KMeansConfig(pca_dim=3)
     check_finite(x)  # no error on clean data
+
+
+def test_clustering_ids_are_content_addressed():
+    """Same data and settings: the same id; other embeddings under the same name and seed: a
+    new id (their labels must never be mixed with the old ones)."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 8)).astype(np.float32)
+    b = a + rng.normal(scale=0.5, size=a.shape).astype(np.float32)
+    cfg = KMeansConfig(k=4, seed=1)
+    assert fit_kmeans(a, "visual/x/y", cfg).clustering_id == fit_kmeans(a, "visual/x/y", cfg).clustering_id
+    assert fit_kmeans(a, "visual/x/y", cfg).clustering_id != fit_kmeans(b, "visual/x/y", cfg).clustering_id

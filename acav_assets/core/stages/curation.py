@@ -217,7 +217,11 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     runs, best = _best_of_restarts(labels, budget, params, modalities, len(clip_ids), progress,
                                    pair_weights=weighting.weights)
     sel = runs[best]
-    payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids)}, sort_keys=True)
+    # the pool by content: which batches, how many clips each, from which assignments version
+    # (two pools of the same size must not share an id: the run row would be overwritten)
+    payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids),
+                          "batches": list(clip_ids.batches), "counts": [int(c) for c in clip_ids.counts],
+                          "assignments_version": clip_ids.version}, sort_keys=True)
     selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
     chosen = pl.DataFrame({"clip_id": clip_ids.ids_at(sel.indices), "rank": np.arange(1, len(sel) + 1),
                            "gain": sel.gains, "step": sel.steps,
