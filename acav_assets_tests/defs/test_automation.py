@@ -191,3 +191,37 @@ def test_sensor_requests_nothing_for_batches_already_curated_on_the_instance(tmp
     f = next((landing / "batch_a").glob("*.mp4"))
     os.utime(f, (f.stat().st_atime, f.stat().st_mtime + 5))
     assert evaluate(instance, landing, None)[0] == ["batch_a", "batch_c"]
+
+
+def test_a_batch_without_complete_assignments_stays_pending(tmp_path):
+    """After a refit, a batch whose re-assignment has not run (its rows are for the old
+    clusterings) contributes nothing to the full re-selection and is not recorded as consumed;
+    once it is re-assigned, the next (warm-start) selection picks it up."""
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "a", 12, seed=21)
+    write_demo_videos(landing / "b", 10, seed=22)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["a", "b"])
+    res = resources_for(str(landing), str(tmp_path / "wh"))
+
+    def mat(sel, part=None, seed=0):
+        dg.materialize(ASSETS, selection=sel, partition_key=part, instance=instance, resources=res,
+                       run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}},
+                                   **({"ops": {"cluster_centroids": {"config": {"seed": seed}}}} if seed else {})})
+
+    for b in ("a", "b"):
+        mat([videos, clips, clip_embeddings], b)
+    mat([cluster_centroids])
+    for b in ("a", "b"):
+        mat([cluster_assignments], b)
+    mat(["curated_subset", "selection_lineage"])
+    wh = Warehouse(str(tmp_path / "wh"))
+    mat([cluster_centroids], seed=7)  # a refit: new clustering ids
+    mat([cluster_assignments], "a")  # ... and b's re-assignment failed or has not run yet
+    mat(["curated_subset", "selection_lineage"])
+    latest = wh.read("selection_runs").sort("created_at").row(-1, named=True)
+    assert latest["batches"] == ["a"] and set(wh.read("curated_subset")["batch"]) == {"a"}
+    mat([cluster_assignments], "b")
+    mat(["curated_subset", "selection_lineage"])
+    latest = wh.read("selection_runs").sort("created_at").row(-1, named=True)
+    assert latest["batches"] == ["a", "b"] and set(wh.read("curated_subset")["batch"]) == {"a", "b"}

@@ -155,12 +155,17 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
         return None
     prev_subset = wh.read("curated_subset").sort("rank")
     wide = (wh.scan("cluster_assignments").filter(pl.col("batch").is_in(new_batches) & pl.col("clustering_id").is_in(columns))
-            .select("clip_id", "clustering_id", "cluster").collect()
-            .pivot(on="clustering_id", index="clip_id", values="cluster", aggregate_function="first"))
+            .select("clip_id", "batch", "clustering_id", "cluster").collect()
+            .pivot(on="clustering_id", index=["clip_id", "batch"], values="cluster", aggregate_function="first"))
     missing = [c for c in columns if c not in wide.columns]
     total = wide.height
     wide = wide.drop_nulls([c for c in columns if c in wide.columns]).sort("clip_id") if not missing else wide.head(0)
     new_ids = wide["clip_id"].to_list()
+    # a batch is consumed only when it contributed rows: one whose assignments are incomplete for
+    # the current clusterings stays pending and is picked up once it is complete
+    contributed = sorted(set(wide["batch"].to_list()))
+    if not contributed:
+        return None
     old_labels = np.asarray(prev_subset["clusters"].to_list(), dtype=np.int64).reshape(prev_subset.height, len(columns))
     new_labels = wide.select(columns).to_numpy().astype(np.int64) if new_ids else np.zeros((0, len(columns)), np.int64)
     labels = np.concatenate([old_labels, new_labels]).astype(np.uint8 if max(c.k for c in clusterings) <= 256 else np.uint16)
@@ -175,7 +180,7 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
                                    initial=np.arange(n_old), candidates=np.arange(n_old, labels.shape[0]),
                                    pair_weights=weighting.weights)
     sel = runs[best]
-    payload = json.dumps({"params": asdict(params), "after": prev["selection_id"], "batches": new_batches}, sort_keys=True)
+    payload = json.dumps({"params": asdict(params), "after": prev["selection_id"], "batches": contributed}, sort_keys=True)
     selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
     chosen_ids = [new_ids[i - n_old] for i in sel.indices]
     last_step = int(prev_subset["step"].max()) + 1 if n_old else 0
@@ -190,7 +195,7 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
     run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
            "params": json.dumps({**asdict(params), "mode": "incremental", "after": prev["selection_id"]}, sort_keys=True),
            "clustering_ids": columns, "feature_spaces": [c.feature_space for c in clusterings],
-           "batches": sorted(old_batches | set(new_batches)), "pool_size": int(prev["pool_size"]) + len(new_ids),
+           "batches": sorted(old_batches | set(contributed)), "pool_size": int(prev["pool_size"]) + len(new_ids),
            "size": subset.height, "objective": float(sel.objective), "seed": params.seed + best,
            **_weighting_columns(weighting, pairs, clusterings)}
     return Curation(sel, new_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
@@ -230,7 +235,7 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     # streaming: the clips table is read in morsels against the chosen ids, never whole
     subset = (chosen.lazy().join(clips, on="clip_id", how="left").with_columns(pl.lit(selection_id).alias("selection_id"))
               .sort("rank").collect(engine="streaming"))
-    batches = list(clip_ids.batches)
+    batches = [b for b, n in zip(clip_ids.batches, clip_ids.counts) if n > 0]  # only batches that contributed rows
     run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
            "params": json.dumps(asdict(params), sort_keys=True), "clustering_ids": columns,
            "feature_spaces": [c.feature_space for c in clusterings], "batches": batches, "pool_size": len(clip_ids),
