@@ -348,9 +348,12 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     lineage = lineage_rows(pool, pair_tables(subset_labels, pairs, ks), pairs, cur.columns, cur.feature_spaces,
                            cur.selection_id, scores=cur.weighting.scores, weights=cur.weighting.weights)
     spaces = pl.DataFrame(space_summary(cur.weighting.to_records(pairs, cur.feature_spaces)))
-    wh.overwrite("curated_subset", cur.subset)
-    wh.overwrite("selection_lineage", lineage)
+    # The run row first and the subset last: the subset is the commit point. A step that dies in
+    # between leaves the previous subset with its own run row (the next run warm-starts from it
+    # correctly), never a subset without the run that made it.
     wh.replace_key("selection_runs", "selection_id", cur.selection_id, [cur.run])  # idempotent per selection
+    wh.overwrite("selection_lineage", lineage)
+    wh.overwrite("curated_subset", cur.subset)
     by_batch = dict(cur.subset.group_by("batch").len().iter_rows())
     visuals = {}
     if "://" not in warehouse.root:  # local warehouse: keep the report next to the tables
