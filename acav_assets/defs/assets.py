@@ -31,7 +31,7 @@ from acav_assets.core.stages.centroids import fit_clusterings, load_clusterings
 from acav_assets.core.stages.clips import clip_rows
 from acav_assets.core.stages.curation import SelectionParams, choose_mode, curate, curate_incremental
 from acav_assets.core.stages.embeddings import embedding_rows
-from acav_assets.core.stages.videos import probe_rows
+from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
 from acav_assets.defs.executors import gpu_op_tags
 from acav_assets.defs.metadata import counts_table, markdown_table, reasons_table, table_metadata
 from acav_assets.defs.progress import Progress
@@ -164,13 +164,17 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
     try:
         probe = config.probe_config()
         wh = warehouse.get()
-        known = {r["video_id"]: r["path"] for r in wh.scan("videos")
-                 .filter((pl.col("batch") != batch) & (pl.col("status") == "ok")).select("video_id", "path")
-                 .collect().iter_rows(named=True)}
         fingerprint = landing.get().fingerprint(batch)  # what the batch held when it was probed
         staged = _stage(context, landing, batch)
-        rows = probe_rows(staged.local_root, batch, probe, known, timeout_s=config.probe_timeout_s or None,
+        rows = probe_rows(staged.local_root, batch, probe, timeout_s=config.probe_timeout_s or None,
                           progress=Progress(context.log.info, f"probing batch {batch}", "file"))
+        # copies of videos that earlier batches hold: looked up for this batch's ids only (a
+        # dict of every earlier video would not fit at 100M clips)
+        ids = sorted({r["video_id"] for r in rows})
+        known = {r["video_id"]: r["path"] for r in wh.scan("videos")
+                 .filter((pl.col("batch") != batch) & (pl.col("status") == "ok") & pl.col("video_id").is_in(ids))
+                 .select("video_id", "path").collect().iter_rows(named=True)}
+        rows = mark_known_duplicates(rows, known)
     except ValueError as exc:
         raise _fail(exc) from exc
     n = wh.write_batch("videos", batch, rows)

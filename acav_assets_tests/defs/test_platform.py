@@ -305,3 +305,18 @@ def test_long_steps_report_progress_in_the_dagster_logs(curated):
     for what in ("probing batch batch_001: 14/14 files", "embedding batch batch_001: 14/14 clips", "selecting: "):
         assert any(what in m for m in messages), what
     assert any(m.startswith("selecting: ") and "clips/s" in m for m in messages)
+
+
+def test_a_copy_of_an_earlier_batchs_video_is_a_duplicate(tmp_path):
+    """Cross-batch duplicates are found by looking up this batch's content ids only."""
+    import shutil
+
+    landing = tmp_path / "landing"
+    vids = write_demo_videos(landing / "a", 6, seed=51)
+    write_demo_videos(landing / "b", 5, seed=52)
+    shutil.copy(landing / "a" / vids[2].file, landing / "b" / "reupload.mp4")
+    curate_landing(str(landing), str(tmp_path / "wh"), instance=dg.DagsterInstance.ephemeral(), log_level="ERROR")
+    rows = Warehouse(str(tmp_path / "wh")).read("videos").filter(pl.col("batch") == "b")
+    dup = rows.filter(pl.col("path") == "b/reupload.mp4").row(0, named=True)
+    assert dup["status"] == "duplicate" and dup["duplicate_of"] == f"a/{vids[2].file}", dup
+    assert rows.filter(pl.col("status") == "ok").height == 5

@@ -17,6 +17,22 @@ from acav_assets.core.media.probe import ProbeConfig, list_media_files, probe_fi
 __all__ = ["probe_rows"]
 
 
+def mark_known_duplicates(rows: list[dict], known: dict[str, str]) -> list[dict]:
+    """Mark every row whose content an earlier batch already holds (``known``: video id -> path
+    there) as a duplicate of that copy, as probing with ``known`` would have."""
+    for row in rows:
+        first = known.get(row["video_id"])
+        if first is None or row["video_id"].startswith("p"):  # "p…": a path-derived id, no content
+            continue
+        if row["status"] == "duplicate" and row.get("duplicate_of") == first:
+            continue
+        prior = row["error"] if row["status"] == "duplicate" else None
+        prior_error = f" (that copy: {row['status']})" if row["status"] not in ("ok", "duplicate") else ""
+        row["status"], row["duplicate_of"] = "duplicate", first
+        row["error"] = f"same content as {first}{prior_error}" if prior is None else f"same content as {first}"
+    return rows
+
+
 def probe_rows(landing_root: str | os.PathLike, batch: str, config: ProbeConfig = ProbeConfig(),
                known: dict[str, str] | None = None, timeout_s: float | None = None,
                progress: Callable[[int, int], None] | None = None) -> list[dict]:
