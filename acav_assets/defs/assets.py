@@ -311,7 +311,11 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
     specs=[
         dg.AssetSpec("curated_subset", deps=[cluster_assignments, clips], group_name=CURATION,
                      code_version=CODE_VERSIONS["curated_subset"],
-                     kinds={"numba", "deltalake"}, automation_condition=dg.AutomationCondition.eager(),
+                     kinds={"numba", "deltalake"},
+                     # eager, but not held back by a batch that is missing (its ingest failed or
+                     # is under way): the others are selected now, that one when it arrives
+                     automation_condition=dg.AutomationCondition.eager().without(
+                         ~dg.AutomationCondition.any_deps_missing()).with_label("eager, missing batches wait"),
                      description="The selected clips, in the order chosen: batch-greedy maximisation of the mean "
                                  "audio-visual mutual information over every batch."),
         dg.AssetSpec("selection_lineage", deps=["curated_subset"], group_name=CURATION, kinds={"deltalake"},

@@ -225,3 +225,21 @@ def test_a_batch_without_complete_assignments_stays_pending(tmp_path):
     mat(["curated_subset", "selection_lineage"])
     latest = wh.read("selection_runs").sort("created_at").row(-1, named=True)
     assert latest["batches"] == ["a", "b"] and set(wh.read("curated_subset")["batch"]) == {"a", "b"}
+
+
+def test_a_failed_batch_does_not_freeze_the_selection(tmp_path):
+    """Batch y's ingest failed (nothing materialized for it): curated_subset is still requested
+    when batch x's assignments arrive."""
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "x", 6, seed=21, duration_s=(5, 7))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["x", "y"])
+    res = resources_for(str(landing), str(tmp_path / "wh"))
+    dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key="x", instance=instance, resources=res)
+    dg.materialize(ASSETS, selection=[cluster_centroids], instance=instance, resources=res)
+    selection = dg.AssetSelection.assets(cluster_assignments, "curated_subset")
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
+    cursor = result.cursor
+    dg.materialize(ASSETS, selection=[cluster_assignments], partition_key="x", instance=instance, resources=res)
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=cursor)
+    assert result.get_num_requested(dg.AssetKey("curated_subset")) == 1
