@@ -98,6 +98,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     (JSON, delta-rs options) and ACAV_LANDING_STORAGE_OPTIONS (JSON, fsspec options),
     ACAV_LANDING_CACHE, ACAV_DEVICE, ACAV_PROFILE, ACAV_EXTRACTOR_OPTIONS."""
     base = Path(os.environ.get("ACAV_HOME", ".acav"))
+    for name in ("ACAV_WAREHOUSE_STORAGE_OPTIONS", "ACAV_LANDING_STORAGE_OPTIONS"):
+        json_from_env(name)  # a malformed value fails here, clearly, not in the first step that reads it
     return {
         # storage options may hold keys: the resources name the variables, read when used, so
         # the values never enter the resource config the UI shows

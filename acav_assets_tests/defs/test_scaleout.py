@@ -76,7 +76,7 @@ def test_k8s_run_config_and_helm_values_validate(monkeypatch):
         monkeypatch.setenv(k, v)
     res = default_resources()
     assert res["landing"].get().remote and res["landing"].root.startswith("s3://")
-    assert res["warehouse"].storage_options == {"aws_conditional_put": "etag"}
+    assert dict(res["warehouse"].get().storage_options) == {"aws_conditional_put": "etag"}  # read when used
     monkeypatch.setenv("ACAV_LANDING_STORAGE_OPTIONS", "[1]")
     with pytest.raises(ValueError, match="ACAV_LANDING_STORAGE_OPTIONS must be a JSON object"):
         default_resources()

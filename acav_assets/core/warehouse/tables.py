@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.exceptions import (
+    CommitFailedError,
+    DeltaError,
+    DeltaProtocolError,
+    SchemaMismatchError,
+    TableNotFoundError,
+)
 
 __all__ = ["SCHEMAS", "PARTITIONED", "Warehouse", "validate_batch_key", "BATCH_KEY_PATTERN"]
 
@@ -201,6 +207,12 @@ class Warehouse:
 
 
 def _retryable(exc: Exception) -> bool:
+    """A lost race with another writer: a commit conflict (its own exception type), or two
+    writers creating the same table (delta-rs reports that as a DeltaError naming the existing
+    version). Schema and protocol errors, a missing table, anything else: never retried."""
+    if isinstance(exc, CommitFailedError):
+        return True
+    if isinstance(exc, (SchemaMismatchError, TableNotFoundError, DeltaProtocolError)) or not isinstance(exc, DeltaError):
+        return False
     text = str(exc).lower()
-    return isinstance(exc, CommitFailedError) or any(
-        s in text for s in ("already exists", "version", "conflict", "concurrent", "transaction"))
+    return any(s in text for s in ("already exists", "conflict", "concurrent"))
