@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     cur.add_argument("--budget", type=float, default=0.2, help="share of the pool in (0, 1], or a number of clips")
     cur.add_argument("--pairing", choices=PAIRINGS, default=DEFAULT_PAIRING)
     cur.add_argument("--profile", default=None, help="extractor profile: weightfree, packaged, reference, clip-clap, clip-ast, pretrained "
-                                                                   "(join with '+'; see README, Embeddings); default: $ACAV_PROFILE, else packaged+weightfree")
+                                                                   "(join with '+'; see README, Embeddings); default: $ACAV_PROFILE, else packaged+weightfree+structure")
     cur.add_argument("--extractor-options", default="{}", help='JSON, e.g. {"audio/vggish": {"weights": "vggish.pt"}}')
     cur.add_argument("--device", default="auto")
     cur.add_argument("--k", type=int, default=0, help="clusters per feature space (0: automatic, at most 32)")
@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     corr.add_argument("--corpus", default="demo,digits",
                       help="video corpora, comma-separated: demo (our generator), digits (written and spoken digits), "
                            "photos (scikit-image's photographs with freedesktop sounds)")
-    corr.add_argument("--profile", default="packaged+weightfree", help="extractor profile (default: the platform's default)")
+    corr.add_argument("--profile", default="packaged+weightfree+structure", help="extractor profile (default: the platform's default)")
     corr.add_argument("--extractor-options", default="", help="JSON options per extractor (e.g. weight files)")
     corr.set_defaults(func=_cmd_bench)
 

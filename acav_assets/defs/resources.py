@@ -74,7 +74,7 @@ class ExtractorResource(dg.ConfigurableResource):
 
 
 def default_profile() -> str:
-    """``$ACAV_PROFILE``, else the platform's default profile (``packaged+weightfree``)."""
+    """``$ACAV_PROFILE``, else the platform's default profile (``packaged+weightfree+structure``)."""
     return os.environ.get("ACAV_PROFILE", "").strip() or DEFAULT_PROFILE
 
 

@@ -236,8 +236,9 @@ def test_acav_curate_defaults_to_the_packaged_profile(tmp_path, capsys, monkeypa
     out = capsys.readouterr().out
     assert rc == 0, out
     spaces = set(Warehouse(str(tmp_path / "wh")).read("cluster_centroids")["feature_space"])
-    assert {"visual/efficientnet_lite0/head", "audio/yamnet/embedding", "visual/pixels/shape"} <= spaces
-    assert len(spaces) == 20
+    assert {"visual/efficientnet_lite0/head", "audio/yamnet/embedding", "visual/pixels/shape",
+            "visual/structure/spectrum"} <= spaces
+    assert len(spaces) == 24
 
 
 def test_small_batch_with_bad_files_exits_zero_and_says_what_was_not_judged(tmp_path, capsys):

@@ -7,7 +7,8 @@
   torch cache, or seeded random weights (with a warning) when none are configured;
 - ``reference``: the official release's pair, SlowFast-R50 and VGGish, weights from files
   (``pytorchvideo``'s ``SLOWFAST_8x8_R50.pyth``, ``torchvggish``'s ``vggish-10086976.pth``);
-- ``packaged`` (joined with ``weightfree``, the platform's default): real pretrained weights that ship inside installed packages, so semantic
+- ``structure``: generic weight-free picture statistics (``visual/structure``), to join;
+- ``packaged`` (joined with ``weightfree`` and ``structure``: the platform's default): real pretrained weights that ship inside installed packages, so semantic
   features work offline out of the box: ImageNet EfficientNet-Lite0 on frames and AudioSet
   YAMNet on sound (:mod:`acav_assets.core.features.packaged`);
 - ``clip-clap`` / ``clip-ast``: CLIP on frames with CLAP or AST on sound, each loaded with
@@ -46,9 +47,10 @@ EXTRACTORS: dict[str, tuple[str, str]] = {
 
 #: The platform's default profile: the best measured on content we did not generate (README,
 #: "Curation quality": the real-weights spaces carry the photographs' content, the weight-free
-#: ones add cheap audio descriptors, and pair weighting drops the pairs that carry nothing).
+#: ones add cheap audio descriptors and generic picture statistics, and pair weighting drops
+#: the pairs that carry nothing).
 #: The demo and the tests use ``weightfree`` alone (``ACAV_PROFILE``).
-DEFAULT_PROFILE = "packaged+weightfree"
+DEFAULT_PROFILE = "packaged+weightfree+structure"
 
 #: Named sets of extractors. Each entry: (extractor name, keyword arguments).
 PROFILES: dict[str, list[tuple[str, dict]]] = {
