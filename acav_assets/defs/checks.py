@@ -23,7 +23,7 @@ def _batch_filter(context) -> pl.Expr:
                                                    "declared dimension.")
 def embeddings_finite_and_declared_dims(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                                         extractors: ExtractorResource) -> dg.AssetCheckResult:
-    from acav_assets.core.features.profiles import PROFILES, profile_feature_spaces  # noqa: F401
+    from acav_assets.core.features.profiles import profile_feature_spaces
 
     declared = {fs.name: fs.dim for fs in profile_feature_spaces(extractors.build("cpu"))}
     df = (warehouse.get().scan("clip_embeddings").filter(_batch_filter(context))

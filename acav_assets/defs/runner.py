@@ -26,7 +26,6 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from acav_assets.core.media.landing import Landing
 from acav_assets.defs.assets import (
     ASSETS,
     CODE_VERSIONS,

@@ -3,7 +3,6 @@ bounded work. Real files, real Delta tables, real Dagster runs, real processes."
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

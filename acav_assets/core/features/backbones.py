@@ -33,7 +33,7 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
-from acav_assets.core.features.base import ClipBatch, Extractor, FeatureSpace
+from acav_assets.core.features.base import ClipBatch, Extractor, FeatureSpace, prepare_network
 
 __all__ = ["R2Plus1D", "SlowFast", "VGGish", "VGGishNet", "load_weights"]
 
@@ -87,12 +87,6 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | None, *, name: s
     return str(path)
 
 
-def _prepare(model: nn.Module, device: torch.device) -> nn.Module:
-    model.eval().to(device)
-    if device.type == "cuda":
-        model.half()
-    return model
-
 
 class R2Plus1D(Extractor):
     """R(2+1)D-18 with stem and layer1..4 tapped and pooled (64, 64, 128, 256, 512 dims)."""
@@ -110,7 +104,7 @@ class R2Plus1D(Extractor):
         self.net = r2plus1d_18(weights=None)
         cache_file = os.path.basename(R2Plus1D_18_Weights.KINETICS400_V1.url)
         self.weights_source = load_weights(self.net, weights, name=self.name, seed=seed, cache_file=cache_file)
-        self.net = _prepare(self.net, self.device)
+        self.net = prepare_network(self.net, self.device)
         self.mean = torch.tensor(_KINETICS_MEAN, device=self.device).view(1, 3, 1, 1, 1)
         self.std = torch.tensor(_KINETICS_STD, device=self.device).view(1, 3, 1, 1, 1)
 
@@ -198,7 +192,7 @@ class VGGish(Extractor):
         self.sample_rate = sample_rate
         self.net = VGGishNet()
         self.weights_source = load_weights(self.net, weights, name=self.name, seed=seed, translate=from_torchvggish)
-        self.net = _prepare(self.net, self.device)
+        self.net = prepare_network(self.net, self.device)
         # VGGish front end: 25 ms windows, 10 ms hop, 64 mel bands 125-7500 Hz, log(mel + 0.01)
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sample_rate, n_fft=512, win_length=400, hop_length=160, n_mels=64,
@@ -248,7 +242,7 @@ class SlowFast(Extractor):
         self.size, self.alpha, self.n_frames = size, alpha, n_frames
         self.net = create_slowfast(model_depth=depth, slowfast_conv_channel_fusion_ratio=2)
         self.weights_source = load_weights(self.net, weights, name=self.name, seed=seed)
-        self.net = _prepare(self.net, self.device)
+        self.net = prepare_network(self.net, self.device)
         self.mean = torch.tensor((0.45, 0.45, 0.45), device=self.device).view(1, 3, 1, 1, 1)
         self.std = torch.tensor((0.225, 0.225, 0.225), device=self.device).view(1, 3, 1, 1, 1)
         # each tap's width (the fusions add fast channels to the slow pathway): one small probe

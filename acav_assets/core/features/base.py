@@ -17,7 +17,7 @@ import torch
 
 from acav_assets.core.media.decode import DecodedClip
 
-__all__ = ["ClipBatch", "Extractor", "FeatureSpace", "profile_feature_spaces", "resolve_device"]
+__all__ = ["ClipBatch", "Extractor", "FeatureSpace", "prepare_network", "profile_feature_spaces", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,14 @@ class Extractor:
                 raise RuntimeError(f"{self.name}: {fs.name} gave shape {v.shape}, declared ({len(batch)}, {fs.dim})")
             result[fs.name] = np.ascontiguousarray(v, dtype=np.float32)
         return result
+
+
+def prepare_network(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """A network ready to embed: eval mode, on ``device``, half precision on CUDA."""
+    model.eval().to(device)
+    if device.type == "cuda":
+        model.half()
+    return model
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

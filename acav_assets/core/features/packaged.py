@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from acav_assets.core.features.base import ClipBatch, Extractor, FeatureSpace
+from acav_assets.core.features.base import ClipBatch, Extractor, FeatureSpace, prepare_network
 
 __all__ = ["EfficientNetLite0", "YAMNet", "packaged_file"]
 
@@ -48,12 +48,6 @@ def packaged_file(package: str, relative: str, *, install_hint: str) -> Path:
         raise FileNotFoundError(f"{path} is missing from the installed package {package!r} ({install_hint})")
     return path
 
-
-def _prepare(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    model.eval().to(device)
-    if device.type == "cuda":
-        model.half()
-    return model
 
 
 class EfficientNetLite0(Extractor):
@@ -90,7 +84,7 @@ class EfficientNetLite0(Extractor):
             raise ValueError(f"{self.name}: weights in {path} do not fit EfficientNet-Lite0 "
                              f"(expected its torch state dict): {str(exc)[:400]}") from None
         self.weights_source = str(path)
-        self.net = _prepare(self.net, self.device)
+        self.net = prepare_network(self.net, self.device)
         self.dims = {tap: self.net._blocks[i]._bn2.num_features for tap, i in self.STAGE_ENDS}
         self.dims["head"] = self.net._bn1.num_features
         self.dims["logits"] = self.net._fc.out_features

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from acav_assets.core.features.base import ClipBatch, Extractor, FeatureSpace
+from acav_assets.core.features.base import ClipBatch, Extractor, FeatureSpace, prepare_network
 
 __all__ = ["AST", "CLAPAudio", "CLIPImage", "load_local_model"]
 
@@ -82,9 +82,7 @@ class _TransformersEncoder(Extractor):
     """Shared plumbing: load, pick layers, find each tap's dimension with one probe input."""
 
     def _setup(self, net, layers):
-        self.net = net.eval().to(self.device)
-        if self.device.type == "cuda":
-            self.net.half()
+        self.net = prepare_network(net, self.device)
         probe = self._forward_probe()
         self.layers = _pick(len(probe["hidden"]), layers)
         self.dims = {f"layer{i}": _pool(probe["hidden"][i]).shape[1] for i in self.layers}

@@ -53,6 +53,7 @@ def test_photos_corpus_is_what_its_ground_truth_says(tmp_path):
     assert all(v.photo == photos_sounds.PHOTOS[v.visual_class].rsplit(".", 1)[0]
                and v.sound == photos_sounds.SOUNDS[v.audio_class] for v in videos)
     again = photos_sounds.write_photo_sound_videos(tmp_path / "again", 12, matched_fraction=0.5, seed=3, workers=1)
+    assert again == videos
     for name in ("photos_00000.mp4", "photos_00007.mp4"):  # deterministic per seed, byte for byte
         assert (tmp_path / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
     rows, nmis = run_videos(n_videos=40, seeds=1, ks=(0,), n_clean=20, log=lambda m: None, workdir=str(tmp_path),
