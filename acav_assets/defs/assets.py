@@ -302,9 +302,16 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
         raise _fail(exc) from exc
     df = assignment_rows(wh, batch, clusterings)
     wh.write_batch("cluster_assignments", batch, df)
+    embedded = wh.scan("clip_embeddings").filter(pl.col("batch") == batch).select("clip_id").unique().collect().height
+    complete = df.group_by("clip_id").len().filter(pl.col("len") == len(clusterings)).height if df.height else 0
+    incomplete = embedded - complete
+    if incomplete:
+        context.log.warning(f"{incomplete} clip(s) of batch {batch} have NaN/inf embeddings in some feature space: "
+                            f"left out of the pool")
     return dg.MaterializeResult(**_data_version(context), metadata={**table_metadata("cluster_assignments", df),
                                           "clusterings": len(clusterings),
-                                          "clips": df["clip_id"].n_unique() if df.height else 0})
+                                          "clips": df["clip_id"].n_unique() if df.height else 0,
+                                          "clips_left_out_nonfinite": incomplete})
 
 
 @dg.multi_asset(

@@ -57,3 +57,24 @@ def test_wide_labels_use_two_bytes(wh):
     wh.write_batch("cluster_assignments", "b3", pl.concat([_rows("b3", ["f"], "A", [300]), _rows("b3", ["f"], "V", [1])]))
     _, labels, _, _ = label_matrix(wh, ["A", "V"])
     assert labels.dtype == np.uint16 and labels[-1].tolist() == [300, 1]
+
+
+def test_a_nonfinite_embedding_gets_no_assignment(tmp_path):
+    """A NaN vector is left out (the clip stays out of the pool); its neighbours are assigned."""
+    import numpy as np
+    import polars as pl
+
+    from acav_assets.core.clustering import KMeansConfig, fit_kmeans
+    from acav_assets.core.stages.assignments import assignment_rows
+    from acav_assets.core.warehouse.tables import Warehouse
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 4)).astype(np.float32)
+    cl = fit_kmeans(x, "visual/t/a", KMeansConfig(k=3))
+    x[5, 2] = np.nan
+    wh = Warehouse(str(tmp_path / "wh"))
+    wh.write_batch("clip_embeddings", "b", pl.DataFrame({
+        "batch": "b", "clip_id": [f"c{i:02d}" for i in range(40)], "feature_space": "visual/t/a",
+        "vector": pl.Series([list(map(float, v)) for v in x], dtype=pl.List(pl.Float32))}))
+    df = assignment_rows(wh, "b", [cl])
+    assert df.height == 39 and "c05" not in set(df["clip_id"])
