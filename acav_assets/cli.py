@@ -226,6 +226,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_maintain(args: argparse.Namespace) -> int:
+    from acav_assets.core.warehouse.maintenance import maintain
+
+    rows = maintain(_existing_warehouse(args.warehouse), retain_hours=args.retain_hours,
+                    tables=args.tables.split(",") if args.tables else None, dry_run=args.dry_run)
+    for r in rows:
+        print(f"{r.table}: {r.files_before} -> {r.files_after} active files, "
+              f"{r.files_removed} old file(s) {'would be ' if args.dry_run else ''}removed")
+    return 0
+
+
 def _cmd_subset(args: argparse.Namespace) -> int:
     from acav_assets.core.warehouse.report import subset_as_of
 
@@ -348,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--warehouse", required=True)
     rep.add_argument("--out", default="acav_report", help="folder for report.md and heatmap.png")
     rep.set_defaults(func=_cmd_report)
+
+    mnt = sub.add_parser("maintain", help="compact the tables and vacuum files older than the retention")
+    mnt.add_argument("--warehouse", required=True)
+    mnt.add_argument("--retain-hours", type=float, default=168.0,
+                     help="keep files that versions of the last N hours need (time travel reaches that far)")
+    mnt.add_argument("--tables", default="", help="comma-separated tables (default: all)")
+    mnt.add_argument("--dry-run", action="store_true", help="say what the vacuum would remove; change nothing")
+    mnt.set_defaults(func=_cmd_maintain)
 
     sbs = sub.add_parser("subset", help="print the curated subset, now or as of an earlier version or time")
     sbs.add_argument("--warehouse", required=True)

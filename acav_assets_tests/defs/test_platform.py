@@ -321,3 +321,22 @@ def test_a_copy_of_an_earlier_batchs_video_is_a_duplicate(tmp_path):
     dup = rows.filter(pl.col("path") == "b/reupload.mp4").row(0, named=True)
     assert dup["status"] == "duplicate" and dup["duplicate_of"] == f"a/{vids[2].file}", dup
     assert rows.filter(pl.col("status") == "ok").height == 5
+
+
+def test_acav_maintain_compacts_and_vacuums_without_changing_data(curated, tmp_path, capsys):
+    import shutil
+
+    base, *_ = curated
+    shutil.copytree(base / "warehouse", tmp_path / "wh")
+    wh = Warehouse(str(tmp_path / "wh"))
+    for _ in range(3):  # rewrites leave old files behind
+        wh.write_batch("clips", "batch_001", wh.read("clips").filter(pl.col("batch") == "batch_001"))
+    before = {t: wh.read(t).sort(pl.all()) for t in ("clips", "videos")}
+    files_before = sum(1 for _ in (tmp_path / "wh" / "clips").rglob("*.parquet"))
+    assert acav_main(["maintain", "--warehouse", str(tmp_path / "wh"), "--retain-hours", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "clips:" in out and "removed" in out
+    assert sum(1 for _ in (tmp_path / "wh" / "clips").rglob("*.parquet")) < files_before
+    for t, df in before.items():
+        assert wh.read(t).sort(pl.all()).equals(df)
+    assert acav_main(["maintain", "--warehouse", str(tmp_path / "wh"), "--tables", "nope"]) == 2
