@@ -17,9 +17,12 @@
   kept and the new batches' share is chosen given it. Chosen over a second sensor because the
   conditions follow the asset graph (a refit re-assigns every batch, then re-selects fully)
   and the UI shows why each run was requested.
-- ``refit_centroids`` (weekly, Sunday 03:00 UTC) refits the centroids on a fresh sample (a new
-  seed per week); every batch's assignments and the subset then show as stale in the UI until
-  automation re-assigns them and re-selects fully.
+- ``refit_schedule`` (daily, 03:00 UTC) refits the centroids on a fresh sample once the pool has
+  grown ``ACAV_REFIT_GROWTH``-fold (default 2) since the fit, and skips (saying why) otherwise:
+  centroids fitted on a small first batch are replaced once more data is in, and a pool that
+  barely grew is not re-labelled (a refit forces a full re-selection). Every batch's
+  assignments and the subset then show as stale in the UI until automation re-assigns them
+  and re-selects fully.
 """
 
 import json
@@ -29,7 +32,7 @@ import dagster as dg
 
 from acav_assets.core.media.landing import READY_MARKER, batch_is_complete
 from acav_assets.defs.assets import batches, clip_embeddings, clips, cluster_centroids, videos
-from acav_assets.defs.resources import LandingResource
+from acav_assets.defs.resources import LandingResource, WarehouseResource
 
 __all__ = ["READY_MARKER", "automation_sensor", "batch_is_complete", "ingest_job", "landing_sensor", "refit_job",
            "refit_schedule"]
@@ -98,14 +101,36 @@ refit_job = dg.define_asset_job("refit_centroids", selection=dg.AssetSelection.a
                                 description="Refit the k-means centroids on a fresh sample of every batch.")
 
 
-@dg.schedule(job=refit_job, cron_schedule=os.environ.get("ACAV_REFIT_CRON", "0 3 * * 0"), execution_timezone="UTC",
+def refit_due(wh, growth: float) -> tuple[bool, str]:
+    """Whether the pool has grown ``growth``-fold since the current centroids were fitted (or
+    there are none): a small first batch gets better centroids once more data is in, and a
+    pool that barely grew keeps its centroids (a refit changes every label and forces a full
+    re-selection)."""
+    import polars as pl
+
+    fitted = wh.scan("cluster_centroids").select("params").head(1).collect()
+    if fitted.height == 0:
+        return True, "no centroids yet"
+    n_fit = int(json.loads(fitted["params"][0]).get("n_rows", 0))
+    n_now = wh.scan("clips").select(pl.len()).collect().item()
+    if n_now >= growth * max(1, n_fit):
+        return True, f"the pool grew from {n_fit} to {n_now} clips since the fit (>= {growth:g}x)"
+    return False, f"the pool grew from {n_fit} to {n_now} clips since the fit (< {growth:g}x): centroids kept"
+
+
+@dg.schedule(job=refit_job, cron_schedule=os.environ.get("ACAV_REFIT_CRON", "0 3 * * *"), execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="Weekly refit of the centroids on a fresh sample; re-assignment and full re-selection follow.")
-def refit_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+             description="Daily check: refit the centroids on a fresh sample once the pool has grown "
+                         "ACAV_REFIT_GROWTH-fold (default 2) since the fit; re-assignment and full re-selection "
+                         "follow.")
+def refit_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
+    due, why = refit_due(warehouse.get(), float(os.environ.get("ACAV_REFIT_GROWTH", "2")))
+    if not due:
+        return dg.SkipReason(why)
     when = context.scheduled_execution_time
-    year, week, _ = when.isocalendar()
-    seed = year * 100 + week  # a fresh sample every week, reproducible for that week
-    return dg.RunRequest(run_key=f"refit:{year}-W{week:02d}",
+    seed = int(when.strftime("%Y%m%d"))  # a fresh sample per refit day, reproducible for that day
+    context.log.info(f"refitting: {why}")
+    return dg.RunRequest(run_key=f"refit:{when:%Y-%m-%d}",
                          run_config={"ops": {"cluster_centroids": {"config": {"seed": seed}}}})
 
 

@@ -243,3 +243,32 @@ def test_a_failed_batch_does_not_freeze_the_selection(tmp_path):
     dg.materialize(ASSETS, selection=[cluster_assignments], partition_key="x", instance=instance, resources=res)
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=cursor)
     assert result.get_num_requested(dg.AssetKey("curated_subset")) == 1
+
+
+def test_refit_schedule_waits_for_the_pool_to_grow(tmp_path, monkeypatch):
+    """Centroids fitted on a small first batch: no refit while the pool barely grows, a refit
+    once it has doubled."""
+    from acav_assets.defs.automation import refit_schedule
+    from acav_assets.defs.resources import WarehouseResource
+    from acav_assets.defs.runner import curate_landing
+
+    monkeypatch.delenv("ACAV_REFIT_GROWTH", raising=False)
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "a", 6, seed=31, duration_s=(5, 7))
+    instance = dg.DagsterInstance.ephemeral()
+    curate_landing(str(landing), str(tmp_path / "wh"), instance=instance, log_level="ERROR")
+
+    def evaluate():
+        import datetime
+
+        ctx = dg.build_schedule_context(instance=instance, resources={"warehouse": WarehouseResource(root=str(tmp_path / "wh"))},
+                                        scheduled_execution_time=datetime.datetime(2026, 11, 30, 3, 0, tzinfo=datetime.timezone.utc))
+        return refit_schedule(ctx)
+
+    skip = evaluate()
+    assert isinstance(skip, dg.SkipReason) and "from 6 to 6 clips" in skip.skip_message
+    write_demo_videos(landing / "b", 7, seed=32, duration_s=(5, 7))
+    curate_landing(str(landing), str(tmp_path / "wh"), instance=instance, log_level="ERROR")
+    request = evaluate()
+    assert isinstance(request, dg.RunRequest), request
+    assert request.run_config["ops"]["cluster_centroids"]["config"]["seed"] > 20_000_000
