@@ -15,6 +15,8 @@ from acav_assets.defs.resources import ExtractorResource, WarehouseResource
 
 
 def _batch_filter(context) -> pl.Expr:
+    # The batch travels as the run's partition tag: partitioned asset checks (partitions_def on
+    # @asset_check) are a preview feature in Dagster 1.13, "not ready for production use".
     batch = context.run.tags.get("dagster/partition") if context.run else None
     return pl.col("batch") == batch if batch else pl.lit(True)
 
