@@ -145,6 +145,11 @@ CODE_VERSIONS = {"videos": "1", "clips": "1", "clip_embeddings": "1", "cluster_c
                  "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1"}
 DATA_VERSION_TAG = "acav/data_version"
 
+#: Per-batch steps retry what may pass on a second try (a storage hiccup, a GPU out of memory
+#: in a busy pool): twice, 15 s then 30 s later. A bad configuration or input fails at once
+#: (``_fail`` raises ``dg.Failure(allow_retries=False)``), and is shown in the run, not retried.
+BATCH_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
+
 
 def _data_version(context) -> dict:
     """``data_version=`` for a MaterializeResult when the run carries one (``acav curate``
@@ -156,6 +161,7 @@ def _data_version(context) -> dict:
 # --- per-batch assets ---------------------------------------------------------------------
 
 @dg.asset(partitions_def=batches, group_name=INGEST, kinds={"pyav", "deltalake"}, code_version=CODE_VERSIONS["videos"],
+          retry_policy=BATCH_RETRY,
           description="One row per input file of the batch, whatever happened to it: content id, streams, "
                       "duration, status (ok, no_audio, corrupt, duplicate, …) and a readable error.")
 def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: LandingResource,
@@ -193,7 +199,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
 
 
 @dg.asset(partitions_def=batches, group_name=INGEST, kinds={"python", "deltalake"}, deps=[videos],
-          code_version=CODE_VERSIONS["clips"],
+          code_version=CODE_VERSIONS["clips"], retry_policy=BATCH_RETRY,
           description="10 s clip windows of the batch's ok videos (centred; or on distinct shots).")
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: LandingResource,
           warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -219,7 +225,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: Landi
 
 
 @dg.asset(partitions_def=batches, group_name=FEATURES, kinds={"torch", "deltalake"}, deps=[clips], pool="gpu",
-          code_version=CODE_VERSIONS["clip_embeddings"],
+          code_version=CODE_VERSIONS["clip_embeddings"], retry_policy=BATCH_RETRY,
           op_tags=gpu_op_tags(),
           description="Audio and visual embeddings of every clip, several layers each "
                       "(feature_space = <modality>/<model>/<layer>).")
@@ -291,7 +297,8 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
 
 
 @dg.asset(partitions_def=batches, group_name=FEATURES, kinds={"faiss", "deltalake"},
-          code_version=CODE_VERSIONS["cluster_assignments"], deps=[clip_embeddings, cluster_centroids], automation_condition=dg.AutomationCondition.eager(),
+          code_version=CODE_VERSIONS["cluster_assignments"], retry_policy=BATCH_RETRY,
+          deps=[clip_embeddings, cluster_centroids], automation_condition=dg.AutomationCondition.eager(),
           description="Nearest frozen centroid of every clip of the batch, per clustering.")
 def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     batch = context.partition_key

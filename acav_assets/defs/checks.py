@@ -116,4 +116,20 @@ def subset_beats_random(context: dg.AssetCheckExecutionContext, warehouse: Wareh
     })
 
 
-CHECKS = [embeddings_finite_and_declared_dims, assignments_complete, subset_size_and_unique, subset_beats_random]
+@dg.asset_check(asset="curated_subset", description="Every batch that has clips is in the selection; a batch "
+                                                    "still pending (ingest failed or under way, assignments "
+                                                    "incomplete) is named, as a WARN.")
+def subset_covers_every_batch(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    with_clips = set(wh.batches("clips"))
+    try:
+        selected = set(latest_run(wh)["batches"])
+    except ValueError as exc:
+        return dg.AssetCheckResult(passed=False, metadata={"reason": str(exc)})
+    pending = sorted(with_clips - selected)
+    return dg.AssetCheckResult(passed=not pending, severity=dg.AssetCheckSeverity.WARN, metadata={
+        "batches_selected": len(selected), "batches_pending": dg.MetadataValue.json(pending)})
+
+
+CHECKS = [embeddings_finite_and_declared_dims, assignments_complete, subset_size_and_unique, subset_beats_random,
+          subset_covers_every_batch]

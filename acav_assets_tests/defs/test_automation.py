@@ -221,6 +221,12 @@ def test_a_batch_without_complete_assignments_stays_pending(tmp_path):
     mat(["curated_subset", "selection_lineage"])
     latest = wh.read("selection_runs").sort("created_at").row(-1, named=True)
     assert latest["batches"] == ["a"] and set(wh.read("curated_subset")["batch"]) == {"a"}
+    from acav_assets.defs.checks import CHECKS, subset_covers_every_batch
+
+    result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.checks(subset_covers_every_batch),
+                            instance=instance, resources=res)
+    (ev,) = result.get_asset_check_evaluations()  # b is named as pending, as a warning
+    assert not ev.passed and ev.severity == dg.AssetCheckSeverity.WARN and ev.metadata["batches_pending"].value == ["b"]
     mat([cluster_assignments], "b")
     mat(["curated_subset", "selection_lineage"])
     latest = wh.read("selection_runs").sort("created_at").row(-1, named=True)

@@ -80,7 +80,7 @@ def test_two_batches_go_through_every_asset(curated):
     subset = wh.read("curated_subset").sort("rank")
     assert subset.height == round(0.2 * 26) and subset["rank"].to_list() == list(range(1, subset.height + 1))
     assert subset["path"].str.starts_with("batch_").all() and subset["path"].str.ends_with(".mp4").all()
-    assert len(report.checks) == 6 and not report.failed_checks(), report.checks
+    assert len(report.checks) == 7 and not report.failed_checks(), report.checks
     # 22 clips: too few for the statistical check to judge; it says so as a warning
     assert report.warned_checks() == ["curated_subset:subset_beats_random"]
     assert {"videos", "clips", "clip_embeddings", "cluster_assignments"} <= set(report.materializations)
@@ -171,7 +171,8 @@ def test_asset_specs_snapshot():
         "selection_lineage": {"group": "curation", "partitioned": False, "deps": ["curated_subset"], "kinds": ["deltalake"], "has_description": True},
     }
     assert {c.name for c in defs.resolve_asset_graph().asset_check_keys} == {
-        "embeddings_finite_and_declared_dims", "assignments_complete", "subset_size_and_unique", "subset_beats_random"}
+        "embeddings_finite_and_declared_dims", "assignments_complete", "subset_size_and_unique", "subset_beats_random",
+        "subset_covers_every_batch"}
 
 
 def test_acav_curate_command_prints_precision(tmp_path, capsys):
@@ -181,7 +182,7 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "curated_subset (full): 4 of 16 clips" in out and "precision (ground truth):" in out
-    assert "asset checks: 3/4 passed; WARNED (not judged or not serious): curated_subset:subset_beats_random" in out
+    assert "asset checks: 4/5 passed; WARNED (not judged or not serious): curated_subset:subset_beats_random" in out
 
     # the same command again on the unchanged landing area: nothing runs, no table is rewritten
     wh = Warehouse(str(tmp_path / "wh"))
