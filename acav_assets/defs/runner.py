@@ -159,8 +159,12 @@ def curate_landing(
 
     spaces = sorted(fs.name for fs in profile_spaces(ex))
     fitted = wh.scan("cluster_centroids").select("feature_space").unique().collect()["feature_space"].to_list()
-    if full or not fitted or sorted(fitted) != spaces:
-        run([cluster_centroids], None, "cluster_centroids", _digest(spaces, ops.get("cluster_centroids"), todo))
+    # the embedding spaces' identity (profile, options such as weight files) and the fit settings:
+    # centroids fitted on other embeddings must not label these ones
+    fit_version = _digest(spaces, profile, ops.get("cluster_centroids"), CODE_VERSIONS["cluster_centroids"])
+    recorded = recorded_version(instance, "cluster_centroids")
+    if full or not fitted or sorted(fitted) != spaces or (recorded is not None and recorded != fit_version):
+        run([cluster_centroids], None, "cluster_centroids", fit_version)
     else:
         report.skipped.append("cluster_centroids (kept: new batches are assigned to the frozen centroids)")
     ids = sorted(wh.scan("cluster_centroids").select("clustering_id").unique().collect()["clustering_id"].to_list())

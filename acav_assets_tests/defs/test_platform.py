@@ -216,6 +216,15 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
     assert "materializing batch batch_a: videos" in out and "batch batch_b: videos" not in out, out
     assert "curated_subset (full): 7 of 28 clips" in out, out
 
+    # other embedding options (as with other weights under the same profile): re-embedded, and
+    # the centroids are refitted, so no old centroid labels a new embedding
+    rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.25",
+                    "--extractor-options", '{"visual/pixels": {"work_size": 48}}'])
+    out = capsys.readouterr().out
+    assert rc == 0 and "materializing cluster_centroids" in out, out
+    visual_now = {i for i in wh.read("cluster_centroids")["clustering_id"] if i.startswith("visual/")}
+    assert visual_now and visual_now.isdisjoint(ids_before)  # the re-embedded spaces have new centroids and ids
+
     # --full redoes everything
     rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.25", "--full"])
     out = capsys.readouterr().out
