@@ -326,10 +326,16 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
         dg.AssetSpec("curated_subset", deps=[cluster_assignments, clips], group_name=CURATION,
                      code_version=CODE_VERSIONS["curated_subset"],
                      kinds={"numba", "deltalake"},
-                     # eager, but not held back by a batch that is missing (its ingest failed or
-                     # is under way): the others are selected now, that one when it arrives
-                     automation_condition=dg.AutomationCondition.eager().without(
-                         ~dg.AutomationCondition.any_deps_missing()).with_label("eager, missing batches wait"),
+                     # eager on new assignments, not held back by a batch whose assignments are
+                     # missing (its ingest failed or is under way: selected when they arrive);
+                     # new clips alone do not trigger it (their assignments will), and it waits
+                     # until some batch is assigned at all
+                     automation_condition=(
+                         dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+                         .ignore(dg.AssetSelection.assets("clips"))
+                         & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing())
+                         .allow(dg.AssetSelection.assets("cluster_assignments"))
+                     ).with_label("eager on assignments, missing batches wait"),
                      description="The selected clips, in the order chosen: batch-greedy maximisation of the mean "
                                  "audio-visual mutual information over every batch."),
         dg.AssetSpec("selection_lineage", deps=["curated_subset"], group_name=CURATION, kinds={"deltalake"},
