@@ -291,3 +291,43 @@ def test_refit_schedule_waits_for_the_pool_to_grow(tmp_path, monkeypatch):
     request = evaluate()
     assert isinstance(request, dg.RunRequest), request
     assert request.run_config["ops"]["cluster_centroids"]["config"]["seed"] > 20_000_000
+
+
+def test_two_pools_of_equal_size_get_different_selection_ids(tmp_path):
+    """Batch b's files replaced by others of the same count: the full re-selection has a pool of
+    the same size from the same clusterings, yet its own id, so the first run's row is kept."""
+    import shutil
+
+    from acav_assets.defs.runner import curate_landing
+
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "a", 6, seed=41, duration_s=(5, 7))
+    write_demo_videos(landing / "b", 6, seed=42, duration_s=(5, 7))
+    instance = dg.DagsterInstance.ephemeral()
+    full = {"ops": {"curated_subset": {"config": {"mode": "full"}}}}  # the same parameters both times
+    curate_landing(str(landing), str(tmp_path / "wh"), instance=instance, log_level="ERROR", run_config=full)
+    wh = Warehouse(str(tmp_path / "wh"))
+    ids_before = set(wh.read("cluster_centroids")["clustering_id"])
+    shutil.rmtree(landing / "b")
+    write_demo_videos(landing / "b", 6, seed=43, duration_s=(5, 7))
+    curate_landing(str(landing), str(tmp_path / "wh"), instance=instance, log_level="ERROR", run_config=full)
+    assert set(wh.read("cluster_centroids")["clustering_id"]) == ids_before  # the same clusterings
+    runs = wh.read("selection_runs")
+    assert runs.height == 2 and runs["selection_id"].n_unique() == 2 and set(runs["pool_size"]) == {12}
+
+
+def test_size_check_passes_a_warm_start_of_13_plus_13_clips_at_0_2(tmp_path):
+    """round(0.2 x 13) + round(0.2 x 13) = 6 while round(0.2 x 26) = 5: judged by what the
+    budget asks of each step, the warm start passes."""
+    from acav_assets.defs.runner import curate_landing
+
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "a", 13, seed=51, duration_s=(5, 7))
+    instance = dg.DagsterInstance.ephemeral()
+    cfg = {"ops": {"curated_subset": {"config": {"budget": 0.2}}}}
+    curate_landing(str(landing), str(tmp_path / "wh"), instance=instance, log_level="ERROR", run_config=cfg)
+    write_demo_videos(landing / "b", 13, seed=52, duration_s=(5, 7))
+    report = curate_landing(str(landing), str(tmp_path / "wh"), instance=instance, log_level="ERROR", run_config=cfg)
+    assert report.materializations["curated_subset"][""]["mode"] == "incremental"
+    assert Warehouse(str(tmp_path / "wh")).read("curated_subset").height == 6
+    assert report.checks["curated_subset:subset_size_and_unique"] is True
