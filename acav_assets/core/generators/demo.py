@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acav_assets.core.generators.pairing import check_corpus_args, paired_classes, write_corpus
+from acav_assets.core.generators.pairing import plan_corpus, write_corpus
 from acav_assets.core.media.encode import write_video
 
 __all__ = ["SynthVideo", "write_demo_videos", "write_video", "read_ground_truth"]
@@ -175,17 +175,9 @@ def write_demo_videos(
     Deterministic per ``seed`` (content and names). ``size`` is (width, height), even numbers.
     Mismatched videos take the audio of a *different* class, so ``matched`` is unambiguous.
     """
-    if not 2 <= n_classes <= MAX_CLASSES:
-        raise ValueError(f"n_classes must be in 2..{MAX_CLASSES}, got {n_classes}")
-    check_corpus_args(n_videos, matched_fraction, size)
-    width, height = size
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    matched, vcls, acls = paired_classes(rng, n_videos, matched_fraction, n_classes)
-    durations = rng.uniform(*duration_s, n_videos)
-    jobs = [(str(out / f"video_{i:05d}.mp4"), int(vcls[i]), int(acls[i]), float(durations[i]), fps,
-             width, height, sample_rate, [seed, i]) for i in range(n_videos)]
+    out, jobs = plan_corpus(out_dir, n_videos, prefix="video", matched_fraction=matched_fraction, n_classes=n_classes,
+                            max_classes=MAX_CLASSES, duration_s=duration_s, size=size, seed=seed,
+                            extra=(fps, *size, sample_rate))
     return write_corpus(out, jobs, _write_one, workers)
 
 

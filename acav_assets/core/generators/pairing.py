@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["check_corpus_args", "paired_classes", "write_corpus"]
+__all__ = ["check_corpus_args", "paired_classes", "plan_corpus", "write_corpus"]
 
 
 def check_corpus_args(n_videos: int, matched_fraction: float, size: tuple[int, int]) -> None:
@@ -33,6 +33,24 @@ def paired_classes(rng: np.random.Generator, n_videos: int, matched_fraction: fl
     vcls = rng.integers(0, n_classes, n_videos)
     acls = np.where(matched, vcls, (vcls + rng.integers(1, n_classes, n_videos)) % n_classes)
     return matched, vcls, acls
+
+
+def plan_corpus(out_dir: str | os.PathLike, n_videos: int, *, prefix: str, matched_fraction: float, n_classes: int,
+                max_classes: int, duration_s: tuple[float, float], size: tuple[int, int], seed: int,
+                extra: tuple = ()) -> tuple[Path, list[tuple]]:
+    """Check the arguments, create the folder and draw every video's classes and duration (in
+    this order from ``seed``). Returns the folder and one job per video:
+    ``(path, visual class, audio class, duration, *extra, [seed, index])``."""
+    if not 2 <= n_classes <= max_classes:
+        raise ValueError(f"n_classes must be in 2..{max_classes}, got {n_classes}")
+    check_corpus_args(n_videos, matched_fraction, size)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    _, vcls, acls = paired_classes(rng, n_videos, matched_fraction, n_classes)
+    durations = rng.uniform(*duration_s, n_videos)
+    return out, [(str(out / f"{prefix}_{i:05d}.mp4"), int(vcls[i]), int(acls[i]), float(durations[i]), *extra, [seed, i])
+                 for i in range(n_videos)]
 
 
 def write_corpus(out: Path, jobs: Sequence, write_one: Callable, workers: int | None, chunksize: int = 8) -> list:

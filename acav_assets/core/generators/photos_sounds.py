@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acav_assets.core.generators.pairing import check_corpus_args, paired_classes, write_corpus
+from acav_assets.core.generators.pairing import plan_corpus, write_corpus
 from acav_assets.core.media.encode import write_video
 
 __all__ = ["PHOTOS", "SOUNDS", "PhotoSoundVideo", "check_available", "write_photo_sound_videos"]
@@ -219,15 +219,6 @@ def write_photo_sound_videos(
     missing = check_available()
     if missing:
         raise RuntimeError("the photos-and-sounds corpus needs " + " and ".join(missing))
-    if not 2 <= n_classes <= len(PHOTOS):
-        raise ValueError(f"n_classes must be in 2..{len(PHOTOS)}, got {n_classes}")
-    check_corpus_args(n_videos, matched_fraction, size)
-    width, height = size
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    matched, vcls, acls = paired_classes(rng, n_videos, matched_fraction, n_classes)
-    durations = rng.uniform(*duration_s, n_videos)
-    jobs = [(str(out / f"photos_{i:05d}.mp4"), int(vcls[i]), int(acls[i]), float(durations[i]), fps, width, height,
-             [seed, i]) for i in range(n_videos)]
+    out, jobs = plan_corpus(out_dir, n_videos, prefix="photos", matched_fraction=matched_fraction, n_classes=n_classes,
+                            max_classes=len(PHOTOS), duration_s=duration_s, size=size, seed=seed, extra=(fps, *size))
     return write_corpus(out, jobs, _write_one, workers, chunksize=4)

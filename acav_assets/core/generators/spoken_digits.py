@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acav_assets.core.generators.pairing import check_corpus_args, paired_classes, write_corpus
+from acav_assets.core.generators.pairing import plan_corpus, write_corpus
 from acav_assets.core.media.encode import write_video
 
 __all__ = ["DIGIT_WORDS", "SpokenDigitVideo", "check_available", "font_files", "speak", "write_spoken_digit_videos"]
@@ -236,16 +236,7 @@ def write_spoken_digit_videos(
     missing = check_available()
     if missing:
         raise RuntimeError("the spoken-digits corpus needs " + " and ".join(missing))
-    if not 2 <= n_classes <= 10:
-        raise ValueError(f"n_classes must be in 2..10, got {n_classes}")
-    check_corpus_args(n_videos, matched_fraction, size)
-    width, height = size
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    matched, vcls, acls = paired_classes(rng, n_videos, matched_fraction, n_classes)
-    durations = rng.uniform(*duration_s, n_videos)
-    fonts = font_files()
-    jobs = [(str(out / f"digits_{i:05d}.mp4"), int(vcls[i]), int(acls[i]), float(durations[i]), fps, width, height,
-             fonts, [seed, i]) for i in range(n_videos)]
+    out, jobs = plan_corpus(out_dir, n_videos, prefix="digits", matched_fraction=matched_fraction, n_classes=n_classes,
+                            max_classes=len(DIGIT_WORDS), duration_s=duration_s, size=size, seed=seed,
+                            extra=(fps, *size, font_files()))
     return write_corpus(out, jobs, _write_one, workers, chunksize=4)
