@@ -33,7 +33,14 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
-from acav_assets.core.features.base import ClipBatch, Extractor, FeatureSpace, prepare_network
+from acav_assets.core.features.base import (
+    ClipBatch,
+    Extractor,
+    FeatureSpace,
+    load_state_file,
+    prepare_network,
+    weights_file,
+)
 
 __all__ = ["R2Plus1D", "SlowFast", "VGGish", "VGGishNet", "load_weights"]
 
@@ -68,22 +75,8 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | None, *, name: s
             raise FileNotFoundError(f"{name}: weights='cache' but {path} is not in the torch cache "
                                     f"(nothing is downloaded; place the file there or give a path)")
     else:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"{name}: configured weights file {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - an unreadable file is the same user error whatever torch says
-        raise ValueError(f"{name}: {path} is not a torch checkpoint: {str(exc)[:300]}") from None
-    for key in ("state_dict", "model_state"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if translate is not None and isinstance(state, dict):
-        state = translate(state)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{name}: weights in {path} do not fit the architecture: {str(exc)[:500]}") from None
+        path = weights_file(weights, name=name, default=Path, expected="a torch state dict of this architecture")
+    load_state_file(model, path, name=name, translate=translate)
     return str(path)
 
 

