@@ -60,19 +60,19 @@ def _instance(dagster_home: str | None, default_home: Path | None = None):
     a re-run skip what is up to date live there), else an ephemeral one."""
     import dagster as dg
 
-    home = dagster_home or os.environ.get("DAGSTER_HOME")
-    if not home and default_home is not None:
-        default_home.mkdir(parents=True, exist_ok=True)
-        config = default_home / "dagster.yaml"
-        if not config.exists():
+    def prepared(home: Path) -> Path:
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "dagster.yaml"
+        if not config.exists():  # a new home: no telemetry (nothing leaves the machine)
             config.write_text("telemetry:\n  enabled: false\n")
-        return dg.DagsterInstance.from_config(str(default_home)), str(default_home)
+        return home
+
+    home = dagster_home or os.environ.get("DAGSTER_HOME")
+    if not home and default_home is not None:  # not exported: the process environment stays as it was
+        return dg.DagsterInstance.from_config(str(prepared(default_home))), str(default_home)
     if not home:
         return dg.DagsterInstance.ephemeral(), None
-    Path(home).mkdir(parents=True, exist_ok=True)
-    config = Path(home) / "dagster.yaml"
-    if not config.exists():  # a new home: no telemetry (nothing leaves the machine)
-        config.write_text("telemetry:\n  enabled: false\n")
+    prepared(Path(home))
     os.environ["DAGSTER_HOME"] = str(Path(home).resolve())
     return dg.DagsterInstance.get(), os.environ["DAGSTER_HOME"]
 

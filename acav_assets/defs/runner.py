@@ -30,6 +30,7 @@ from acav_assets.defs.assets import (
     ASSETS,
     CODE_VERSIONS,
     DATA_VERSION_TAG,
+    latest_materialization,
     clip_embeddings,
     clips,
     cluster_assignments,
@@ -137,8 +138,9 @@ def curate_landing(
                 k: getattr(v, "value", v) for k, v in mat.metadata.items()}
         return result
 
-    def up_to_date(asset: str, partition: str | None, version: str, table: str) -> bool:
-        if full or recorded_version(instance, asset, partition) != version:
+    def up_to_date(asset: str, partition: str | None, version: str, table: str,
+                   recorded: str | None = None) -> bool:
+        if full or (recorded if recorded is not None else recorded_version(instance, asset, partition)) != version:
             return False
         rows = wh.scan(table)
         if partition is not None:
@@ -150,10 +152,11 @@ def curate_landing(
         v = _digest(landing.fingerprint(b), {k: ops.get(k) for k in ("videos", "clips")}, profile,
                     [CODE_VERSIONS[a] for a in ("videos", "clips", "clip_embeddings")])
         batch_versions[b] = v
-        if up_to_date("clip_embeddings", b, v, "clip_embeddings"):
+        recorded = recorded_version(instance, "clip_embeddings", b)
+        if up_to_date("clip_embeddings", b, v, "clip_embeddings", recorded):
             report.skipped.append(f"{b}: videos, clips, clip_embeddings")
             continue
-        if recorded_version(instance, "clip_embeddings", b) is not None:
+        if recorded is not None:
             changed.append(b)  # ingested before with other files or settings: its old rows may be in the subset
         run([videos, clips, clip_embeddings], b, f"batch {b}: videos, clips, clip_embeddings", v)
 
@@ -205,11 +208,7 @@ def profile_spaces(extractors: ExtractorResource) -> list:
 
 def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> str | None:
     """The data version of the asset's (partition's) latest materialization on ``instance``."""
-    flt = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None)
-    records = instance.fetch_materializations(flt, limit=1).records
-    if not records:
-        return None
-    mat = records[0].asset_materialization
+    mat = latest_materialization(instance, asset, partition)
     return (mat.tags or {}).get("dagster/data_version") if mat else None
 
 
