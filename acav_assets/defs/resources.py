@@ -1,6 +1,7 @@
 """Resources: where the warehouse and the landing area are, how to compute, which extractors."""
 
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from acav_assets.core.features.base import Extractor
+from acav_assets.core.features.base import Extractor, resolve_device
 from acav_assets.core.features.profiles import DEFAULT_PROFILE, build_profile
 from acav_assets.core.media.landing import Landing
 from acav_assets.core.warehouse.tables import Warehouse
@@ -66,11 +67,18 @@ class ExtractorResource(dg.ConfigurableResource):
     options_json: str = Field(default="{}", description='JSON: {"audio/vggish": {"weights": "/models/vggish.pt"}}')
 
     def build(self, device: str) -> list[Extractor]:
+        """The profile's extractors on ``device``, built once per process: the embedding step, its
+        check and ``acav curate`` share them instead of loading the networks again."""
         try:
-            options = json.loads(self.options_json or "{}")
+            json.loads(self.options_json or "{}")
         except json.JSONDecodeError as exc:
             raise ValueError(f"extractor options_json is not valid JSON: {exc}") from None
-        return build_profile(self.profile, device, options)
+        return list(_built_profile(self.profile, self.options_json or "{}", str(resolve_device(device))))
+
+
+@functools.lru_cache(maxsize=4)
+def _built_profile(profile: str, options_json: str, device: str) -> tuple[Extractor, ...]:
+    return tuple(build_profile(profile, device, json.loads(options_json)))
 
 
 def default_profile() -> str:
