@@ -141,7 +141,8 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     print("  by batch: " + ", ".join(f"{k} {v}" for k, v in by_batch.items()))
     # the exit code follows ERROR-severity checks; a WARN (e.g. a pool too small to judge) is shown
     failed, warned = report.failed_checks(), report.warned_checks()
-    print(f"  asset checks: {sum(report.checks.values())}/{len(report.checks)} passed"
+    print((f"  asset checks: {sum(report.checks.values())}/{len(report.checks)} passed" if report.checks
+           else "  asset checks: none ran (nothing was re-run)")
           + (f"; FAILED: {', '.join(failed)}" if failed else "")
           + (f"; WARNED (not judged or not serious): {', '.join(warned)}" if warned else ""))
     truth = {} if remote else _ground_truth(landing, report.batches)

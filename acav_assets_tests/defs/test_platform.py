@@ -193,6 +193,7 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "through 0 Dagster runs" in out and "curated_subset (up to date, not re-run): 4 of 16 clips" in out
+    assert "asset checks: none ran (nothing was re-run)" in out
     assert {t: wh.version(t) for t in tables} == before
 
     # a new batch: only it is ingested and assigned; the centroids are kept; the subset grows
