@@ -37,6 +37,10 @@ def test_gpu_step_routing_tags():
     tags = clip_embeddings.op.tags
     assert tags["dagster-celery/queue"] == "gpu"
     assert clip_embeddings.op.pool == "gpu"
+    from acav_assets.defs.assets import cluster_assignments, videos
+
+    for a in (videos, clip_embeddings, cluster_assignments):  # transient failures retried, bounded
+        assert a.op.retry_policy is not None and a.op.retry_policy.max_retries == 2
 
 
 def test_k8s_step_job_renders_with_a_gpu_request():
