@@ -138,9 +138,9 @@ def curate_landing(
                 k: getattr(v, "value", v) for k, v in mat.metadata.items()}
         return result
 
-    def up_to_date(asset: str, partition: str | None, version: str, table: str,
-                   recorded: str | None = None) -> bool:
-        if full or (recorded if recorded is not None else recorded_version(instance, asset, partition)) != version:
+    def up_to_date(recorded: str | None, version: str, table: str, partition: str | None = None) -> bool:
+        """The last materialization carries ``version`` and its rows are in the warehouse."""
+        if full or recorded != version:
             return False
         rows = wh.scan(table)
         if partition is not None:
@@ -153,7 +153,7 @@ def curate_landing(
                     [CODE_VERSIONS[a] for a in ("videos", "clips", "clip_embeddings")])
         batch_versions[b] = v
         recorded = recorded_version(instance, "clip_embeddings", b)
-        if up_to_date("clip_embeddings", b, v, "clip_embeddings", recorded):
+        if up_to_date(recorded, v, "clip_embeddings", b):
             report.skipped.append(f"{b}: videos, clips, clip_embeddings")
             continue
         if recorded is not None:
@@ -175,12 +175,12 @@ def curate_landing(
     for b in todo:
         v = _digest(batch_versions[b], ids, CODE_VERSIONS["cluster_assignments"])
         assign_versions[b] = v
-        if up_to_date("cluster_assignments", b, v, "cluster_assignments"):
+        if up_to_date(recorded_version(instance, "cluster_assignments", b), v, "cluster_assignments", b):
             report.skipped.append(f"{b}: cluster_assignments")
             continue
         run([cluster_assignments], b, f"batch {b}: cluster_assignments", v)
     v = _digest(sorted(assign_versions.items()), ops.get("curated_subset"), CODE_VERSIONS["curated_subset"])
-    if up_to_date("curated_subset", None, v, "curated_subset"):
+    if up_to_date(recorded_version(instance, "curated_subset"), v, "curated_subset"):
         report.skipped.append("curated_subset, selection_lineage")
     else:
         cfg = ops.setdefault("curated_subset", {}).setdefault("config", {})
