@@ -9,7 +9,11 @@
   key, so a restarted daemon neither repeats nor misses a batch. A batch already ingested on
   this instance with the files it holds now (``acav curate`` / ``acav demo`` against the same
   ``DAGSTER_HOME``: its ``videos`` materialization records the landing fingerprint) is taken as
-  done without a run, so opening the UI after the demo starts nothing.
+  done without a run, so opening the UI after the demo starts nothing. A requested batch stays
+  in the cursor's ``pending`` list until its embeddings are materialized: when its ingest run
+  failed (after the steps' own retries) it is requested again, up to ``ACAV_INGEST_RUN_ATTEMPTS``
+  runs (default 2), then named in the sensor's log and skip reason (and by the
+  ``subset_covers_every_batch`` check) until its files change, which requests it afresh.
 - Declarative automation (conditions on the assets, evaluated by ``acav_automation``):
   ``cluster_centroids`` is fitted once when missing (then only refitted by the schedule);
   ``cluster_assignments`` runs for a batch when its embeddings or the centroids change;
@@ -42,12 +46,22 @@ ingest_job = dg.define_asset_job("ingest_batch", selection=dg.AssetSelection.ass
                                  description="Probe, cut and embed one landing batch (requested by landing_sensor).")
 
 
+#: Runs of ``ingest_batch`` the sensor requests for one batch whose earlier run failed (after
+#: its steps' own retries): a lost worker or an out-of-memory kill may pass on a second run. Then
+#: the batch stays reported as failed until its files change (a fix landed), which requests it again.
+INGEST_RUN_ATTEMPTS = int(os.environ.get("ACAV_INGEST_RUN_ATTEMPTS", "2"))
+
+
 @dg.sensor(job=ingest_job, minimum_interval_seconds=int(os.environ.get("ACAV_SENSOR_INTERVAL_S", "30")),
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Adds each complete landing folder as a batch partition and ingests it once.")
+           description="Adds each complete landing folder as a batch partition and ingests it; a batch whose "
+                       "ingest run failed is requested again (bounded), then reported until its files change.")
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
     quiet = float(os.environ.get("ACAV_QUIET_PERIOD_S", "300"))
-    done = set(json.loads(context.cursor)["done"]) if context.cursor else set()
+    state = json.loads(context.cursor) if context.cursor else {}
+    done = set(state.get("done", []))
+    # requested, not yet seen ingested: {batch: {"fp": fingerprint when requested, "attempts": n}}
+    pending: dict[str, dict] = state.get("pending", {})
     area = landing.get()
     try:
         found, rejected = area.batches()
@@ -70,15 +84,49 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
         done |= set(already)
     for b, why in waiting:
         context.log.info(f"batch {b} not complete yet: {why}")
-    if not new:
-        return dg.SensorResult(skip_reason=f"no new complete batch ({len(waiting)} waiting)",
-                               cursor=json.dumps({"done": sorted(done)}) if already else context.cursor)
+    requests = [(b, f"ingest:{b}") for b, _ in new]
+    for b, _ in new:
+        pending[b] = {"fp": area.fingerprint(b), "attempts": 1}
+    failed = []
+    for b in sorted(set(pending) - {b for b, _ in new}):
+        outcome = _ingest_outcome(context.instance, b)
+        if outcome == "ingested" or b not in found:
+            pending.pop(b)  # done, or its folder was removed
+        elif outcome == "failed":
+            entry, fp = pending[b], area.fingerprint(b)
+            if fp != entry["fp"]:  # files changed since the failed run: a fix landed
+                pending[b] = {"fp": fp, "attempts": 1}
+                requests.append((b, f"ingest:{b}:{fp[:16]}"))
+            elif entry["attempts"] < INGEST_RUN_ATTEMPTS:
+                entry["attempts"] += 1
+                requests.append((b, f"ingest:{b}:{fp[:16]}:attempt{entry['attempts']}"))
+            else:
+                failed.append(b)
+    if failed:
+        context.log.warning(f"ingest failed {INGEST_RUN_ATTEMPTS} time(s), waiting for the files to change or a "
+                            f"manual run: {', '.join(failed)}")
+    cursor = json.dumps({"done": sorted(done | {b for b, _ in new}), "pending": dict(sorted(pending.items()))})
+    if not requests:
+        why = f"no new complete batch ({len(waiting)} waiting)"
+        return dg.SensorResult(skip_reason=why + (f"; failed ingest: {', '.join(failed)}" if failed else ""),
+                               cursor=cursor)
     keys = [b for b, _ in new]
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"ingest:{b}", partition_key=b, tags={"acav/batch": b}) for b in keys],
-        dynamic_partitions_requests=[batches.build_add_request(keys)],
-        cursor=json.dumps({"done": sorted(done | set(keys))}),
+        run_requests=[dg.RunRequest(run_key=key, partition_key=b, tags={"acav/batch": b}) for b, key in requests],
+        dynamic_partitions_requests=[batches.build_add_request(keys)] if keys else [],
+        cursor=cursor,
     )
+
+
+def _ingest_outcome(instance: dg.DagsterInstance, batch: str) -> str:
+    """'ingested' (its embeddings are materialized), 'failed' (its latest ingest run failed) or
+    'waiting' (queued, running, or no run yet)."""
+    if latest_materialization(instance, "clip_embeddings", batch) is not None:
+        return "ingested"
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"acav/batch": batch}), limit=1)
+    if runs and runs[0].status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+        return "failed"
+    return "waiting"
 
 
 def _ingested_as_is(instance: dg.DagsterInstance, area, batch: str) -> bool:

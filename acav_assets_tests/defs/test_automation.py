@@ -331,3 +331,43 @@ def test_size_check_passes_a_warm_start_of_13_plus_13_clips_at_0_2(tmp_path):
     assert report.materializations["curated_subset"][""]["mode"] == "incremental"
     assert Warehouse(str(tmp_path / "wh")).read("curated_subset").height == 6
     assert report.checks["curated_subset:subset_size_and_unique"] is True
+
+
+def test_sensor_retries_a_failed_ingest_a_bounded_number_of_times_then_waits_for_new_files(tmp_path, monkeypatch):
+    """A batch whose ingest run failed is requested once more, then reported (not forgotten) until
+    its files change; once ingested it leaves the pending list."""
+    from acav_assets.defs.resources import ExtractorResource
+
+    monkeypatch.setenv("ACAV_QUIET_PERIOD_S", "0")
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "b", 3, seed=5, duration_s=(4, 5), workers=1)
+    (landing / "b" / READY_MARKER).touch()
+    instance = dg.DagsterInstance.ephemeral()
+    requested, added, cursor, keys = evaluate(instance, landing, None)
+    assert requested == ["b"] and keys == ["ingest:b"] and json.loads(cursor)["pending"]["b"]["attempts"] == 1
+    instance.add_dynamic_partitions("batches", ["b"])
+    res = resources_for(str(landing), str(tmp_path / "wh"))
+    broken = {**res, "extractors": ExtractorResource(profile="no-such-profile")}  # e.g. bad weights
+
+    def ingest(resources):
+        return dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key="b", instance=instance,
+                              resources=resources, tags={"acav/batch": "b"}, raise_on_error=False)
+
+    assert evaluate(instance, landing, cursor)[0] == []  # no run yet: waiting, nothing requested twice
+    assert not ingest(broken).success
+    requested, _, cursor, keys = evaluate(instance, landing, cursor)
+    assert requested == ["b"] and keys[0].endswith(":attempt2")
+    assert not ingest(broken).success
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                  resources={"landing": LandingResource(root=str(landing))})
+    result = landing_sensor(ctx)
+    assert not result.run_requests and "failed ingest: b" in result.skip_reason.skip_message  # reported, not re-run forever
+    cursor = result.cursor
+    assert json.loads(cursor)["pending"]["b"]["attempts"] == 2
+    f = next((landing / "b").glob("*.mp4"))  # a fixed file lands
+    os.utime(f, (f.stat().st_atime, f.stat().st_mtime + 5))
+    requested, _, cursor, keys = evaluate(instance, landing, cursor)
+    assert requested == ["b"] and keys[0].startswith("ingest:b:") and "attempt" not in keys[0]
+    assert ingest(res).success
+    requested, _, cursor, _ = evaluate(instance, landing, cursor)
+    assert requested == [] and json.loads(cursor)["pending"] == {}
