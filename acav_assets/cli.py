@@ -145,6 +145,8 @@ def _cmd_curate(args: argparse.Namespace) -> int:
            else "  asset checks: none ran (nothing was re-run)")
           + (f"; FAILED: {', '.join(failed)}" if failed else "")
           + (f"; WARNED (not judged or not serious): {', '.join(warned)}" if warned else ""))
+    for batch, why in sorted(report.blocked.items()):
+        print(f"  batch {batch} NOT ASSIGNED (left out of the selection): {why}")
     truth = {} if remote else _ground_truth(landing, report.batches)
     if truth:
         chosen = [truth[p] for p in subset["path"].to_list() if p in truth]
@@ -155,7 +157,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     print(f"\ntables: {warehouse}/<table> (Delta Lake)")
     if home:
         print(f"runs recorded in DAGSTER_HOME={home}")
-    return 0 if not failed else 1
+    return 0 if not failed and not report.blocked else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

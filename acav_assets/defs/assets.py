@@ -306,7 +306,12 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
 
 @dg.asset(partitions_def=batches, group_name=FEATURES, kinds={"faiss", "deltalake"},
           code_version=CODE_VERSIONS["cluster_assignments"], retry_policy=BATCH_RETRY,
-          deps=[clip_embeddings, cluster_centroids], automation_condition=dg.AutomationCondition.eager(),
+          deps=[clip_embeddings, cluster_centroids],
+          # not for embeddings that failed their blocking validity check (NaN/inf, wrong dimension);
+          # embeddings materialized without the check (e.g. by hand, checks deselected) still flow
+          automation_condition=(dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_match(
+              dg.AutomationCondition.all_checks_match(~dg.AutomationCondition.check_failed(), blocking_only=True))
+          ).with_label("eager, unless the embeddings failed their blocking check"),
           description="Nearest frozen centroid of every clip of the batch, per clustering.")
 def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     batch = context.partition_key

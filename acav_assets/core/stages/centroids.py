@@ -23,7 +23,9 @@ def _vectors(wh: Warehouse, feature_space: str, *, max_rows: int | None, seed: i
         # a deterministic, streaming sample: keep rows whose id hashes below the wanted share
         bound = int(max_rows / n * 2**32)
         lf = lf.filter((pl.col("clip_id").hash(seed) % (2**32)) < bound)
-    df = lf.select("clip_id", "vector").sort("clip_id").collect()
+    # rows with NaN/inf (a batch that failed its embedding check) are left out of the fit
+    df = (lf.select("clip_id", "vector").filter(pl.col("vector").list.eval(pl.element().is_finite()).list.all())
+          .sort("clip_id").collect())
     if df.height == 0:
         return [], np.zeros((0, 0), np.float32)
     dim = df["vector"].list.len().max()
@@ -34,7 +36,7 @@ def _vectors(wh: Warehouse, feature_space: str, *, max_rows: int | None, seed: i
 def fit_clusterings(wh: Warehouse, config: KMeansConfig, *, k: int | None = None, nredo: int | None = None,
                     log: Callable[[str], None] = lambda m: None) -> list[Clustering]:
     """Fit one k-means per feature space in ``clip_embeddings`` on a bounded sample of all
-    batches. ``k=None``: :func:`auto_k` of the number of clips; ``nredo=None``:
+    batches (vectors with NaN/inf left out). ``k=None``: :func:`auto_k` of the number of clips; ``nredo=None``:
     :func:`auto_nredo`. The fit version is derived from the sampled clips, so re-fitting the
     same data gives the same clustering ids."""
     spaces = sorted(wh.scan("clip_embeddings").select("feature_space").unique().collect()["feature_space"].to_list())
