@@ -8,6 +8,7 @@ Per batch (dynamic partitions ``batches``): ``videos`` → ``clips`` → ``clip_
 
 
 import base64
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,7 +22,7 @@ from acav_assets.core.media.clips import ClipConfig
 from acav_assets.core.clustering import KMeansConfig
 from acav_assets.core.features.base import profile_feature_spaces
 from acav_assets.core.media.landing import StageReport
-from acav_assets.core.warehouse.lineage import lineage_rows, pair_tables, tables_from_lineage
+from acav_assets.core.warehouse.lineage import lineage_of, lineage_rows, pair_tables, tables_from_lineage
 from acav_assets.core.media.probe import ProbeConfig
 from acav_assets.core.warehouse.report import strongest_pair, write_report
 from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, WEIGHTING_RULES
@@ -381,7 +382,8 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     pairs = cur.pairs
     subset_labels = np.asarray(cur.subset["clusters"].to_list(), dtype=np.int64).reshape(cur.subset.height, len(ks))
     if mode == "incremental":
-        prev = wh.read("selection_lineage")
+        # the lineage of the selection this one extends (not necessarily the table's newest)
+        prev = lineage_of(wh, json.loads(cur.run["params"])["after"])
         new_pool = cur.labels[sel.n_initial:]
         pool = [a + b for a, b in zip(tables_from_lineage(prev, pairs, ks), pair_tables(new_pool, pairs, ks))]
     else:
@@ -390,8 +392,9 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
                            cur.selection_id, scores=cur.weighting.scores, weights=cur.weighting.weights)
     spaces = pl.DataFrame(space_summary(cur.weighting.to_records(pairs, cur.feature_spaces)))
     # The run row first and the subset last: the subset is the commit point. A step that dies in
-    # between leaves the previous subset with its own run row (the next run warm-starts from it
-    # correctly), never a subset without the run that made it.
+    # between leaves the previous subset with its own run row (the next run warm-starts from it,
+    # finding its lineage by selection id with lineage_of), never a subset without the run that
+    # made it.
     wh.replace_key("selection_runs", "selection_id", cur.selection_id, [cur.run])  # idempotent per selection
     wh.overwrite("selection_lineage", lineage)
     wh.overwrite("curated_subset", cur.subset)

@@ -27,19 +27,23 @@
   barely grew is not re-labelled (a refit forces a full re-selection). Every batch's
   assignments and the subset then show as stale in the UI until automation re-assigns them
   and re-selects fully.
+- ``maintenance_schedule`` (weekly) runs ``maintenance_job``: compaction and vacuum of every
+  table with ``ACAV_VACUUM_RETAIN_HOURS`` (default 168) of time travel kept; skipped while a
+  run is in progress.
 """
 
 import json
 import os
 
 import dagster as dg
+from pydantic import Field
 
 from acav_assets.core.media.landing import READY_MARKER, batch_is_complete
 from acav_assets.defs.assets import batches, clip_embeddings, clips, cluster_centroids, latest_materialization, videos
 from acav_assets.defs.resources import LandingResource, WarehouseResource
 
-__all__ = ["READY_MARKER", "automation_sensor", "batch_is_complete", "ingest_job", "landing_sensor", "refit_job",
-           "refit_schedule"]
+__all__ = ["READY_MARKER", "automation_sensor", "batch_is_complete", "ingest_job", "landing_sensor",
+           "maintenance_job", "maintenance_schedule", "refit_job", "refit_schedule"]
 
 
 ingest_job = dg.define_asset_job("ingest_batch", selection=dg.AssetSelection.assets(videos, clips, clip_embeddings),
@@ -177,6 +181,40 @@ def refit_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseRe
     context.log.info(f"refitting: {why}")
     return dg.RunRequest(run_key=f"refit:{when:%Y-%m-%d}",
                          run_config={"ops": {"cluster_centroids": {"config": {"seed": seed}}}})
+
+
+class MaintenanceConfig(dg.Config):
+    retain_hours: float = Field(default=float(os.environ.get("ACAV_VACUUM_RETAIN_HOURS", "168")),
+                                description="vacuum keeps the files any table version of the last N hours needs "
+                                            "(time travel reaches that far back)")
+
+
+@dg.op(description="Compact every Delta table, then vacuum files no version within the retention needs.")
+def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, warehouse: WarehouseResource) -> None:
+    from acav_assets.core.warehouse.maintenance import maintain
+
+    rows = maintain(warehouse.get(), retain_hours=config.retain_hours)
+    for r in rows:
+        context.log.info(f"{r.table}: {r.files_before} -> {r.files_after} files, {r.files_removed} removed")
+    context.add_output_metadata({"tables": len(rows), "files_removed": sum(r.files_removed for r in rows)})
+
+
+@dg.job(description="Compact and vacuum the warehouse tables (acav maintain, on a schedule).")
+def maintenance_job():
+    maintain_tables()
+
+
+@dg.schedule(job=maintenance_job, cron_schedule=os.environ.get("ACAV_MAINTENANCE_CRON", "0 4 * * 0"),
+             execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Weekly (Sunday 04:00 UTC): compact and vacuum the tables, keeping "
+                         "ACAV_VACUUM_RETAIN_HOURS (default 168) of time travel. Skipped while a curation run "
+                         "is in progress (a concurrent writer would make the compaction fail).")
+def maintenance_schedule(context: dg.ScheduleEvaluationContext):
+    busy = context.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED,
+                                                                      dg.DagsterRunStatus.STARTING]), limit=1)
+    if busy:
+        return dg.SkipReason(f"run {busy[0].run_id} is in progress: maintenance waits for next week")
+    return dg.RunRequest(run_key=f"maintain:{context.scheduled_execution_time:%Y-%m-%d}")
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

@@ -441,3 +441,55 @@ def test_acav_curate_leaves_out_a_batch_whose_embeddings_failed_the_blocking_che
     assert list(report.blocked) == ["b"] and "embeddings_finite_and_declared_dims" in report.blocked["b"]
     latest = wh.read("selection_runs").sort("created_at").row(-1, named=True)
     assert latest["batches"] == ["a"] and set(wh.read("curated_subset")["batch"]) == {"a"}
+
+
+def test_dying_between_the_selection_writes_leaves_the_previous_subset_current(tmp_path, monkeypatch):
+    """curated_subset dies after writing its run row and lineage but before its subset (the
+    commit point): the previous subset, its run row and its lineage stay the current ones, and
+    the next run warm-starts from them without counting the new batch twice."""
+    from acav_assets.core.warehouse.report import latest_run
+
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "a", 12, seed=51)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["a", "b"])
+    res = resources_for(str(landing), str(tmp_path / "wh"))
+    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+    def mat(sel, part=None, **kw):
+        return dg.materialize(ASSETS, selection=sel, partition_key=part, instance=instance, resources=res,
+                              run_config=quiet, **kw)
+
+    mat([videos, clips, clip_embeddings], "a")
+    mat([cluster_centroids])
+    mat([cluster_assignments], "a")
+    mat(["curated_subset", "selection_lineage"])
+    wh = Warehouse(str(tmp_path / "wh"))
+    first, first_run = wh.read("curated_subset").sort("rank"), latest_run(wh)
+    write_demo_videos(landing / "b", 10, seed=52)
+    mat([videos, clips, clip_embeddings, cluster_assignments], "b")
+
+    real_overwrite = Warehouse.overwrite
+
+    def dies_at_the_subset(self, table, rows):
+        if table == "curated_subset":
+            raise KeyboardInterrupt("killed")  # the process dies here: nothing after it runs
+        return real_overwrite(self, table, rows)
+
+    monkeypatch.setattr(Warehouse, "overwrite", dies_at_the_subset)
+    with pytest.raises(KeyboardInterrupt):
+        mat(["curated_subset", "selection_lineage"])
+    monkeypatch.undo()
+    assert wh.read("curated_subset").sort("rank").equals(first)
+    assert latest_run(wh)["selection_id"] == first_run["selection_id"]
+    assert wh.read("selection_runs").height == 2  # the dead run's row exists, but no subset points to it
+
+    result = mat(["curated_subset", "selection_lineage"])
+    meta = {m.asset_key.to_user_string(): m.metadata
+            for m in (e.step_materialization_data.materialization for e in result.get_asset_materialization_events())}
+    assert meta["curated_subset"]["mode"].value == "incremental"
+    now = wh.read("curated_subset").sort("rank")
+    assert now.head(first.height).select("clip_id").equals(first.select("clip_id"))
+    assert set(now["batch"]) == {"a", "b"} and latest_run(wh)["batches"] == ["a", "b"]
+    per_pair = wh.read("selection_lineage").group_by("pair_index").agg(pl.col("pool_count").sum())
+    assert set(per_pair["pool_count"]) == {22}  # 12 + 10 clips: b counted once

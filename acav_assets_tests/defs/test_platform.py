@@ -352,3 +352,30 @@ def test_acav_maintain_compacts_and_vacuums_without_changing_data(curated, tmp_p
     for t, df in before.items():
         assert wh.read(t).sort(pl.all()).equals(df)
     assert acav_main(["maintain", "--warehouse", str(tmp_path / "wh"), "--tables", "nope"]) == 2
+
+
+def test_maintenance_job_and_schedule_compact_the_warehouse(curated, tmp_path):
+    import shutil
+
+    from acav_assets.defs.automation import maintenance_job, maintenance_schedule
+    from acav_assets.defs.resources import WarehouseResource
+
+    base, *_ = curated
+    shutil.copytree(base / "warehouse", tmp_path / "wh")
+    wh = Warehouse(str(tmp_path / "wh"))
+    for _ in range(3):
+        wh.write_batch("videos", "batch_001", wh.read("videos").filter(pl.col("batch") == "batch_001"))
+    before = wh.read("videos").sort(pl.all())
+    files_before = sum(1 for _ in (tmp_path / "wh" / "videos").rglob("*.parquet"))
+    with dg.instance_for_test() as instance:
+        import datetime
+
+        when = datetime.datetime(2026, 11, 29, 4, 0, tzinfo=datetime.timezone.utc)
+        request = maintenance_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+        assert isinstance(request, dg.RunRequest) and request.run_key == "maintain:2026-11-29"
+        result = maintenance_job.execute_in_process(
+            instance=instance, resources={"warehouse": WarehouseResource(root=str(tmp_path / "wh"))},
+            run_config={"ops": {"maintain_tables": {"config": {"retain_hours": 0}}}})
+        assert result.success
+    assert sum(1 for _ in (tmp_path / "wh" / "videos").rglob("*.parquet")) < files_before
+    assert wh.read("videos").sort(pl.all()).equals(before)

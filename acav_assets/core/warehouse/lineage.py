@@ -9,6 +9,8 @@ objective. ``pair_score`` is the pool's adjusted MI of the pair (label-free, see
 
 Pool counts can be carried over from the previous lineage (incremental curation): the new
 batches' counts are added to them, so the pool never has to be read whole again.
+:func:`lineage_of` finds the lineage of a given selection, also when a later selection died
+after writing its lineage but before its subset (the subset is the commit point).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["lineage_rows", "pair_tables", "tables_from_lineage"]
+__all__ = ["lineage_of", "lineage_rows", "pair_tables", "tables_from_lineage"]
 
 
 def pair_tables(labels: np.ndarray, pairs, ks) -> list[np.ndarray]:
@@ -67,3 +69,18 @@ def lineage_rows(pool: list[np.ndarray], selected: list[np.ndarray], pairs, colu
             "pair_score": np.full(cells.size, scores[p]), "pair_weight": np.full(cells.size, weights[p]),
         }).with_columns(pl.col("pair_score").fill_nan(None)))
     return pl.concat(frames)
+
+
+def lineage_of(wh, selection_id: str, *, max_versions: int = 20) -> pl.DataFrame:
+    """The ``selection_lineage`` rows of ``selection_id``: the table's current version when it
+    holds that selection, else the newest of the previous ``max_versions`` versions that does
+    (a selection that died between its lineage and its subset left its own lineage on top)."""
+    current = wh.version("selection_lineage")
+    if current is None:
+        raise ValueError("selection_lineage does not exist: materialize curated_subset first")
+    for v in range(current, max(-1, current - max_versions), -1):
+        df = wh.read("selection_lineage", version=v)
+        if df.height and df["selection_id"][0] == selection_id:
+            return df
+    raise ValueError(f"the lineage of selection {selection_id} is not among the last {max_versions} versions of "
+                     f"selection_lineage: re-select fully (mode 'full')")
