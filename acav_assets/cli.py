@@ -240,6 +240,40 @@ def _cmd_maintain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from acav_assets.core.export.cut import CutConfig
+    from acav_assets.core.export.shards import ExportConfig
+    from acav_assets.core.media.landing import Landing
+    from acav_assets.core.stages.curated_clips import export_curated
+    from acav_assets.defs.progress import Progress
+    from acav_assets.defs.resources import json_from_env
+
+    os.environ.setdefault("ACAV_PROGRESS", "1")
+    wh = _existing_warehouse(args.warehouse)
+    cfg = ExportConfig(shard_max_bytes=args.shard_mb * 1_000_000, shard_max_clips=args.shard_clips,
+                       workers=args.workers,
+                       cut=CutConfig(crf=args.crf, preset=args.preset, fps=args.fps or None,
+                                     short_side=args.short_side or None, sample_rate=args.sample_rate or None,
+                                     with_arrays=args.with_arrays))
+    landing = Landing(args.landing, json_from_env("ACAV_LANDING_STORAGE_OPTIONS"),
+                      os.environ.get("ACAV_LANDING_CACHE") or None)
+    report = export_curated(wh, landing, args.out, as_of=args.as_of, config=cfg,
+                            progress=Progress(lambda m: None, "exporting", "clip"),
+                            on_shard=lambda name, n, size: print(f"  wrote {name}: {n} clips, {size / 1e6:.1f} MB",
+                                                                 flush=True))
+    print(f"exported selection {report.selection_id} (curated_subset version {report.subset_version}): "
+          f"{report.written} clip(s) written in {len(report.shards_written)} new shard(s), "
+          f"{report.already} already exported, {len(report.failed)} failed "
+          f"({report.bytes_written / 1e6:.1f} MB, {report.clips_per_second:.1f} clips/s)")
+    for cid, why in sorted(report.failed.items())[:20]:
+        print(f"  not exported: {cid}: {why}")
+    if report.stale:
+        print(f"  note: {report.stale} sample(s) in these shards belong to an earlier selection (in_selection = false "
+              f"in the manifest); export a new selection into a new folder to leave them out")
+    print(f"manifest: {Path(args.out) / 'manifest.parquet'} (and manifest.csv; table export_manifest)")
+    return 0 if not report.failed else 1
+
+
 def _cmd_subset(args: argparse.Namespace) -> int:
     from acav_assets.core.warehouse.report import subset_as_of
 
@@ -370,6 +404,23 @@ def build_parser() -> argparse.ArgumentParser:
     mnt.add_argument("--tables", default="", help="comma-separated tables (default: all)")
     mnt.add_argument("--dry-run", action="store_true", help="say what the vacuum would remove; change nothing")
     mnt.set_defaults(func=_cmd_maintain)
+
+    ex = sub.add_parser("export", help="write the curated clips as WebDataset shards (exact re-encoded clips + JSON) "
+                                       "and a manifest; incremental and resumable")
+    ex.add_argument("--warehouse", required=True)
+    ex.add_argument("--landing", required=True, help="the landing area the videos were curated from (folder or URI)")
+    ex.add_argument("--out", required=True, help="export folder (shards, manifest.parquet, manifest.csv)")
+    ex.add_argument("--as-of", default=None, help="export curated_subset as of a Delta version or ISO time")
+    ex.add_argument("--shard-mb", type=int, default=1000, help="close a shard at this size")
+    ex.add_argument("--shard-clips", type=int, default=0, help="... or at this many clips (0: no limit)")
+    ex.add_argument("--workers", type=int, default=0, help="encoding processes (0: one per core)")
+    ex.add_argument("--crf", type=int, default=23, help="H.264 quality (lower: better, larger)")
+    ex.add_argument("--preset", default="veryfast", help="x264 speed preset")
+    ex.add_argument("--fps", type=float, default=0, help="output frame rate (0: the source's)")
+    ex.add_argument("--short-side", type=int, default=0, help="resize to this short side (0: source size)")
+    ex.add_argument("--sample-rate", type=int, default=0, help="output audio rate (0: the source's)")
+    ex.add_argument("--with-arrays", action="store_true", help="also store decoded frames and waveform (.npy)")
+    ex.set_defaults(func=_cmd_export)
 
     sbs = sub.add_parser("subset", help="print the curated subset, now or as of an earlier version or time")
     sbs.add_argument("--warehouse", required=True)

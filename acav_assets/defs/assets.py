@@ -143,7 +143,7 @@ def _stage_metadata(rep: StageReport) -> dict:
 #: asset as stale in the UI, and ``acav curate`` (which folds these into its data versions)
 #: redoes it.
 CODE_VERSIONS = {"videos": "1", "clips": "1", "clip_embeddings": "1", "cluster_centroids": "1",
-                 "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1"}
+                 "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1", "curated_clips": "1"}
 DATA_VERSION_TAG = "acav/data_version"
 
 #: Per-batch steps retry what may pass on a second try (a storage hiccup, a GPU out of memory
@@ -438,5 +438,81 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     })
 
 
-ASSETS = [videos, clips, clip_embeddings, cluster_centroids, cluster_assignments, curated_subset]
+class CuratedClipsConfig(dg.Config):
+    out_dir: str = Field(default="", description="export folder ('' = $ACAV_EXPORT_DIR, else 'export' next to a "
+                                                 "local warehouse)")
+    as_of: str = Field(default="", description="export curated_subset as of this Delta version or ISO time "
+                                               "('' = the current subset)")
+    shard_max_mb: int = Field(default=1000, description="a shard is closed once it reaches this size")
+    shard_max_clips: int = Field(default=0, description="... or this many clips (0 = no limit)")
+    workers: int = Field(default=0, description="encoding processes (0 = one per core)")
+    codec: str = Field(default="libx264", description="video codec of the exported clips")
+    crf: int = Field(default=23, description="H.264 quality (lower = better, larger)")
+    preset: str = Field(default="veryfast", description="x264 speed preset")
+    fps: float = Field(default=0, description="output frame rate (0 = the source's)")
+    short_side: int = Field(default=0, description="resize to this short side in pixels (0 = source size)")
+    sample_rate: int = Field(default=0, description="output audio rate (0 = the source's)")
+    with_arrays: bool = Field(default=False, description="also store decoded frames and waveform as .npy")
+
+    def export_config(self):
+        from acav_assets.core.export.cut import CutConfig
+        from acav_assets.core.export.shards import ExportConfig
+
+        cut = CutConfig(codec=self.codec, crf=self.crf, preset=self.preset, fps=self.fps or None,
+                        short_side=self.short_side or None, sample_rate=self.sample_rate or None,
+                        with_arrays=self.with_arrays)
+        return ExportConfig(shard_max_bytes=self.shard_max_mb * 1_000_000, shard_max_clips=self.shard_max_clips,
+                                workers=self.workers, cut=cut)
+
+
+def default_export_dir(warehouse_root: str) -> str:
+    """``$ACAV_EXPORT_DIR``, else ``export`` next to a local warehouse."""
+    import os
+
+    env = os.environ.get("ACAV_EXPORT_DIR", "").strip()
+    if env:
+        return env
+    if "://" in warehouse_root:
+        raise ValueError("set the export folder (config out_dir or ACAV_EXPORT_DIR): the warehouse is not local")
+    return str(Path(warehouse_root).parent / "export")
+
+
+@dg.asset(group_name=CURATION, kinds={"pyav", "webdataset"}, deps=["curated_subset"],
+          code_version=CODE_VERSIONS["curated_clips"],
+          description="The curated subset as training data: WebDataset shards of exact clips (<clip_id>.mp4 "
+                      "re-encoded to the window, <clip_id>.json with ids, window, rank, gain, clusters, selection) "
+                      "and a manifest. Incremental (only clips not yet exported, into new shards), resumable. "
+                      "Materialized on request (not by automation): exports are large.")
+def curated_clips(context: dg.AssetExecutionContext, config: CuratedClipsConfig, landing: LandingResource,
+                  warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from acav_assets.core.stages.curated_clips import export_curated
+
+    try:
+        cfg = config.export_config()
+        out = config.out_dir or default_export_dir(warehouse.root)
+        progress = Progress(context.log.info, "exporting", "clip")
+        report = export_curated(
+            warehouse.get(), landing.get(), out, as_of=config.as_of or None, config=cfg, progress=progress,
+            on_shard=lambda name, n, size: context.log.info(f"wrote {name}: {n} clips, {size / 1e6:.1f} MB"),
+            log=context.log.info)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    for cid, why in list(report.failed.items())[:20]:
+        context.log.warning(f"clip {cid} not exported: {why}")
+    m = report.manifest
+    shards = m.filter(pl.col("status") == "ok")["shard"].n_unique()
+    return dg.MaterializeResult(metadata={
+        **table_metadata("export_manifest", m.filter(pl.col("in_selection")).sort("rank")
+                         .select("rank", "clip_id", "shard", "index_in_shard", "start_s", "end_s", "status")),
+        "export_dir": dg.MetadataValue.path(str(Path(out).resolve())), "selection_id": report.selection_id,
+        "subset_version": report.subset_version, "clips_selected": report.selected,
+        "clips_written": report.written, "clips_already_exported": report.already,
+        "clips_failed": len(report.failed), "shards": shards, "shards_written": len(report.shards_written),
+        "mb_written": round(report.bytes_written / 1e6, 2), "seconds": round(report.seconds, 2),
+        "clips_per_second": round(report.clips_per_second, 2), "stale_samples": report.stale,
+        "failures": dg.MetadataValue.md(reasons_table(report.failed, "clip") if report.failed else "_none_"),
+    })
+
+
+ASSETS = [videos, clips, clip_embeddings, cluster_centroids, cluster_assignments, curated_subset, curated_clips]
 PER_BATCH = [videos, clips, clip_embeddings]

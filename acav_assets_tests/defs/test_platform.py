@@ -379,3 +379,26 @@ def test_maintenance_job_and_schedule_compact_the_warehouse(curated, tmp_path):
         assert result.success
     assert sum(1 for _ in (tmp_path / "wh" / "videos").rglob("*.parquet")) < files_before
     assert wh.read("videos").sort(pl.all()).equals(before)
+
+
+def test_curated_clips_asset_exports_the_subset_with_ui_metadata(curated, tmp_path):
+    from acav_assets.defs.assets import curated_clips
+
+    base, landing, wh, instance, _, _ = curated
+    subset = wh.read("curated_subset")
+    out = tmp_path / "export"
+    result = dg.materialize(ASSETS, selection=[curated_clips], instance=instance,
+                            resources=resources_for(str(landing), str(base / "warehouse")),
+                            run_config={"ops": {"curated_clips": {"config": {
+                                "out_dir": str(out), "shard_max_clips": 4, "workers": 1, "short_side": 32}}}})
+    (mat,) = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
+    meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    assert meta["clips_written"] == subset.height and meta["clips_failed"] == 0
+    assert meta["shards"] == -(-subset.height // 4) == len(list(out.glob("*.tar")))
+    assert meta["mb_written"] > 0 and meta["clips_per_second"] > 0 and subset["clip_id"][0] in str(meta["preview"])
+    assert meta["selection_id"] == subset["selection_id"][0]
+    again = dg.materialize(ASSETS, selection=[curated_clips], instance=instance,
+                           resources=resources_for(str(landing), str(base / "warehouse")),
+                           run_config={"ops": {"curated_clips": {"config": {"out_dir": str(out), "workers": 1}}}})
+    (mat,) = [e.step_materialization_data.materialization for e in again.get_asset_materialization_events()]
+    assert mat.metadata["clips_written"].value == 0 and mat.metadata["clips_already_exported"].value == subset.height

@@ -73,6 +73,19 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "pool_count": pl.Int64, "selected_count": pl.Int64, "mi_contribution": pl.Float64, "pair_mi": pl.Float64,
         "pair_score": pl.Float64, "pair_weight": pl.Float64,  # the pool's adjusted MI of the pair; its weight
     },
+    # one row per sample of an export folder (WebDataset shards; see core.export.shards)
+    "export_manifest": {
+        "export_key": pl.String, "export_dir": pl.String,
+        "clip_id": pl.String, "video_id": pl.String, "batch": pl.String, "source_path": pl.String,
+        "start_s": pl.Float64, "end_s": pl.Float64, "rank": pl.Int64, "gain": pl.Float64,
+        "selection_id": pl.String, "subset_version": pl.String,
+        "status": pl.String, "error": pl.String,  # ok | missing_media | decode_error
+        "shard": pl.String, "index_in_shard": pl.Int64, "offset_bytes": pl.Int64, "sample_bytes": pl.Int64,
+        "n_frames": pl.Int64, "fps": pl.Float64, "width": pl.Int64, "height": pl.Int64,
+        "n_samples": pl.Int64, "sample_rate": pl.Int64,
+        "in_selection": pl.Boolean,  # in the subset the export was made from (else left in a shard)
+        "exported_at": pl.String,
+    },
 }
 
 #: Tables partitioned by batch (one dynamic partition of the Dagster layer each).

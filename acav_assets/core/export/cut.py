@@ -1,0 +1,219 @@
+"""Cutting one clip out of its video, exactly: a re-encode whose first frame is the picture shown
+at ``start_s`` and whose sound starts at ``start_s`` to the sample, lasting ``end_s - start_s``.
+
+Stream-copy cuts (what a keyframe-snapped segment list gives) start at the keyframe before the
+window; here every output frame is the source frame shown at ``start_s + i / fps`` (constant
+frame rate, ``round(duration × fps)`` frames) and the audio is resampled, then sliced to
+``round(duration × sample_rate)`` samples (silence pads a track that ends early). Times are
+relative to the video stream's first frame, as everywhere else in acav (see media.decode).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+
+__all__ = ["CutConfig", "CutClip", "cut_clip"]
+
+_LEAD_S = 0.5  # audio packets may be muxed up to this far from the video of the same time
+
+
+@dataclass(frozen=True)
+class CutConfig:
+    """How exported clips are encoded. ``None`` keeps the source's value."""
+
+    codec: str = "libx264"
+    crf: int = 23
+    preset: str = "veryfast"
+    fps: float | None = None  # output frame rate (None: the source's average rate)
+    short_side: int | None = None  # resize so the short side has this many pixels (None: source size)
+    sample_rate: int | None = None  # output audio rate (None: the source's)
+    audio_codec: str = "aac"
+    audio_bitrate: int = 128_000
+    max_channels: int = 2  # more channels are mixed down to stereo
+    with_arrays: bool = False  # also return the frames (T×H×W×3 uint8) and audio (C×N float32)
+
+    def __post_init__(self):
+        if self.fps is not None and not 1 <= self.fps <= 240:
+            raise ValueError(f"fps must be in [1, 240], got {self.fps}")
+        if self.short_side is not None and self.short_side < 16:
+            raise ValueError(f"short_side must be >= 16, got {self.short_side}")
+        if self.sample_rate is not None and not 8000 <= self.sample_rate <= 192_000:
+            raise ValueError(f"sample_rate must be in [8000, 192000], got {self.sample_rate}")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be in [0, 51], got {self.crf}")
+        if self.max_channels not in (1, 2):
+            raise ValueError(f"max_channels must be 1 or 2, got {self.max_channels}")
+
+
+@dataclass
+class CutClip:
+    mp4: bytes
+    fps: float
+    n_frames: int
+    width: int
+    height: int
+    sample_rate: int | None  # None: the source has no audio track
+    n_samples: int
+    frames: np.ndarray | None = None  # with_arrays: T×H×W×3 uint8
+    audio: np.ndarray | None = None  # with_arrays: C×N float32
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.fps
+
+
+def _even(x: float) -> int:
+    return max(2, int(x) // 2 * 2)
+
+
+def _size(w: int, h: int, short: int | None) -> tuple[int, int]:
+    if short is None:
+        return _even(w), _even(h)
+    scale = short / min(w, h)
+    return _even(round(w * scale / 2) * 2), _even(round(h * scale / 2) * 2)
+
+
+def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, config: CutConfig = CutConfig()) -> CutClip:
+    """Re-encode ``[start_s, end_s)`` of ``path`` into MP4 bytes (H.264 + AAC by default).
+    Raises FileNotFoundError for a missing file and ValueError for a bad window or a file
+    without video in the window (av errors are re-raised as ValueError with the path)."""
+    if not end_s > start_s >= 0:
+        raise ValueError(f"bad window [{start_s}, {end_s})")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{os.fspath(path)} does not exist (moved or deleted since it was curated)")
+    try:
+        with av.open(os.fspath(path)) as src:
+            return _cut(src, start_s, end_s, config)
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{os.fspath(path)} [{start_s:.3f}, {end_s:.3f}): {exc}") from exc
+
+
+def _cut(src, start_s: float, end_s: float, cfg: CutConfig) -> CutClip:
+    if not src.streams.video:
+        raise ValueError("no video stream")
+    vs = src.streams.video[0]
+    aus = src.streams.audio[0] if src.streams.audio else None
+    vs.thread_type = "SLICE"
+    t0 = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
+    rate = cfg.fps or float(vs.average_rate or vs.guessed_rate or 25)
+    fps = Fraction(rate).limit_denominator(1001)
+    dur = end_s - start_s
+    n_out = max(1, int(round(dur * float(fps))))
+    targets = start_s + np.arange(n_out) / float(fps)
+    w, h = _size(vs.codec_context.width, vs.codec_context.height, cfg.short_side)
+
+    sr = cfg.sample_rate or (aus.codec_context.sample_rate if aus is not None else None)
+    channels = min(cfg.max_channels, aus.codec_context.channels or 1) if aus is not None else 0
+    layout = "stereo" if channels == 2 else "mono"
+
+    buf = io.BytesIO()
+    out = av.open(buf, "w", format="mp4")
+    ovs = out.add_stream(cfg.codec, rate=fps)
+    ovs.width, ovs.height, ovs.pix_fmt = w, h, "yuv420p"
+    ovs.codec_context.thread_count = 1  # parallelism comes from clips side by side
+    if cfg.codec == "libx264":
+        ovs.options = {"crf": str(cfg.crf), "preset": cfg.preset}
+    oas = None
+    if aus is not None:
+        oas = out.add_stream(cfg.audio_codec, rate=sr, layout=layout)
+        oas.bit_rate = cfg.audio_bitrate
+
+    frames_rgb = [] if cfg.with_arrays else None
+    j = 0  # next output frame
+    prev = None
+
+    def emit(frame, upto: float) -> None:
+        nonlocal j
+        img = None
+        while j < n_out and targets[j] < upto:
+            if img is None:
+                img = frame.reformat(width=w, height=h, format="yuv420p", interpolation="AREA")
+                if frames_rgb is not None:
+                    rgb = img.to_ndarray(format="rgb24")
+            img.pts = j  # the encoder copies the picture: one converted frame may fill several slots
+            img.time_base = 1 / fps
+            for p in ovs.encode(img):
+                out.mux(p)
+            if frames_rgb is not None:
+                frames_rgb.append(rgb)
+            j += 1
+
+    resampler = av.AudioResampler(format="fltp", layout=layout, rate=sr) if aus is not None else None
+    chunks: list[np.ndarray] = []
+    audio_t0 = None
+    audio_n = 0
+    audio_done = aus is None
+    video_done = False
+    src.seek(int((t0 + max(0.0, start_s - _LEAD_S)) / vs.time_base), stream=vs, backward=True)
+    for packet in src.demux(*([vs] + ([aus] if aus is not None else []))):
+        if packet.stream is vs:
+            if video_done:
+                continue
+            for frame in packet.decode():
+                if frame.time is None:
+                    continue
+                t = frame.time - t0
+                if prev is not None:
+                    emit(prev[1], t)  # the previous frame is shown until t
+                elif t > targets[0]:
+                    emit(frame, t)  # the window starts before the first frame: show the first
+                prev = (t, frame)
+                if j >= n_out:
+                    video_done = True
+                    break
+        elif not audio_done:
+            for frame in packet.decode():
+                if frame.time is None:
+                    continue
+                ft = frame.time - t0
+                if audio_t0 is None and ft + frame.samples / frame.sample_rate < start_s - 0.05:
+                    continue
+                for r in resampler.resample(frame):
+                    if audio_t0 is None:
+                        audio_t0 = ft
+                    data = r.to_ndarray().reshape(channels, -1)
+                    chunks.append(data)
+                    audio_n += data.shape[1]
+                if audio_t0 is not None and audio_t0 + audio_n / sr >= end_s:
+                    audio_done = True
+        if video_done and audio_done:
+            break
+    if prev is None:
+        out.close()
+        raise ValueError(f"no video frame in [{start_s:.3f}, {end_s:.3f})")
+    emit(prev[1], math.inf)  # the stream ended inside the window: hold the last frame
+    for p in ovs.encode():
+        out.mux(p)
+
+    n_need = int(round(dur * sr)) if sr else 0
+    audio = None
+    if oas is not None:
+        if resampler is not None and not audio_done:
+            for r in resampler.resample(None):
+                data = r.to_ndarray().reshape(channels, -1)
+                chunks.append(data)
+        audio = np.zeros((channels, n_need), np.float32)
+        if chunks and audio_t0 is not None:
+            allsamples = np.concatenate(chunks, axis=1)
+            i0 = int(round((start_s - audio_t0) * sr))
+            s0, d0 = max(i0, 0), max(-i0, 0)
+            n = max(0, min(n_need - d0, allsamples.shape[1] - s0))
+            audio[:, d0:d0 + n] = allsamples[:, s0:s0 + n]
+        step = oas.codec_context.frame_size or 1024
+        for k in range(0, n_need, step):
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, k:k + step]), format="fltp", layout=layout)
+            af.sample_rate, af.pts = sr, k
+            for p in oas.encode(af):
+                out.mux(p)
+        for p in oas.encode():
+            out.mux(p)
+    out.close()
+    return CutClip(buf.getvalue(), float(fps), n_out, w, h, sr if oas is not None else None, n_need if oas else 0,
+                   np.stack(frames_rgb) if frames_rgb else None, audio if cfg.with_arrays else None)
