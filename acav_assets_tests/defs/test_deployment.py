@@ -180,3 +180,15 @@ def test_compose_file_is_valid():
     if has_compose:
         env = {**os.environ, "DAGSTER_POSTGRES_USER": "u", "DAGSTER_POSTGRES_PASSWORD": "p"}
         subprocess.run([docker, "compose", "-f", str(REPO / "docker-compose.yml"), "config", "-q"], check=True, env=env)
+
+
+@pytest.mark.parametrize("required", ["1", ""])
+def test_ci_fails_when_redis_cannot_be_found(tmp_path, required):
+    """With redis-server missing (PATH without it) the Celery test skips; under CI's
+    ACAV_REQUIRE_SERVICES=1 that skip makes the test run fail."""
+    env = {**os.environ, "PATH": str(tmp_path), "ACAV_REQUIRE_SERVICES": required}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "acav_assets_tests/defs/test_scaleout.py", "-k", "celery"],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    assert "redis-server is not installed" in run.stdout, run.stdout[-2000:]
+    assert (run.returncode != 0) == (required == "1"), run.stdout[-2000:]
