@@ -19,7 +19,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-__all__ = ["CutConfig", "CutClip", "cut_clip"]
+__all__ = ["CutConfig", "CutClip", "cut_clip", "cut_or_reason"]
 
 _LEAD_S = 0.5  # audio packets may be muxed up to this far from the video of the same time
 
@@ -134,7 +134,8 @@ def _cut(src, start_s: float, end_s: float, cfg: CutConfig) -> CutClip:
         img = None
         while j < n_out and targets[j] < upto:
             if img is None:
-                img = frame.reformat(width=w, height=h, format="yuv420p", interpolation="AREA")
+                same = frame.width == w and frame.height == h and frame.format.name == "yuv420p"
+                img = frame if same else frame.reformat(width=w, height=h, format="yuv420p", interpolation="AREA")
                 if frames_rgb is not None:
                     rgb = img.to_ndarray(format="rgb24")
             img.pts = j  # the encoder copies the picture: one converted frame may fill several slots
@@ -217,3 +218,15 @@ def _cut(src, start_s: float, end_s: float, cfg: CutConfig) -> CutClip:
     out.close()
     return CutClip(buf.getvalue(), float(fps), n_out, w, h, sr if oas is not None else None, n_need if oas else 0,
                    np.stack(frames_rgb) if frames_rgb else None, audio if cfg.with_arrays else None)
+
+
+def cut_or_reason(job: tuple[str, float, float, CutConfig]) -> CutClip | tuple[str, str]:
+    """``cut_clip(*job)``, or ``(status, error)`` when it cannot be cut: ``missing_media`` or
+    ``decode_error`` (an export worker's task; this module imports only av and numpy)."""
+    path, start, end, cfg = job
+    try:
+        return cut_clip(path, start, end, cfg)
+    except FileNotFoundError as exc:
+        return ("missing_media", str(exc))
+    except (ValueError, OSError) as exc:
+        return ("decode_error", str(exc))

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from acav_assets.core.export.cut import CutConfig, cut_clip
+from acav_assets.core.export.cut import CutConfig
+from acav_assets.core.export.cut import cut_or_reason as _encode  # workers import only av + numpy
 from acav_assets.core.warehouse.tables import SCHEMAS
 
 __all__ = ["ExportConfig", "ExportReport", "MANIFEST_SCHEMA", "export_key", "export_subset", "read_manifest"]
@@ -117,17 +118,6 @@ def _sample(cut, meta: dict) -> dict:
             np.save(b, arr)
             sample[name] = b.getvalue()
     return sample
-
-
-def _encode(job: tuple[str, float, float, CutConfig]):
-    """Worker: the cut clip, or (status, error)."""
-    path, start, end, cfg = job
-    try:
-        return cut_clip(path, start, end, cfg)
-    except FileNotFoundError as exc:
-        return ("missing_media", str(exc))
-    except (ValueError, OSError) as exc:
-        return ("decode_error", str(exc))
 
 
 def _in_order(jobs: list, workers: int) -> Iterator:
