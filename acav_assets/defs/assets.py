@@ -9,6 +9,7 @@ Per batch (dynamic partitions ``batches``): ``videos`` → ``clips`` → ``clip_
 
 import base64
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +24,7 @@ from acav_assets.core.clustering import KMeansConfig
 from acav_assets.core.features.base import profile_feature_spaces
 from acav_assets.core.media.landing import StageReport
 from acav_assets.core.warehouse.lineage import lineage_of, lineage_rows, pair_tables, tables_from_lineage
+from acav_assets.core.media.fingerprint import NearDuplicateConfig
 from acav_assets.core.media.probe import ProbeConfig
 from acav_assets.core.warehouse.report import strongest_pair, write_report
 from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, WEIGHTING_RULES
@@ -32,6 +34,7 @@ from acav_assets.core.stages.centroids import fit_clusterings, load_clusterings
 from acav_assets.core.stages.clips import clip_rows
 from acav_assets.core.stages.curation import SelectionParams, choose_mode, curate, curate_incremental
 from acav_assets.core.stages.embeddings import embedding_rows
+from acav_assets.core.stages.near_duplicates import fingerprint_rows, mark_near_duplicates
 from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
 from acav_assets.defs.executors import gpu_op_tags
 from acav_assets.defs.metadata import counts_table, markdown_table, reasons_table, table_metadata
@@ -50,6 +53,21 @@ class VideosConfig(dg.Config):
     max_duration_s: float | None = Field(default=None, description="longer videos get status too_long (reference: 597)")
     max_pixels: int = Field(default=ProbeConfig.max_pixels, description="larger frames get status too_large")
     probe_timeout_s: float = Field(default=120.0, description="time limit per file (status timeout); 0 = none")
+    near_duplicates: bool = Field(default=True, description="fingerprint picture and sound and mark re-uploads "
+                                                            "(re-encoded, rescaled, trimmed copies) near_duplicate")
+    nd_audio_bits: int = Field(default=NearDuplicateConfig.audio_bits,
+                               description="sound windows agree within this many of 64 bits")
+    nd_audio_match: float = Field(default=NearDuplicateConfig.audio_match,
+                                  description="share of overlapping sound windows that must agree")
+    nd_visual_cos: float = Field(default=NearDuplicateConfig.visual_cos,
+                                 description="keyframes agree when their DCT coefficients have this cosine")
+    nd_visual_match: float = Field(default=NearDuplicateConfig.visual_match,
+                                   description="share of keyframes that must find a counterpart")
+    fingerprint_workers: int = Field(default=0, description="fingerprinting processes (0 = up to 4, one per core)")
+
+    def near_duplicate_config(self) -> NearDuplicateConfig:
+        return NearDuplicateConfig(audio_bits=self.nd_audio_bits, audio_match=self.nd_audio_match,
+                                   visual_cos=self.nd_visual_cos, visual_match=self.nd_visual_match)
 
     def probe_config(self) -> ProbeConfig:
         return ProbeConfig(min_duration_s=self.min_duration_s, max_duration_s=self.max_duration_s,
@@ -142,7 +160,7 @@ def _stage_metadata(rep: StageReport) -> dict:
 #: Bump an asset's code version when a change alters what it writes: Dagster then shows the
 #: asset as stale in the UI, and ``acav curate`` (which folds these into its data versions)
 #: redoes it.
-CODE_VERSIONS = {"videos": "1", "clips": "1", "clip_embeddings": "1", "cluster_centroids": "1",
+CODE_VERSIONS = {"videos": "2", "clips": "1", "clip_embeddings": "1", "cluster_centroids": "1",
                  "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1", "curated_clips": "1"}
 DATA_VERSION_TAG = "acav/data_version"
 
@@ -190,8 +208,20 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
                  .filter((pl.col("batch") != batch) & (pl.col("status") == "ok") & pl.col("video_id").is_in(ids))
                  .select("video_id", "path").collect().iter_rows(named=True)}
         rows = mark_known_duplicates(rows, known)
+        nd_config = config.near_duplicate_config()
     except ValueError as exc:
         raise _fail(exc) from exc
+    pairs = []
+    if config.near_duplicates:
+        workers = config.fingerprint_workers or min(4, os.cpu_count() or 1)
+        prints = fingerprint_rows(rows, staged.local_root, workers=workers, log=context.log.warning,
+                                  progress=Progress(context.log.info, f"fingerprinting batch {batch}", "video"))
+        # the kept videos of earlier batches: their fingerprints only (ids, hashes), not a dict of everything
+        kept = wh.scan("videos").filter((pl.col("batch") != batch) & (pl.col("status") == "ok")).select("video_id")
+        earlier = wh.scan("video_fingerprints").filter(pl.col("batch") != batch).join(kept, on="video_id",
+                                                                                      how="semi").collect()
+        pairs = mark_near_duplicates(rows, prints, earlier, nd_config)
+        wh.write_batch("video_fingerprints", batch, prints)
     n = wh.write_batch("videos", batch, rows)
     df = pl.DataFrame(rows) if rows else pl.DataFrame()
     statuses = Counter(r["status"] for r in rows)
@@ -203,6 +233,11 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
                                               if c in df.columns]) if rows else df),
         "dagster/row_count": n, "ok": statuses.get("ok", 0), "landing_fingerprint": fingerprint,
         "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
+        "near_duplicates": len(pairs),
+        "near_duplicate_pairs": dg.MetadataValue.md(
+            markdown_table(pl.DataFrame(pairs).select("near_duplicate", "kept", "audio_agreement",
+                                                      "visual_agreement", "shift_s"), limit=20)
+            if pairs else "_none_"),
         **_stage_metadata(staged),
     })
 
@@ -467,8 +502,6 @@ class CuratedClipsConfig(dg.Config):
 
 def default_export_dir(warehouse_root: str) -> str:
     """``$ACAV_EXPORT_DIR``, else ``export`` next to a local warehouse."""
-    import os
-
     env = os.environ.get("ACAV_EXPORT_DIR", "").strip()
     if env:
         return env

@@ -12,7 +12,7 @@ from acav_assets.core.selection import mean_mutual_information, resolve_pairs
 from acav_assets.core.stages.centroids import load_clusterings
 from acav_assets.core.stages.labels import assignment_matrix
 from acav_assets.core.warehouse.report import latest_run, run_pair_weights
-from acav_assets.defs.assets import batches, clip_embeddings, cluster_assignments
+from acav_assets.defs.assets import batches, clip_embeddings, cluster_assignments, videos
 from acav_assets.defs.resources import ExtractorResource, WarehouseResource
 
 
@@ -27,6 +27,24 @@ def _batch_filter(context) -> pl.Expr:
     itself; without a partition, every batch."""
     batch = context.partition_key if context.has_partition_key else None
     return pl.col("batch") == batch if batch else pl.lit(True)
+
+
+@dg.asset_check(asset=videos, partitions_def=batches,
+                description="Every near-duplicate of the batch names a kept copy (a video with status ok, in this or "
+                            "an earlier batch): a family keeps exactly one video.")
+def near_duplicates_point_at_kept_copies(context: dg.AssetCheckExecutionContext,
+                                         warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get()
+    nd = (wh.scan("videos").filter(_batch_filter(context) & (pl.col("status") == "near_duplicate"))
+          .select("path", "duplicate_of").collect())
+    kept = (wh.scan("videos").filter((pl.col("status") == "ok") & pl.col("path").is_in(nd["duplicate_of"].implode()))
+            .select("path").collect()["path"].to_list()) if nd.height else []
+    orphans = nd.filter(~pl.col("duplicate_of").is_in(kept))
+    return dg.AssetCheckResult(passed=orphans.height == 0, metadata={
+        "near_duplicates": nd.height, "families": nd["duplicate_of"].n_unique() if nd.height else 0,
+        "pointing_at_no_kept_copy": orphans.height,
+        "examples": dg.MetadataValue.json(nd.head(5).to_dicts()),
+    })
 
 
 @dg.asset_check(asset=clip_embeddings, blocking=True, partitions_def=batches,
@@ -142,5 +160,5 @@ def subset_covers_every_batch(context: dg.AssetCheckExecutionContext, warehouse:
         "batches_selected": len(selected), "batches_pending": dg.MetadataValue.json(pending)})
 
 
-CHECKS = [embeddings_finite_and_declared_dims, assignments_complete, subset_size_and_unique, subset_beats_random,
-          subset_covers_every_batch]
+CHECKS = [near_duplicates_point_at_kept_copies, embeddings_finite_and_declared_dims, assignments_complete,
+          subset_size_and_unique, subset_beats_random, subset_covers_every_batch]

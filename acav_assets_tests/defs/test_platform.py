@@ -183,7 +183,7 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "curated_subset (full): 4 of 16 clips" in out and "precision (ground truth):" in out
-    assert "asset checks: 4/5 passed; WARNED (not judged or not serious): curated_subset:subset_beats_random" in out
+    assert "asset checks: 5/6 passed; WARNED (not judged or not serious): curated_subset:subset_beats_random" in out
 
     # the same command again on the unchanged landing area: nothing runs, no table is rewritten
     wh = Warehouse(str(tmp_path / "wh"))

@@ -73,6 +73,13 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "pool_count": pl.Int64, "selected_count": pl.Int64, "mi_contribution": pl.Float64, "pair_mi": pl.Float64,
         "pair_score": pl.Float64, "pair_weight": pl.Float64,  # the pool's adjusted MI of the pair; its weight
     },
+    # perceptual fingerprints of the ok videos (see core.media.fingerprint): keyframe times,
+    # 64-bit picture hashes and DCT coefficients; sound hashes every 0.25 s, and which windows sound
+    "video_fingerprints": {
+        "batch": pl.String, "video_id": pl.String, "path": pl.String, "key_times": pl.List(pl.Float64),
+        "key_hashes": pl.List(pl.Int64), "key_vectors": pl.List(pl.Float32),  # 63 per keyframe
+        "audio_hashes": pl.List(pl.Int64), "audio_sounding": pl.List(pl.Boolean),
+    },
     # one row per sample of an export folder (WebDataset shards; see core.export.shards)
     "export_manifest": {
         "export_key": pl.String, "export_dir": pl.String,
@@ -89,7 +96,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 }
 
 #: Tables partitioned by batch (one dynamic partition of the Dagster layer each).
-PARTITIONED = frozenset({"videos", "clips", "clip_embeddings", "cluster_assignments"})
+PARTITIONED = frozenset({"videos", "video_fingerprints", "clips", "clip_embeddings", "cluster_assignments"})
 
 #: A batch key: a folder name that is safe everywhere (paths, predicates, partition keys, URLs).
 BATCH_KEY_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"

@@ -1,0 +1,178 @@
+"""Near-duplicate videos within a batch and against every earlier batch (part of stage ``videos``).
+
+Each ``ok`` video of the batch is fingerprinted (:mod:`acav_assets.core.media.fingerprint`); the
+fingerprints go to the table ``video_fingerprints``. Candidates come from an index over the
+sound and keyframe hashes of the kept (``ok``) videos of earlier batches and of this batch
+(faiss multi-index hashing: a lookup probes a fixed number of buckets, whatever the number of
+videos), and each candidate pair is verified by :func:`~acav_assets.core.media.fingerprint.compare`.
+
+Which copy is kept (``status`` stays ``ok``): a video of an earlier batch always (the earliest
+landed; it may already be in a curated subset); among copies in this batch, the longest, then
+the one with more pixels, then the one landed first (file modification time), then the first
+path. (Bitrate was tried as a tie-breaker and dropped: a copy re-encoded with a richer audio
+track is larger although its picture is worse.) The others get status
+``near_duplicate`` with ``duplicate_of`` = the kept copy's path and the evidence in ``error``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from acav_assets.core.media.fingerprint import Fingerprint, NearDuplicateConfig, compare, fingerprint_or_reason
+
+__all__ = ["fingerprint_rows", "mark_near_duplicates", "from_row"]
+
+NEAR_DUPLICATE = "near_duplicate"
+MIN_VOTES = 0.2  # share of a video's hashes that must hit a candidate before it is verified
+
+
+def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int = 1,
+                     progress: Callable[[int, int], None] | None = None,
+                     log: Callable[[str], None] = lambda m: None) -> list[dict]:
+    """``video_fingerprints`` rows for the ``ok`` videos among ``rows`` (a video that cannot be
+    fingerprinted is logged and left out of near-duplicate detection)."""
+    todo = [r for r in rows if r["status"] == "ok"]
+    paths = [str(Path(landing_root) / r["path"]) for r in todo]
+    for r, p in zip(todo, paths):
+        r["landed_at"] = os.stat(p).st_mtime if os.path.exists(p) else float("inf")  # not a column: dropped on write
+    if workers > 1 and len(paths) >= 8:
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            results = []
+            for i, res in enumerate(pool.map(fingerprint_or_reason, paths, chunksize=4), 1):
+                results.append(res)
+                if progress:
+                    progress(i, len(paths))
+    else:
+        results = []
+        for i, p in enumerate(paths, 1):
+            results.append(fingerprint_or_reason(p))
+            if progress:
+                progress(i, len(paths))
+    out = []
+    for r, fp in zip(todo, results):
+        if isinstance(fp, str):
+            log(f"{r['path']}: no fingerprint ({fp}); not checked for near-duplicates")
+            continue
+        out.append({"batch": r["batch"], "video_id": r["video_id"], "path": r["path"],
+                    "key_times": fp.key_times.tolist(), "key_hashes": fp.key_hashes.view(np.int64).tolist(),
+                    "key_vectors": fp.key_vectors.reshape(-1).tolist(),
+                    "audio_hashes": fp.audio_hashes.view(np.int64).tolist(),
+                    "audio_sounding": fp.audio_sounding.tolist()})
+    return out
+
+
+def from_row(row: dict) -> Fingerprint:
+    return Fingerprint(np.asarray(row["key_times"], np.float64),
+                       np.asarray(row["key_hashes"], np.int64).view(np.uint64),
+                       np.asarray(row["key_vectors"], np.float32).reshape(-1, 63),
+                       np.asarray(row["audio_hashes"], np.int64).view(np.uint64),
+                       np.asarray(row["audio_sounding"], bool))
+
+
+class _HashIndex:
+    """Hashes (uint64) of many videos; ``votes(query)`` counts, per video, the query hashes that
+    have a hash of that video within ``radius`` bits."""
+
+    def __init__(self, radius: int):
+        import faiss
+
+        # 4 tables of 16 bits; probing buckets up to 3 bits away finds every code within 4*4-1 =
+        # 15 bits (pigeonhole), more than any radius used here
+        self.index = faiss.IndexBinaryMultiHash(64, 4, 16)
+        self.index.nflip = 3
+        self.owner: list[int] = []
+        self.radius = radius
+
+    def add(self, hashes: np.ndarray, owner: int) -> None:
+        if hashes.size:
+            self.index.add(np.ascontiguousarray(hashes, dtype=np.uint64).view(np.uint8).reshape(-1, 8))
+            self.owner.extend([owner] * hashes.size)
+
+    def votes(self, hashes: np.ndarray) -> dict[int, int]:
+        if not hashes.size or not self.owner:
+            return {}
+        lims, _, ids = self.index.range_search(
+            np.ascontiguousarray(hashes, dtype=np.uint64).view(np.uint8).reshape(-1, 8), self.radius + 1)
+        owners = np.asarray(self.owner)
+        counts: dict[int, int] = {}
+        for q in range(hashes.size):
+            for o in set(owners[ids[lims[q]:lims[q + 1]]].tolist()):
+                counts[o] = counts.get(o, 0) + 1
+        return counts
+
+
+def _keep_order(row: dict) -> tuple:
+    """Sort key: the copy to keep first."""
+    dur = round(row.get("duration_s") or 0.0, 1)
+    pixels = (row.get("width") or 0) * (row.get("height") or 0)
+    return (-dur, -pixels, row.get("landed_at", float("inf")), row["path"])
+
+
+def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: pl.DataFrame,
+                         config: NearDuplicateConfig = NearDuplicateConfig()) -> list[dict]:
+    """Mark the batch's near-duplicate videos in ``rows`` (its ``videos`` rows). ``fingerprints``
+    are this batch's ``video_fingerprints`` rows, ``earlier`` those of kept videos of earlier
+    batches. Returns the pairs found (kept path, duplicate path, evidence)."""
+    here = [(r, from_row(r)) for r in fingerprints]
+    prior = [(r, from_row(r)) for r in earlier.iter_rows(named=True)]
+    everyone = prior + here  # index i < len(prior): an earlier batch's video
+    audio_idx, key_idx = _HashIndex(config.audio_bits), _HashIndex(config.lookup_bits)
+    for i, (_, fp) in enumerate(everyone):
+        audio_idx.add(fp.audio_hashes[fp.audio_sounding], i)
+        key_idx.add(fp.key_hashes, i)
+    parent = list(range(len(everyone)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    evidence: dict[tuple[int, int], dict] = {}
+    for j in range(len(prior), len(everyone)):
+        fp = everyone[j][1]
+        sounding = fp.audio_hashes[fp.audio_sounding]
+        if sounding.size:
+            votes, n = audio_idx.votes(sounding), sounding.size
+        else:
+            votes, n = key_idx.votes(fp.key_hashes), fp.key_hashes.size
+        for i, v in votes.items():
+            if i == j or v < MIN_VOTES * n or find(i) == find(j):
+                continue
+            ok, ev = compare(everyone[i][1], fp, config)
+            if ok:
+                evidence[(i, j)] = ev
+                parent[find(j)] = find(i)
+    by_path = {r["path"]: r for r in rows}
+    families: dict[int, list[int]] = {}
+    for i in range(len(everyone)):
+        families.setdefault(find(i), []).append(i)
+    pairs = []
+    for members in families.values():
+        if len(members) < 2:
+            continue
+        olds = [i for i in members if i < len(prior)]
+        news = sorted((i for i in members if i >= len(prior)), key=lambda i: _keep_order(by_path[everyone[i][0]["path"]]))
+        keeper = min(olds) if olds else news[0]
+        kept_path = everyone[keeper][0]["path"]
+        for i in news:
+            if i == keeper:
+                continue
+            ev = evidence.get((keeper, i)) or evidence.get((i, keeper)) or next(
+                (e for (a, b), e in evidence.items() if i in (a, b)), {})
+            row = by_path[everyone[i][0]["path"]]
+            row["status"], row["duplicate_of"] = NEAR_DUPLICATE, kept_path
+            row["error"] = (f"near-duplicate of {kept_path} (kept: "
+                            f"{'an earlier batch' if olds else 'longest, then largest, then landed first'}; "
+                            f"sound agreement {ev.get('audio_agreement')}, picture {ev.get('visual_agreement')}, "
+                            f"shift {ev.get('shift_s')} s)")
+            pairs.append({"kept": kept_path, "near_duplicate": row["path"], **ev})
+    return pairs

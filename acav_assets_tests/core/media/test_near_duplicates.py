@@ -1,0 +1,119 @@
+"""Near-duplicate detection on real encodes: families of copies (high-CRF re-encode, half
+resolution, 1 s trimmed at each end, another audio bitrate) keep exactly one ok video, within a
+batch and across batches; distinct videos are never merged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from acav_assets.core.export.cut import CutConfig, cut_clip
+from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.media.fingerprint import compare, fingerprint_file
+from acav_assets.core.stages.near_duplicates import fingerprint_rows, mark_near_duplicates
+from acav_assets.core.warehouse.tables import Warehouse
+
+VARIANTS = {"crf45": CutConfig(crf=45), "half": CutConfig(short_side=32), "trim": CutConfig(),
+            "abr24k": CutConfig(audio_bitrate=24_000)}
+
+
+def write_family(original: Path, out: Path) -> list[Path]:
+    import av
+
+    with av.open(str(original)) as c:
+        duration = c.streams.video[0].frames / float(c.streams.video[0].average_rate)
+    copies = []
+    for name, cfg in VARIANTS.items():
+        start, end = (1.0, duration - 1.0) if name == "trim" else (0.0, duration)
+        p = out / f"{original.stem}_{name}.mp4"
+        p.write_bytes(cut_clip(original, start, end, cfg).mp4)
+        copies.append(p)
+    return copies
+
+
+@pytest.fixture(scope="module")
+def families(tmp_path_factory):
+    base = tmp_path_factory.mktemp("families")
+    originals = write_demo_videos(base / "src", 6, seed=71, duration_s=(8, 14), workers=1)
+    landing = base / "landing"
+    (landing / "b1").mkdir(parents=True)
+    fams = {}
+    for v in sorted((base / "src").glob("*.mp4")):
+        (landing / "b1" / v.name).write_bytes(v.read_bytes())
+        fams[v.name] = [v.name] + [p.name for p in write_family(v, landing / "b1")]
+    write_demo_videos(base / "controls", 14, seed=72, duration_s=(8, 14), workers=1)  # distinct content
+    for v in sorted((base / "controls").glob("*.mp4")):
+        (landing / "b1" / f"control_{v.name}").write_bytes(v.read_bytes())
+    del originals
+    return base, landing, fams
+
+
+def test_each_family_keeps_exactly_one_ok_video_and_controls_stay_ok(families):
+    from acav_assets.defs.assets import ASSETS, videos
+    from acav_assets.defs.runner import resources_for
+
+    base, landing, fams = families
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["b1"])
+    res = resources_for(str(landing), str(base / "wh"))
+    from acav_assets.defs.checks import CHECKS
+
+    result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.assets(videos), partition_key="b1",
+                            instance=instance, resources=res)
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["near_duplicates"].value == 24 and check.metadata["families"].value == 6
+    rows = Warehouse(str(base / "wh")).read("videos")
+    status = {Path(p).name: s for p, s in zip(rows["path"], rows["status"])}
+    in_family = {name for members in fams.values() for name in members}
+    for original, members in fams.items():
+        kept = [m for m in members if status[m] == "ok"]
+        assert len(kept) == 1, (original, {m: status[m] for m in members})
+        assert all(status[m] == "near_duplicate" for m in members if m not in kept)
+        # the kept copy: longest (not the trimmed one), then most pixels (not the half-size one)
+        assert "trim" not in kept[0] and "half" not in kept[0]
+    controls = [n for n in status if n not in in_family and n.endswith(".mp4")]
+    assert len(controls) == 14 and all(status[n] == "ok" for n in controls)
+    nd = rows.filter(pl.col("status") == "near_duplicate")
+    assert nd["duplicate_of"].is_in(rows.filter(pl.col("status") == "ok")["path"].implode()).all()
+    (mat,) = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
+    assert mat.metadata["near_duplicates"].value == 6 * 4 and "near_duplicate" in str(mat.metadata["near_duplicate_pairs"])
+
+    # a later batch brings another copy of an original: it is the near-duplicate of the earlier one
+    (landing / "b2").mkdir()
+    original = sorted(fams)[0]
+    (landing / "b2" / "reupload.mp4").write_bytes(cut_clip(landing / "b1" / original, 0.0, 6.0, CutConfig(crf=40)).mp4)
+    write_demo_videos(base / "more", 3, seed=73, duration_s=(8, 14), workers=1)
+    for v in sorted((base / "more").glob("*.mp4")):
+        (landing / "b2" / f"new_{v.name}").write_bytes(v.read_bytes())
+    instance.add_dynamic_partitions("batches", ["b2"])
+    dg.materialize(ASSETS, selection=[videos], partition_key="b2", instance=instance, resources=res)
+    b2 = Warehouse(str(base / "wh")).read("videos").filter(pl.col("batch") == "b2")
+    st = dict(zip([Path(p).name for p in b2["path"]], b2["status"]))
+    assert st.pop("reupload.mp4") == "near_duplicate" and set(st.values()) == {"ok"}
+    assert b2.filter(pl.col("path").str.ends_with("reupload.mp4"))["duplicate_of"][0] == f"b1/{original}"
+
+
+def test_no_distinct_videos_are_merged(tmp_path):
+    """False-merge rate on 200 distinct generated videos (8 sound and picture classes, so many
+    share their kind of sound and picture): 0."""
+    write_demo_videos(tmp_path / "b", 200, seed=74, duration_s=(6, 12))
+    rows = [{"batch": "b", "video_id": p.stem, "path": f"b/{p.name}", "status": "ok", "duration_s": 10.0,
+             "width": 96, "height": 64, "size_bytes": p.stat().st_size} for p in sorted((tmp_path / "b").glob("*.mp4"))]
+    prints = fingerprint_rows(rows, tmp_path, workers=2)
+    assert len(prints) == 200
+    pairs = mark_near_duplicates(rows, prints, pl.DataFrame())
+    assert pairs == [] and all(r["status"] == "ok" for r in rows)
+
+
+def test_compare_explains_its_verdict(families):
+    base, landing, fams = families
+    original = sorted(fams)[0]
+    a = fingerprint_file(landing / "b1" / original)
+    ok, ev = compare(a, fingerprint_file(landing / "b1" / fams[original][3]))  # the trimmed copy
+    assert ok and ev["shift_s"] == 1.0 and ev["audio_agreement"] >= 0.5
+    other = sorted(fams)[1]
+    ok, ev = compare(a, fingerprint_file(landing / "b1" / other))
+    assert not ok and ev["audio_agreement"] < 0.3
