@@ -170,10 +170,11 @@ def test_asset_specs_snapshot():
         "cluster_assignments": {"group": "features", "partitioned": True, "deps": ["clip_embeddings", "cluster_centroids"], "kinds": ["deltalake", "faiss"], "has_description": True},
         "curated_subset": {"group": "curation", "partitioned": False, "deps": ["clips", "cluster_assignments"], "kinds": ["deltalake", "numba"], "has_description": True},
         "selection_lineage": {"group": "curation", "partitioned": False, "deps": ["curated_subset"], "kinds": ["deltalake"], "has_description": True},
+        "curated_clips": {"group": "curation", "partitioned": False, "deps": ["curated_subset"], "kinds": ["pyav", "webdataset"], "has_description": True},
     }
     assert {c.name for c in defs.resolve_asset_graph().asset_check_keys} == {
-        "embeddings_finite_and_declared_dims", "assignments_complete", "subset_size_and_unique", "subset_beats_random",
-        "subset_covers_every_batch"}
+        "near_duplicates_point_at_kept_copies", "embeddings_finite_and_declared_dims", "assignments_complete",
+        "subset_size_and_unique", "subset_beats_random", "subset_covers_every_batch"}
 
 
 def test_acav_curate_command_prints_precision(tmp_path, capsys):
@@ -293,7 +294,7 @@ def test_webserver_serves_the_asset_graph(tmp_path):
                 break
             time.sleep(1)
         assert keys == {"videos", "clips", "clip_embeddings", "cluster_centroids", "cluster_assignments",
-                        "curated_subset", "selection_lineage"}
+                        "curated_subset", "selection_lineage", "curated_clips"}
     finally:
         stop_processes(proc, timeout=20)
     assert proc.returncode is not None

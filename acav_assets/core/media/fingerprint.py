@@ -56,7 +56,7 @@ class Fingerprint:
 @dataclass(frozen=True)
 class NearDuplicateConfig:
     audio_bits: int = 12  # sound windows agree when their hashes differ in at most this many bits
-    audio_match: float = 0.5  # share of overlapping sounding windows that must agree
+    audio_match: float = 0.35  # share of overlapping sounding windows that must agree
     visual_cos: float = 0.9  # keyframes agree when their DCT coefficients have at least this cosine
     lookup_bits: int = 12  # keyframe hash radius for finding candidates of videos without sound
     visual_match: float = 0.5  # share of the shorter video's keyframes that must find a counterpart
@@ -153,7 +153,7 @@ def fingerprint_file(path: str | os.PathLike) -> Fingerprint:
                 aus = c.streams.audio[0]
                 vt0 = t0
                 res = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
-                chunks, first = [], None
+                chunks, first, got = [], None, 0
                 for frame in c.decode(aus):
                     if frame.time is None:
                         continue
@@ -161,7 +161,8 @@ def fingerprint_file(path: str | os.PathLike) -> Fingerprint:
                         if first is None:
                             first = frame.time - vt0
                         chunks.append(r.to_ndarray().reshape(-1))
-                    if first is not None and sum(map(len, chunks)) >= MAX_AUDIO_S * AUDIO_RATE:
+                        got += chunks[-1].size
+                    if got >= MAX_AUDIO_S * AUDIO_RATE:
                         break
                 if chunks:
                     audio = np.concatenate(chunks)
