@@ -81,7 +81,7 @@ def test_two_batches_go_through_every_asset(curated):
     subset = wh.read("curated_subset").sort("rank")
     assert subset.height == round(0.2 * 26) and subset["rank"].to_list() == list(range(1, subset.height + 1))
     assert subset["path"].str.starts_with("batch_").all() and subset["path"].str.ends_with(".mp4").all()
-    assert len(report.checks) == 7 and not report.failed_checks(), report.checks
+    assert len(report.checks) == 9 and not report.failed_checks(), report.checks
     # 22 clips: too few for the statistical check to judge; it says so as a warning
     assert report.warned_checks() == ["curated_subset:subset_beats_random"]
     assert {"videos", "clips", "clip_embeddings", "cluster_assignments"} <= set(report.materializations)
