@@ -56,10 +56,10 @@ class Fingerprint:
 @dataclass(frozen=True)
 class NearDuplicateConfig:
     audio_bits: int = 12  # sound windows agree when their hashes differ in at most this many bits
-    audio_match: float = 0.35  # share of overlapping sounding windows that must agree
+    audio_match: float = 0.4  # share of overlapping sounding windows that must agree
     visual_cos: float = 0.9  # keyframes agree when their DCT coefficients have at least this cosine
     lookup_bits: int = 12  # keyframe hash radius for finding candidates of videos without sound
-    visual_match: float = 0.5  # share of the shorter video's keyframes that must find a counterpart
+    visual_match: float = 0.75  # share of the shorter video's keyframes that must find a counterpart
     min_overlap_s: float = 3.0  # the copies must overlap this long (at the best alignment)
 
     def __post_init__(self):

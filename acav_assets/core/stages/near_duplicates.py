@@ -30,7 +30,7 @@ from acav_assets.core.media.fingerprint import Fingerprint, NearDuplicateConfig,
 __all__ = ["fingerprint_rows", "mark_near_duplicates", "from_row"]
 
 NEAR_DUPLICATE = "near_duplicate"
-MIN_VOTES = 0.2  # share of a video's hashes that must hit a candidate before it is verified
+MIN_VOTES = 0.05  # share of a video's hashes that must hit a candidate before it is verified
 
 
 def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int = 1,
@@ -84,11 +84,15 @@ class _HashIndex:
     def __init__(self, radius: int):
         import faiss
 
-        # 4 tables of 16 bits; probing buckets up to 3 bits away finds every code within 4*4-1 =
-        # 15 bits (pigeonhole), more than any radius used here
-        self.index = faiss.IndexBinaryMultiHash(64, 4, 16)
-        self.index.nflip = 3
+        # 2 tables of 32 bits, probing buckets up to 1 bit away: a lookup visits 2 x 33 buckets
+        # that stay nearly empty however many videos are indexed (2^32 buckets each), so its cost
+        # does not grow with the warehouse. It finds every code within 3 bits (more when the
+        # flips fall in one half): a copy shares enough nearly identical windows to be voted
+        # for, and the pair is then verified with the full thresholds (compare)
+        self.index = faiss.IndexBinaryMultiHash(64, 2, 32)
+        self.index.nflip = 1
         self.owner: list[int] = []
+        self._owners = np.zeros(0, np.int64)
         self.radius = radius
 
     def add(self, hashes: np.ndarray, owner: int) -> None:
@@ -101,7 +105,9 @@ class _HashIndex:
             return {}
         lims, _, ids = self.index.range_search(
             np.ascontiguousarray(hashes, dtype=np.uint64).view(np.uint8).reshape(-1, 8), self.radius + 1)
-        owners = np.asarray(self.owner)
+        if len(self._owners) != len(self.owner):  # built once after the adds, not per lookup
+            self._owners = np.asarray(self.owner)
+        owners = self._owners
         counts: dict[int, int] = {}
         for q in range(hashes.size):
             for o in set(owners[ids[lims[q]:lims[q + 1]]].tolist()):
