@@ -405,7 +405,7 @@ def test_embeddings_with_nan_block_their_batch_from_assignment(tmp_path):
     dg.materialize(ASSETS, selection=[cluster_centroids], instance=instance, resources={**res, "extractors": good_ex})
     bad = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.assets(*ingest), partition_key="bad",
                          instance=instance, resources={**res, "extractors": bad_ex}, raise_on_error=False)
-    (ev,) = bad.get_asset_check_evaluations()
+    (ev,) = [e for e in bad.get_asset_check_evaluations() if e.check_name == "embeddings_finite_and_declared_dims"]
     assert not bad.success and not ev.passed and ev.metadata["nan_or_inf"].value == 3
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=target, cursor=cursor)
     assert result.get_requested_partitions(cluster_assignments.key) == {"good"}
