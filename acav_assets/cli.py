@@ -180,9 +180,14 @@ Open the Dagster UI on this demo (then browse http://127.0.0.1:3000):
   DAGSTER_HOME={home} ACAV_LANDING={landing} ACAV_WAREHOUSE={warehouse} ACAV_PROFILE=weightfree .venv/bin/dagster dev -h 127.0.0.1 -p 3000
 
 You will see the asset graph (videos -> clips -> clip_embeddings -> cluster_centroids ->
-cluster_assignments -> curated_subset -> selection_lineage), one partition per batch folder,
-the runs this command made, each table's schema, row counts and preview, the status counts of
-the videos, the objective and per-batch split of the subset, and the asset checks' results.""")
+cluster_assignments -> curated_subset -> selection_lineage, and curated_clips, the export,
+materialized on request), one partition per batch folder, the runs this command made, each
+table's schema, row counts and preview, the status counts of the videos (near-duplicates
+included), the objective and per-batch split of the subset, and the asset checks' results.
+
+Training data from the subset (WebDataset shards of the exact clips + a manifest):
+
+  .venv/bin/acav export --warehouse {warehouse} --landing {landing} --out {warehouse.parent / "export"}""")
     return rc
 
 
