@@ -493,3 +493,35 @@ def test_dying_between_the_selection_writes_leaves_the_previous_subset_current(t
     assert set(now["batch"]) == {"a", "b"} and latest_run(wh)["batches"] == ["a", "b"]
     per_pair = wh.read("selection_lineage").group_by("pair_index").agg(pl.col("pool_count").sum())
     assert set(per_pair["pool_count"]) == {22}  # 12 + 10 clips: b counted once
+
+
+def test_a_batch_reassigned_since_the_selection_is_reselected_fully(tmp_path):
+    """A batch whose assignments were rewritten after the selection that consumed it (its files
+    changed and it was re-ingested) makes the next selection a full one; a new batch alone
+    keeps the warm start."""
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "a", 10, seed=81, duration_s=(5, 7))
+    write_demo_videos(landing / "b", 10, seed=82, duration_s=(5, 7))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["a", "b", "c"])
+    res = resources_for(str(landing), str(tmp_path / "wh"))
+
+    def mat(sel, part=None):
+        result = dg.materialize(ASSETS, selection=sel, partition_key=part, instance=instance, resources=res,
+                                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+        return {m.asset_key.to_user_string(): m.metadata for m in
+                (e.step_materialization_data.materialization for e in result.get_asset_materialization_events())}
+
+    for b in ("a", "b"):
+        mat([videos, clips, clip_embeddings], b)
+    mat([cluster_centroids])
+    for b in ("a", "b"):
+        mat([cluster_assignments], b)
+    assert mat(["curated_subset", "selection_lineage"])["curated_subset"]["mode"].value == "full"
+    write_demo_videos(landing / "c", 10, seed=83, duration_s=(5, 7))
+    mat([videos, clips, clip_embeddings, cluster_assignments], "c")
+    meta = mat(["curated_subset", "selection_lineage"])["curated_subset"]
+    assert meta["mode"].value == "incremental"
+    mat([cluster_assignments], "b")  # b re-assigned after the selection that consumed it
+    meta = mat(["curated_subset", "selection_lineage"])["curated_subset"]
+    assert meta["mode"].value == "full" and "b re-assigned" in meta["mode_reason"].value

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -128,6 +129,12 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
     if params.budget > 1:
         return "full", "an absolute budget is re-selected fully"
     before = json.loads(prev["params"])
+    redone = _reassigned_since(wh, before.get("assignments_version"), set(prev["batches"]))
+    if redone:
+        if params.mode == "incremental":
+            raise ValueError(f"incremental selection asked for, but batch(es) {', '.join(redone)} were re-assigned "
+                             f"since the last selection: run a full selection")
+        return "full", f"batch(es) {', '.join(redone)} re-assigned since the previous selection"
     keys = ("budget", "pairing", "batch_size", "take", "seed", "refine", "refine_fraction", "weighting", "weight_keep")
     changed = [k for k in keys if before.get(k) != asdict(params)[k]]
     if changed:
@@ -135,6 +142,26 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
             raise ValueError(f"incremental selection asked for, but {', '.join(changed)} changed: run a full selection")
         return "full", f"selection parameters changed ({', '.join(changed)})"
     return "incremental", f"warm start from selection {prev['selection_id']}"
+
+
+def _reassigned_since(wh: Warehouse, version: int | None, batches: set[str]) -> list[str]:
+    """The ``batches`` whose ``cluster_assignments`` were rewritten after table version
+    ``version`` (what a selection read): from the Delta log, each batch write being one commit
+    with the predicate ``batch = '<name>'``. Unknown (runs recorded before versions were): []."""
+    current = wh.version("cluster_assignments")
+    if version is None or current is None or current <= version:
+        return []
+    from deltalake import DeltaTable
+
+    hist = DeltaTable(wh.uri("cluster_assignments"), storage_options=wh._opts()).history(limit=current - version)
+    found = set()
+    for entry in hist:
+        if entry.get("version", -1) <= version:
+            continue
+        m = re.fullmatch(r"batch = '([^']*)'", str((entry.get("operationParameters") or {}).get("predicate", "")))
+        if m and m.group(1) in batches:
+            found.add(m.group(1))
+    return sorted(found)
 
 
 def curate_incremental(wh: Warehouse, params: SelectionParams, *,
@@ -154,6 +181,7 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
     if not new_batches:
         return None
     prev_subset = wh.read("curated_subset").sort("rank")
+    read_version = wh.version("cluster_assignments")
     wide = (wh.scan("cluster_assignments").filter(pl.col("batch").is_in(new_batches) & pl.col("clustering_id").is_in(columns))
             .select("clip_id", "batch", "clustering_id", "cluster").collect()
             .pivot(on="clustering_id", index=["clip_id", "batch"], values="cluster", aggregate_function="first"))
@@ -193,7 +221,8 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
     subset = (pl.concat([prev_subset.drop("selection_id"), added.select(prev_subset.drop("selection_id").columns)])
               .with_columns(pl.lit(selection_id).alias("selection_id")).sort("rank"))
     run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-           "params": json.dumps({**asdict(params), "mode": "incremental", "after": prev["selection_id"]}, sort_keys=True),
+           "params": json.dumps({**asdict(params), "mode": "incremental", "after": prev["selection_id"],
+                                 "assignments_version": read_version}, sort_keys=True),
            "clustering_ids": columns, "feature_spaces": [c.feature_space for c in clusterings],
            "batches": sorted(old_batches | set(contributed)), "pool_size": int(prev["pool_size"]) + len(new_ids),
            "size": subset.height, "objective": float(sel.objective), "seed": params.seed + best,
@@ -237,7 +266,8 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
               .sort("rank").collect(engine="streaming"))
     batches = [b for b, n in zip(clip_ids.batches, clip_ids.counts) if n > 0]  # only batches that contributed rows
     run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-           "params": json.dumps(asdict(params), sort_keys=True), "clustering_ids": columns,
+           "params": json.dumps({**asdict(params), "assignments_version": clip_ids.version}, sort_keys=True),
+           "clustering_ids": columns,
            "feature_spaces": [c.feature_space for c in clusterings], "batches": batches, "pool_size": len(clip_ids),
            "size": len(sel), "objective": float(sel.objective), "seed": params.seed + best,
            **_weighting_columns(weighting, pairs, clusterings)}
