@@ -251,11 +251,13 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     runs, best = _best_of_restarts(labels, budget, params, modalities, len(clip_ids), progress,
                                    pair_weights=weighting.weights)
     sel = runs[best]
-    # the pool by content: which batches, how many clips each, from which assignments version
-    # (two pools of the same size must not share an id: the run row would be overwritten)
+    # the pool by content: which batches, how many clips each, and a digest of their labels
+    # (two pools of the same size must not share an id: the run row would be overwritten; the
+    # same pool re-selected gets the same id, so re-running everything changes no table)
     payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids),
                           "batches": list(clip_ids.batches), "counts": [int(c) for c in clip_ids.counts],
-                          "assignments_version": clip_ids.version}, sort_keys=True)
+                          "labels": hashlib.blake2b(np.ascontiguousarray(labels).tobytes(), digest_size=16).hexdigest()},
+                         sort_keys=True)
     selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
     chosen = pl.DataFrame({"clip_id": clip_ids.ids_at(sel.indices), "rank": np.arange(1, len(sel) + 1),
                            "gain": sel.gains, "step": sel.steps,
