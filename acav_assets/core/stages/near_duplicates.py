@@ -100,14 +100,18 @@ class _HashIndex:
             self.index.add(np.ascontiguousarray(hashes, dtype=np.uint64).view(np.uint8).reshape(-1, 8))
             self.owner.extend([owner] * hashes.size)
 
+    def freeze(self) -> np.ndarray:
+        """The owner of every indexed hash as an array (built once, after the adds)."""
+        if len(self._owners) != len(self.owner):
+            self._owners = np.asarray(self.owner)
+        return self._owners
+
     def votes(self, hashes: np.ndarray) -> dict[int, int]:
         if not hashes.size or not self.owner:
             return {}
         lims, _, ids = self.index.range_search(
             np.ascontiguousarray(hashes, dtype=np.uint64).view(np.uint8).reshape(-1, 8), self.radius + 1)
-        if len(self._owners) != len(self.owner):  # built once after the adds, not per lookup
-            self._owners = np.asarray(self.owner)
-        owners = self._owners
+        owners = self.freeze()
         counts: dict[int, int] = {}
         for q in range(hashes.size):
             for o in set(owners[ids[lims[q]:lims[q + 1]]].tolist()):
@@ -134,6 +138,8 @@ def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: pl
     for i, (_, fp) in enumerate(everyone):
         audio_idx.add(fp.audio_hashes[fp.audio_sounding], i)
         key_idx.add(fp.key_hashes, i)
+    audio_idx.freeze()  # part of building the index, not of each lookup
+    key_idx.freeze()
     parent = list(range(len(everyone)))
 
     def find(i):
