@@ -19,9 +19,9 @@ from fractions import Fraction
 import av
 import numpy as np
 
-__all__ = ["CutConfig", "CutClip", "cut_clip", "cut_or_reason"]
+from acav_assets.core.media.decode import walk_window
 
-_LEAD_S = 0.5  # audio packets may be muxed up to this far from the video of the same time
+__all__ = ["CutConfig", "CutClip", "cut_clip", "cut_or_reason"]
 
 
 @dataclass(frozen=True)
@@ -149,43 +149,17 @@ def _cut(src, start_s: float, end_s: float, cfg: CutConfig) -> CutClip:
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=sr) if aus is not None else None
     chunks: list[np.ndarray] = []
     audio_t0 = None
-    audio_n = 0
-    audio_done = aus is None
-    video_done = False
-    src.seek(int((t0 + max(0.0, start_s - _LEAD_S)) / vs.time_base), stream=vs, backward=True)
-    for packet in src.demux(*([vs] + ([aus] if aus is not None else []))):
-        if packet.stream is vs:
-            if video_done:
-                continue
-            for frame in packet.decode():
-                if frame.time is None:
-                    continue
-                t = frame.time - t0
-                if prev is not None:
-                    emit(prev[1], t)  # the previous frame is shown until t
-                elif t > targets[0]:
-                    emit(frame, t)  # the window starts before the first frame: show the first
-                prev = (t, frame)
-                if j >= n_out:
-                    video_done = True
-                    break
-        elif not audio_done:
-            for frame in packet.decode():
-                if frame.time is None:
-                    continue
-                ft = frame.time - t0
-                if audio_t0 is None and ft + frame.samples / frame.sample_rate < start_s - 0.05:
-                    continue
-                for r in resampler.resample(frame):
-                    if audio_t0 is None:
-                        audio_t0 = ft
-                    data = r.to_ndarray().reshape(channels, -1)
-                    chunks.append(data)
-                    audio_n += data.shape[1]
-                if audio_t0 is not None and audio_t0 + audio_n / sr >= end_s:
-                    audio_done = True
-        if video_done and audio_done:
-            break
+    for kind, t, item in walk_window(src, vs, aus, t0, start_s, end_s, resampler, lambda: j >= n_out):
+        if kind == "audio":
+            audio_t0 = t
+            chunks.append(item.reshape(channels, -1))
+        elif prev is not None:
+            emit(prev[1], t)  # the previous frame is shown until t
+            prev = (t, item)
+        else:
+            if t > targets[0]:
+                emit(item, t)  # the window starts before the first frame: show the first
+            prev = (t, item)
     if prev is None:
         out.close()
         raise ValueError(f"no video frame in [{start_s:.3f}, {end_s:.3f})")
@@ -196,10 +170,6 @@ def _cut(src, start_s: float, end_s: float, cfg: CutConfig) -> CutClip:
     n_need = int(round(dur * sr)) if sr else 0
     audio = None
     if oas is not None:
-        if resampler is not None and not audio_done:
-            for r in resampler.resample(None):
-                data = r.to_ndarray().reshape(channels, -1)
-                chunks.append(data)
         audio = np.zeros((channels, n_need), np.float32)
         if chunks and audio_t0 is not None:
             allsamples = np.concatenate(chunks, axis=1)

@@ -11,13 +11,13 @@ never by index, so variable frame rate needs none either.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import av
 import numpy as np
 
-__all__ = ["DecodeConfig", "DecodedClip", "decode_clip", "iter_decoded", "DecodeError"]
+__all__ = ["DecodeConfig", "DecodedClip", "decode_clip", "iter_decoded", "DecodeError", "walk_window"]
 
 # Audio packets may be muxed up to this far from video packets of the same time.
 _AUDIO_MARGIN_S = 0.5
@@ -57,6 +57,51 @@ def _target_size(w: int, h: int, short: int) -> tuple[int, int]:
     return max(2, int(round(w * short / h / 2)) * 2), short
 
 
+def walk_window(container, vs, aus, t0: float, start_s: float, end_s: float, resampler,
+                video_done: Callable[[], bool]) -> Iterator[tuple[str, float, object]]:
+    """One demux pass over a window ``[start_s, end_s)`` (times from the first video frame,
+    ``t0`` in stream time), after one seek to the key frame before it (``_AUDIO_MARGIN_S``
+    earlier when there is audio). Yields ``("video", t, frame)`` for every decoded video frame
+    until ``video_done()``, and ``("audio", t_first, samples)`` for each resampled audio chunk
+    from the window's start on, ``t_first`` being the time of the first kept sample, until the
+    audio covers the window (then the resampler's tail). Used by clip decoding and export."""
+    seek_to = max(0.0, start_s - (_AUDIO_MARGIN_S if aus is not None else 0.0))
+    container.seek(int((t0 + seek_to) / vs.time_base), stream=vs, backward=True)
+    audio_t0: float | None = None
+    audio_n = 0
+    audio_done = aus is None
+    for packet in container.demux(*([vs] + ([aus] if aus is not None else []))):
+        if packet.stream is vs:
+            if video_done():
+                continue
+            for frame in packet.decode():
+                if frame.time is None:
+                    continue
+                yield "video", frame.time - t0, frame
+                if video_done():
+                    break
+        elif not audio_done:
+            for frame in packet.decode():
+                if frame.time is None:
+                    continue
+                ft = frame.time - t0
+                if audio_t0 is None and ft + frame.samples / frame.sample_rate < start_s - 0.05:
+                    continue  # lead-in before the window: decoded for codec state, not resampled
+                for out in resampler.resample(frame):
+                    if audio_t0 is None:
+                        audio_t0 = ft
+                    data = out.to_ndarray()
+                    audio_n += data.shape[-1]
+                    yield "audio", audio_t0, data
+                if audio_t0 is not None and audio_t0 + audio_n / resampler.rate >= end_s:
+                    audio_done = True
+        if video_done() and audio_done:
+            break
+    if resampler is not None and not audio_done and audio_t0 is not None:
+        for out in resampler.resample(None):
+            yield "audio", audio_t0, out.to_ndarray()
+
+
 def decode_clip(path: str | os.PathLike, start_s: float, end_s: float, config: DecodeConfig = DecodeConfig(),
                 *, clip_id: str = "") -> DecodedClip:
     """Decode one window ``[start_s, end_s)`` of ``path``. Raises :class:`DecodeError` if the
@@ -78,23 +123,17 @@ def _decode(container, start_s, end_s, config: DecodeConfig, clip_id: str) -> De
     t0 = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
     dur = end_s - start_s
     targets = start_s + (np.arange(config.n_frames) + 0.5) * dur / config.n_frames
-    seek_to = max(0.0, start_s - (_AUDIO_MARGIN_S if aus is not None else 0.0))
-    container.seek(int((t0 + seek_to) / vs.time_base), stream=vs, backward=True)
-
     w, h = vs.codec_context.width, vs.codec_context.height
     tw, th = _target_size(w, h, config.short_side)
     frames = np.zeros((config.n_frames, th, tw, 3), np.uint8)
     frame_times = np.full(config.n_frames, np.nan)
     ti = 0  # next target to fill
     prev = None  # (time, frame) of the last frame at or before targets[ti]
-    video_done = False
 
     sr = config.sample_rate
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sr) if aus is not None else None
     chunks: list[np.ndarray] = []
     audio_t0: float | None = None  # time of the first resampled sample kept
-    audio_n = 0
-    audio_done = aus is None
     n_need = int(round(dur * sr))
 
     def take(frame_time, frame, upto):
@@ -107,40 +146,17 @@ def _decode(container, start_s, end_s, config: DecodeConfig, clip_id: str) -> De
             frame_times[ti] = frame_time
             ti += 1
 
-    streams = [vs] + ([aus] if aus is not None else [])
-    for packet in container.demux(*streams):
-        if packet.stream is vs:
-            if video_done:
-                continue
-            for frame in packet.decode():
-                if frame.time is None:
-                    continue
-                t = frame.time - t0
-                if prev is not None:
-                    take(prev[0], prev[1], t)  # prev is shown until t
-                elif t > targets[0] and ti == 0:
-                    take(t, frame, t)  # window starts before the first frame: use the first
-                prev = (t, frame)
-                if ti >= config.n_frames:
-                    video_done = True
-                    break
-        elif not audio_done:
-            for frame in packet.decode():
-                if frame.time is None:
-                    continue
-                ft = frame.time - t0
-                if audio_t0 is None and ft + frame.samples / frame.sample_rate < start_s - 0.05:
-                    continue  # lead-in before the window: decoded for codec state, not resampled
-                for out in resampler.resample(frame):
-                    data = out.to_ndarray().reshape(-1)
-                    if audio_t0 is None:
-                        audio_t0 = ft
-                    chunks.append(data)
-                    audio_n += data.size
-                if audio_t0 is not None and audio_t0 + audio_n / sr >= end_s:
-                    audio_done = True
-        if video_done and audio_done:
-            break
+    for kind, t, item in walk_window(container, vs, aus, t0, start_s, end_s, resampler,
+                                     lambda: ti >= config.n_frames):
+        if kind == "audio":
+            audio_t0 = t
+            chunks.append(item.reshape(-1))
+            continue
+        if prev is not None:
+            take(prev[0], prev[1], t)  # prev is shown until t
+        elif t > targets[0] and ti == 0:
+            take(t, item, t)  # window starts before the first frame: use the first
+        prev = (t, item)
     if ti < config.n_frames and prev is not None:  # stream ended inside the window
         video_pad = config.n_frames - ti
         take(prev[0], prev[1], np.inf)
@@ -148,11 +164,6 @@ def _decode(container, start_s, end_s, config: DecodeConfig, clip_id: str) -> De
         video_pad = 0
     if ti == 0:
         raise DecodeError(f"no video frame in [{start_s:.2f}, {end_s:.2f})")
-    if resampler is not None and not audio_done:
-        for out in resampler.resample(None):
-            data = out.to_ndarray().reshape(-1)
-            chunks.append(data)
-            audio_n += data.size
     audio = np.zeros(n_need, np.float32)
     covered = 0
     if chunks and audio_t0 is not None:
