@@ -140,11 +140,13 @@ def _in_order(jobs: list, workers: int) -> Iterator:
 class _ShardWriter:
     """Writes samples into ``clips-NNNNNN.tar.tmp`` and renames each shard when it is full."""
 
-    def __init__(self, out: Path, first_index: int, max_bytes: int, max_clips: int):
+    def __init__(self, out: Path, first_index: int, max_bytes: int, max_clips: int,
+                 on_shard: Callable[[str, int, int], None] | None = None):
         from webdataset import TarWriter
 
         self._tarwriter = TarWriter
         self.out, self.n, self.max_bytes, self.max_clips = out, first_index, max_bytes, max_clips
+        self.on_shard = on_shard
         self.file = self.writer = None
         self.count = 0
         self.pending: list[dict] = []  # manifest rows of the open shard
@@ -160,10 +162,8 @@ class _ShardWriter:
             # fixed mtime and owner: a rerun writes byte-identical shards for the same clips
             self.writer = self._tarwriter(self.file, encoder=False, mtime=0, user="acav", group="acav")
             self.count = 0
-        self.file.flush()
-        offset = self.file.tell()
+        offset = self.file.tell()  # a buffered file's position counts what is still in its buffer
         self.writer.write(sample)
-        self.file.flush()
         self.pending.append({**row, "shard": self.name, "index_in_shard": self.count, "offset_bytes": offset,
                              "sample_bytes": self.file.tell() - offset})
         self.count += 1
@@ -180,6 +180,8 @@ class _ShardWriter:
         self.file.close()
         os.replace(self.out / (self.name + ".tmp"), self.out / self.name)  # the commit point of the shard
         self.closed.append((self.name, self.pending, size))
+        if self.on_shard:
+            self.on_shard(self.name, len(self.pending), size)
         self.pending, self.writer, self.file = [], None, None
         self.n += 1
 
@@ -224,10 +226,9 @@ def export_subset(subset: pl.DataFrame, media_root: Callable[[str], Path], out_d
         metas.append(meta)
     workers = config.workers or os.cpu_count() or 1
     first = max([int(s.stem.split("-")[1]) for s in _shards(out)], default=-1) + 1
-    writer = _ShardWriter(out, first, config.shard_max_bytes, config.shard_max_clips)
+    writer = _ShardWriter(out, first, config.shard_max_bytes, config.shard_max_clips, on_shard)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     failed_rows = []
-    n_closed = 0
     for i, res in enumerate(_in_order(jobs, min(workers, max(1, len(jobs))))):
         meta = metas[i]
         if isinstance(res, tuple):
@@ -238,17 +239,9 @@ def export_subset(subset: pl.DataFrame, media_root: Callable[[str], Path], out_d
                     "sample_rate": res.sample_rate, "width": res.width, "height": res.height}
             writer.write(_sample(res, {**meta, **info}), {**meta, **info, "status": "ok", "exported_at": now})
             report.written += 1
-        while n_closed < len(writer.closed):
-            name, rows, size = writer.closed[n_closed]
-            n_closed += 1
-            if on_shard:
-                on_shard(name, len(rows), size)
         if progress:
             progress(i + 1, len(jobs))
     writer.close()
-    for name, rows, size in writer.closed[n_closed:]:
-        if on_shard:
-            on_shard(name, len(rows), size)
     report.shards_written = [name for name, _, _ in writer.closed]
     report.bytes_written = sum(size for _, _, size in writer.closed)
     new_rows = [r for _, rows, _ in writer.closed for r in rows]
