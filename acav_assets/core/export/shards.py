@@ -162,12 +162,13 @@ class _ShardWriter:
             # fixed mtime and owner: a rerun writes byte-identical shards for the same clips
             self.writer = self._tarwriter(self.file, encoder=False, mtime=0, user="acav", group="acav")
             self.count = 0
-        offset = self.file.tell()  # a buffered file's position counts what is still in its buffer
+        # the archive's own position: tarfile's stream mode buffers up to 10 KB before the file sees it
+        offset = self.writer.tarstream.offset
         self.writer.write(sample)
         self.pending.append({**row, "shard": self.name, "index_in_shard": self.count, "offset_bytes": offset,
-                             "sample_bytes": self.file.tell() - offset})
+                             "sample_bytes": self.writer.tarstream.offset - offset})
         self.count += 1
-        if self.file.tell() >= self.max_bytes or (self.max_clips and self.count >= self.max_clips):
+        if self.writer.tarstream.offset >= self.max_bytes or (self.max_clips and self.count >= self.max_clips):
             self.close()
 
     def close(self) -> None:

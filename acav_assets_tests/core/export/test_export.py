@@ -114,11 +114,14 @@ def test_every_selected_clip_is_exported_once_and_decodes_through_a_dataloader(c
     assert manifest["selection_id"].unique().to_list() == subset["selection_id"].unique().to_list()
     table = wh.read("export_manifest")
     assert sorted(table["clip_id"]) == sorted(subset["clip_id"])
-    # the manifest's offsets point at each sample's first member
-    row = manifest.sort("rank").row(0, named=True)
-    with open(tmp_path / "out" / row["shard"], "rb") as f:
-        f.seek(row["offset_bytes"])
-        assert f.read(100).rstrip(b"\0").decode().startswith(row["clip_id"] + ".")
+    # the manifest's offsets point at each sample's first member, and its size ends at the next
+    for row in manifest.iter_rows(named=True):
+        with open(tmp_path / "out" / row["shard"], "rb") as f:
+            f.seek(row["offset_bytes"])
+            assert f.read(100).rstrip(b"\0").decode().startswith(row["clip_id"] + "."), row
+            f.seek(row["offset_bytes"] + row["sample_bytes"])
+            following = f.read(100).rstrip(b"\0").decode()
+            assert following == "" or not following.startswith(row["clip_id"] + "."), row
 
     windows = {r["clip_id"]: r["end_s"] - r["start_s"] for r in subset.iter_rows(named=True)}
 
