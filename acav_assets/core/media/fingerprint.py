@@ -151,7 +151,6 @@ def fingerprint_file(path: str | os.PathLike) -> Fingerprint:
         with av.open(os.fspath(path)) as c:
             if c.streams.audio:
                 aus = c.streams.audio[0]
-                vt0 = t0
                 res = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
                 chunks, first, got = [], None, 0
                 for frame in c.decode(aus):
@@ -159,7 +158,7 @@ def fingerprint_file(path: str | os.PathLike) -> Fingerprint:
                         continue
                     for r in res.resample(frame):
                         if first is None:
-                            first = frame.time - vt0
+                            first = frame.time - t0
                         chunks.append(r.to_ndarray().reshape(-1))
                         got += chunks[-1].size
                     if got >= MAX_AUDIO_S * AUDIO_RATE:

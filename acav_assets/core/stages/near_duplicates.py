@@ -17,6 +17,7 @@ track is larger although its picture is worse.) The others get status
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -42,18 +43,15 @@ def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int
     paths = [str(Path(landing_root) / r["path"]) for r in todo]
     for r, p in zip(todo, paths):
         r["landed_at"] = os.stat(p).st_mtime if os.path.exists(p) else float("inf")  # not a column: dropped on write
-    if workers > 1 and len(paths) >= 8:
-        ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            results = []
-            for i, res in enumerate(pool.map(fingerprint_or_reason, paths, chunksize=4), 1):
-                results.append(res)
-                if progress:
-                    progress(i, len(paths))
-    else:
-        results = []
-        for i, p in enumerate(paths, 1):
-            results.append(fingerprint_or_reason(p))
+    results = []
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(paths) >= 8:
+            pool = stack.enter_context(cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+            prints = pool.map(fingerprint_or_reason, paths, chunksize=4)
+        else:
+            prints = map(fingerprint_or_reason, paths)
+        for i, res in enumerate(prints, 1):
+            results.append(res)
             if progress:
                 progress(i, len(paths))
     out = []
