@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -146,22 +145,10 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
 
 def _reassigned_since(wh: Warehouse, version: int | None, batches: set[str]) -> list[str]:
     """The ``batches`` whose ``cluster_assignments`` were rewritten after table version
-    ``version`` (what a selection read): from the Delta log, each batch write being one commit
-    with the predicate ``batch = '<name>'``. Unknown (runs recorded before versions were): []."""
-    current = wh.version("cluster_assignments")
-    if version is None or current is None or current <= version:
+    ``version`` (what a selection read). Unknown (runs recorded before versions were): []."""
+    if version is None:
         return []
-    from deltalake import DeltaTable
-
-    hist = DeltaTable(wh.uri("cluster_assignments"), storage_options=wh._opts()).history(limit=current - version)
-    found = set()
-    for entry in hist:
-        if entry.get("version", -1) <= version:
-            continue
-        m = re.fullmatch(r"batch = '([^']*)'", str((entry.get("operationParameters") or {}).get("predicate", "")))
-        if m and m.group(1) in batches:
-            found.add(m.group(1))
-    return sorted(found)
+    return [b for b in wh.batches_rewritten_after("cluster_assignments", version) if b in batches]
 
 
 def curate_incremental(wh: Warehouse, params: SelectionParams, *,

@@ -214,6 +214,24 @@ class Warehouse:
         self._write(table, df, mode="append")
         return df.height
 
+    def batches_rewritten_after(self, table: str, version: int) -> list[str]:
+        """Batches of a partitioned table whose rows were written after table ``version``, read
+        from the Delta log (each batch write is one commit with the predicate ``batch = '<name>'``;
+        compactions change no rows and name none)."""
+        if table not in PARTITIONED:
+            raise ValueError(f"{table} is not partitioned by batch")
+        current = self.version(table)
+        if current is None or current <= version:
+            return []
+        found = set()
+        for entry in DeltaTable(self.uri(table), storage_options=self._opts()).history(limit=current - version):
+            if entry.get("version", -1) <= version:
+                continue
+            m = re.fullmatch(r"batch = '([^']*)'", str((entry.get("operationParameters") or {}).get("predicate", "")))
+            if m:
+                found.add(m.group(1))
+        return sorted(found)
+
     def scan(self, table: str, *, version: int | str | None = None) -> pl.LazyFrame:
         """Lazy scan (filter and project before collecting); an empty frame if the table is absent."""
         if not self.exists(table):
