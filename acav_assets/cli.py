@@ -246,20 +246,17 @@ def _cmd_maintain(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from acav_assets.core.export.cut import CutConfig
-    from acav_assets.core.export.shards import ExportConfig
     from acav_assets.core.media.landing import Landing
     from acav_assets.core.stages.curated_clips import export_curated
+    from acav_assets.defs.assets import CuratedClipsConfig
     from acav_assets.defs.progress import Progress
     from acav_assets.defs.resources import json_from_env
 
     os.environ.setdefault("ACAV_PROGRESS", "1")
     wh = _existing_warehouse(args.warehouse)
-    cfg = ExportConfig(shard_max_bytes=args.shard_mb * 1_000_000, shard_max_clips=args.shard_clips,
-                       workers=args.workers,
-                       cut=CutConfig(crf=args.crf, preset=args.preset, fps=args.fps or None,
-                                     short_side=args.short_side or None, sample_rate=args.sample_rate or None,
-                                     with_arrays=args.with_arrays))
+    cfg = CuratedClipsConfig(shard_max_mb=args.shard_mb, shard_max_clips=args.shard_clips, workers=args.workers,
+                             crf=args.crf, preset=args.preset, fps=args.fps, short_side=args.short_side,
+                             sample_rate=args.sample_rate, with_arrays=args.with_arrays).export_config()
     landing = Landing(args.landing, json_from_env("ACAV_LANDING_STORAGE_OPTIONS"),
                       os.environ.get("ACAV_LANDING_CACHE") or None)
     report = export_curated(wh, landing, args.out, as_of=args.as_of, config=cfg,

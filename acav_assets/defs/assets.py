@@ -24,6 +24,8 @@ from acav_assets.core.clustering import KMeansConfig
 from acav_assets.core.features.base import profile_feature_spaces
 from acav_assets.core.media.landing import StageReport
 from acav_assets.core.warehouse.lineage import lineage_of, lineage_rows, pair_tables, tables_from_lineage
+from acav_assets.core.export.cut import CutConfig
+from acav_assets.core.export.shards import ExportConfig
 from acav_assets.core.media.fingerprint import NearDuplicateConfig
 from acav_assets.core.media.probe import ProbeConfig
 from acav_assets.core.warehouse.report import strongest_pair, write_report
@@ -456,7 +458,8 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         # what the budget asks for, computed apart from the result (the size check compares them):
         # a warm start keeps the previous clips and adds the budget's share of the new ones
         "expected_size": (sel.n_initial + int(round(params.budget * sel.pool_size)) if mode == "incremental"
-                          else int(params.budget) if params.budget > 1 else int(round(params.budget * sel.pool_size))), "pairing": params.pairing, "pairs": len(sel.pairs), "mode": mode,
+                          else int(params.budget) if params.budget > 1 else int(round(params.budget * sel.pool_size))),
+        "pairing": params.pairing, "pairs": len(sel.pairs), "mode": mode,
         "mode_reason": why, "added": len(sel),
         "refine_swaps": sel.refine_swaps, "clips_without_full_assignment": cur.excluded,
         "seed_kept": cur.seed, "restart_objectives": dg.MetadataValue.json([round(o, 6) for o in cur.restart_objectives]),
@@ -489,15 +492,13 @@ class CuratedClipsConfig(dg.Config):
     sample_rate: int = Field(default=0, description="output audio rate (0 = the source's)")
     with_arrays: bool = Field(default=False, description="also store decoded frames and waveform as .npy")
 
-    def export_config(self):
-        from acav_assets.core.export.cut import CutConfig
-        from acav_assets.core.export.shards import ExportConfig
-
+    def export_config(self) -> ExportConfig:
+        """The core export settings (one place for the asset and ``acav export``)."""
         cut = CutConfig(codec=self.codec, crf=self.crf, preset=self.preset, fps=self.fps or None,
                         short_side=self.short_side or None, sample_rate=self.sample_rate or None,
                         with_arrays=self.with_arrays)
         return ExportConfig(shard_max_bytes=self.shard_max_mb * 1_000_000, shard_max_clips=self.shard_max_clips,
-                                workers=self.workers, cut=cut)
+                            workers=self.workers, cut=cut)
 
 
 def default_export_dir(warehouse_root: str) -> str:
