@@ -37,6 +37,7 @@ from acav_assets.core.stages.clips import clip_rows
 from acav_assets.core.stages.curation import SelectionParams, choose_mode, curate, curate_incremental
 from acav_assets.core.stages.embeddings import embedding_rows
 from acav_assets.core.stages.near_duplicates import fingerprint_rows, mark_near_duplicates
+from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex
 from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
 from acav_assets.defs.executors import gpu_op_tags
 from acav_assets.defs.metadata import counts_table, markdown_table, reasons_table, table_metadata
@@ -65,11 +66,14 @@ class VideosConfig(dg.Config):
                                  description="keyframes agree when their DCT coefficients have this cosine")
     nd_visual_match: float = Field(default=NearDuplicateConfig.visual_match,
                                    description="share of keyframes that must find a counterpart")
+    nd_window_s: float = Field(default=NearDuplicateConfig.window_s,
+                               description="centre span of each video that is fingerprinted, in seconds (0 = all)")
     fingerprint_workers: int = Field(default=0, description="fingerprinting processes (0 = up to 4, one per core)")
 
     def near_duplicate_config(self) -> NearDuplicateConfig:
         return NearDuplicateConfig(audio_bits=self.nd_audio_bits, audio_match=self.nd_audio_match,
-                                   visual_cos=self.nd_visual_cos, visual_match=self.nd_visual_match)
+                                   visual_cos=self.nd_visual_cos, visual_match=self.nd_visual_match,
+                                   window_s=self.nd_window_s)
 
     def probe_config(self) -> ProbeConfig:
         return ProbeConfig(min_duration_s=self.min_duration_s, max_duration_s=self.max_duration_s,
@@ -162,7 +166,7 @@ def _stage_metadata(rep: StageReport) -> dict:
 #: Bump an asset's code version when a change alters what it writes: Dagster then shows the
 #: asset as stale in the UI, and ``acav curate`` (which folds these into its data versions)
 #: redoes it.
-CODE_VERSIONS = {"videos": "2", "clips": "1", "clip_embeddings": "1", "cluster_centroids": "1",
+CODE_VERSIONS = {"videos": "3", "clips": "1", "clip_embeddings": "1", "cluster_centroids": "1",
                  "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1", "curated_clips": "1"}
 DATA_VERSION_TAG = "acav/data_version"
 
@@ -213,18 +217,21 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
         nd_config = config.near_duplicate_config()
     except ValueError as exc:
         raise _fail(exc) from exc
-    pairs = []
+    pairs, prints, index = [], [], None
     if config.near_duplicates:
         workers = config.fingerprint_workers or min(4, os.cpu_count() or 1)
-        prints = fingerprint_rows(rows, staged.local_root, workers=workers, log=context.log.warning,
+        prints = fingerprint_rows(rows, staged.local_root, workers=workers, window_s=nd_config.window_s,
+                                  log=context.log.warning,
                                   progress=Progress(context.log.info, f"fingerprinting batch {batch}", "video"))
-        # the kept videos of earlier batches: their fingerprints only (ids, hashes), not a dict of everything
-        kept = wh.scan("videos").filter((pl.col("batch") != batch) & (pl.col("status") == "ok")).select("video_id")
-        earlier = wh.scan("video_fingerprints").filter(pl.col("batch") != batch).join(kept, on="video_id",
-                                                                                      how="semi").collect()
-        pairs = mark_near_duplicates(rows, prints, earlier, nd_config)
-        wh.write_batch("video_fingerprints", batch, prints)
+        # the other batches' kept videos are looked up in the on-disk hash index (brought up to
+        # date from the tables first); only the candidates' fingerprints are read
+        index = FingerprintIndex(wh)
+        index.sync(log=context.log.info)
+        pairs = mark_near_duplicates(rows, prints, index, nd_config)
+    wh.write_batch("video_fingerprints", batch, prints)  # none when switched off: nothing stale stays indexed
     n = wh.write_batch("videos", batch, rows)
+    if index is not None:
+        index.sync()  # this batch's kept videos, for the next batch's lookups
     df = pl.DataFrame(rows) if rows else pl.DataFrame()
     statuses = Counter(r["status"] for r in rows)
     for r in rows:
@@ -236,6 +243,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
         "dagster/row_count": n, "ok": statuses.get("ok", 0), "landing_fingerprint": fingerprint,
         "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
         "near_duplicates": len(pairs),
+        **({"fingerprint_index_videos": index.live_videos()} if index is not None else {}),
         "near_duplicate_pairs": dg.MetadataValue.md(
             markdown_table(pl.DataFrame(pairs).select("near_duplicate", "kept", "audio_agreement",
                                                       "visual_agreement", "shift_s"), limit=20)

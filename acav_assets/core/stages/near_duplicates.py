@@ -1,10 +1,13 @@
 """Near-duplicate videos within a batch and against every earlier batch (part of stage ``videos``).
 
 Each ``ok`` video of the batch is fingerprinted (:mod:`acav_assets.core.media.fingerprint`); the
-fingerprints go to the table ``video_fingerprints``. Candidates come from an index over the
-sound and keyframe hashes of the kept (``ok``) videos of earlier batches and of this batch
-(faiss multi-index hashing: a lookup probes a fixed number of buckets, whatever the number of
-videos), and each candidate pair is verified by :func:`~acav_assets.core.media.fingerprint.compare`.
+fingerprints go to the table ``video_fingerprints``. Candidates come from multi-index hashing
+over the sound and keyframe hashes (a lookup probes a fixed number of buckets, whatever the
+number of videos): of this batch's videos in memory (faiss ``IndexBinaryMultiHash``), and of
+the kept videos of every other batch in the on-disk
+:class:`~acav_assets.core.warehouse.fingerprint_index.FingerprintIndex`, so earlier
+fingerprints are read only for the candidates it returns. Each candidate pair is verified by
+:func:`~acav_assets.core.media.fingerprint.compare`.
 
 Which copy is kept (``status`` stays ``ok``): a video of an earlier batch always (the earliest
 landed; it may already be in a curated subset); among copies in this batch, the longest, then
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -26,30 +30,34 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from acav_assets.core.media.fingerprint import Fingerprint, NearDuplicateConfig, compare, fingerprint_or_reason
+from acav_assets.core.media.fingerprint import (WINDOW_S, Fingerprint, NearDuplicateConfig, compare,
+                                                fingerprint_or_reason)
+from acav_assets.core.warehouse.fingerprint_index import PICTURE, SOUND, FingerprintIndex
 
-__all__ = ["fingerprint_rows", "mark_near_duplicates", "from_row"]
+__all__ = ["fingerprint_rows", "mark_near_duplicates", "from_row", "NEAR_DUPLICATE"]
 
 NEAR_DUPLICATE = "near_duplicate"
 MIN_VOTES = 0.05  # share of a video's hashes that must hit a candidate before it is verified
 
 
-def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int = 1,
+def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int = 1, window_s: float = WINDOW_S,
                      progress: Callable[[int, int], None] | None = None,
                      log: Callable[[str], None] = lambda m: None) -> list[dict]:
     """``video_fingerprints`` rows for the ``ok`` videos among ``rows`` (a video that cannot be
-    fingerprinted is logged and left out of near-duplicate detection)."""
+    fingerprinted is logged and left out of near-duplicate detection). Each covers the centre
+    ``window_s`` seconds of its video (0: all of it)."""
     todo = [r for r in rows if r["status"] == "ok"]
     paths = [str(Path(landing_root) / r["path"]) for r in todo]
+    task = functools.partial(fingerprint_or_reason, window_s=window_s)
     for r, p in zip(todo, paths):
         r["landed_at"] = os.stat(p).st_mtime if os.path.exists(p) else float("inf")  # not a column: dropped on write
     results = []
     with contextlib.ExitStack() as stack:
         if workers > 1 and len(paths) >= 8:
             pool = stack.enter_context(cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
-            prints = pool.map(fingerprint_or_reason, paths, chunksize=4)
+            prints = pool.map(task, paths, [r.get("duration_s") for r in todo], chunksize=4)
         else:
-            prints = map(fingerprint_or_reason, paths)
+            prints = map(task, paths, [r.get("duration_s") for r in todo])
         for i, res in enumerate(prints, 1):
             results.append(res)
             if progress:
@@ -63,7 +71,7 @@ def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int
                     "key_times": fp.key_times.tolist(), "key_hashes": fp.key_hashes.view(np.int64).tolist(),
                     "key_vectors": fp.key_vectors.reshape(-1).tolist(),
                     "audio_hashes": fp.audio_hashes.view(np.int64).tolist(),
-                    "audio_sounding": fp.audio_sounding.tolist()})
+                    "audio_sounding": fp.audio_sounding.tolist(), "audio_start_s": fp.audio_start_s})
     return out
 
 
@@ -72,7 +80,7 @@ def from_row(row: dict) -> Fingerprint:
                        np.asarray(row["key_hashes"], np.int64).view(np.uint64),
                        np.asarray(row["key_vectors"], np.float32).reshape(-1, 63),
                        np.asarray(row["audio_hashes"], np.int64).view(np.uint64),
-                       np.asarray(row["audio_sounding"], bool))
+                       np.asarray(row["audio_sounding"], bool), float(row.get("audio_start_s") or 0.0))
 
 
 class _HashIndex:
@@ -124,16 +132,47 @@ def _keep_order(row: dict) -> tuple:
     return (-dur, -pixels, row.get("landed_at", float("inf")), row["path"])
 
 
-def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: pl.DataFrame,
+def _earlier_candidates(index: FingerprintIndex, here: list[tuple[dict, Fingerprint]], batch: str | None,
+                        config: NearDuplicateConfig) -> tuple[list[tuple[dict, Fingerprint]], list[dict[int, int]]]:
+    """The kept videos of other batches that some video of ``here`` votes for (looked up in the
+    index; only their fingerprints are read), and each ``here`` video's votes by position in
+    that list."""
+    per_video, wanted = [], set()
+    for _, fp in here:
+        sounding = fp.audio_hashes[fp.audio_sounding]
+        if sounding.size:
+            votes, n = index.votes(sounding, SOUND, config.audio_bits, exclude_batch=batch), sounding.size
+        else:
+            votes, n = index.votes(fp.key_hashes, PICTURE, config.lookup_bits, exclude_batch=batch), fp.key_hashes.size
+        votes = {o: v for o, v in votes.items() if v >= MIN_VOTES * n}
+        per_video.append(votes)
+        wanted.update(votes)
+    if not wanted:
+        return [], per_video
+    where = index.videos(sorted(wanted))  # ordinal -> (batch, video_id, path)
+    rows = {(r["batch"], r["video_id"]): r for r in index.wh.scan("video_fingerprints").filter(
+        pl.col("batch").is_in(sorted({b for b, _, _ in where.values()}))
+        & pl.col("video_id").is_in(sorted({v for _, v, _ in where.values()}))).collect().iter_rows(named=True)}
+    # earliest batch first: the copy kept when several earlier videos match
+    ordinals = sorted((o for o in where if where[o][:2] in rows), key=lambda o: (where[o][0], where[o][2]))
+    position = {o: i for i, o in enumerate(ordinals)}
+    prior = [(rows[where[o][:2]], from_row(rows[where[o][:2]])) for o in ordinals]
+    return prior, [{position[o]: v for o, v in votes.items() if o in position} for votes in per_video]
+
+
+def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: FingerprintIndex | None = None,
                          config: NearDuplicateConfig = NearDuplicateConfig()) -> list[dict]:
     """Mark the batch's near-duplicate videos in ``rows`` (its ``videos`` rows). ``fingerprints``
-    are this batch's ``video_fingerprints`` rows, ``earlier`` those of kept videos of earlier
-    batches. Returns the pairs found (kept path, duplicate path, evidence)."""
+    are this batch's ``video_fingerprints`` rows; ``earlier`` the index of the kept videos of
+    the other batches (None: this batch alone). Returns the pairs found (kept path, duplicate
+    path, evidence)."""
     here = [(r, from_row(r)) for r in fingerprints]
-    prior = [(r, from_row(r)) for r in earlier.iter_rows(named=True)]
-    everyone = prior + here  # index i < len(prior): an earlier batch's video
+    batch = rows[0]["batch"] if rows else None
+    prior, prior_votes = _earlier_candidates(earlier, here, batch, config) if earlier is not None and here \
+        else ([], [{} for _ in here])
+    everyone = prior + here  # index i < len(prior): another batch's kept video
     audio_idx, key_idx = _HashIndex(config.audio_bits), _HashIndex(config.lookup_bits)
-    for i, (_, fp) in enumerate(everyone):
+    for i, (_, fp) in enumerate(here):
         audio_idx.add(fp.audio_hashes[fp.audio_sounding], i)
         key_idx.add(fp.key_hashes, i)
     audio_idx.freeze()  # part of building the index, not of each lookup
@@ -147,15 +186,16 @@ def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: pl
         return i
 
     evidence: dict[tuple[int, int], dict] = {}
-    for j in range(len(prior), len(everyone)):
-        fp = everyone[j][1]
+    for k, (_, fp) in enumerate(here):
+        j = len(prior) + k
         sounding = fp.audio_hashes[fp.audio_sounding]
         if sounding.size:
-            votes, n = audio_idx.votes(sounding), sounding.size
+            local, n = audio_idx.votes(sounding), sounding.size
         else:
-            votes, n = key_idx.votes(fp.key_hashes), fp.key_hashes.size
-        for i, v in votes.items():
-            if i == j or v < MIN_VOTES * n or find(i) == find(j):
+            local, n = key_idx.votes(fp.key_hashes), fp.key_hashes.size
+        votes = {**prior_votes[k], **{len(prior) + i: v for i, v in local.items() if v >= MIN_VOTES * n}}
+        for i, v in sorted(votes.items()):
+            if i == j or find(i) == find(j):
                 continue
             ok, ev = compare(everyone[i][1], fp, config)
             if ok:

@@ -73,12 +73,14 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "pool_count": pl.Int64, "selected_count": pl.Int64, "mi_contribution": pl.Float64, "pair_mi": pl.Float64,
         "pair_score": pl.Float64, "pair_weight": pl.Float64,  # the pool's adjusted MI of the pair; its weight
     },
-    # perceptual fingerprints of the ok videos (see core.media.fingerprint): keyframe times,
-    # 64-bit picture hashes and DCT coefficients; sound hashes every 0.25 s, and which windows sound
+    # perceptual fingerprints of the ok videos (see core.media.fingerprint), over the centre span
+    # of each: keyframe times, 64-bit picture hashes and DCT coefficients; sound hashes every
+    # 0.25 s, and which windows sound
     "video_fingerprints": {
         "batch": pl.String, "video_id": pl.String, "path": pl.String, "key_times": pl.List(pl.Float64),
         "key_hashes": pl.List(pl.Int64), "key_vectors": pl.List(pl.Float32),  # 63 per keyframe
         "audio_hashes": pl.List(pl.Int64), "audio_sounding": pl.List(pl.Boolean),
+        "audio_start_s": pl.Float64,  # where sound window 0 starts (the fingerprinted span's start)
     },
     # one row per sample of an export folder (WebDataset shards; see core.export.shards)
     "export_manifest": {
@@ -217,19 +219,29 @@ class Warehouse:
     def batches_rewritten_after(self, table: str, version: int) -> list[str]:
         """Batches of a partitioned table whose rows were written after table ``version``, read
         from the Delta log (each batch write is one commit with the predicate ``batch = '<name>'``;
-        compactions change no rows and name none)."""
+        compactions change no rows and name none). Every batch when the log no longer reaches
+        back to ``version`` (cleaned up): it cannot tell, so it assumes the worst."""
+        written = self.batches_written_since(table, version)
+        return self.batches(table) if written is None else written
+
+    def batches_written_since(self, table: str, version: int) -> list[str] | None:
+        """Like :meth:`batches_rewritten_after`, but None when the log does not cover every
+        commit after ``version``."""
         if table not in PARTITIONED:
             raise ValueError(f"{table} is not partitioned by batch")
         current = self.version(table)
         if current is None or current <= version:
             return []
-        found = set()
+        found, versions = set(), set()
         for entry in DeltaTable(self.uri(table), storage_options=self._opts()).history(limit=current - version):
             if entry.get("version", -1) <= version:
                 continue
+            versions.add(entry.get("version"))
             m = re.fullmatch(r"batch = '([^']*)'", str((entry.get("operationParameters") or {}).get("predicate", "")))
             if m:
                 found.add(m.group(1))
+        if versions != set(range(version + 1, current + 1)):
+            return None
         return sorted(found)
 
     def scan(self, table: str, *, version: int | str | None = None) -> pl.LazyFrame:

@@ -12,7 +12,7 @@ import pytest
 
 from acav_assets.core.export.cut import CutConfig, cut_clip
 from acav_assets.core.generators.demo import write_demo_videos
-from acav_assets.core.media.fingerprint import compare, fingerprint_file
+from acav_assets.core.media.fingerprint import NearDuplicateConfig, compare, fingerprint_file
 from acav_assets.core.stages.near_duplicates import fingerprint_rows, mark_near_duplicates
 from acav_assets.core.warehouse.tables import Warehouse
 
@@ -104,7 +104,7 @@ def test_no_distinct_videos_are_merged(tmp_path):
              "width": 96, "height": 64, "size_bytes": p.stat().st_size} for p in sorted((tmp_path / "b").glob("*.mp4"))]
     prints = fingerprint_rows(rows, tmp_path, workers=2)
     assert len(prints) == 200
-    pairs = mark_near_duplicates(rows, prints, pl.DataFrame())
+    pairs = mark_near_duplicates(rows, prints)
     assert pairs == [] and all(r["status"] == "ok" for r in rows)
 
 
@@ -117,3 +117,56 @@ def test_compare_explains_its_verdict(families):
     other = sorted(fams)[1]
     ok, ev = compare(a, fingerprint_file(landing / "b1" / other))
     assert not ok and ev["audio_agreement"] < 0.3
+
+
+def test_index_of_earlier_batches_follows_the_tables_and_reads_only_candidates(families, tmp_path):
+    """The on-disk hash index: built from the tables, updated by the batches written since,
+    rebuilt when lost; a lookup reads the fingerprints of the candidates only."""
+    from acav_assets.core.media.probe import probe_file
+    from acav_assets.core.stages.near_duplicates import _earlier_candidates, from_row
+    from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex
+
+    base, landing, fams = families
+    wh = Warehouse(str(tmp_path / "wh"))
+
+    def rows_of(batch: str, files: list[Path]) -> list[dict]:
+        return [{**probe_file(f).to_row(), "batch": batch, "path": str(f.relative_to(landing))} for f in files]
+
+    originals = [landing / "b1" / name for name in sorted(fams)]
+    controls = sorted((landing / "b1").glob("control_*.mp4"))
+    old = rows_of("old", originals + controls)
+    wh.write_batch("video_fingerprints", "old", fingerprint_rows(old, landing))
+    wh.write_batch("videos", "old", old)
+    index = FingerprintIndex(wh)
+    assert index.path.is_relative_to(tmp_path / "wh")
+    assert index.sync() == ["old"] and index.live_videos() == 20
+    assert index.sync() == []  # nothing written since
+
+    copies = [landing / "b1" / fams[originals[0].name][1], landing / "b1" / fams[originals[3].name][4]]
+    new = rows_of("new", copies + [landing / "b1" / "control_video_00000.mp4"])
+    new[2]["video_id"] += "x"  # a control seen again under another id: an exact copy, still found
+    prints = fingerprint_rows(new, landing)
+    prior, votes = _earlier_candidates(index, [(r, from_row(r)) for r in prints], "new", NearDuplicateConfig())
+    # the candidates' fingerprints are read (the three copies' originals, and a few that share
+    # some sound hashes and are then rejected), not the 20 of the earlier batch
+    read = {Path(r["path"]).name for r, _ in prior}
+    assert {originals[0].name, originals[3].name, "control_video_00000.mp4"} <= read and len(read) <= 6
+    pairs = mark_near_duplicates(new, prints, index)
+    assert {p["near_duplicate"]: p["kept"] for p in pairs} == {
+        str(c.relative_to(landing)): str(o.relative_to(landing))
+        for c, o in zip(copies + [landing / "b1" / "control_video_00000.mp4"], [originals[0], originals[3], controls[0]])}
+
+    # the earlier batch is rewritten with one video no longer kept: re-indexed, the old entries retired
+    old[0]["status"] = "corrupt"
+    wh.write_batch("videos", "old", old)
+    assert index.sync() == ["old"] and index.live_videos() == 19
+    assert index.prune() == 20
+    new = rows_of("new", copies)
+    assert [p["kept"] for p in mark_near_duplicates(new, fingerprint_rows(new, landing), index)] == [
+        str(originals[3].relative_to(landing))]
+
+    # a lost index is rebuilt from the tables
+    index.path.unlink()
+    Path(f"{index.path}-wal").unlink(missing_ok=True)
+    again = FingerprintIndex(wh)
+    assert again.sync() == ["old"] and again.live_videos() == 19

@@ -1,0 +1,229 @@
+"""A lookup index over the fingerprint hashes of every kept video, kept on local disk.
+
+Finding the earlier copies of a new batch's videos must not load every earlier fingerprint
+(10M videos × thousands of hashes). The index is a SQLite file (Python's standard library: a
+B-tree on disk, read page by page, transactions across processes) holding, for each *kept*
+video of the warehouse (status ``ok`` after near-duplicate marking), its sound and keyframe
+hashes under multi-index-hashing keys: each 64-bit hash is filed under its two 32-bit halves,
+and a lookup probes each half and its 32 one-bit variants (66 keys per hash). Every hash within
+3 bits of a query is found that way (more when the flips fall in one half), so a lookup reads a
+fixed number of B-tree entries per query hash, whatever the size of the warehouse (the B-tree's
+depth grows with its logarithm).
+
+It is derived data: the Delta tables ``video_fingerprints`` and ``videos`` stay the record.
+:meth:`FingerprintIndex.sync` brings the index up to date from their Delta logs: the batches
+written since the versions it last saw are re-read (one partition each); a missing file,
+recreated tables or a log that no longer reaches back that far rebuild it batch by batch. A
+re-indexed batch's old entries are retired (``live = 0``), not deleted, so re-indexing costs
+the batch alone; :meth:`FingerprintIndex.prune` drops retired entries (``acav maintain``).
+
+Where it lives: ``<warehouse>/_indexes/`` for a local warehouse; for an object-store warehouse
+a local cache folder (``ACAV_INDEX_DIR``, default ``~/.cache/acav_assets/indexes``) keyed by
+the warehouse URI, so each machine keeps its own copy in step with the shared tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from acav_assets.core.warehouse.tables import Warehouse
+
+__all__ = ["FingerprintIndex", "index_path", "probe_keys"]
+
+SOUND, PICTURE = 0, 1  # which hashes a key belongs to
+_TABLES = ("video_fingerprints", "videos")
+_FLIPS = np.concatenate([[0], 1 << np.arange(32)]).astype(np.int64)  # a half and its 32 one-bit variants
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS videos (ordinal INTEGER PRIMARY KEY, batch TEXT NOT NULL, video_id TEXT NOT NULL,
+                                   path TEXT NOT NULL, live INTEGER NOT NULL DEFAULT 1);
+CREATE INDEX IF NOT EXISTS videos_batch ON videos (batch, live);
+CREATE TABLE IF NOT EXISTS hashes (key INTEGER NOT NULL, hash INTEGER NOT NULL, ordinal INTEGER NOT NULL,
+                                   PRIMARY KEY (key, ordinal, hash)) WITHOUT ROWID;
+"""
+
+
+def index_path(wh: Warehouse) -> Path:
+    """Where the index of ``wh`` is kept (see the module docstring)."""
+    root = wh.root
+    if root.startswith("file://"):
+        root = root[len("file://"):]
+    if "://" not in root:
+        return Path(root) / "_indexes" / "near_duplicates.sqlite3"
+    base = Path(os.environ.get("ACAV_INDEX_DIR") or Path.home() / ".cache" / "acav_assets" / "indexes")
+    return base / hashlib.sha256(wh.root.rstrip("/").encode()).hexdigest()[:16] / "near_duplicates.sqlite3"
+
+
+def _halves(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h = np.ascontiguousarray(hashes, dtype=np.uint64)
+    return (h & np.uint64(0xFFFFFFFF)).astype(np.int64), (h >> np.uint64(32)).astype(np.int64)
+
+
+def _file_keys(hashes: np.ndarray, kind: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two keys each hash is filed under, and the hash (as int64) beside each."""
+    lo, hi = _halves(hashes)
+    base = np.int64(kind) << np.int64(33)
+    keys = np.concatenate([base | lo, base | np.int64(1 << 32) | hi])
+    signed = np.ascontiguousarray(hashes, dtype=np.uint64).view(np.int64)
+    return keys, np.concatenate([signed, signed])
+
+
+def probe_keys(hashes: np.ndarray, kind: int) -> tuple[np.ndarray, np.ndarray]:
+    """The keys a lookup of ``hashes`` probes (each half and its one-bit variants) and, beside
+    each, the position of the query hash it serves."""
+    lo, hi = _halves(hashes)
+    base = np.int64(kind) << np.int64(33)
+    q = np.arange(len(lo))
+    keys = np.concatenate([(base | (lo[:, None] ^ _FLIPS)).ravel(),
+                           (base | np.int64(1 << 32) | (hi[:, None] ^ _FLIPS)).ravel()])
+    return keys, np.concatenate([np.repeat(q, _FLIPS.size), np.repeat(q, _FLIPS.size)])
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.uint64)
+    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+
+
+class FingerprintIndex:
+    """The hash index of the kept videos of ``wh`` (see the module docstring)."""
+
+    def __init__(self, wh: Warehouse, path: str | os.PathLike | None = None):
+        self.wh = wh
+        self.path = Path(path) if path is not None else index_path(wh)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self):
+        with closing(sqlite3.connect(self.path, timeout=600, isolation_level=None)) as db:
+            db.execute("PRAGMA journal_mode=WAL")  # readers do not wait for a writer
+            db.execute("PRAGMA synchronous=NORMAL")
+            yield db
+
+    # --- keeping it in step with the tables ------------------------------------------------
+
+    def _table_state(self) -> dict[str, str]:
+        from deltalake import DeltaTable
+
+        state = {}
+        for t in _TABLES:
+            v = self.wh.version(t)
+            if v is None:
+                state[t] = ""
+                continue
+            table_id = DeltaTable(self.wh.uri(t), storage_options=self.wh._opts()).metadata().id
+            state[t] = f"{table_id}@{v}"
+        return state
+
+    def sync(self, log: Callable[[str], None] = lambda m: None) -> list[str]:
+        """Bring the index up to date with the tables; returns the batches (re)indexed."""
+        state = self._table_state()  # read before the data: a later write is picked up next time
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # one process indexes at a time; the others then see its work
+            try:
+                seen = dict(db.execute("SELECT name, value FROM meta").fetchall())
+                todo, full = self._stale_batches(seen, state)
+                if full:
+                    log(f"fingerprint index {self.path}: building from the warehouse ({len(todo)} batch(es))")
+                    db.execute("DELETE FROM hashes")
+                    db.execute("DELETE FROM videos")
+                for batch in todo:
+                    self._index_batch(db, batch)
+                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(state.items()))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return todo
+
+    def _stale_batches(self, seen: dict[str, str], state: dict[str, str]) -> tuple[list[str], bool]:
+        if all(seen.get(t) == state[t] for t in _TABLES):
+            return [], False
+        changed: set[str] = set()
+        for t in _TABLES:
+            before, now = seen.get(t, ""), state[t]
+            if before == now or not now:
+                continue
+            if not before or before.split("@")[0] != now.split("@")[0]:
+                return self.wh.batches("video_fingerprints"), True  # new or recreated tables: rebuild
+            written = self.wh.batches_written_since(t, int(before.split("@")[1]))
+            if written is None:  # the log no longer reaches back to the version seen
+                return self.wh.batches("video_fingerprints"), True
+            changed.update(written)
+        return sorted(changed), False
+
+    def _index_batch(self, db: sqlite3.Connection, batch: str) -> None:
+        db.execute("UPDATE videos SET live = 0 WHERE batch = ? AND live = 1", (batch,))
+        kept = self.wh.scan("videos").filter((pl.col("batch") == batch) & (pl.col("status") == "ok")).select("video_id")
+        rows = (self.wh.scan("video_fingerprints").filter(pl.col("batch") == batch)
+                .join(kept, on="video_id", how="semi")
+                .select("video_id", "path", "key_hashes", "audio_hashes", "audio_sounding").collect())
+        for r in rows.iter_rows(named=True):
+            ordinal = db.execute("INSERT INTO videos (batch, video_id, path) VALUES (?, ?, ?)",
+                                 (batch, r["video_id"], r["path"])).lastrowid
+            sound = np.asarray(r["audio_hashes"], np.int64).view(np.uint64)[np.asarray(r["audio_sounding"], bool)]
+            for kind, hashes in ((SOUND, sound), (PICTURE, np.asarray(r["key_hashes"], np.int64).view(np.uint64))):
+                keys, signed = _file_keys(hashes, kind)
+                db.executemany("INSERT OR IGNORE INTO hashes VALUES (?, ?, ?)",
+                               zip(keys.tolist(), signed.tolist(), [ordinal] * keys.size))
+
+    def prune(self) -> int:
+        """Drop the entries of retired (re-indexed) videos; returns how many videos were dropped."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            dead = [o for (o,) in db.execute("SELECT ordinal FROM videos WHERE live = 0")]
+            if dead:
+                db.execute("CREATE TEMP TABLE dead (ordinal INTEGER PRIMARY KEY)")
+                db.executemany("INSERT INTO dead VALUES (?)", [(o,) for o in dead])
+                db.execute("DELETE FROM hashes WHERE ordinal IN (SELECT ordinal FROM dead)")
+                db.execute("DELETE FROM videos WHERE live = 0")
+            db.execute("COMMIT")
+        return len(dead)
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    def votes(self, hashes: np.ndarray, kind: int, radius: int, *, exclude_batch: str | None = None) -> dict[int, int]:
+        """For each indexed live video (by ordinal) outside ``exclude_batch``: how many of
+        ``hashes`` have one of its hashes within ``radius`` bits (among those the probes reach)."""
+        hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+        if not hashes.size:
+            return {}
+        keys, owner = probe_keys(hashes, kind)
+        with self._connect() as db:
+            db.execute("CREATE TEMP TABLE probe (key INTEGER, q INTEGER)")
+            db.executemany("INSERT INTO probe VALUES (?, ?)", zip(keys.tolist(), owner.tolist()))
+            found = db.execute(
+                "SELECT p.q, h.hash, h.ordinal FROM probe p JOIN hashes h ON h.key = p.key "
+                "JOIN videos v ON v.ordinal = h.ordinal WHERE v.live = 1 AND v.batch IS NOT ?",
+                (exclude_batch,)).fetchall()
+        if not found:
+            return {}
+        arr = np.asarray(found, dtype=np.int64)
+        close = _popcount(arr[:, 1].view(np.uint64) ^ hashes[arr[:, 0]]) <= radius
+        pairs = np.unique(arr[close][:, [0, 2]], axis=0)  # (query hash, video) once each
+        videos, counts = np.unique(pairs[:, 1], return_counts=True)
+        return dict(zip(videos.tolist(), counts.tolist()))
+
+    def videos(self, ordinals: list[int]) -> dict[int, tuple[str, str, str]]:
+        """ordinal -> (batch, video_id, path) of indexed videos."""
+        if not ordinals:
+            return {}
+        with self._connect() as db:
+            marks = ",".join("?" * len(ordinals))
+            return {o: (b, v, p) for o, b, v, p in
+                    db.execute(f"SELECT ordinal, batch, video_id, path FROM videos WHERE ordinal IN ({marks})",
+                               ordinals)}
+
+    def live_videos(self) -> int:
+        """How many kept videos the index holds."""
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) FROM videos WHERE live = 1").fetchone()[0]
