@@ -121,6 +121,11 @@ class SelectionConfig(dg.Config):
                                                       "carries cross-modal information beyond chance (label-free); "
                                                       "'plain' = the reference's mean over all pairs")
     weight_keep: float = Field(default=0.2, description="'ami': share of the best pair's adjusted MI a pair needs")
+    dedup_cosine: float = Field(default=0.0, description="semantic dedup before selection: clips whose embeddings "
+                                                         "reach this cosine with an earlier clip of the same clusters "
+                                                         "in every dedup space leave the pool (0 = off; e.g. 0.98)")
+    dedup_spaces: str = Field(default="", description="comma-separated feature spaces compared by semantic dedup "
+                                                      "('' = every clustered space)")
 
     def params(self) -> SelectionParams:
         if not (0 < self.budget <= 1 or (self.budget > 1 and float(self.budget).is_integer())):
@@ -136,10 +141,14 @@ class SelectionConfig(dg.Config):
             raise ValueError(f"unknown weighting {self.weighting!r}: expected one of {WEIGHTING_RULES}")
         if not 0.0 <= self.weight_keep <= 1.0:
             raise ValueError(f"weight_keep must be in [0, 1], got {self.weight_keep}")
+        if not 0.0 <= self.dedup_cosine <= 1.0:
+            raise ValueError(f"dedup_cosine must be in [0, 1] (0 = off), got {self.dedup_cosine}")
         return SelectionParams(budget=self.budget, pairing=self.pairing, batch_size=self.batch_size or None,
                                take=self.take, seed=self.seed, refine=self.refine,
                                refine_fraction=self.refine_fraction, restarts=self.restarts, mode=self.mode,
-                               weighting=self.weighting, weight_keep=self.weight_keep)
+                               weighting=self.weighting, weight_keep=self.weight_keep,
+                               dedup_cosine=self.dedup_cosine,
+                               dedup_spaces=tuple(x.strip() for x in self.dedup_spaces.split(",") if x.strip()))
 
 
 def _fail(exc: Exception) -> dg.Failure:
@@ -429,10 +438,10 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     if mode == "incremental":
         # the lineage of the selection this one extends (not necessarily the table's newest)
         prev = lineage_of(wh, json.loads(cur.run["params"])["after"])
-        new_pool = cur.labels[sel.n_initial:]
+        new_pool = cur.labels[sel.n_initial:] if cur.pool_rows is None else cur.labels[cur.pool_rows[sel.n_initial:]]
         pool = [a + b for a, b in zip(tables_from_lineage(prev, pairs, ks), pair_tables(new_pool, pairs, ks))]
     else:
-        pool = pair_tables(cur.labels, pairs, ks)
+        pool = pair_tables(cur.labels if cur.pool_rows is None else cur.labels[cur.pool_rows], pairs, ks)
     lineage = lineage_rows(pool, pair_tables(subset_labels, pairs, ks), pairs, cur.columns, cur.feature_spaces,
                            cur.selection_id, scores=cur.weighting.scores, weights=cur.weighting.weights)
     spaces = pl.DataFrame(space_summary(cur.weighting.to_records(pairs, cur.feature_spaces)))
@@ -441,6 +450,8 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     # finding its lineage by selection id with lineage_of), never a subset without the run that
     # made it.
     wh.replace_key("selection_runs", "selection_id", cur.selection_id, [cur.run])  # idempotent per selection
+    if cur.duplicates is not None:
+        wh.replace_key("semantic_duplicates", "selection_id", cur.selection_id, cur.duplicates)
     wh.overwrite("selection_lineage", lineage)
     wh.overwrite("curated_subset", cur.subset)
     by_batch = dict(cur.subset.group_by("batch").len().iter_rows())
@@ -472,6 +483,9 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         "refine_swaps": sel.refine_swaps, "clips_without_full_assignment": cur.excluded,
         "seed_kept": cur.seed, "restart_objectives": dg.MetadataValue.json([round(o, 6) for o in cur.restart_objectives]),
         "weighting": cur.run["weighting"],
+        "semantic_duplicates": cur.run["semantic_duplicates"],
+        **({"semantic_duplicate_examples": dg.MetadataValue.md(markdown_table(cur.duplicates, limit=10))}
+           if cur.duplicates is not None and cur.duplicates.height else {}),
         "pairs_counted": int((cur.weighting.weights > 0).sum()),
         "correspondence_by_space": dg.MetadataValue.md(
             "Which feature spaces carried audio-visual correspondence in the pool (best adjusted MI of their "

@@ -20,6 +20,7 @@ import polars as pl
 
 from acav_assets.core.clustering import Clustering
 from acav_assets.core.selection import PairWeighting, Selection, pair_weights, resolve_pairs, select_subset
+from acav_assets.core.selection.semantic_dedup import semantic_duplicates
 from acav_assets.core.stages.centroids import load_clusterings
 from acav_assets.core.stages.labels import ClipIndex, assignment_matrix
 from acav_assets.core.warehouse.tables import Warehouse
@@ -40,6 +41,8 @@ class SelectionParams:
     mode: str = "auto"  # "incremental": keep the previous subset, add the new batches' share; "full"; "auto"
     weighting: str = "ami"  # pair weighting (selection.weighting): "ami" drops pairs with no correspondence; "plain"
     weight_keep: float = 0.2  # "ami": share of the best pair's adjusted MI that a pair needs to count
+    dedup_cosine: float = 0.0  # semantic dedup before selection: cosine in every space that marks a copy; 0 = off
+    dedup_spaces: tuple[str, ...] = ()  # feature spaces whose embeddings must agree (empty: every clustered one)
 
     def n_restarts(self, pool: int) -> int:
         """Automatic: 4 on pools up to 1M clips (cheap there, and the objective tracks precision:
@@ -63,6 +66,9 @@ class Curation:
     run: dict  # the selection_runs row: id, time, parameters, clusterings, input batches
     weighting: PairWeighting | None = None  # the pair weights the selection used
     pairs: list[tuple[int, int]] | None = None  # the clustering column pairs, in weighting order
+    # semantic dedup: the rows of ``labels`` left out of the pool and the rows they repeat
+    duplicates: pl.DataFrame | None = None  # selection_id, clip_id, duplicate_of, cosine
+    pool_rows: np.ndarray | None = None  # rows of ``labels`` that formed the pool (None: all)
 
 
 def _weighting(labels: np.ndarray, params: SelectionParams, pairs, modalities) -> PairWeighting:
@@ -134,7 +140,8 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
             raise ValueError(f"incremental selection asked for, but batch(es) {', '.join(redone)} were re-assigned "
                              f"since the last selection: run a full selection")
         return "full", f"batch(es) {', '.join(redone)} re-assigned since the previous selection"
-    keys = ("budget", "pairing", "batch_size", "take", "seed", "refine", "refine_fraction", "weighting", "weight_keep")
+    keys = ("budget", "pairing", "batch_size", "take", "seed", "refine", "refine_fraction", "weighting", "weight_keep",
+            "dedup_cosine", "dedup_spaces")
     changed = [k for k in keys if before.get(k) != asdict(params)[k]]
     if changed:
         if params.mode == "incremental":
@@ -149,6 +156,56 @@ def _reassigned_since(wh: Warehouse, version: int | None, batches: set[str]) -> 
     if version is None:
         return []
     return [b for b in wh.batches_rewritten_after("cluster_assignments", version) if b in batches]
+
+
+def _semantic_duplicates(wh: Warehouse, params: SelectionParams, labels: np.ndarray, clusterings: list[Clustering],
+                         ids_of: Callable[[np.ndarray], list[tuple[str, str]]],
+                         removable: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Semantic dedup of the pool (:mod:`acav_assets.core.selection.semantic_dedup`): rows
+    removed, the rows they repeat, the cosines, and the feature spaces compared. Embeddings are
+    read only for clips that share every cluster label with another clip, batch by batch.
+    ``ids_of(rows)`` gives each row's (clip id, batch)."""
+    spaces = list(params.dedup_spaces) or sorted({c.feature_space for c in clusterings})
+    unknown = sorted(set(spaces) - {c.feature_space for c in clusterings})
+    if unknown:
+        raise ValueError(f"dedup_spaces {unknown} are not clustered feature spaces: expected some of "
+                         f"{sorted({c.feature_space for c in clusterings})}")
+    empty = np.zeros(0, np.int64)
+    if labels.shape[0] < 2:
+        return empty, empty, np.zeros(0, np.float32), spaces
+    _, bucket, sizes = np.unique(labels, axis=0, return_inverse=True, return_counts=True)
+    bucket = bucket.reshape(-1)
+    shared = np.flatnonzero(sizes[bucket] > 1)  # rows with a bucket mate
+    if shared.size == 0:
+        return empty, empty, np.zeros(0, np.float32), spaces
+    keys = ids_of(shared)
+    where = pl.DataFrame({"clip_id": [k for k, _ in keys], "batch": [b for _, b in keys],
+                          "row": np.arange(shared.size)})
+    vectors: dict[str, np.ndarray] = {}
+    for batch, part in where.group_by("batch", maintain_order=True):
+        got = (wh.scan("clip_embeddings").filter((pl.col("batch") == batch[0]) & pl.col("feature_space").is_in(spaces)
+                                                  & pl.col("clip_id").is_in(part["clip_id"].implode()))
+               .select("clip_id", "feature_space", "vector").collect().join(part.select("clip_id", "row"), on="clip_id"))
+        for (space,), rows in got.group_by("feature_space"):
+            vec = np.asarray(rows["vector"].to_list(), np.float32)
+            if space not in vectors:
+                vectors[space] = np.zeros((shared.size, vec.shape[1]), np.float32)
+            vectors[space][rows["row"].to_numpy()] = vec
+    missing = [s for s in spaces if s not in vectors]
+    if missing:
+        raise ValueError(f"no embeddings of {missing} for the pool's clips: materialize clip_embeddings")
+    for v in vectors.values():
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        np.divide(v, norms, out=v, where=norms > 0)
+    dup, kept, cos = semantic_duplicates([vectors[s] for s in spaces], bucket[shared], params.dedup_cosine,
+                                         removable=removable[shared])
+    return shared[dup], shared[kept], cos, spaces
+
+
+def _duplicates_frame(selection_id: str, dup_ids: list[str], kept_ids: list[str], cos: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame({"selection_id": [selection_id] * len(dup_ids), "clip_id": dup_ids, "duplicate_of": kept_ids,
+                         "cosine": cos.astype(np.float32)}, schema={"selection_id": pl.String, "clip_id": pl.String,
+                                                                    "duplicate_of": pl.String, "cosine": pl.Float32})
 
 
 def curate_incremental(wh: Warehouse, params: SelectionParams, *,
@@ -186,13 +243,22 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
     labels = np.concatenate([old_labels, new_labels]).astype(np.uint8 if max(c.k for c in clusterings) <= 256 else np.uint16)
     modalities = [modal[c] for c in columns]
     n_old = prev_subset.height
-    budget = int(round(params.budget * len(new_ids)))
+    candidates, dup = np.arange(n_old, labels.shape[0]), np.zeros(0, np.int64)
+    if params.dedup_cosine > 0:
+        # new clips are compared with each other and with the subset kept (which stays whole)
+        keys = list(zip(prev_subset["clip_id"].to_list(), prev_subset["batch"].to_list())) + list(
+            zip(new_ids, wide["batch"].to_list()))
+        removable = np.arange(labels.shape[0]) >= n_old
+        dup, kept, cos, _ = _semantic_duplicates(wh, params, labels, clusterings,
+                                                 lambda rows: [keys[r] for r in rows], removable)
+        candidates = np.setdiff1d(candidates, dup)
+    budget = int(round(params.budget * candidates.size))
     pairs = resolve_pairs(params.pairing, len(columns), modalities)
     # a warm start extends a selection: it keeps the weights that selection used
     weighting = _weighting_from_run(prev, pairs, [c.feature_space for c in clusterings]) or _weighting(
-        labels[n_old:], params, pairs, modalities)
-    runs, best = _best_of_restarts(labels, budget, params, modalities, len(new_ids), progress,
-                                   initial=np.arange(n_old), candidates=np.arange(n_old, labels.shape[0]),
+        labels[candidates], params, pairs, modalities)
+    runs, best = _best_of_restarts(labels, budget, params, modalities, candidates.size, progress,
+                                   initial=np.arange(n_old), candidates=candidates,
                                    pair_weights=weighting.weights)
     sel = runs[best]
     payload = json.dumps({"params": asdict(params), "after": prev["selection_id"], "batches": contributed}, sort_keys=True)
@@ -211,12 +277,17 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
            "params": json.dumps({**asdict(params), "mode": "incremental", "after": prev["selection_id"],
                                  "assignments_version": read_version}, sort_keys=True),
            "clustering_ids": columns, "feature_spaces": [c.feature_space for c in clusterings],
-           "batches": sorted(old_batches | set(contributed)), "pool_size": int(prev["pool_size"]) + len(new_ids),
+           "batches": sorted(old_batches | set(contributed)), "pool_size": int(prev["pool_size"]) + candidates.size,
            "size": subset.height, "objective": float(sel.objective), "seed": params.seed + best,
+           "semantic_duplicates": int(prev.get("semantic_duplicates") or 0) + int(dup.size),
            **_weighting_columns(weighting, pairs, clusterings)}
+    duplicates = None
+    if params.dedup_cosine > 0:
+        duplicates = _duplicates_frame(selection_id, [keys[r][0] for r in dup], [keys[r][0] for r in kept],
+                                       cos if dup.size else np.zeros(0, np.float32))
     return Curation(sel, new_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
                     selection_id, total - len(new_ids), [r.objective for r in runs], params.seed + best, run,
-                    weighting, pairs)
+                    weighting, pairs, duplicates, None if not dup.size else np.r_[np.arange(n_old), candidates])
 
 
 def _weighting_columns(weighting: PairWeighting, pairs, clusterings: list[Clustering]) -> dict:
@@ -234,14 +305,26 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     modalities = [modal[c] for c in columns]
     budget: int | float = params.budget if params.budget <= 1.0 else int(params.budget)
     pairs = resolve_pairs(params.pairing, len(columns), modalities)
-    weighting = _weighting(labels, params, pairs, modalities)
-    runs, best = _best_of_restarts(labels, budget, params, modalities, len(clip_ids), progress,
-                                   pair_weights=weighting.weights)
+    pool_rows, dup = None, np.zeros(0, np.int64)
+    if params.dedup_cosine > 0:
+        starts = np.cumsum([0] + list(clip_ids.counts))
+
+        def ids_of(rows: np.ndarray) -> list[tuple[str, str]]:
+            batch_of = np.searchsorted(starts, rows, side="right") - 1
+            return [(i, clip_ids.batches[b]) for i, b in zip(clip_ids.ids_at(rows).to_list(), batch_of)]
+
+        dup, kept, cos, _ = _semantic_duplicates(wh, params, labels, clusterings, ids_of, np.ones(len(clip_ids), bool))
+        pool_rows = np.setdiff1d(np.arange(len(clip_ids)), dup) if dup.size else None
+    pool = labels if pool_rows is None else labels[pool_rows]
+    weighting = _weighting(pool, params, pairs, modalities)
+    runs, best = _best_of_restarts(labels, budget, params, modalities, pool.shape[0], progress,
+                                   pair_weights=weighting.weights,
+                                   **({} if pool_rows is None else {"candidates": pool_rows}))
     sel = runs[best]
     # the pool by content: which batches, how many clips each, and a digest of their labels
     # (two pools of the same size must not share an id: the run row would be overwritten; the
     # same pool re-selected gets the same id, so re-running everything changes no table)
-    payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids),
+    payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids), "removed": dup.size,
                           "batches": list(clip_ids.batches), "counts": [int(c) for c in clip_ids.counts],
                           "labels": hashlib.blake2b(np.ascontiguousarray(labels).tobytes(), digest_size=16).hexdigest()},
                          sort_keys=True)
@@ -257,8 +340,14 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
            "params": json.dumps({**asdict(params), "assignments_version": clip_ids.version}, sort_keys=True),
            "clustering_ids": columns,
-           "feature_spaces": [c.feature_space for c in clusterings], "batches": batches, "pool_size": len(clip_ids),
+           "feature_spaces": [c.feature_space for c in clusterings], "batches": batches, "pool_size": pool.shape[0],
            "size": len(sel), "objective": float(sel.objective), "seed": params.seed + best,
-           **_weighting_columns(weighting, pairs, clusterings)}
+           "semantic_duplicates": int(dup.size), **_weighting_columns(weighting, pairs, clusterings)}
+    duplicates = None
+    if params.dedup_cosine > 0:
+        duplicates = _duplicates_frame(selection_id, clip_ids.ids_at(dup).to_list() if dup.size else [],
+                                       clip_ids.ids_at(kept).to_list() if dup.size else [],
+                                       cos if dup.size else np.zeros(0, np.float32))
     return Curation(sel, clip_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
-                    selection_id, excluded, [r.objective for r in runs], params.seed + best, run, weighting, pairs)
+                    selection_id, excluded, [r.objective for r in runs], params.seed + best, run, weighting, pairs,
+                    duplicates, pool_rows)

@@ -66,6 +66,11 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         # JSON list, one entry per clustering pair: {"a", "b" (feature spaces), "score" (the pool's
         # adjusted MI), "z" (distance from the permutation null), "weight"}; see selection.weighting
         "pair_weights": pl.String, "weighting": pl.String,
+        "semantic_duplicates": pl.Int64,  # clips left out of the pool by semantic dedup (all runs it extends)
+    },
+    # clips that semantic dedup left out of a selection's pool, and the kept clip each repeats
+    "semantic_duplicates": {
+        "selection_id": pl.String, "clip_id": pl.String, "duplicate_of": pl.String, "cosine": pl.Float32,
     },
     "selection_lineage": {
         "selection_id": pl.String, "pair_index": pl.Int32, "clustering_a": pl.String, "clustering_b": pl.String,
