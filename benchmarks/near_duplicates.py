@@ -100,7 +100,7 @@ def main() -> None:
             batch = fps["batch"][0]
             wh.write_batch("video_fingerprints", batch, fps)
             wh.write_batch("videos", batch, fps.select("batch", "video_id", "path").with_columns(
-                status=pl.lit("ok")))
+                status=pl.lit("ok")).to_dicts())
 
         timings = {}
         for scale in (1, 10):

@@ -190,6 +190,7 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
             vtb = float(vs.time_base)
             thumb = av.video.reformatter.VideoReformatter()  # one scaler for every keyframe of the file
             stop_pts = (t0 + hi + 1.0) / vtb if np.isfinite(hi) else float("inf")  # video packets past the window
+            lo_pts, hi_pts = (t0 + lo - VISUAL_WINDOW_S) / vtb, (t0 + hi) / vtb  # keyframes worth decoding
             streams = (vs, aus) if aus is not None else (vs,)
 
             def keep(frames):
@@ -204,7 +205,8 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
                     if packet.pts is not None and packet.pts > stop_pts and (aus is None or got >= need):
                         break
                     # only keyframes are decoded: a fraction of the cost of decoding every frame
-                    if packet.is_keyframe and packet.size and len(times) < MAX_KEYFRAMES:
+                    if packet.is_keyframe and packet.size and len(times) < MAX_KEYFRAMES and (
+                            packet.pts is None or lo_pts <= packet.pts <= hi_pts):
                         keep(packet.decode())
                 elif got < need:
                     for frame in packet.decode():

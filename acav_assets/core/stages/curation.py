@@ -142,7 +142,8 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
         return "full", f"batch(es) {', '.join(redone)} re-assigned since the previous selection"
     keys = ("budget", "pairing", "batch_size", "take", "seed", "refine", "refine_fraction", "weighting", "weight_keep",
             "dedup_cosine", "dedup_spaces")
-    changed = [k for k in keys if before.get(k) != asdict(params)[k]]
+    now = json.loads(json.dumps(asdict(params)))  # as recorded (tuples read back as lists)
+    changed = [k for k in keys if before.get(k, now[k] if k.startswith("dedup_") else None) != now[k]]
     if changed:
         if params.mode == "incremental":
             raise ValueError(f"incremental selection asked for, but {', '.join(changed)} changed: run a full selection")

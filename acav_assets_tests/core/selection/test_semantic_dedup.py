@@ -3,6 +3,7 @@ whose pool holds re-encoded copies that video-level near-duplicate detection was
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -62,8 +63,8 @@ def test_curation_leaves_semantic_copies_out_of_the_pool_and_records_them(copies
     wh_root = str(base / "wh")
     ops = {"videos": {"config": {"near_duplicates": False}},  # the copies reach the pool
            "curated_subset": {"config": {"budget": 0.25, "dedup_cosine": 0.99}}}
-    curate_landing(str(landing), wh_root, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING",
-                   run_config={"ops": ops})
+    instance = dg.DagsterInstance.ephemeral()
+    curate_landing(str(landing), wh_root, instance=instance, log_level="WARNING", run_config={"ops": ops})
     wh = Warehouse(wh_root)
     run = wh.read("selection_runs").row(0, named=True)
     dups = wh.read("semantic_duplicates")
@@ -84,3 +85,23 @@ def test_curation_leaves_semantic_copies_out_of_the_pool_and_records_them(copies
     first_pair = lineage.filter(pl.col("pair_index") == lineage["pair_index"].min())
     assert first_pair["pool_count"].sum() == run["pool_size"]
     print(f"semantic duplicates at cosine 0.99: {dups.height} of {clips.height} clips; pairs {pairs}")
+
+    # a later batch brings another copy of a selected clip: the warm start leaves it out too
+    from acav_assets.core.export.cut import CutConfig, cut_clip
+    from acav_assets.core.generators.demo import write_demo_videos
+    from acav_assets.core.media.probe import probe_file
+
+    chosen = subset.filter(~pl.col("path").str.contains("copy_")).sort("rank").row(0, named=True)
+    src = landing / chosen["path"]
+    write_demo_videos(landing / "b2", 8, seed=82, duration_s=(8, 12), workers=1)
+    (landing / "b2" / "again.mp4").write_bytes(cut_clip(src, 0.0, probe_file(src).duration_s, CutConfig(crf=28)).mp4)
+    curate_landing(str(landing), wh_root, instance=instance, log_level="WARNING", run_config={"ops": ops})
+    runs = wh.read("selection_runs").sort("created_at")
+    second = runs.row(-1, named=True)
+    assert json.loads(second["params"])["mode"] == "incremental"
+    new_dups = wh.read("semantic_duplicates").filter(pl.col("selection_id") == second["selection_id"])
+    again = wh.read("clips").filter(pl.col("path") == "b2/again.mp4")["clip_id"][0]
+    assert new_dups.filter(pl.col("clip_id") == again)["duplicate_of"].to_list() == [chosen["clip_id"]]
+    assert second["semantic_duplicates"] == run["semantic_duplicates"] + new_dups.height
+    assert second["pool_size"] == run["pool_size"] + 9 - new_dups.height
+    assert not wh.read("curated_subset")["clip_id"].is_in(new_dups["clip_id"].implode()).any()
