@@ -344,11 +344,21 @@ def test_acav_maintain_compacts_and_vacuums_without_changing_data(curated, tmp_p
     wh = Warehouse(str(tmp_path / "wh"))
     for _ in range(3):  # rewrites leave old files behind
         wh.write_batch("clips", "batch_001", wh.read("clips").filter(pl.col("batch") == "batch_001"))
+    # a re-written batch is re-indexed by the near-duplicate lookup index: its old entries retire
+    from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex
+
+    wh.write_batch("videos", "batch_001", wh.read("videos").filter(pl.col("batch") == "batch_001"))
+    index = FingerprintIndex(wh)
+    live = index.live_videos()
+    assert index.sync() == ["batch_001"] and index.retired_videos() > 0 and index.live_videos() == live
+    retired = index.retired_videos()
     before = {t: wh.read(t).sort(pl.all()) for t in ("clips", "videos")}
     files_before = sum(1 for _ in (tmp_path / "wh" / "clips").rglob("*.parquet"))
     assert acav_main(["maintain", "--warehouse", str(tmp_path / "wh"), "--retain-hours", "0"]) == 0
     out = capsys.readouterr().out
     assert "clips:" in out and "removed" in out
+    assert f"video fingerprint index: {retired} retired video(s) dropped" in out
+    assert index.retired_videos() == 0 and index.live_videos() == live
     assert sum(1 for _ in (tmp_path / "wh" / "clips").rglob("*.parquet")) < files_before
     for t, df in before.items():
         assert wh.read(t).sort(pl.all()).equals(df)

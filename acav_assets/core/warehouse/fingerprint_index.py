@@ -223,6 +223,11 @@ class FingerprintIndex:
                     db.execute(f"SELECT ordinal, batch, video_id, path FROM videos WHERE ordinal IN ({marks})",
                                ordinals)}
 
+    def retired_videos(self) -> int:
+        """How many re-indexed videos' entries :meth:`prune` would drop."""
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) FROM videos WHERE live = 0").fetchone()[0]
+
     def live_videos(self) -> int:
         """How many kept videos the index holds."""
         with self._connect() as db:

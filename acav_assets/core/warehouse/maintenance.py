@@ -3,7 +3,8 @@
 Every batch write adds files (one Delta commit each); after many batches a table is many small
 files, and replaced batches leave their old files behind for time travel. ``maintain``
 compacts each table (rewrites small files into larger ones, a new table version; the data is
-unchanged) and then vacuums files that no version newer than ``retain_hours`` needs. Time
+unchanged) and then vacuums files that no version newer than ``retain_hours`` needs; it also
+drops the retired entries of the near-duplicate lookup index (its row counts videos, not files). Time
 travel (``acav subset --as-of``) reaches back only as far as the retention. Run it when no
 curation is writing (a concurrent writer may make a compaction fail; it is then safe to rerun).
 """
@@ -14,9 +15,12 @@ from dataclasses import dataclass
 
 from deltalake import DeltaTable
 
+from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, index_path
 from acav_assets.core.warehouse.tables import SCHEMAS, Warehouse
 
-__all__ = ["TableMaintenance", "maintain"]
+__all__ = ["INDEX_ROW", "TableMaintenance", "maintain"]
+
+INDEX_ROW = "video fingerprint index (retired videos)"
 
 
 @dataclass
@@ -46,4 +50,12 @@ def maintain(wh: Warehouse, *, retain_hours: float = 168.0, tables: list[str] | 
             dt = DeltaTable(wh.uri(name), storage_options=wh._opts())
         removed = dt.vacuum(retention_hours=int(retain_hours), dry_run=dry_run, enforce_retention_duration=False)
         out.append(TableMaintenance(name, before, len(dt.file_uris()), len(removed)))
+    where = index_path(wh)
+    if where.exists() and tables is None:
+        # the near-duplicate lookup index: entries of re-indexed batches' old videos (counted as "files")
+        index = FingerprintIndex(wh, where)
+        retired = index.retired_videos()
+        if retired and not dry_run:
+            index.prune()
+        out.append(TableMaintenance(INDEX_ROW, retired, 0 if not dry_run else retired, retired if not dry_run else 0))
     return out
