@@ -114,14 +114,16 @@ class FingerprintIndex:
     def _table_state(self) -> dict[str, str]:
         from deltalake import DeltaTable
 
+        from deltalake.exceptions import TableNotFoundError
+
         state = {}
         for t in _TABLES:
-            v = self.wh.version(t)
-            if v is None:
+            try:
+                dt = DeltaTable(self.wh.uri(t), storage_options=self.wh._opts())  # one log read per table
+            except TableNotFoundError:
                 state[t] = ""
                 continue
-            table_id = DeltaTable(self.wh.uri(t), storage_options=self.wh._opts()).metadata().id
-            state[t] = f"{table_id}@{v}"
+            state[t] = f"{dt.metadata().id}@{dt.version()}"
         return state
 
     def sync(self, log: Callable[[str], None] = lambda m: None) -> list[str]:
@@ -201,9 +203,11 @@ class FingerprintIndex:
         with self._connect() as db:
             db.execute("CREATE TEMP TABLE probe (key INTEGER, q INTEGER)")
             db.executemany("INSERT INTO probe VALUES (?, ?)", zip(keys.tolist(), owner.tolist()))
+            # CROSS JOIN fixes the order (SQLite's planner would otherwise scan every hash): each
+            # probe key is one B-tree search, whatever the size of the index
             found = db.execute(
-                "SELECT p.q, h.hash, h.ordinal FROM probe p JOIN hashes h ON h.key = p.key "
-                "JOIN videos v ON v.ordinal = h.ordinal WHERE v.live = 1 AND v.batch IS NOT ?",
+                "SELECT p.q, h.hash, h.ordinal FROM probe p CROSS JOIN hashes h ON h.key = p.key "
+                "CROSS JOIN videos v ON v.ordinal = h.ordinal WHERE v.live = 1 AND v.batch IS NOT ?",
                 (exclude_batch,)).fetchall()
         if not found:
             return {}
