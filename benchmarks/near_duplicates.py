@@ -15,6 +15,8 @@
     half resolution, 1 s trimmed at each end, 24 kb/s audio, audio resampled to 16 kHz) and the
     highest agreement between ``--distinct`` distinct videos (all pairs); the defaults sit
     between the two.
+(d) The same on content this project did not make: the photos corpus (scikit-image photographs
+    with freedesktop recorded sounds, ``--photos`` videos).
 """
 
 from __future__ import annotations
@@ -44,13 +46,13 @@ def main() -> None:
     ap.add_argument("--families", type=int, default=8)
     ap.add_argument("--earlier", type=int, default=2000)
     ap.add_argument("--distinct", type=int, default=200, help="distinct videos compared pairwise in (c)")
-    ap.add_argument("--parts", default="abc", help="which of (a), (b), (c) to run")
+    ap.add_argument("--photos", type=int, default=60, help="videos of the photos corpus in (d)")
+    ap.add_argument("--parts", default="abcd", help="which of (a), (b), (c), (d) to run")
     args = ap.parse_args()
 
-    from acav_assets.core.export.cut import CutConfig, cut_clip
     from acav_assets.core.generators.demo import write_demo_videos
     from acav_assets.core.media.decode import decode_clip
-    from acav_assets.core.media.fingerprint import WINDOW_S, NearDuplicateConfig, compare, fingerprint_file
+    from acav_assets.core.media.fingerprint import WINDOW_S, fingerprint_file
     from acav_assets.core.media.probe import probe_file
     from acav_assets.core.stages.near_duplicates import fingerprint_rows, from_row, mark_near_duplicates
     from acav_assets.core.warehouse.fingerprint_index import SOUND, FingerprintIndex
@@ -133,48 +135,67 @@ def main() -> None:
             print(f"    ratio 10x / 1x: index probes {timings[10][3] / timings[1][3]:.2f}, lookups + verification "
                   f"{timings[10][2] / timings[1][2]:.2f}, update {timings[10][1] / timings[1][1]:.2f} (goal flat); "
                   f"build {timings[10][0] / timings[1][0]:.2f} (once)")
-        if "c" not in args.parts:
-            return
 
-        cfg = NearDuplicateConfig()
-        fam_dir = base / "fam"
-        fam_dir.mkdir()
-        worst = {}
-        originals = files[:args.families]
-        for f in originals:
-            fa = fingerprint_file(f)
-            dur = probe_file(f).duration_s
-            for name, cut, (s, e) in (("crf45", CutConfig(crf=45), (0, dur)), ("half", CutConfig(short_side=90), (0, dur)),
-                                      ("trim", CutConfig(), (1.0, dur - 1.0)),
-                                      ("abr24k", CutConfig(audio_bitrate=24_000), (0, dur)),
-                                      ("sr16k", CutConfig(sample_rate=16_000), (0, dur))):
-                p = fam_dir / f"{f.stem}_{name}.mp4"
-                p.write_bytes(cut_clip(f, s, e, cut).mp4)
-                ok, ev = compare(fa, fingerprint_file(p), cfg)
-                a, v = worst.get(name, (1.0, 1.0, True))[:2]
-                worst[name] = (min(a, ev["audio_agreement"]), min(v, ev["visual_agreement"]),
-                               worst.get(name, (0, 0, True))[2] and ok)
-        # distinct content: the small videos of the 8-class demo generator (same-class videos share
-        # their kind of picture and sound: the hard case for a false merge)
-        write_demo_videos(base / "distinct", args.distinct, seed=74, duration_s=(6, 12))
-        distinct = sorted((base / "distinct").glob("*.mp4"))
-        fps = {f: fingerprint_file(f) for f in distinct}
-        top_a = top_v = 0.0
-        merged = 0
-        for x, y in itertools.combinations(distinct, 2):
-            ok, ev = compare(fps[x], fps[y], cfg)
-            top_a, merged = max(top_a, ev["audio_agreement"] or 0), merged + ok
-            if (ev["audio_agreement"] or 0) >= cfg.audio_match:
-                top_v = max(top_v, ev["visual_agreement"])
-        print(f"(c) lowest agreement of a copy with its original ({len(originals)} families):")
-        for name, (a, v, all_ok) in worst.items():
-            print(f"    {name:7s} sound {a:.3f}  picture {v:.3f}  all found: {all_ok}")
-        pairs = len(distinct) * (len(distinct) - 1) // 2
-        print(f"    distinct videos ({pairs} pairs): highest sound agreement {top_a:.3f}; highest picture agreement "
-              f"among pairs whose sound passed {top_v:.3f}; merged {merged}")
-        print(f"    defaults: sound >= {cfg.audio_match} within {cfg.audio_bits} bits, picture >= {cfg.visual_match} "
-              f"at cosine {cfg.visual_cos}")
+        if "c" in args.parts:
+            # distinct content: the small videos of the 8-class demo generator (same-class videos
+            # share their kind of picture and sound: the hard case for a false merge)
+            write_demo_videos(base / "distinct", args.distinct, seed=74, duration_s=(6, 12))
+            _thresholds("(c) generated corpus", files[:args.families], sorted((base / "distinct").glob("*.mp4")),
+                        base / "fam_c")
+        if "d" in args.parts:
+            # content this project did not make: scikit-image photographs and freedesktop sounds
+            # (10 photos and 10 sounds, so "distinct" videos share sources, seen through other
+            # windows, zooms, tints, noise and sound timings: another hard case)
+            from acav_assets.core.generators.photos_sounds import check_available, write_photo_sound_videos
 
+            if check_available():
+                print(f"(d) photos corpus unavailable: {check_available()}")
+                return
+            write_photo_sound_videos(base / "photos", args.photos, seed=5, size=(320, 240), fps=12)
+            photos = sorted((base / "photos").glob("*.mp4"))
+            _thresholds("(d) photos corpus", photos[:args.families], photos, base / "fam_d")
+
+
+def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir: Path) -> None:
+    """Lowest agreement of each kind of copy with its original; highest between distinct videos."""
+    from acav_assets.core.export.cut import CutConfig, cut_clip
+    from acav_assets.core.media.fingerprint import NearDuplicateConfig, compare, fingerprint_file
+    from acav_assets.core.media.probe import probe_file
+
+    cfg = NearDuplicateConfig()
+    fam_dir.mkdir()
+    worst = {}
+    for f in originals:
+        fa = fingerprint_file(f)
+        dur = probe_file(f).duration_s
+        rec = probe_file(f)
+        half = max(16, min(rec.width, rec.height) // 2)
+        for name, cut, (s, e) in (("crf45", CutConfig(crf=45), (0, dur)), ("half", CutConfig(short_side=half), (0, dur)),
+                                  ("trim", CutConfig(), (1.0, dur - 1.0)),
+                                  ("abr24k", CutConfig(audio_bitrate=24_000), (0, dur)),
+                                  ("sr16k", CutConfig(sample_rate=16_000), (0, dur))):
+            p = fam_dir / f"{f.stem}_{name}.mp4"
+            p.write_bytes(cut_clip(f, s, e, cut).mp4)
+            ok, ev = compare(fa, fingerprint_file(p), cfg)
+            a, v = worst.get(name, (1.0, 1.0, True))[:2]
+            worst[name] = (min(a, ev["audio_agreement"] if ev["audio_agreement"] is not None else 1.0),
+                           min(v, ev["visual_agreement"]), worst.get(name, (0, 0, True))[2] and ok)
+    fps = {f: fingerprint_file(f) for f in distinct}
+    top_a = top_v = 0.0
+    merged = 0
+    for x, y in itertools.combinations(distinct, 2):
+        ok, ev = compare(fps[x], fps[y], cfg)
+        top_a, merged = max(top_a, ev["audio_agreement"] or 0), merged + ok
+        if (ev["audio_agreement"] or 0) >= cfg.audio_match:
+            top_v = max(top_v, ev["visual_agreement"])
+    print(f"{title}: lowest agreement of a copy with its original ({len(originals)} families):")
+    for name, (a, v, all_ok) in worst.items():
+        print(f"    {name:7s} sound {a:.3f}  picture {v:.3f}  all found: {all_ok}")
+    pairs = len(distinct) * (len(distinct) - 1) // 2
+    print(f"    distinct videos ({pairs} pairs): highest sound agreement {top_a:.3f}; highest picture agreement "
+          f"among pairs whose sound passed {top_v:.3f}; merged {merged}")
+    print(f"    defaults: sound >= {cfg.audio_match} within {cfg.audio_bits} bits, picture >= {cfg.visual_match} "
+          f"at cosine {cfg.visual_cos}")
 
 if __name__ == "__main__":
     main()
