@@ -17,7 +17,7 @@ video that does not grow with its length.
   96×64 frames) while their cosine stays above 0.94.
 - **sound**: a 64-bit hash per 1 s window, every 0.25 s: the signs of the differences between
   neighbouring bands of a log-spaced 33-band spectrum (300-3400 Hz, from ~128 ms frames at the
-  file's own sample rate, no resampling; 32 bits) and of how those differences changed since the
+  file's own sample rate: resampling first costs as much as it saves; 32 bits) and of how those differences changed since the
   previous window (32 bits), in the spirit of Haitsma and Kalker's audio fingerprint. Silent
   windows get no hash.
 
@@ -39,7 +39,6 @@ import numpy as np
 __all__ = ["Fingerprint", "NearDuplicateConfig", "compare", "fingerprint_file", "fingerprint_or_reason", "popcount64"]
 
 HOP_S = 0.25  # sound hashes every quarter second
-AUDIO_RATE = 8000
 VISUAL_WINDOW_S = 1.0
 WINDOW_S = 10.0  # the centre span fingerprinted (benchmarks/near_duplicates.py: cost and recall)
 MAX_KEYFRAMES = 600
@@ -188,6 +187,7 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
             times, hashes, vectors, chunks = [], [], [], []
             audio_first, rate, got, need = None, None, 0, float("inf")
             vtb = float(vs.time_base)
+            atb = float(aus.time_base) if aus is not None else 0.0
             thumb = av.video.reformatter.VideoReformatter()  # one scaler for every keyframe of the file
             stop_pts = (t0 + hi + 1.0) / vtb if np.isfinite(hi) else float("inf")  # video packets past the window
             lo_pts, hi_pts = (t0 + lo - VISUAL_WINDOW_S) / vtb, (t0 + hi) / vtb  # keyframes worth decoding
@@ -212,7 +212,7 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
                     for frame in packet.decode():
                         if frame.pts is None:
                             continue
-                        t = frame.pts * float(frame.time_base) - t0
+                        t = frame.pts * atb - t0
                         if t + frame.samples / frame.sample_rate <= lo:
                             continue
                         if audio_first is None:
