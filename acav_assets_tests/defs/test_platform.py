@@ -359,6 +359,7 @@ def test_acav_maintain_compacts_and_vacuums_without_changing_data(curated, tmp_p
     assert "clips:" in out and "removed" in out
     assert f"video fingerprint index: {retired} retired video(s) dropped" in out
     assert index.retired_videos() == 0 and index.live_videos() == live
+    assert index.stale() == []  # the compacted files were adopted: no batch is read again
     assert sum(1 for _ in (tmp_path / "wh" / "clips").rglob("*.parquet")) < files_before
     for t, df in before.items():
         assert wh.read(t).sort(pl.all()).equals(df)

@@ -11,11 +11,13 @@ fixed number of B-tree entries per query hash, whatever the size of the warehous
 depth grows with its logarithm).
 
 It is derived data: the Delta tables ``video_fingerprints`` and ``videos`` stay the record.
-:meth:`FingerprintIndex.sync` brings the index up to date from their Delta logs: the batches
-written since the versions it last saw are re-read (one partition each); a missing file,
-recreated tables or a log that no longer reaches back that far rebuild it batch by batch. A
-re-indexed batch's old entries are retired (``live = 0``), not deleted, so re-indexing costs
-the batch alone; :meth:`FingerprintIndex.prune` drops retired entries (``acav maintain``).
+:meth:`FingerprintIndex.sync` brings the index up to date from their Delta logs: a batch whose
+data files differ from those it last saw (every batch write replaces them) is re-read, one
+partition each; a missing file or recreated tables rebuild it batch by batch. (Not the log's
+history: it may be cleaned up, and reading it hung against an S3 test server.) A re-indexed
+batch's old entries are retired (``live = 0``), not deleted, so re-indexing costs the batch
+alone; :meth:`FingerprintIndex.prune` drops retired entries and :meth:`FingerprintIndex.adopt`
+records the files a compaction rewrote (both in ``acav maintain``).
 
 Where it lives: ``<warehouse>/_indexes/`` for a local warehouse; for an object-store warehouse
 a local cache folder (``ACAV_INDEX_DIR``, default ``~/.cache/acav_assets/indexes``) keyed by
@@ -43,6 +45,8 @@ _TABLES = ("video_fingerprints", "videos")
 _FLIPS = np.concatenate([[0], 1 << np.arange(32)]).astype(np.int64)  # a half and its 32 one-bit variants
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS batch_state (tbl TEXT NOT NULL, batch TEXT NOT NULL, sig TEXT NOT NULL,
+                                        PRIMARY KEY (tbl, batch));
 CREATE TABLE IF NOT EXISTS videos (ordinal INTEGER PRIMARY KEY, batch TEXT NOT NULL, video_id TEXT NOT NULL,
                                    path TEXT NOT NULL, live INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS videos_batch ON videos (batch, live);
@@ -111,57 +115,71 @@ class FingerprintIndex:
 
     # --- keeping it in step with the tables ------------------------------------------------
 
-    def _table_state(self) -> dict[str, str]:
-        from deltalake import DeltaTable
-
-        from deltalake.exceptions import TableNotFoundError
-
+    def _table_state(self) -> dict[str, tuple[str, dict[str, str]]]:
+        """Per table: its id and, per batch, a digest of the batch's data files now."""
         state = {}
         for t in _TABLES:
-            try:
-                dt = DeltaTable(self.wh.uri(t), storage_options=self.wh._opts())  # one log read per table
-            except TableNotFoundError:
-                state[t] = ""
-                continue
-            state[t] = f"{dt.metadata().id}@{dt.version()}"
+            found = self.wh.batch_files(t)
+            table_id, files = found if found is not None else ("", {})
+            state[t] = (table_id, {b: hashlib.blake2b("\n".join(p).encode(), digest_size=12).hexdigest()
+                                   for b, p in files.items()})
         return state
 
+    def _stale(self, db: sqlite3.Connection, state) -> tuple[list[str], bool]:
+        """Batches whose files changed since the index last looked, and whether to rebuild."""
+        ids = dict(db.execute("SELECT name, value FROM meta").fetchall())
+        seen: dict[str, dict[str, str]] = {t: {} for t in _TABLES}
+        for t, b, sig in db.execute("SELECT tbl, batch, sig FROM batch_state"):
+            seen.setdefault(t, {})[b] = sig
+        if any(ids.get(f"{t}:id", "") != state[t][0] for t in _TABLES):  # new, recreated or lost tables
+            return sorted(state["video_fingerprints"][1]), True
+        changed = {b for t in _TABLES for b in set(seen[t]) | set(state[t][1]) if seen[t].get(b) != state[t][1].get(b)}
+        return sorted(changed), False
+
+    def _record(self, db: sqlite3.Connection, state) -> None:
+        db.execute("DELETE FROM batch_state")
+        for t, (table_id, sigs) in state.items():
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"{t}:id", table_id))
+            db.executemany("INSERT INTO batch_state VALUES (?, ?, ?)", [(t, b, sig) for b, sig in sigs.items()])
+
     def sync(self, log: Callable[[str], None] = lambda m: None) -> list[str]:
-        """Bring the index up to date with the tables; returns the batches (re)indexed."""
+        """Bring the index up to date with the tables; returns the batches (re)indexed.
+
+        A batch is re-read when its data files in ``video_fingerprints`` or ``videos`` differ
+        from those the index last saw (each batch write replaces them; the Delta log lists them,
+        so no data is read to tell)."""
         state = self._table_state()  # read before the data: a later write is picked up next time
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # one process indexes at a time; the others then see its work
             try:
-                seen = dict(db.execute("SELECT name, value FROM meta").fetchall())
-                todo, full = self._stale_batches(seen, state)
+                todo, full = self._stale(db, state)
                 if full:
                     log(f"fingerprint index {self.path}: building from the warehouse ({len(todo)} batch(es))")
                     db.execute("DELETE FROM hashes")
                     db.execute("DELETE FROM videos")
                 for batch in todo:
                     self._index_batch(db, batch)
-                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(state.items()))
+                self._record(db, state)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
         return todo
 
-    def _stale_batches(self, seen: dict[str, str], state: dict[str, str]) -> tuple[list[str], bool]:
-        if all(seen.get(t) == state[t] for t in _TABLES):
-            return [], False
-        changed: set[str] = set()
-        for t in _TABLES:
-            before, now = seen.get(t, ""), state[t]
-            if before == now or not now:
-                continue
-            if not before or before.split("@")[0] != now.split("@")[0]:
-                return self.wh.batches("video_fingerprints"), True  # new or recreated tables: rebuild
-            written = self.wh.batches_written_since(t, int(before.split("@")[1]))
-            if written is None:  # the log no longer reaches back to the version seen
-                return self.wh.batches("video_fingerprints"), True
-            changed.update(written)
-        return sorted(changed), False
+    def stale(self) -> list[str]:
+        """The batches a :meth:`sync` would re-read now (every batch when it would rebuild)."""
+        state = self._table_state()
+        with self._connect() as db:
+            return self._stale(db, state)[0]
+
+    def adopt(self) -> None:
+        """Record the tables' current files as indexed, without reading them: for a compaction,
+        which rewrites files but not rows (``acav maintain``: only when the index was current)."""
+        state = self._table_state()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            self._record(db, state)
+            db.execute("COMMIT")
 
     def _index_batch(self, db: sqlite3.Connection, batch: str) -> None:
         db.execute("UPDATE videos SET live = 0 WHERE batch = ? AND live = 1", (batch,))

@@ -4,7 +4,8 @@ Every batch write adds files (one Delta commit each); after many batches a table
 files, and replaced batches leave their old files behind for time travel. ``maintain``
 compacts each table (rewrites small files into larger ones, a new table version; the data is
 unchanged) and then vacuums files that no version newer than ``retain_hours`` needs; it also
-drops the retired entries of the near-duplicate lookup index (its row counts videos, not files). Time
+drops the retired entries of the near-duplicate lookup index (its row counts videos, not files)
+and, when that index was current, records the compacted files as what it reflects. Time
 travel (``acav subset --as-of``) reaches back only as far as the retention. Run it when no
 curation is writing (a concurrent writer may make a compaction fail; it is then safe to rerun).
 """
@@ -39,6 +40,11 @@ def maintain(wh: Warehouse, *, retain_hours: float = 168.0, tables: list[str] | 
     unknown = sorted(set(tables or []) - set(SCHEMAS))
     if unknown:
         raise ValueError(f"unknown table(s) {unknown}: expected some of {sorted(SCHEMAS)}")
+    where = index_path(wh)
+    index = FingerprintIndex(wh, where) if where.exists() else None
+    # a compaction rewrites the files the index follows: when it is current now, it adopts the
+    # new files afterwards instead of re-reading every batch
+    index_current = index is not None and not dry_run and not index.stale()
     out = []
     for name in tables or sorted(SCHEMAS):
         if not wh.exists(name):
@@ -50,10 +56,10 @@ def maintain(wh: Warehouse, *, retain_hours: float = 168.0, tables: list[str] | 
             dt = DeltaTable(wh.uri(name), storage_options=wh._opts())
         removed = dt.vacuum(retention_hours=int(retain_hours), dry_run=dry_run, enforce_retention_duration=False)
         out.append(TableMaintenance(name, before, len(dt.file_uris()), len(removed)))
-    where = index_path(wh)
-    if where.exists() and tables is None:
+    if index_current:
+        index.adopt()
+    if index is not None and tables is None:
         # the near-duplicate lookup index: entries of re-indexed batches' old videos (counted as "files")
-        index = FingerprintIndex(wh, where)
         retired = index.retired_videos()
         if retired and not dry_run:
             index.prune()

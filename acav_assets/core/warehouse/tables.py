@@ -155,6 +155,22 @@ class Warehouse:
         except TableNotFoundError:
             return False
 
+    def batch_files(self, table: str) -> tuple[str, dict[str, list[str]]] | None:
+        """The table's id (new when it is recreated) and, per batch, its data files now (from
+        the Delta log: no data is read); None when the table does not exist."""
+        if table not in PARTITIONED:
+            raise ValueError(f"{table} is not partitioned by batch")
+        try:
+            dt = DeltaTable(self.uri(table), storage_options=self._opts())
+        except TableNotFoundError:
+            return None
+        files: dict[str, list[str]] = {}
+        actions = pl.DataFrame(dt.get_add_actions(flatten=True))
+        if actions.height:
+            for path, batch in actions.select("path", "partition.batch").iter_rows():
+                files.setdefault(batch, []).append(path)
+        return dt.metadata().id, {b: sorted(p) for b, p in files.items()}
+
     def version(self, table: str) -> int | None:
         try:
             return DeltaTable(self.uri(table), storage_options=self._opts()).version()
@@ -224,29 +240,19 @@ class Warehouse:
     def batches_rewritten_after(self, table: str, version: int) -> list[str]:
         """Batches of a partitioned table whose rows were written after table ``version``, read
         from the Delta log (each batch write is one commit with the predicate ``batch = '<name>'``;
-        compactions change no rows and name none). Every batch when the log no longer reaches
-        back to ``version`` (cleaned up): it cannot tell, so it assumes the worst."""
-        written = self.batches_written_since(table, version)
-        return self.batches(table) if written is None else written
-
-    def batches_written_since(self, table: str, version: int) -> list[str] | None:
-        """Like :meth:`batches_rewritten_after`, but None when the log does not cover every
-        commit after ``version``."""
+        compactions change no rows and name none)."""
         if table not in PARTITIONED:
             raise ValueError(f"{table} is not partitioned by batch")
         current = self.version(table)
         if current is None or current <= version:
             return []
-        found, versions = set(), set()
+        found = set()
         for entry in DeltaTable(self.uri(table), storage_options=self._opts()).history(limit=current - version):
             if entry.get("version", -1) <= version:
                 continue
-            versions.add(entry.get("version"))
             m = re.fullmatch(r"batch = '([^']*)'", str((entry.get("operationParameters") or {}).get("predicate", "")))
             if m:
                 found.add(m.group(1))
-        if versions != set(range(version + 1, current + 1)):
-            return None
         return sorted(found)
 
     def scan(self, table: str, *, version: int | str | None = None) -> pl.LazyFrame:
