@@ -101,7 +101,8 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     warehouse = str(Path(args.warehouse).resolve()) if "://" not in args.warehouse else args.warehouse
     run_config = {"ops": {
         "curated_subset": {"config": {"budget": args.budget, "pairing": args.pairing, "seed": args.seed,
-                                      "refine": args.refine, "batch_size": args.batch_size}},
+                                      "refine": args.refine, "batch_size": args.batch_size,
+                                      **({"dedup_cosine": args.dedup_cosine} if args.dedup_cosine else {})}},
         "cluster_centroids": {"config": {"k": args.k, "seed": args.seed}},
         "clips": {"config": {"max_clips": args.max_clips}},
     }}
@@ -137,6 +138,9 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     mode = meta.get("mode", "full") if meta else "up to date, not re-run"
     print(f"\ncurated_subset ({mode}): {subset.height} of {run['pool_size']} clips (budget {args.budget:g}, pairing "
           f"{json.loads(run['params']).get('pairing', args.pairing)}), objective {run['objective']:.4f} nats")
+    if json.loads(run["params"]).get("dedup_cosine"):
+        print(f"  semantic dedup: {run.get('semantic_duplicates') or 0} clip(s) left out of the pool as copies "
+              f"(table semantic_duplicates)")
     by_batch = dict(subset.group_by("batch").len().sort("batch").iter_rows())
     print("  by batch: " + ", ".join(f"{k} {v}" for k, v in by_batch.items()))
     # the exit code follows ERROR-severity checks; a WARN (e.g. a pool too small to judge) is shown
@@ -384,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     cur.add_argument("--refine", type=int, default=50, help="swap-refinement rounds (0: reference greedy only)")
     cur.add_argument("--batch-size", type=int, default=20, help="greedy candidates per step (0: exact greedy)")
     cur.add_argument("--max-clips", type=int, default=1, help="clips per video (> 1: on distinct shots)")
+    cur.add_argument("--dedup-cosine", type=float, default=0.0,
+                     help="semantic dedup before selection: leave out clips at this cosine to an earlier clip of "
+                          "the same clusters in every feature space (0: off; e.g. 0.99)")
     cur.add_argument("--seed", type=int, default=0)
     cur.add_argument("--batches", type=lambda s: [b for b in s.split(",") if b], default=None,
                      help="comma-separated batch folders (default: all)")
