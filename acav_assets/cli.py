@@ -102,7 +102,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     run_config = {"ops": {
         "curated_subset": {"config": {"budget": args.budget, "pairing": args.pairing, "seed": args.seed,
                                       "refine": args.refine, "batch_size": args.batch_size,
-                                      **({"dedup_cosine": args.dedup_cosine} if args.dedup_cosine else {})}},
+                                      **({"dedup_cosine": args.dedup_cosine} if getattr(args, "dedup_cosine", 0) else {})}},
         "cluster_centroids": {"config": {"k": args.k, "seed": args.seed}},
         "clips": {"config": {"max_clips": args.max_clips}},
     }}
