@@ -189,7 +189,8 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
             vtb = float(vs.time_base)
             atb = float(aus.time_base) if aus is not None else 0.0
             thumb = av.video.reformatter.VideoReformatter()  # one scaler for every keyframe of the file
-            stop_pts = (t0 + hi + 1.0) / vtb if np.isfinite(hi) else float("inf")  # video packets past the window
+            # video packets past the window (with room for frames stored ahead of their display time)
+            stop_pts = (t0 + hi + 0.5) / vtb if np.isfinite(hi) else float("inf")
             lo_pts, hi_pts = (t0 + lo - VISUAL_WINDOW_S) / vtb, (t0 + hi) / vtb  # keyframes worth decoding
             streams = (vs, aus) if aus is not None else (vs,)
 
@@ -217,7 +218,7 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
                             continue
                         if audio_first is None:
                             audio_first, rate = t, frame.sample_rate
-                            need = (min(hi - lo, MAX_AUDIO_S) + 1.0) * rate
+                            need = (min(hi, lo + MAX_AUDIO_S) - t + 0.05) * rate  # samples up to the end
                         elif frame.sample_rate != rate:
                             continue  # a mid-stream rate change: the rest of the sound is left out
                         chunks.append(_mono(frame))
