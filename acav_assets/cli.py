@@ -239,17 +239,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_maintain(args: argparse.Namespace) -> int:
-    from acav_assets.core.warehouse.maintenance import INDEX_ROW, maintain
+    from acav_assets.core.warehouse.maintenance import maintain
 
-    rows = maintain(_existing_warehouse(args.warehouse), retain_hours=args.retain_hours,
-                    tables=args.tables.split(",") if args.tables else None, dry_run=args.dry_run)
-    for r in rows:
-        if r.table == INDEX_ROW:
-            print(f"video fingerprint index: {r.files_before} retired video(s) {'would be ' if args.dry_run else ''}"
-                  f"dropped")
-            continue
+    report = maintain(_existing_warehouse(args.warehouse), retain_hours=args.retain_hours,
+                      tables=args.tables.split(",") if args.tables else None, dry_run=args.dry_run)
+    for r in report.tables:
         print(f"{r.table}: {r.files_before} -> {r.files_after} active files, "
               f"{r.files_removed} old file(s) {'would be ' if args.dry_run else ''}removed")
+    if report.index_retired is not None:
+        print(f"video fingerprint index: {report.index_retired} retired video(s) "
+              f"{'would be ' if args.dry_run else ''}dropped")
     return 0
 
 

@@ -193,10 +193,12 @@ class MaintenanceConfig(dg.Config):
 def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, warehouse: WarehouseResource) -> None:
     from acav_assets.core.warehouse.maintenance import maintain
 
-    rows = maintain(warehouse.get(), retain_hours=config.retain_hours)
-    for r in rows:
+    report = maintain(warehouse.get(), retain_hours=config.retain_hours)
+    for r in report.tables:
         context.log.info(f"{r.table}: {r.files_before} -> {r.files_after} files, {r.files_removed} removed")
-    context.add_output_metadata({"tables": len(rows), "files_removed": sum(r.files_removed for r in rows)})
+    index = {} if report.index_retired is None else {"index_retired_videos_dropped": report.index_retired}
+    context.add_output_metadata({"tables": len(report.tables),
+                                 "files_removed": sum(r.files_removed for r in report.tables), **index})
 
 
 @dg.job(description="Compact and vacuum the warehouse tables (acav maintain, on a schedule).")

@@ -19,9 +19,7 @@ from deltalake import DeltaTable
 from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, index_path
 from acav_assets.core.warehouse.tables import SCHEMAS, Warehouse
 
-__all__ = ["INDEX_ROW", "TableMaintenance", "maintain"]
-
-INDEX_ROW = "video fingerprint index (retired videos)"
+__all__ = ["Maintenance", "TableMaintenance", "maintain"]
 
 
 @dataclass
@@ -32,9 +30,16 @@ class TableMaintenance:
     files_removed: int  # deleted from storage by the vacuum
 
 
+@dataclass
+class Maintenance:
+    tables: list[TableMaintenance]
+    index_retired: int | None = None  # retired videos dropped (or, dry run, to drop) from the lookup index; None: no index
+
+
 def maintain(wh: Warehouse, *, retain_hours: float = 168.0, tables: list[str] | None = None,
-             dry_run: bool = False) -> list[TableMaintenance]:
-    """Compact, then vacuum, each existing table (every known table by default)."""
+             dry_run: bool = False) -> Maintenance:
+    """Compact, then vacuum, each existing table (every known table by default); then tidy the
+    near-duplicate lookup index."""
     if retain_hours < 0:
         raise ValueError(f"retain_hours must be >= 0, got {retain_hours}")
     unknown = sorted(set(tables or []) - set(SCHEMAS))
@@ -58,10 +63,9 @@ def maintain(wh: Warehouse, *, retain_hours: float = 168.0, tables: list[str] | 
         out.append(TableMaintenance(name, before, len(dt.file_uris()), len(removed)))
     if index_current:
         index.adopt()
+    retired = None
     if index is not None and tables is None:
-        # the near-duplicate lookup index: entries of re-indexed batches' old videos (counted as "files")
-        retired = index.retired_videos()
+        retired = index.retired_videos()  # entries of re-indexed batches' old videos
         if retired and not dry_run:
             index.prune()
-        out.append(TableMaintenance(INDEX_ROW, retired, 0 if not dry_run else retired, retired if not dry_run else 0))
-    return out
+    return Maintenance(out, retired)
