@@ -161,24 +161,25 @@ def _reassigned_since(wh: Warehouse, version: int | None, batches: set[str]) -> 
 
 def _semantic_duplicates(wh: Warehouse, params: SelectionParams, labels: np.ndarray, clusterings: list[Clustering],
                          ids_of: Callable[[np.ndarray], list[tuple[str, str]]],
-                         removable: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Semantic dedup of the pool (:mod:`acav_assets.core.selection.semantic_dedup`): rows
-    removed, the rows they repeat, the cosines, and the feature spaces compared. Embeddings are
-    read only for clips that share every cluster label with another clip, batch by batch.
-    ``ids_of(rows)`` gives each row's (clip id, batch)."""
+                         removable: np.ndarray) -> tuple[np.ndarray, pl.DataFrame]:
+    """Semantic dedup of the pool (:mod:`acav_assets.core.selection.semantic_dedup`): the rows
+    removed, and a ``semantic_duplicates`` frame without its selection id (clip, the clip it
+    repeats, cosine). Embeddings are read only for clips that share every cluster label with
+    another clip, batch by batch. ``ids_of(rows)`` gives each row's (clip id, batch)."""
     spaces = list(params.dedup_spaces) or sorted({c.feature_space for c in clusterings})
     unknown = sorted(set(spaces) - {c.feature_space for c in clusterings})
     if unknown:
         raise ValueError(f"dedup_spaces {unknown} are not clustered feature spaces: expected some of "
                          f"{sorted({c.feature_space for c in clusterings})}")
-    empty = np.zeros(0, np.int64)
+    none = (np.zeros(0, np.int64), pl.DataFrame(schema={"clip_id": pl.String, "duplicate_of": pl.String,
+                                                         "cosine": pl.Float32}))
     if labels.shape[0] < 2:
-        return empty, empty, np.zeros(0, np.float32), spaces
+        return none
     _, bucket, sizes = np.unique(labels, axis=0, return_inverse=True, return_counts=True)
     bucket = bucket.reshape(-1)
     shared = np.flatnonzero(sizes[bucket] > 1)  # rows with a bucket mate
     if shared.size == 0:
-        return empty, empty, np.zeros(0, np.float32), spaces
+        return none
     keys = ids_of(shared)
     where = pl.DataFrame({"clip_id": [k for k, _ in keys], "batch": [b for _, b in keys],
                           "row": np.arange(shared.size)})
@@ -200,13 +201,15 @@ def _semantic_duplicates(wh: Warehouse, params: SelectionParams, labels: np.ndar
         np.divide(v, norms, out=v, where=norms > 0)
     dup, kept, cos = semantic_duplicates([vectors[s] for s in spaces], bucket[shared], params.dedup_cosine,
                                          removable=removable[shared])
-    return shared[dup], shared[kept], cos, spaces
+    if dup.size == 0:
+        return none
+    return shared[dup], pl.DataFrame({"clip_id": [keys[i][0] for i in dup], "duplicate_of": [keys[i][0] for i in kept],
+                                      "cosine": cos}, schema=none[1].schema)
 
 
-def _duplicates_frame(selection_id: str, dup_ids: list[str], kept_ids: list[str], cos: np.ndarray) -> pl.DataFrame:
-    return pl.DataFrame({"selection_id": [selection_id] * len(dup_ids), "clip_id": dup_ids, "duplicate_of": kept_ids,
-                         "cosine": cos.astype(np.float32)}, schema={"selection_id": pl.String, "clip_id": pl.String,
-                                                                    "duplicate_of": pl.String, "cosine": pl.Float32})
+def _duplicates_table(selection_id: str, found: pl.DataFrame | None) -> pl.DataFrame | None:
+    """``semantic_duplicates`` rows of a selection (None when dedup was off)."""
+    return None if found is None else found.select(pl.lit(selection_id).alias("selection_id"), pl.all())
 
 
 def curate_incremental(wh: Warehouse, params: SelectionParams, *,
@@ -244,14 +247,14 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
     labels = np.concatenate([old_labels, new_labels]).astype(np.uint8 if max(c.k for c in clusterings) <= 256 else np.uint16)
     modalities = [modal[c] for c in columns]
     n_old = prev_subset.height
-    candidates, dup = np.arange(n_old, labels.shape[0]), np.zeros(0, np.int64)
+    candidates, dup, found = np.arange(n_old, labels.shape[0]), np.zeros(0, np.int64), None
     if params.dedup_cosine > 0:
         # new clips are compared with each other and with the subset kept (which stays whole)
         keys = list(zip(prev_subset["clip_id"].to_list(), prev_subset["batch"].to_list())) + list(
             zip(new_ids, wide["batch"].to_list()))
         removable = np.arange(labels.shape[0]) >= n_old
-        dup, kept, cos, _ = _semantic_duplicates(wh, params, labels, clusterings,
-                                                 lambda rows: [keys[r] for r in rows], removable)
+        dup, found = _semantic_duplicates(wh, params, labels, clusterings, lambda rows: [keys[r] for r in rows],
+                                          removable)
         candidates = np.setdiff1d(candidates, dup)
     budget = int(round(params.budget * candidates.size))
     pairs = resolve_pairs(params.pairing, len(columns), modalities)
@@ -282,13 +285,10 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
            "size": subset.height, "objective": float(sel.objective), "seed": params.seed + best,
            "semantic_duplicates": int(prev.get("semantic_duplicates") or 0) + int(dup.size),
            **_weighting_columns(weighting, pairs, clusterings)}
-    duplicates = None
-    if params.dedup_cosine > 0:
-        duplicates = _duplicates_frame(selection_id, [keys[r][0] for r in dup], [keys[r][0] for r in kept],
-                                       cos if dup.size else np.zeros(0, np.float32))
     return Curation(sel, new_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
                     selection_id, total - len(new_ids), [r.objective for r in runs], params.seed + best, run,
-                    weighting, pairs, duplicates, None if not dup.size else np.r_[np.arange(n_old), candidates])
+                    weighting, pairs, _duplicates_table(selection_id, found),
+                    None if not dup.size else np.r_[np.arange(n_old), candidates])
 
 
 def _weighting_columns(weighting: PairWeighting, pairs, clusterings: list[Clustering]) -> dict:
@@ -306,7 +306,7 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     modalities = [modal[c] for c in columns]
     budget: int | float = params.budget if params.budget <= 1.0 else int(params.budget)
     pairs = resolve_pairs(params.pairing, len(columns), modalities)
-    pool_rows, dup = None, np.zeros(0, np.int64)
+    pool_rows, dup, found = None, np.zeros(0, np.int64), None
     if params.dedup_cosine > 0:
         starts = np.cumsum([0] + list(clip_ids.counts))
 
@@ -314,7 +314,7 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
             batch_of = np.searchsorted(starts, rows, side="right") - 1
             return [(i, clip_ids.batches[b]) for i, b in zip(clip_ids.ids_at(rows).to_list(), batch_of)]
 
-        dup, kept, cos, _ = _semantic_duplicates(wh, params, labels, clusterings, ids_of, np.ones(len(clip_ids), bool))
+        dup, found = _semantic_duplicates(wh, params, labels, clusterings, ids_of, np.ones(len(clip_ids), bool))
         pool_rows = np.setdiff1d(np.arange(len(clip_ids)), dup) if dup.size else None
     pool = labels if pool_rows is None else labels[pool_rows]
     weighting = _weighting(pool, params, pairs, modalities)
@@ -344,11 +344,6 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
            "feature_spaces": [c.feature_space for c in clusterings], "batches": batches, "pool_size": pool.shape[0],
            "size": len(sel), "objective": float(sel.objective), "seed": params.seed + best,
            "semantic_duplicates": int(dup.size), **_weighting_columns(weighting, pairs, clusterings)}
-    duplicates = None
-    if params.dedup_cosine > 0:
-        duplicates = _duplicates_frame(selection_id, clip_ids.ids_at(dup).to_list() if dup.size else [],
-                                       clip_ids.ids_at(kept).to_list() if dup.size else [],
-                                       cos if dup.size else np.zeros(0, np.float32))
     return Curation(sel, clip_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
                     selection_id, excluded, [r.objective for r in runs], params.seed + best, run, weighting, pairs,
-                    duplicates, pool_rows)
+                    _duplicates_table(selection_id, found), pool_rows)
