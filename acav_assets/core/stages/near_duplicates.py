@@ -132,6 +132,12 @@ def _keep_order(row: dict) -> tuple:
     return (-dur, -pixels, row.get("landed_at", float("inf")), row["path"])
 
 
+def _lookup_hashes(fp: Fingerprint) -> tuple[np.ndarray, int]:
+    """What a video is looked up by: its sounding windows' hashes, else (no sound) its keyframes'."""
+    sounding = fp.audio_hashes[fp.audio_sounding]
+    return (sounding, SOUND) if sounding.size else (fp.key_hashes, PICTURE)
+
+
 def _earlier_candidates(index: FingerprintIndex, here: list[tuple[dict, Fingerprint]], batch: str | None,
                         config: NearDuplicateConfig) -> tuple[list[tuple[dict, Fingerprint]], list[dict[int, int]]]:
     """The kept videos of other batches that some video of ``here`` votes for (looked up in the
@@ -139,12 +145,10 @@ def _earlier_candidates(index: FingerprintIndex, here: list[tuple[dict, Fingerpr
     that list."""
     per_video, wanted = [], set()
     for _, fp in here:
-        sounding = fp.audio_hashes[fp.audio_sounding]
-        if sounding.size:
-            votes, n = index.votes(sounding, SOUND, config.audio_bits, exclude_batch=batch), sounding.size
-        else:
-            votes, n = index.votes(fp.key_hashes, PICTURE, config.lookup_bits, exclude_batch=batch), fp.key_hashes.size
-        votes = {o: v for o, v in votes.items() if v >= MIN_VOTES * n}
+        hashes, kind = _lookup_hashes(fp)
+        radius = config.audio_bits if kind == SOUND else config.lookup_bits
+        votes = {o: v for o, v in index.votes(hashes, kind, radius, exclude_batch=batch).items()
+                 if v >= MIN_VOTES * hashes.size}
         per_video.append(votes)
         wanted.update(votes)
     if not wanted:
@@ -188,12 +192,9 @@ def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: Fi
     evidence: dict[tuple[int, int], dict] = {}
     for k, (_, fp) in enumerate(here):
         j = len(prior) + k
-        sounding = fp.audio_hashes[fp.audio_sounding]
-        if sounding.size:
-            local, n = audio_idx.votes(sounding), sounding.size
-        else:
-            local, n = key_idx.votes(fp.key_hashes), fp.key_hashes.size
-        votes = {**prior_votes[k], **{len(prior) + i: v for i, v in local.items() if v >= MIN_VOTES * n}}
+        hashes, kind = _lookup_hashes(fp)
+        local = (audio_idx if kind == SOUND else key_idx).votes(hashes)
+        votes = {**prior_votes[k], **{len(prior) + i: v for i, v in local.items() if v >= MIN_VOTES * hashes.size}}
         for i, v in sorted(votes.items()):
             if i == j or find(i) == find(j):
                 continue

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from acav_assets.core.media.fingerprint import popcount64
 from acav_assets.core.warehouse.tables import Warehouse
 
 __all__ = ["FingerprintIndex", "index_path", "probe_keys"]
@@ -71,29 +72,21 @@ def _halves(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (h & np.uint64(0xFFFFFFFF)).astype(np.int64), (h >> np.uint64(32)).astype(np.int64)
 
 
-def _file_keys(hashes: np.ndarray, kind: int) -> tuple[np.ndarray, np.ndarray]:
-    """The two keys each hash is filed under, and the hash (as int64) beside each."""
+def _keys(hashes: np.ndarray, kind: int, flips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The keys of ``hashes``: each half with each of ``flips`` applied, and beside each key the
+    position of the hash it comes from."""
     lo, hi = _halves(hashes)
     base = np.int64(kind) << np.int64(33)
-    keys = np.concatenate([base | lo, base | np.int64(1 << 32) | hi])
-    signed = np.ascontiguousarray(hashes, dtype=np.uint64).view(np.int64)
-    return keys, np.concatenate([signed, signed])
+    q = np.repeat(np.arange(len(lo)), flips.size)
+    keys = np.concatenate([(base | (lo[:, None] ^ flips)).ravel(),
+                           (base | np.int64(1 << 32) | (hi[:, None] ^ flips)).ravel()])
+    return keys, np.concatenate([q, q])
 
 
 def probe_keys(hashes: np.ndarray, kind: int) -> tuple[np.ndarray, np.ndarray]:
     """The keys a lookup of ``hashes`` probes (each half and its one-bit variants) and, beside
     each, the position of the query hash it serves."""
-    lo, hi = _halves(hashes)
-    base = np.int64(kind) << np.int64(33)
-    q = np.arange(len(lo))
-    keys = np.concatenate([(base | (lo[:, None] ^ _FLIPS)).ravel(),
-                           (base | np.int64(1 << 32) | (hi[:, None] ^ _FLIPS)).ravel()])
-    return keys, np.concatenate([np.repeat(q, _FLIPS.size), np.repeat(q, _FLIPS.size)])
-
-
-def _popcount(x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.uint64)
-    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+    return _keys(hashes, kind, _FLIPS)
 
 
 class FingerprintIndex:
@@ -192,9 +185,9 @@ class FingerprintIndex:
                                  (batch, r["video_id"], r["path"])).lastrowid
             sound = np.asarray(r["audio_hashes"], np.int64).view(np.uint64)[np.asarray(r["audio_sounding"], bool)]
             for kind, hashes in ((SOUND, sound), (PICTURE, np.asarray(r["key_hashes"], np.int64).view(np.uint64))):
-                keys, signed = _file_keys(hashes, kind)
+                keys, pos = _keys(hashes, kind, _FLIPS[:1])  # filed under its two halves as they are
                 db.executemany("INSERT OR IGNORE INTO hashes VALUES (?, ?, ?)",
-                               zip(keys.tolist(), signed.tolist(), [ordinal] * keys.size))
+                               zip(keys.tolist(), hashes.view(np.int64)[pos].tolist(), [ordinal] * keys.size))
 
     def prune(self) -> int:
         """Drop the entries of retired (re-indexed) videos; returns how many videos were dropped."""
@@ -230,7 +223,7 @@ class FingerprintIndex:
         if not found:
             return {}
         arr = np.asarray(found, dtype=np.int64)
-        close = _popcount(arr[:, 1].view(np.uint64) ^ hashes[arr[:, 0]]) <= radius
+        close = popcount64(arr[:, 1].view(np.uint64) ^ hashes[arr[:, 0]]) <= radius
         pairs = np.unique(arr[close][:, [0, 2]], axis=0)  # (query hash, video) once each
         videos, counts = np.unique(pairs[:, 1], return_counts=True)
         return dict(zip(videos.tolist(), counts.tolist()))
