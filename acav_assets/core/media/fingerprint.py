@@ -114,9 +114,10 @@ def _mono(frame) -> np.ndarray:
     """A decoded audio frame as mono float32 in [-1, 1], at its own rate."""
     fmt = frame.format
     if fmt.name == "fltp":  # what AAC decodes to: read the planes in place
-        n = frame.samples
-        planes = [np.frombuffer(p, np.float32)[:n] for p in frame.planes]
-        return planes[0] if len(planes) == 1 else np.mean(planes, axis=0, dtype=np.float32)
+        n, planes = frame.samples, frame.planes
+        if len(planes) == 1:
+            return np.frombuffer(planes[0], np.float32, n)
+        return np.mean([np.frombuffer(p, np.float32, n) for p in planes], axis=0, dtype=np.float32)
     x = frame.to_ndarray()
     x = x.mean(axis=0) if fmt.is_planar else x.reshape(-1, len(frame.layout.channels)).mean(axis=1)
     if np.issubdtype(x.dtype, np.integer) or fmt.name.startswith(("s", "u")):
@@ -138,25 +139,27 @@ def _fast_size(n: float) -> int:
 
 
 @functools.lru_cache(maxsize=16)
-def _spectrum_plan(rate: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """FFT size, its window and the 34 edges (bins) of the 33 bands, for a sample rate."""
+def _spectrum_plan(rate: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """For a sample rate: the FFT size, its window, the 34 edges (FFT bins) of the 33 log-spaced
+    bands from 300 to 3400 Hz, and which bands hold any bin (none above a low rate's Nyquist
+    frequency)."""
     n_fft = _fast_size(0.128 * rate)  # about 128 ms frames every 64 ms, whatever the sample rate
-    edges = np.searchsorted(np.fft.rfftfreq(n_fft, 1 / rate), np.geomspace(300, 3400, 34))  # 33 log-spaced bands
-    return n_fft, np.hanning(n_fft).astype(np.float32), edges
+    edges = np.searchsorted(np.fft.rfftfreq(n_fft, 1 / rate), np.geomspace(300, 3400, 34))
+    filled = edges[1:] > edges[:-1]
+    return n_fft, np.hanning(n_fft).astype(np.float32), edges, filled
 
 
 def _audio_hashes(x: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Sound hashes of mono samples ``x`` at ``rate`` Hz: one per 1 s window, every ``HOP_S``."""
     win, hop_w = int(rate), int(round(HOP_S * rate))
-    n_fft, window, edges = _spectrum_plan(rate)
+    n_fft, window, edges, filled = _spectrum_plan(rate)
     step = n_fft // 2
     if x.size < max(win, n_fft):
         return np.zeros(0, np.uint64), np.zeros(0, bool)
     frames = np.lib.stride_tricks.sliding_window_view(x.astype(np.float32, copy=False), n_fft)[::step] * window
     spectrum = scipy.fft.rfft(frames, axis=1, workers=1)[:, :edges[-1]]  # the bins up to 3.4 kHz
-    spec = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float64)
-    csum = np.concatenate([np.zeros((spec.shape[0], 1)), np.cumsum(spec, axis=1)], axis=1)
-    bands = csum[:, edges[1:]] - csum[:, edges[:-1]]  # (frames, 33)
+    bands = np.zeros((spectrum.shape[0], filled.size))  # (frames, 33) energies; bands without bins stay 0
+    bands[:, filled] = np.add.reduceat(spectrum.real ** 2 + spectrum.imag ** 2, edges[:-1][filled], axis=1)
     n_win = 1 + (x.size - win) // hop_w
     fpw = win // step  # spectrogram frames per 1 s window
     starts = (np.arange(n_win) * hop_w) // step
