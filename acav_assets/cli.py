@@ -110,7 +110,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     os.environ.setdefault("ACAV_PROGRESS", "1")  # progress bars on a terminal (steps run in this process)
     t = time.perf_counter()
     report = curate_landing(landing_root, warehouse, instance=instance, batches=args.batches, full=args.full,
-                            run_config=run_config, log=lambda m: print(f"  {m}", flush=True), log_level="WARNING",
+                            run_config=run_config, log=lambda m: print(f"  {m}", flush=True), echo_warnings=True,
                             resources=resources_for(landing_root, warehouse, profile=args.profile,
                                                     device=args.device, extractor_options=args.extractor_options,
                                                     storage_options=wh_opts,
@@ -475,6 +475,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"acav: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        import dagster as dg  # loaded already when a step ran
+
+        if isinstance(exc, dg.Failure):  # a step refused its input: too few clips for k, ...
+            print(f"acav: error: {exc.description}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ second run over an unchanged landing area runs nothing and rewrites no table.
 
 import hashlib
 import json
+import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,11 +96,15 @@ def curate_landing(
     log: Callable[[str], None] = lambda m: None,
     log_level: str = "INFO",
     full: bool = False,
+    echo_warnings: bool = False,
 ) -> CurateReport:
     """Materialize every asset for every batch folder (or ``batches``). ``run_config`` is the
     Dagster run config (``{"ops": {"curated_subset": {"config": {"budget": 0.3}}}}``); each run
-    gets the part for its ops. Raises ``dg.DagsterExecutionStepExecutionError``-derived errors
-    through ``materialize`` when a step fails."""
+    gets the part for its ops. ``log_level``: the Dagster console logger's; ``echo_warnings``:
+    the console stays quiet and the warnings the steps log come through ``log`` instead, one line
+    each (no framework events, no stack traces). A step that fails raises: ``dg.Failure`` with a
+    readable description for bad input or configuration, ``dg.DagsterExecutionStepExecutionError``
+    for anything else."""
     resources = resources or resources_for(landing_root, warehouse_root)
     found, rejected = resources["landing"].get().batches()
     for name, why in rejected.items():
@@ -126,10 +132,14 @@ def curate_landing(
         cfg = {"ops": {k: v for k, v in ops.items() if k in names},
                "loggers": {"console": {"config": {"log_level": log_level}}}}
         log(f"materializing {label}")
+        tags = {DATA_VERSION_TAG: version} if version else {}
+        if echo_warnings:
+            cfg["loggers"]["console"]["config"]["log_level"] = "CRITICAL"
+            tags[CALL_TAG] = uuid.uuid4().hex  # finds the run again when materialize raises
         try:
             result = dg.materialize(everything, selection=dg.AssetSelection.assets(*selection),
                                     partition_key=partition, instance=instance, resources=resources, run_config=cfg,
-                                    tags={DATA_VERSION_TAG: version} if version else None)
+                                    tags=tags or None)
         except DagsterAssetCheckFailedError as exc:  # a blocking check: the batch's data is invalid
             if partition is None:
                 raise
@@ -137,6 +147,9 @@ def curate_landing(
             log(f"batch {partition} not assigned: {report.blocked[partition]} (see the check in the UI)")
             report.checks[f"clip_embeddings:embeddings_finite_and_declared_dims[{partition}]"] = False
             return None
+        finally:
+            if echo_warnings:
+                _echo_warnings(instance, tags[CALL_TAG], log)
         report.runs.append(result.run_id)
         for ev in result.get_asset_check_evaluations():
             name = f"{ev.asset_key.to_user_string()}:{ev.check_name}" + (f"[{partition}]" if partition else "")
@@ -205,6 +218,17 @@ def curate_landing(
                 cfg["mode"] = "full"
         run([curated_subset], None, "curated_subset, selection_lineage", v)
     return report
+
+
+CALL_TAG = "acav/call"  # one runner call's run, when its warnings are echoed
+
+
+def _echo_warnings(instance: dg.DagsterInstance, call: str, log: Callable[[str], None]) -> None:
+    """The warnings (and errors) the steps of the run tagged ``call`` logged, through ``log``."""
+    records = instance.get_run_records(dg.RunsFilter(tags={CALL_TAG: call}), limit=1)
+    for entry in instance.all_logs(records[0].dagster_run.run_id) if records else ():
+        if entry.level >= logging.WARNING and not entry.is_dagster_event:
+            log(f"warning: {entry.step_key or 'run'}: {entry.user_message}")
 
 
 def _passed_blocking_check(instance: dg.DagsterInstance, batch: str) -> bool:

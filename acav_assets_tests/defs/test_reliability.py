@@ -174,6 +174,20 @@ def test_hostile_folders_cannot_inject_or_escape(tmp_path):
         wh.replace_key("selection_runs", "selection_id", "x' OR '1'='1", [])
 
 
+def test_a_step_refusing_its_input_ends_acav_curate_with_one_clear_line(tmp_path, capsys):
+    """One good video and a broken file: the broken file is one warning line, the k-means
+    step's refusal (one clip, k = 2) one error line and exit 1; no stack trace anywhere."""
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "b1", 1, seed=5, duration_s=(12.0, 14.0), workers=1)
+    (landing / "b1" / "broken.mp4").write_bytes(np.random.default_rng(0).bytes(4096))
+    rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh")])
+    out, err = capsys.readouterr()
+    assert rc == 1, out + err
+    assert "acav: error: feature space" in err and "fewer than k = 2 clusters" in err, err
+    assert "Traceback" not in out + err and "Stack Trace" not in out + err, out + err
+    assert "warning: videos: b1/broken.mp4: corrupt" in out, out
+
+
 def test_bad_configuration_fails_before_any_work(tmp_path, capsys):
     landing = tmp_path / "landing"
     write_demo_videos(landing / "a", 3, seed=90, duration_s=(4.0, 5.0), workers=1)
