@@ -255,7 +255,7 @@ def export_subset(subset: pl.DataFrame, media_root: Callable[[str], Path], out_d
     tmp = out / "manifest.parquet.tmp"
     rows.write_parquet(tmp)
     os.replace(tmp, out / "manifest.parquet")
-    rows.drop("in_selection").write_csv(out / "manifest.csv.tmp")
+    rows.write_csv(out / "manifest.csv.tmp")
     os.replace(out / "manifest.csv.tmp", out / "manifest.csv")
     report.manifest = rows
     report.seconds = time.perf_counter() - t_start

@@ -111,6 +111,8 @@ def test_every_selected_clip_is_exported_once_and_decodes_through_a_dataloader(c
     manifest = read_manifest(tmp_path / "out")
     assert manifest.height == subset.height and manifest["clip_id"].n_unique() == subset.height
     assert set(manifest["status"]) == {"ok"} and manifest["in_selection"].all()
+    csv = pl.read_csv(tmp_path / "out" / "manifest.csv")  # the same rows and columns, for spreadsheets
+    assert csv.columns == manifest.columns and csv.height == manifest.height and csv["in_selection"].all()
     assert manifest["selection_id"].unique().to_list() == subset["selection_id"].unique().to_list()
     table = wh.read("export_manifest")
     assert sorted(table["clip_id"]) == sorted(subset["clip_id"])
