@@ -37,7 +37,7 @@ from acav_assets.core.stages.clips import clip_rows
 from acav_assets.core.stages.curation import SelectionParams, choose_mode, curate, curate_incremental
 from acav_assets.core.stages.embeddings import embedding_rows
 from acav_assets.core.stages.near_duplicates import fingerprint_rows, mark_near_duplicates
-from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex
+from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
 from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
 from acav_assets.defs.executors import gpu_op_tags
 from acav_assets.defs.metadata import counts_table, markdown_table, reasons_table, table_metadata
@@ -193,6 +193,15 @@ def latest_materialization(instance: dg.DagsterInstance, asset: str,
     return records[0].asset_materialization if records else None
 
 
+def _exact_copies_elsewhere(wh, batch: str, rows: list[dict]) -> dict[str, str]:
+    """Video id -> path of the ``ok`` videos of other batches with the content of ``rows``
+    (looked up for these ids only: a dict of every earlier video would not fit at 100M clips)."""
+    ids = sorted({r["video_id"] for r in rows})
+    return {r["video_id"]: r["path"] for r in wh.scan("videos")
+            .filter((pl.col("batch") != batch) & (pl.col("status") == "ok") & pl.col("video_id").is_in(ids))
+            .select("video_id", "path").collect().iter_rows(named=True)}
+
+
 def _data_version(context) -> dict:
     """``data_version=`` for a MaterializeResult when the run carries one (``acav curate``
     computes it from the batch's files, the configuration and the code versions)."""
@@ -216,13 +225,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
         staged = _stage(context, landing, batch)
         rows = probe_rows(staged.local_root, batch, probe, timeout_s=config.probe_timeout_s or None,
                           progress=Progress(context.log.info, f"probing batch {batch}", "file"))
-        # copies of videos that earlier batches hold: looked up for this batch's ids only (a
-        # dict of every earlier video would not fit at 100M clips)
-        ids = sorted({r["video_id"] for r in rows})
-        known = {r["video_id"]: r["path"] for r in wh.scan("videos")
-                 .filter((pl.col("batch") != batch) & (pl.col("status") == "ok") & pl.col("video_id").is_in(ids))
-                 .select("video_id", "path").collect().iter_rows(named=True)}
-        rows = mark_known_duplicates(rows, known)
+        rows = mark_known_duplicates(rows, _exact_copies_elsewhere(wh, batch, rows))
         nd_config = config.near_duplicate_config()
     except ValueError as exc:
         raise _fail(exc) from exc
@@ -232,15 +235,22 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
         prints = fingerprint_rows(rows, staged.local_root, workers=workers, window_s=nd_config.window_s,
                                   log=context.log.warning,
                                   progress=Progress(context.log.info, f"fingerprinting batch {batch}", "video"))
-        # the other batches' kept videos are looked up in the on-disk hash index (brought up to
-        # date from the tables first); only the candidates' fingerprints are read
-        index = FingerprintIndex(wh)
-        index.sync(log=context.log.info)
-        pairs = mark_near_duplicates(rows, prints, index, nd_config)
-    wh.write_batch("video_fingerprints", batch, prints)  # none when switched off: nothing stale stays indexed
-    n = wh.write_batch("videos", batch, rows)
-    if index is not None:
-        index.sync()  # this batch's kept videos, for the next batch's lookups
+    # from the lookups to the writes one batch at a time: a batch ingested at the same time
+    # waits, then finds its copies among this one's videos
+    with lookup_lock(wh):
+        rows = mark_known_duplicates(rows, _exact_copies_elsewhere(wh, batch, rows))  # written meanwhile
+        ok = {(r["video_id"], r["path"]) for r in rows if r["status"] == "ok"}
+        prints = [p for p in prints if (p["video_id"], p["path"]) in ok]
+        if config.near_duplicates:
+            # the other batches' kept videos are looked up in the on-disk hash index (brought up
+            # to date from the tables first); only the candidates' fingerprints are read
+            index = FingerprintIndex(wh)
+            index.sync(log=context.log.info)
+            pairs = mark_near_duplicates(rows, prints, index, nd_config)
+        wh.write_batch("video_fingerprints", batch, prints)  # none when switched off: nothing stale stays indexed
+        n = wh.write_batch("videos", batch, rows)
+        if index is not None:
+            index.sync()  # this batch's kept videos, for the next batch's lookups
     df = pl.DataFrame(rows) if rows else pl.DataFrame()
     statuses = Counter(r["status"] for r in rows)
     for r in rows:

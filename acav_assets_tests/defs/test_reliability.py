@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import av
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -105,10 +106,21 @@ _BATCH_RUNNER = textwrap.dedent('''
 
 
 def test_eight_batches_at_once_lose_nothing(tmp_path):
+    """Eight processes ingest eight batches into a fresh warehouse at once; two batches hold a
+    byte copy of another's video and a CRF-45 re-encode of another's: of each pair exactly one
+    stays ok (whichever batch took the lookup lock first), the other is marked."""
+    from acav_assets.core.export.cut import CutConfig, cut_clip
+
     landing = tmp_path / "landing"
     batches = [f"b{i}" for i in range(8)]
     for i, b in enumerate(batches):
-        write_demo_videos(landing / b, 2, seed=60 + i, duration_s=(4.0, 6.0), workers=1)
+        write_demo_videos(landing / b, 2, seed=60 + i, duration_s=(5.0, 6.0), workers=1)
+    exact = sorted((landing / "b0").glob("*.mp4"))[0]
+    (landing / "b1" / "copy_of_b0.mp4").write_bytes(exact.read_bytes())
+    near = sorted((landing / "b2").glob("*.mp4"))[0]
+    with av.open(str(near)) as c:
+        duration = float(c.duration / av.time_base)
+    (landing / "b3" / "reencode_of_b2.mp4").write_bytes(cut_clip(near, 0.0, duration, CutConfig(crf=45)).mp4)
     script = tmp_path / "run_batch.py"
     script.write_text(_BATCH_RUNNER)
     root = str(tmp_path / "wh")  # the tables do not exist yet: creation races too
@@ -118,11 +130,19 @@ def test_eight_batches_at_once_lose_nothing(tmp_path):
     errors = [p.communicate()[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(errors)
     wh = Warehouse(root)
-    for table, per_batch in (("videos", 2), ("clips", 2), ("clip_embeddings", 20)):
-        df = wh.read(table)
-        counts = dict(df.group_by("batch").len().iter_rows())
-        assert counts == {b: per_batch for b in batches}, (table, counts)
-    assert wh.read("clips")["clip_id"].n_unique() == 16
+    vids = wh.read("videos")
+    assert dict(vids.group_by("batch").len().iter_rows()) == {**{b: 2 for b in batches}, "b1": 3, "b3": 3}
+    for pair, marked in ((["b0/" + exact.name, "b1/copy_of_b0.mp4"], "duplicate"),
+                         (["b2/" + near.name, "b3/reencode_of_b2.mp4"], "near_duplicate")):
+        got = vids.filter(pl.col("path").is_in(pair))
+        assert sorted(got["status"]) == sorted(["ok", marked]), got.select("path", "status", "error")
+        kept = got.filter(pl.col("status") == "ok")["path"][0]
+        assert got.filter(pl.col("status") == marked)["duplicate_of"][0] == kept
+    ok = dict(vids.filter(pl.col("status") == "ok").group_by("batch").len().iter_rows())
+    for table, per_video in (("clips", 1), ("clip_embeddings", 10)):
+        counts = dict(wh.read(table).group_by("batch").len().iter_rows())
+        assert counts == {b: per_video * n for b, n in ok.items()}, (table, counts)
+    assert wh.read("clips")["clip_id"].n_unique() == wh.read("clips").height == 16
 
 
 def test_the_whole_pipeline_twice_gives_identical_tables(tmp_path):

@@ -15,6 +15,9 @@ the one with more pixels, then the one landed first (file modification time), th
 path. (Bitrate was tried as a tie-breaker and dropped: a copy re-encoded with a richer audio
 track is larger although its picture is worse.) The others get status
 ``near_duplicate`` with ``duplicate_of`` = the kept copy's path and the evidence in ``error``.
+Batches ingested at the same time take turns from the lookups to the writes
+(:func:`~acav_assets.core.warehouse.fingerprint_index.lookup_lock`, held by the ``videos`` asset),
+so the second finds its copies among the first's videos.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ the warehouse URI, so each machine keeps its own copy in step with the shared ta
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import sqlite3
@@ -39,7 +40,7 @@ import polars as pl
 from acav_assets.core.media.fingerprint import popcount64
 from acav_assets.core.warehouse.tables import Warehouse
 
-__all__ = ["FingerprintIndex", "index_path", "probe_keys"]
+__all__ = ["FingerprintIndex", "index_path", "lookup_lock", "probe_keys"]
 
 SOUND, PICTURE = 0, 1  # which hashes a key belongs to
 _TABLES = ("video_fingerprints", "videos")
@@ -65,6 +66,23 @@ def index_path(wh: Warehouse) -> Path:
         return Path(root) / "_indexes" / "near_duplicates.sqlite3"
     base = Path(os.environ.get("ACAV_INDEX_DIR") or Path.home() / ".cache" / "acav_assets" / "indexes")
     return base / hashlib.sha256(wh.root.rstrip("/").encode()).hexdigest()[:16] / "near_duplicates.sqlite3"
+
+
+@contextmanager
+def lookup_lock(wh: Warehouse):
+    """Held while a batch looks up the copies that other batches hold and writes its rows, so
+    that two batches ingested at the same time see each other's videos: the second waits for
+    the first's rows, then finds its copies among them. A file lock beside the index
+    (``fcntl.flock``): it holds the processes of one machine (or of a shared POSIX filesystem
+    that supports it), not workers on other machines writing to an object store."""
+    path = index_path(wh).with_name("lookup.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _halves(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
