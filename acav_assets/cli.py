@@ -56,8 +56,7 @@ def _ground_truth(landing: Path, batches: list[str]) -> dict[str, bool]:
 
 def _instance(dagster_home: str | None, default_home: Path | None = None):
     """The Dagster instance runs are recorded in: ``--dagster-home``, else ``$DAGSTER_HOME``, else
-    ``default_home`` (``<warehouse>/_dagster`` for a local warehouse: the data versions that let
-    a re-run skip what is up to date live there), else an ephemeral one."""
+    ``default_home``, else an ephemeral one."""
     import dagster as dg
 
     def prepared(home: Path) -> Path:
@@ -106,7 +105,11 @@ def _cmd_curate(args: argparse.Namespace) -> int:
         "cluster_centroids": {"config": {"k": args.k, "seed": args.seed}},
         "clips": {"config": {"max_clips": args.max_clips}},
     }}
-    instance, home = _instance(args.dagster_home, None if "://" in warehouse else Path(warehouse) / "_dagster")
+    from acav_assets.core.warehouse.local_state import local_state_dir
+
+    # the data versions that let a re-run skip what is up to date: <warehouse>/_dagster, or for an
+    # object-store warehouse a home in this machine's cache
+    instance, home = _instance(args.dagster_home, local_state_dir(warehouse, "_dagster"))
     os.environ.setdefault("ACAV_PROGRESS", "1")  # progress bars on a terminal (steps run in this process)
     t = time.perf_counter()
     report = curate_landing(landing_root, warehouse, instance=instance, batches=args.batches, full=args.full,

@@ -284,6 +284,28 @@ def test_pipeline_end_to_end_with_landing_and_warehouse_on_s3(s3, tmp_path):
     assert not any(p.is_file() for p in cache.rglob("*"))  # released after the embeddings
 
 
+def test_acav_curate_twice_on_an_object_store_warehouse_runs_nothing_the_second_time(s3, tmp_path, monkeypatch,
+                                                                                     capsys):
+    """Without a Dagster home, an S3 warehouse's data versions go to this machine's cache, so
+    the same command again finds everything up to date (it re-ran every step before)."""
+    from acav_assets.cli import main as acav_main
+    from acav_assets.core.generators.demo import write_demo_videos
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("ACAV_WAREHOUSE_STORAGE_OPTIONS", json.dumps(s3))
+    write_demo_videos(tmp_path / "landing" / "a", 12, seed=4)
+    argv = ["curate", str(tmp_path / "landing"), "--warehouse", "s3://acav-warehouse/cli", "--budget", "0.5"]
+    assert acav_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "through 4 Dagster runs" in out, out
+    homes = list((tmp_path / "home" / ".cache" / "acav_assets" / "dagster").iterdir())
+    assert len(homes) == 1 and f"runs recorded in DAGSTER_HOME={homes[0]}" in out, out
+    assert acav_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "through 0 Dagster runs" in out and "curated_subset (up to date, not re-run): 6 of 12 clips" in out, out
+
+
 # --- Celery: a Redis broker on loopback and two worker processes ------------------------------
 
 def _redis_bin():

@@ -38,6 +38,7 @@ import numpy as np
 import polars as pl
 
 from acav_assets.core.media.fingerprint import popcount64
+from acav_assets.core.warehouse.local_state import local_state_dir
 from acav_assets.core.warehouse.tables import Warehouse
 
 __all__ = ["FingerprintIndex", "index_path", "lookup_lock", "probe_keys"]
@@ -59,13 +60,7 @@ CREATE TABLE IF NOT EXISTS hashes (key INTEGER NOT NULL, hash INTEGER NOT NULL, 
 
 def index_path(wh: Warehouse) -> Path:
     """Where the index of ``wh`` is kept (see the module docstring)."""
-    root = wh.root
-    if root.startswith("file://"):
-        root = root[len("file://"):]
-    if "://" not in root:
-        return Path(root) / "_indexes" / "near_duplicates.sqlite3"
-    base = Path(os.environ.get("ACAV_INDEX_DIR") or Path.home() / ".cache" / "acav_assets" / "indexes")
-    return base / hashlib.sha256(wh.root.rstrip("/").encode()).hexdigest()[:16] / "near_duplicates.sqlite3"
+    return local_state_dir(wh.root, "_indexes", "ACAV_INDEX_DIR") / "near_duplicates.sqlite3"
 
 
 @contextmanager
