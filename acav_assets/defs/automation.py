@@ -75,13 +75,16 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
         context.log.warning(f"ignoring landing folder {name!r}: {why}")
     new, waiting = [], []
     already = []
+    prints = {}  # batch -> its landing fingerprint now (listed once per evaluation)
     for b in found:
         if b in done:
             continue
         complete, why = area.is_complete(b, quiet)
-        if complete and _ingested_as_is(context.instance, area, b):
-            already.append(b)
-            continue
+        if complete:
+            prints[b] = area.fingerprint(b)
+            if _ingested_as_is(context.instance, b, prints[b]):
+                already.append(b)
+                continue
         (new if complete else waiting).append((b, why))
     if already:
         context.log.info(f"already ingested with the files they hold now, not requested: {', '.join(already)}")
@@ -90,7 +93,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
         context.log.info(f"batch {b} not complete yet: {why}")
     requests = [(b, f"ingest:{b}") for b, _ in new]
     for b, _ in new:
-        pending[b] = {"fp": area.fingerprint(b), "attempts": 1}
+        pending[b] = {"fp": prints[b], "attempts": 1}
     failed = []
     for b in sorted(set(pending) - {b for b, _ in new}):
         outcome = _ingest_outcome(context.instance, b)
@@ -133,9 +136,9 @@ def _ingest_outcome(instance: dg.DagsterInstance, batch: str) -> str:
     return "waiting"
 
 
-def _ingested_as_is(instance: dg.DagsterInstance, area, batch: str) -> bool:
+def _ingested_as_is(instance: dg.DagsterInstance, batch: str, fingerprint: str) -> bool:
     """Whether the batch's embeddings are materialized on ``instance`` and its latest ``videos``
-    materialization recorded the landing fingerprint the batch has now."""
+    materialization recorded ``fingerprint``, the landing fingerprint the batch has now."""
     if not instance.has_dynamic_partition(batches.name, batch):
         return False
     emb = latest_materialization(instance, "clip_embeddings", batch)
@@ -143,7 +146,7 @@ def _ingested_as_is(instance: dg.DagsterInstance, area, batch: str) -> bool:
     if emb is None or vids is None:
         return False
     recorded = vids.metadata.get("landing_fingerprint")
-    return recorded is not None and getattr(recorded, "value", recorded) == area.fingerprint(batch)
+    return recorded is not None and getattr(recorded, "value", recorded) == fingerprint
 
 
 refit_job = dg.define_asset_job("refit_centroids", selection=dg.AssetSelection.assets(cluster_centroids),
