@@ -13,10 +13,10 @@
     distinct content), through the on-disk index. Prints the one-off index build, and per new
     batch: the index update after one more batch landed, and the lookups with verification;
     the ratio 10x / 1x of each (goal flat).
-(c) Thresholds (with ``--window`` too): sound and picture agreement of each copy with its original (CRF 45 re-encode,
-    half resolution, 1 s trimmed at each end, 24 kb/s audio, audio resampled to 16 kHz) and the
-    highest agreement between ``--distinct`` distinct videos (all pairs); the defaults sit
-    between the two.
+(c) Thresholds (for ``--window`` too): sound and picture agreement of each copy with its
+    original (CRF 45 re-encode, half resolution, 1 s trimmed at each end, 24 kb/s audio, audio
+    resampled to 16 kHz) and the highest agreement between ``--distinct`` distinct videos (all
+    pairs); the defaults sit between the two.
 (d) The same on content this project did not make: the photos corpus (scikit-image photographs
     with freedesktop recorded sounds, ``--photos`` videos).
 """
