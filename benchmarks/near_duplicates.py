@@ -168,18 +168,14 @@ def main() -> None:
 def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir: Path, window: float) -> None:
     """Lowest agreement of each kind of copy with its original; highest between distinct videos."""
     from acav_assets.core.export.cut import CutConfig, cut_clip
-    from acav_assets.core.media.fingerprint import NearDuplicateConfig, compare
-    from acav_assets.core.media.fingerprint import fingerprint_file as fingerprint_at
+    from acav_assets.core.media.fingerprint import NearDuplicateConfig, compare, fingerprint_file
     from acav_assets.core.media.probe import probe_file
-
-    def fingerprint_file(p):
-        return fingerprint_at(p, window)
 
     cfg = NearDuplicateConfig(window_s=window)
     fam_dir.mkdir()
     worst = {}
     for f in originals:
-        fa = fingerprint_file(f)
+        fa = fingerprint_file(f, window)
         dur = probe_file(f).duration_s
         rec = probe_file(f)
         half = max(16, min(rec.width, rec.height) // 2)
@@ -189,11 +185,11 @@ def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir
                                   ("sr16k", CutConfig(sample_rate=16_000), (0, dur))):
             p = fam_dir / f"{f.stem}_{name}.mp4"
             p.write_bytes(cut_clip(f, s, e, cut).mp4)
-            ok, ev = compare(fa, fingerprint_file(p), cfg)
+            ok, ev = compare(fa, fingerprint_file(p, window), cfg)
             a, v = worst.get(name, (1.0, 1.0, True))[:2]
             worst[name] = (min(a, ev["audio_agreement"] if ev["audio_agreement"] is not None else 1.0),
                            min(v, ev["visual_agreement"]), worst.get(name, (0, 0, True))[2] and ok)
-    fps = {f: fingerprint_file(f) for f in distinct}
+    fps = {f: fingerprint_file(f, window) for f in distinct}
     top_a = top_v = 0.0
     merged = 0
     for x, y in itertools.combinations(distinct, 2):

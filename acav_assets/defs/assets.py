@@ -225,7 +225,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
         staged = _stage(context, landing, batch)
         rows = probe_rows(staged.local_root, batch, probe, timeout_s=config.probe_timeout_s or None,
                           progress=Progress(context.log.info, f"probing batch {batch}", "file"))
-        rows = mark_known_duplicates(rows, _exact_copies_elsewhere(wh, batch, rows))
+        rows = mark_known_duplicates(rows, _exact_copies_elsewhere(wh, batch, rows))  # not fingerprinted then
         nd_config = config.near_duplicate_config()
     except ValueError as exc:
         raise _fail(exc) from exc

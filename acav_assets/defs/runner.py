@@ -127,14 +127,15 @@ def curate_landing(
     ex = resources["extractors"]
     profile = {"profile": ex.profile, "options": json.loads(ex.options_json or "{}")}
 
+    console_level = "CRITICAL" if echo_warnings else log_level  # echoed: the warnings come through `log`
+
     def run(selection, partition=None, label="", version=None):
         names = {k.path[-1] for a in selection for k in a.keys}
         cfg = {"ops": {k: v for k, v in ops.items() if k in names},
-               "loggers": {"console": {"config": {"log_level": log_level}}}}
+               "loggers": {"console": {"config": {"log_level": console_level}}}}
         log(f"materializing {label}")
         tags = {DATA_VERSION_TAG: version} if version else {}
         if echo_warnings:
-            cfg["loggers"]["console"]["config"]["log_level"] = "CRITICAL"
             tags[CALL_TAG] = uuid.uuid4().hex  # finds the run again when materialize raises
         try:
             result = dg.materialize(everything, selection=dg.AssetSelection.assets(*selection),
