@@ -175,7 +175,7 @@ def _stage_metadata(rep: StageReport) -> dict:
 #: Bump an asset's code version when a change alters what it writes: Dagster then shows the
 #: asset as stale in the UI, and ``acav curate`` (which folds these into its data versions)
 #: redoes it.
-CODE_VERSIONS = {"videos": "4", "clips": "1", "clip_embeddings": "1", "cluster_centroids": "1",
+CODE_VERSIONS = {"videos": "5", "clips": "1", "clip_embeddings": "1", "cluster_centroids": "1",
                  "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1", "curated_clips": "1"}
 DATA_VERSION_TAG = "acav/data_version"
 

@@ -1,35 +1,38 @@
 """Perceptual fingerprints of a video's picture and sound, and how two are compared.
 
 Exact content hashing (``videos.video_id``) misses re-uploads: the same content re-encoded,
-rescaled, trimmed, with another audio bitrate. These fingerprints survive that:
+rescaled, rotated, trimmed, with another audio bitrate or container. These fingerprints survive
+that, and their cost per video is bounded however long it is:
 
-Both cover the centre ``WINDOW_S`` (6) seconds of a video (the whole video when it is shorter):
-the middle of the span the default clip is cut from, which copies trimmed at both ends still
-share, and a cost per video that does not grow with its length. 6 s rather than 10 s: 40% less
-decoding, with every copy still found and no distinct pair merged on both evaluation corpora
-(``benchmarks/near_duplicates.py --window``; in CPU time 13-16% of probe + clip decode, against
-19-26% for 10 s, 48 kHz sound included).
+- **picture**: frames at fixed times, every ``FRAME_STEP_S`` (0.5 s) over the centre
+  ``PICTURE_SPAN_S`` (4 s) of the video, whatever the keyframe placement (one seek to the
+  keyframe before the span, then decoding forward to the first frame at or after each time;
+  before the span, frames nothing refers to are skipped). Real uploads often have one keyframe in a short video
+  (libx264's default keyint of 250): sampling keyframes would leave them without a picture.
+  Each sample is the low 8x8 DCT frequencies of a 32x32 grey thumbnail, as displayed (a
+  rotated phone video is turned upright), without the DC term (63 coefficients, unit length;
+  and as a 64-bit hash, each bit "above the median", for lookups). Frames that show nothing
+  (black, flat, nearly all one tone: fades, a dot on a plain ground) are left
+  out of the vote (measured by the size of their low-frequency coefficients). Coefficients, not hash bits, decide: a heavy re-encode of a small
+  picture flips many bits of coefficients near the median (measured: 16-22 of 64 bits at CRF 45
+  on 96x64 frames) while their cosine stays above 0.94.
+- **sound**: over the centre ``WINDOW_S`` (6) seconds (the whole video when it is shorter), a
+  64-bit hash per 1 s window, every 0.25 s: the signs of the differences between neighbouring
+  bands of a log-spaced 33-band spectrum (300-3400 Hz, from ~128 ms frames at the file's own
+  sample rate, in single precision with scipy's FFT: resampling first costs as much as it
+  saves; 32 bits) and of how those differences changed since the previous window (32 bits), in
+  the spirit of Haitsma and Kalker's audio fingerprint. Silent windows get no hash.
 
-- **picture**: the low 8×8 DCT frequencies of a 32×32 grey thumbnail of every *keyframe*
-  (63 coefficients without the DC term, unit length; and as a 64-bit hash, each bit "above the
-  median", for lookups), with its time. Only keyframe packets are decoded, which keeps the cost a
-  fraction of a full decode; keyframe times differ between encodes, so a
-  keyframe is compared (cosine) with the other copy's keyframes within ``VISUAL_WINDOW_S`` of
-  the same moment. Coefficients, not hash bits, decide: a heavy re-encode of a small picture
-  flips many bits of coefficients near the median (measured: 16-22 of 64 bits at CRF 45 on
-  96×64 frames) while their cosine stays above 0.94.
-- **sound**: a 64-bit hash per 1 s window, every 0.25 s: the signs of the differences between
-  neighbouring bands of a log-spaced 33-band spectrum (300-3400 Hz, from ~128 ms frames at the
-  file's own sample rate, in single precision with scipy's FFT: resampling first costs as much as
-  it saves; 32 bits) and of how those differences changed since the
-  previous window (32 bits), in the spirit of Haitsma and Kalker's audio fingerprint. Silent
-  windows get no hash.
-
-Two videos are near-duplicates when, at the best alignment of their sound (any shift, in steps
-of 0.25 s: trims), at least ``audio_match`` of the overlapping sounding windows agree to within
-``audio_bits`` bits and at least ``visual_match`` of the shorter one's keyframes have a
-counterpart with cosine >= ``visual_cos`` (videos without sound: the keyframes alone, at their
-best shift). The defaults (thresholds and window) come from ``benchmarks/near_duplicates.py``.
+Two videos are near-duplicates only on two kinds of evidence, never on one weak signal. With
+sound on both sides: at the best alignment of their sound (any shift, in steps of 0.25 s:
+trims), at least ``audio_match`` of the overlapping sounding windows agree to within
+``audio_bits`` bits, **and** the picture agrees at that alignment: at least ``visual_match`` of
+the informative samples (at least ``min_frames`` of them) find a sample of the other within
+``VISUAL_WINDOW_S`` with cosine >= ``visual_cos``. A picture that cannot be compared (no
+informative samples in the overlap) is unknown, not a vote: no merge (one music bed under
+black pictures stays two videos). Without usable sound on one side: the picture alone, at its
+best shift, and then it must be strong: ``silent_min_frames`` matching samples spanning at least
+``silent_min_span_s``. The defaults come from ``benchmarks/near_duplicates.py``.
 """
 
 from __future__ import annotations
@@ -45,34 +48,55 @@ import scipy.fft
 __all__ = ["Fingerprint", "NearDuplicateConfig", "compare", "fingerprint_file", "fingerprint_or_reason", "popcount64"]
 
 HOP_S = 0.25  # sound hashes every quarter second
-VISUAL_WINDOW_S = 1.0
-WINDOW_S = 6.0  # the centre span fingerprinted (benchmarks/near_duplicates.py --window: cost and recall)
-MAX_KEYFRAMES = 600
+VISUAL_WINDOW_S = 0.3  # a picture sample is compared with the other's samples this close in time (half a step + a frame)
+WINDOW_S = 6.0  # the centre span whose sound is fingerprinted (benchmarks/near_duplicates.py --window)
+PICTURE_SPAN_S = 4.0  # the centre span whose picture is sampled
+FRAME_STEP_S = 0.5  # one picture sample every half second of that span
+MAX_LEAD_S = 30.0  # frames decoded before the first sample at most (a file with one keyframe in an hour)
 MAX_AUDIO_S = 1800.0
+MIN_STRUCTURE = 3.0  # grey levels of low-frequency structure below which a frame shows nothing (black, a fade)
 
 
 @dataclass
 class Fingerprint:
-    key_times: np.ndarray  # (K,) float64 seconds from the first video frame
-    key_hashes: np.ndarray  # (K,) uint64
-    key_vectors: np.ndarray  # (K, 63) float32, unit length
+    # the picture samples (table columns key_times, key_hashes, key_vectors)
+    frame_times: np.ndarray  # (K,) float64 seconds from the first video frame
+    frame_hashes: np.ndarray  # (K,) uint64
+    frame_vectors: np.ndarray  # (K, 63) float32: the low DCT coefficients (their size says how much is shown)
     audio_hashes: np.ndarray  # (W,) uint64, window i starts at i * HOP_S
     audio_sounding: np.ndarray  # (W,) bool: False for silent windows (their hash means nothing)
     audio_start_s: float = 0.0  # where window 0 starts, on the picture's clock
 
+    @functools.cached_property
+    def frame_units(self) -> np.ndarray:
+        """The samples' coefficients at unit length (what is compared)."""
+        v = self.frame_vectors.astype(np.float32)
+        return v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-9)
+
+    @functools.cached_property
+    def frame_informative(self) -> np.ndarray:
+        """(K,) bool: the samples that show something and so may vote. About the standard
+        deviation, in grey levels, of the thumbnail's low frequencies (an unscaled 32-point DCT
+        makes a coefficient 16x the orthonormal one; 1024 pixels)."""
+        return np.linalg.norm(self.frame_vectors, axis=1) / 512.0 >= MIN_STRUCTURE
+
     @property
     def duration_s(self) -> float:
-        return max(float(self.key_times[-1]) if self.key_times.size else 0.0,
+        return max(float(self.frame_times[-1]) if self.frame_times.size else 0.0,
                    self.audio_start_s + self.audio_hashes.size * HOP_S)
 
 
 @dataclass(frozen=True)
 class NearDuplicateConfig:
     audio_bits: int = 12  # sound windows agree when their hashes differ in at most this many bits
-    audio_match: float = 0.4  # share of overlapping sounding windows that must agree
-    visual_cos: float = 0.9  # keyframes agree when their DCT coefficients have at least this cosine
-    lookup_bits: int = 12  # keyframe hash radius for finding candidates of videos without sound
-    visual_match: float = 0.75  # share of the shorter video's keyframes that must find a counterpart
+    audio_match: float = 0.5  # share of overlapping sounding windows that must agree
+    visual_cos: float = 0.85  # picture samples agree when their DCT coefficients have at least this cosine
+    lookup_bits: int = 12  # picture hash radius for finding candidates of videos without sound
+    visual_match: float = 0.75  # share of the informative picture samples that must find a counterpart
+    min_frames: int = 3  # informative samples compared, at least (fewer: the picture is unknown)
+    silent_match: float = 0.8  # without sound, the share asked of the picture
+    silent_min_frames: int = 6  # without sound, matching samples needed ...
+    silent_min_span_s: float = 2.5  # ... spanning at least this long
     min_overlap_s: float = 3.0  # the copies must overlap this long (at the best alignment)
     window_s: float = WINDOW_S  # the centre span of each video that is fingerprinted (0: all of it)
 
@@ -110,7 +134,7 @@ def _picture_hash(grey: np.ndarray) -> tuple[int, np.ndarray]:
     low = coeffs[1:]  # the DC term only says how bright the frame is
     median = np.sort(low)[low.size // 2]
     bits = np.concatenate([[coeffs[0] > median], low > median])
-    return int(_pack(bits[None])[0]), (low / (np.linalg.norm(low) + 1e-9)).astype(np.float32)
+    return int(_pack(bits[None])[0]), low.astype(np.float32)
 
 
 def _mono(frame) -> np.ndarray:
@@ -177,19 +201,41 @@ def _audio_hashes(x: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     return _pack(np.hstack([shape > 0, change > 0])), sounding
 
 
+def _picture_targets(duration_s: float | None, lo: float, hi: float) -> np.ndarray:
+    """The fixed times (seconds from the first frame) at which the picture is sampled: every
+    ``FRAME_STEP_S`` over the centre ``PICTURE_SPAN_S`` of the video, on the sound's grid."""
+    if duration_s and duration_s > 0:
+        centre = np.floor(duration_s / 2 / HOP_S) * HOP_S
+        end = duration_s
+    else:
+        centre, end = (lo + hi) / 2 if np.isfinite(hi) else 0.0, np.inf
+    t = centre + np.arange(-PICTURE_SPAN_S / 2, PICTURE_SPAN_S / 2 + 1e-9, FRAME_STEP_S)
+    return t[(t >= 0) & (t < end)] if (t >= 0).any() else np.zeros(1)
+
+
 def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
                      duration_s: float | None = None) -> Fingerprint:
-    """Fingerprint of a media file: its keyframes and sound within the centre ``window_s``
-    seconds (the whole file when it is shorter, or ``window_s`` is 0), so the cost per video is
-    bounded however long it is. ``duration_s``: the probed duration (else the container's).
-    Raises ValueError when the file has no decodable video."""
+    """Fingerprint of a media file: its picture at fixed times of the centre ``PICTURE_SPAN_S``
+    (whatever the keyframe placement: one seek, then decoding forward) and its sound within the
+    centre ``window_s`` seconds (the whole file when it is shorter, or ``window_s`` is 0). The
+    cost per video is bounded however long it is (at most ``MAX_LEAD_S`` of frames decoded
+    before the first sample). ``duration_s``: the probed duration (else the container's).
+    Raises ValueError when the file has no decodable video frame; a video whose frames are all
+    uninformative (black, flat) gets a fingerprint without picture samples."""
     p = os.fspath(path)
+    decoded = 0
     try:
         with av.open(p) as c:
             if not c.streams.video:
                 raise ValueError("no video stream")
             vs = c.streams.video[0]
             aus = c.streams.audio[0] if c.streams.audio else None
+            cc = vs.codec_context
+            cc.thread_type, cc.thread_count = "SLICE", 1  # videos are fingerprinted side by side
+            # only 32x32 thumbnails are kept: until the span, frames nothing refers to are skipped,
+            # deblocking throughout
+            cc.skip_frame = "NONREF"
+            cc.options = {"skip_loop_filter": "all"}
             t0 = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
             if duration_s is None and c.duration:
                 duration_s = c.duration / av.time_base
@@ -197,31 +243,53 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
             if window_s and duration_s and duration_s > window_s + 2 * HOP_S:
                 lo = np.floor((duration_s - window_s) / 2 / HOP_S) * HOP_S  # on the sound's 0.25 s grid
                 hi = lo + window_s
-                c.seek(int((t0 + lo) * av.time_base), backward=True, any_frame=False)
+            targets = _picture_targets(duration_s, lo, hi)
+            start = min(lo, float(targets[0]))
+            if start > 0:
+                c.seek(int((t0 + start) * av.time_base), backward=True, any_frame=False)
             times, hashes, vectors, chunks = [], [], [], []
             audio_first, rate, got, need = None, None, 0, float("inf")
             vtb = float(vs.time_base)
             atb = float(aus.time_base) if aus is not None else 0.0
-            thumb = av.video.reformatter.VideoReformatter()  # one scaler for every keyframe of the file
-            # video packets past the window (with room for frames stored ahead of their display time)
-            stop_pts = (t0 + hi + 0.5) / vtb if np.isfinite(hi) else float("inf")
-            lo_pts, hi_pts = (t0 + lo - VISUAL_WINDOW_S) / vtb, (t0 + hi) / vtb  # keyframes worth decoding
+            thumb = av.video.reformatter.VideoReformatter()  # one scaler for every sample of the file
+            ti = 0  # next picture target
+            first_t = None  # time of the first decoded frame (bounds the lead-in)
             streams = (vs, aus) if aus is not None else (vs,)
 
-            def keep(frames):
+            def keep(frames) -> None:
+                nonlocal ti, decoded, first_t
                 for frame in frames:
-                    t = None if frame.pts is None else frame.pts * vtb - t0
-                    if t is not None and lo - VISUAL_WINDOW_S <= t <= hi:
-                        h, vec = _picture_hash(thumb.reformat(frame, _M, _M, "gray", interpolation="AREA").to_ndarray())
-                        times.append(t), hashes.append(h), vectors.append(vec)
+                    decoded += 1
+                    if frame.pts is None or ti >= targets.size:
+                        continue
+                    t = frame.pts * vtb - t0
+                    first_t = t if first_t is None else first_t
+                    if t < targets[ti]:
+                        if cc.skip_frame != "DEFAULT" and t >= targets[0] - 2 * FRAME_STEP_S:
+                            cc.skip_frame = "DEFAULT"  # within the span every frame counts: exact times
+                        continue
+                    while ti < targets.size and targets[ti] <= t:
+                        ti += 1  # the first frame at or after each target stands for it
+                    if t - targets[ti - 1] > FRAME_STEP_S:
+                        continue  # a gap in the stream: no frame near that time
+                    grey = thumb.reformat(frame, _M, _M, "gray", interpolation="AREA").to_ndarray()
+                    turn = int(round(getattr(frame, "rotation", 0) or 0)) // 90
+                    if turn:
+                        grey = np.ascontiguousarray(np.rot90(grey, k=turn))  # as displayed: upright
+                    h, vec = _picture_hash(grey)
+                    times.append(t), hashes.append(h), vectors.append(vec)
+
+            def video_done() -> bool:
+                return ti >= targets.size or (first_t is not None and decoded > 0 and
+                                              targets[ti] - first_t > MAX_LEAD_S + PICTURE_SPAN_S)
 
             for packet in c.demux(*streams):
                 if packet.stream is vs:
-                    if packet.pts is not None and packet.pts > stop_pts and (aus is None or got >= need):
-                        break
-                    # only keyframes are decoded: a fraction of the cost of decoding every frame
-                    if packet.is_keyframe and packet.size and len(times) < MAX_KEYFRAMES and (
-                            packet.pts is None or lo_pts <= packet.pts <= hi_pts):
+                    if video_done():
+                        if aus is None or got >= need:
+                            break
+                        continue
+                    if packet.size:  # the demuxer's empty end packet would flush the decoder: done below
                         keep(packet.decode())
                 elif got < need:
                     for frame in packet.decode():
@@ -237,11 +305,12 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
                             continue  # a mid-stream rate change: the rest of the sound is left out
                         chunks.append(_mono(frame))
                         got += chunks[-1].size
-            keep(vs.codec_context.decode(None))  # keyframes the decoder still holds (frame threads delay them)
+            if not video_done():
+                keep(vs.codec_context.decode(None))  # frames the decoder still holds
     except av.error.FFmpegError as exc:
         raise ValueError(f"{p}: {exc}") from exc
-    if not times:
-        raise ValueError(f"{p}: no decodable keyframe")
+    if not decoded:
+        raise ValueError(f"{p}: no decodable video frame")
     audio_start = lo if np.isfinite(hi) else 0.0
     ah, sounding = np.zeros(0, np.uint64), np.zeros(0, bool)
     if chunks:
@@ -252,9 +321,8 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
         if np.isfinite(hi):
             audio = audio[:int(round((hi - lo) * rate))]
         ah, sounding = _audio_hashes(audio[:int(MAX_AUDIO_S * rate)], rate)
-    order = np.argsort(times, kind="stable")
-    return Fingerprint(np.asarray(times, np.float64)[order], np.asarray(hashes, np.uint64)[order],
-                       np.asarray(vectors, np.float32)[order], ah, sounding, float(audio_start))
+    return Fingerprint(np.asarray(times, np.float64), np.asarray(hashes, np.uint64),
+                       np.asarray(vectors, np.float32).reshape(-1, 63), ah, sounding, float(audio_start))
 
 
 def fingerprint_or_reason(path: str, duration_s: float | None = None,
@@ -287,37 +355,51 @@ def _audio_alignment(a: Fingerprint, b: Fingerprint, cfg: NearDuplicateConfig) -
     return best
 
 
-def _visual_agreement(a: Fingerprint, b: Fingerprint, shift_s: float, cfg: NearDuplicateConfig) -> float:
-    """Share of the keyframes of the video with fewer of them (within the overlap) that find a
-    keyframe of the other, ``shift_s`` later in a's clock, within ``visual_bits`` bits."""
-    tb = b.key_times + shift_s  # b's keyframes on a's clock
-    lo, hi = max(a.key_times[0], tb[0]) - VISUAL_WINDOW_S, min(a.key_times[-1], tb[-1]) + VISUAL_WINDOW_S
-    ia = (a.key_times >= lo) & (a.key_times <= hi)
+def _visual_agreement(a: Fingerprint, b: Fingerprint, shift_s: float, cfg: NearDuplicateConfig
+                      ) -> tuple[float, int, float]:
+    """At ``shift_s`` (b's clock -> a's), over the informative samples in the overlap of the
+    video with fewer of them: the share that find a sample of the other (informative or not: a
+    borderline frame may fall either side in two encodes) within ``VISUAL_WINDOW_S`` with
+    cosine >= ``visual_cos``; how many were compared; and the time the matching ones span."""
+    if not a.frame_times.size or not b.frame_times.size:
+        return 0.0, 0, 0.0
+    tb = b.frame_times + shift_s  # b's samples on a's clock
+    lo = max(a.frame_times[0], tb[0]) - VISUAL_WINDOW_S
+    hi = min(a.frame_times[-1], tb[-1]) + VISUAL_WINDOW_S
+    ia = (a.frame_times >= lo) & (a.frame_times <= hi)
     ib = (tb >= lo) & (tb <= hi)
-    if ia.sum() == 0 or ib.sum() == 0:
-        return 0.0
-    (qt, qv), (rt, rv) = sorted([(a.key_times[ia], a.key_vectors[ia]), (tb[ib], b.key_vectors[ib])],
-                                key=lambda x: x[0].size)
+    sides = [(a.frame_times, a.frame_units, ia, ia & a.frame_informative),
+             (tb, b.frame_units, ib, ib & b.frame_informative)]
+    (qt, qv, _, qi), (rt, rv, ri, _) = sorted(sides, key=lambda s: int(s[3].sum()))
+    if not qi.any() or not ri.any():
+        return 0.0, 0, 0.0
+    qt, qv, rt, rv = qt[qi], qv[qi], rt[ri], rv[ri]
     near = np.abs(qt[:, None] - rt[None, :]) <= VISUAL_WINDOW_S
-    cos = qv @ rv.T
-    return float((np.where(near, cos, -1.0).max(axis=1) >= cfg.visual_cos).mean())
+    hit = np.where(near, qv @ rv.T, -1.0).max(axis=1) >= cfg.visual_cos
+    span = float(qt[hit].max() - qt[hit].min()) if hit.any() else 0.0
+    return float(hit.mean()), int(qt.size), span
 
 
 def compare(a: Fingerprint, b: Fingerprint, cfg: NearDuplicateConfig = NearDuplicateConfig()) -> tuple[bool, dict]:
-    """Whether ``a`` and ``b`` are near-duplicates, and the evidence."""
+    """Whether ``a`` and ``b`` are near-duplicates, and the evidence (``visual_agreement`` None:
+    the picture could not be compared)."""
     if a.audio_sounding.sum() >= cfg.min_overlap_s / HOP_S and b.audio_sounding.sum() >= cfg.min_overlap_s / HOP_S:
         audio, shift, n = _audio_alignment(a, b, cfg)
         shift_s = shift * HOP_S + a.audio_start_s - b.audio_start_s  # b's clock -> a's clock
-        visual = _visual_agreement(a, b, shift_s, cfg) if audio >= cfg.audio_match else 0.0
-        ok = audio >= cfg.audio_match and visual >= cfg.visual_match
-        return ok, {"audio_agreement": round(audio, 3), "visual_agreement": round(visual, 3),
-                    "shift_s": shift_s, "overlap_s": n * HOP_S}
-    # no usable sound on one side: the keyframes alone, at their best shift (step 0.25 s)
-    best, best_shift = 0.0, 0.0
+        visual, frames, _ = _visual_agreement(a, b, shift_s, cfg) if audio >= cfg.audio_match else (0.0, 0, 0.0)
+        known = frames >= cfg.min_frames
+        ok = audio >= cfg.audio_match and known and visual >= cfg.visual_match
+        return ok, {"audio_agreement": round(audio, 3),
+                    "visual_agreement": round(visual, 3) if known or audio < cfg.audio_match else None,
+                    "shift_s": shift_s, "overlap_s": n * HOP_S, "frames_compared": frames}
+    # no usable sound on one side: the picture alone, at its best shift (step 0.25 s), and strong
+    best, best_shift, best_frames, best_span = 0.0, 0.0, 0, 0.0
     span = max(a.duration_s, b.duration_s)
     for shift in np.arange(-span, span + HOP_S, HOP_S):
-        v = _visual_agreement(a, b, float(shift), cfg)
-        if v > best:
-            best, best_shift = v, float(shift)
-    ok = best >= max(cfg.visual_match, 0.8)  # without sound, ask more of the picture
-    return ok, {"audio_agreement": None, "visual_agreement": round(best, 3), "shift_s": best_shift, "overlap_s": None}
+        v, frames, matched_span = _visual_agreement(a, b, float(shift), cfg)
+        if frames >= cfg.silent_min_frames and (v, matched_span) > (best, best_span):
+            best, best_shift, best_frames, best_span = v, float(shift), frames, matched_span
+    ok = (best >= max(cfg.visual_match, cfg.silent_match) and best * best_frames >= cfg.silent_min_frames
+          and best_span >= cfg.silent_min_span_s)
+    return ok, {"audio_agreement": None, "visual_agreement": round(best, 3) if best_frames else None,
+                "shift_s": best_shift, "overlap_s": None, "frames_compared": best_frames}

@@ -71,8 +71,8 @@ def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int
             log(f"{r['path']}: no fingerprint ({fp}); not checked for near-duplicates")
             continue
         out.append({"batch": r["batch"], "video_id": r["video_id"], "path": r["path"],
-                    "key_times": fp.key_times.tolist(), "key_hashes": fp.key_hashes.view(np.int64).tolist(),
-                    "key_vectors": fp.key_vectors.reshape(-1).tolist(),
+                    "key_times": fp.frame_times.tolist(), "key_hashes": fp.frame_hashes.view(np.int64).tolist(),
+                    "key_vectors": fp.frame_vectors.reshape(-1).tolist(),
                     "audio_hashes": fp.audio_hashes.view(np.int64).tolist(),
                     "audio_sounding": fp.audio_sounding.tolist(), "audio_start_s": fp.audio_start_s})
     return out
@@ -136,9 +136,9 @@ def _keep_order(row: dict) -> tuple:
 
 
 def _lookup_hashes(fp: Fingerprint) -> tuple[np.ndarray, int]:
-    """What a video is looked up by: its sounding windows' hashes, else (no sound) its keyframes'."""
+    """What a video is looked up by: its sounding windows' hashes, else (no sound) its picture samples'."""
     sounding = fp.audio_hashes[fp.audio_sounding]
-    return (sounding, SOUND) if sounding.size else (fp.key_hashes, PICTURE)
+    return (sounding, SOUND) if sounding.size else (fp.frame_hashes, PICTURE)
 
 
 def _earlier_candidates(index: FingerprintIndex, here: list[tuple[dict, Fingerprint]], batch: str | None,
@@ -181,7 +181,7 @@ def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: Fi
     audio_idx, key_idx = _HashIndex(config.audio_bits), _HashIndex(config.lookup_bits)
     for i, (_, fp) in enumerate(here):
         audio_idx.add(fp.audio_hashes[fp.audio_sounding], i)
-        key_idx.add(fp.key_hashes, i)
+        key_idx.add(fp.frame_hashes, i)
     audio_idx.freeze()  # part of building the index, not of each lookup
     key_idx.freeze()
     parent = list(range(len(everyone)))

@@ -79,11 +79,12 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "pair_score": pl.Float64, "pair_weight": pl.Float64,  # the pool's adjusted MI of the pair; its weight
     },
     # perceptual fingerprints of the ok videos (see core.media.fingerprint), over the centre span
-    # of each: keyframe times, 64-bit picture hashes and DCT coefficients; sound hashes every
+    # of each: picture sample times ("key_*": informative frames at fixed times), 64-bit picture
+    # hashes and DCT coefficients; sound hashes every
     # 0.25 s, and which windows sound
     "video_fingerprints": {
         "batch": pl.String, "video_id": pl.String, "path": pl.String, "key_times": pl.List(pl.Float64),
-        "key_hashes": pl.List(pl.Int64), "key_vectors": pl.List(pl.Float32),  # 63 per keyframe
+        "key_hashes": pl.List(pl.Int64), "key_vectors": pl.List(pl.Float32),  # 63 per picture sample
         "audio_hashes": pl.List(pl.Int64), "audio_sounding": pl.List(pl.Boolean),
         "audio_start_s": pl.Float64,  # where sound window 0 starts (the fingerprinted span's start)
     },
