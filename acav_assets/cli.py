@@ -130,6 +130,9 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     for (batch,), g in sorted(vids.group_by(["batch"]), key=lambda kv: kv[0]):
         counts = dict(g.group_by("status").len().sort("status").iter_rows())
         print(f"  {batch}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if report.waiting:
+        print(f"\nclustering and selection wait: {report.waiting}")
+        return 0
     clusters = wh.read("cluster_centroids").group_by("feature_space").agg(pl.col("k").first()).sort("feature_space")
     print(f"\nclusterings: {clusters.height} feature spaces, k = "
           + ", ".join(sorted({str(k) for k in clusters['k'].to_list()})))

@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from collections.abc import Iterator
+
 import dagster as dg
 import numpy as np
 import polars as pl
@@ -32,7 +34,7 @@ from acav_assets.core.warehouse.report import strongest_pair, write_report
 from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, WEIGHTING_RULES
 from acav_assets.core.selection.weighting import space_summary
 from acav_assets.core.stages.assignments import assignment_rows
-from acav_assets.core.stages.centroids import fit_clusterings, load_clusterings
+from acav_assets.core.stages.centroids import fit_clusterings, load_clusterings, too_few_to_cluster
 from acav_assets.core.stages.clips import clip_rows
 from acav_assets.core.stages.curation import SelectionParams, choose_mode, curate, curate_incremental
 from acav_assets.core.stages.embeddings import embedding_rows
@@ -347,11 +349,19 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
           automation_condition=(dg.AutomationCondition.missing()
                                 & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing())
                                 & ~dg.AutomationCondition.in_progress()).newly_true().with_label("fit once when missing"),
+          # too few clips to cluster is a state, not a failure: no materialization, and the
+          # assignments and the selection wait for more data
+          output_required=False,
           description="k-means centroids per feature space, fitted on a bounded sample of all batches; "
-                      "frozen for assigning new batches until the next refit.")
+                      "frozen for assigning new batches until the next refit. Waits (no materialization) while "
+                      "the clips embedded so far are too few to cluster.")
 def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfig,
-                      warehouse: WarehouseResource) -> dg.MaterializeResult:
+                      warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     wh = warehouse.get()
+    waiting = too_few_to_cluster(wh, config.k or None)
+    if waiting:
+        context.log.warning(waiting)
+        return
     try:
         clusterings = fit_clusterings(wh, config.kmeans_config(), k=config.k or None,
                                                nredo=config.nredo or None, log=context.log.info)
@@ -361,7 +371,7 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
     wh.overwrite("cluster_centroids", rows)
     summary = pl.DataFrame([{"clustering_id": c.clustering_id, "feature_space": c.feature_space, "k": c.k,
                              "sample": c.params["n_sample"], "inertia": c.params["objective"]} for c in clusterings])
-    return dg.MaterializeResult(**_data_version(context), metadata={
+    yield dg.MaterializeResult(**_data_version(context), metadata={
         "dagster/row_count": len(rows), "dagster/column_schema": table_metadata("cluster_centroids", pl.DataFrame())[
             "dagster/column_schema"],
         "clusterings": dg.MetadataValue.md(markdown_table(summary, limit=100)),

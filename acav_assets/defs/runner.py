@@ -41,6 +41,7 @@ from acav_assets.defs.assets import (
     curated_subset,
     videos,
 )
+from acav_assets.core.stages.centroids import too_few_to_cluster
 from acav_assets.defs.checks import CHECKS
 from acav_assets.defs.resources import (
     ComputeResource,
@@ -61,6 +62,7 @@ class CurateReport:
     materializations: dict[str, dict[str, Any]] = field(default_factory=dict)  # asset -> metadata of its last run
     skipped: list[str] = field(default_factory=list)  # steps that were up to date ("batch_001: ingest", ...)
     blocked: dict[str, str] = field(default_factory=dict)  # batch -> why it was not assigned (a blocking check)
+    waiting: str = ""  # why clustering and selection wait (too few clips so far): not an error
 
     def failed_checks(self) -> list[str]:
         """Checks that failed with ERROR severity: what makes a curation fail."""
@@ -190,6 +192,11 @@ def curate_landing(
     # centroids fitted on other embeddings must not label these ones
     fit_version = _digest(spaces, profile, ops.get("cluster_centroids"), CODE_VERSIONS["cluster_centroids"])
     recorded = recorded_version(instance, "cluster_centroids")
+    k = ((ops.get("cluster_centroids") or {}).get("config") or {}).get("k") or None
+    if not fitted and (waiting := too_few_to_cluster(wh, k)):
+        report.waiting = waiting  # the batches are ingested; clustering and selection wait for more data
+        log(waiting)
+        return report
     if full or not fitted or sorted(fitted) != spaces or (recorded is not None and recorded != fit_version):
         run([cluster_centroids], None, "cluster_centroids", fit_version)
     else:

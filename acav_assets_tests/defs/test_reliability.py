@@ -194,18 +194,36 @@ def test_hostile_folders_cannot_inject_or_escape(tmp_path):
         wh.replace_key("selection_runs", "selection_id", "x' OR '1'='1", [])
 
 
-def test_a_step_refusing_its_input_ends_acav_curate_with_one_clear_line(tmp_path, capsys):
-    """One good video and a broken file: the broken file is one warning line, the k-means
-    step's refusal (one clip, k = 2) one error line and exit 1; no stack trace anywhere."""
+def test_too_few_clips_is_a_state_that_the_next_batch_completes(tmp_path, capsys):
+    """One good video and a broken file: the broken file is one warning line; one clip is too
+    few to cluster, which is a state, not a failure: exit 0, one line saying that selection waits,
+    the batch ingested, no stack trace. The same through the asset (automation): it succeeds
+    without a materialization, so nothing downstream runs. The next batch completes it."""
     landing = tmp_path / "landing"
     write_demo_videos(landing / "b1", 1, seed=5, duration_s=(12.0, 14.0), workers=1)
     (landing / "b1" / "broken.mp4").write_bytes(np.random.default_rng(0).bytes(4096))
-    rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh")])
+    wh = str(tmp_path / "wh")
+    rc = acav_main(["curate", str(landing), "--warehouse", wh])
     out, err = capsys.readouterr()
-    assert rc == 1, out + err
-    assert "acav: error: feature space" in err and "fewer than k = 2 clusters" in err, err
-    assert "Traceback" not in out + err and "Stack Trace" not in out + err, out + err
+    assert rc == 0, out + err
+    assert "1 clip(s): too few to cluster, need >= 2; ingested, selection waits for more data" in out, out
+    assert "Traceback" not in out + err and "Stack Trace" not in out + err and "acav: error" not in err, out + err
     assert "warning: videos: b1/broken.mp4: corrupt" in out, out
+    assert Warehouse(wh).read("clip_embeddings")["clip_id"].n_unique() == 1
+    assert Warehouse(wh).read("cluster_centroids").height == 0
+
+    from acav_assets.defs.assets import ASSETS, cluster_centroids
+    from acav_assets.defs.runner import resources_for
+
+    result = dg.materialize(ASSETS, selection=dg.AssetSelection.assets(cluster_centroids),
+                            instance=dg.DagsterInstance.ephemeral(), resources=resources_for(str(landing), wh))
+    assert result.success and result.get_asset_materialization_events() == []
+
+    write_demo_videos(landing / "b2", 6, seed=6, duration_s=(12.0, 14.0), workers=1)
+    rc = acav_main(["curate", str(landing), "--warehouse", wh])
+    out, err = capsys.readouterr()
+    assert rc == 0, out + err
+    assert "waits" not in out and Warehouse(wh).read("curated_subset").height > 0, out
 
 
 def test_bad_configuration_fails_before_any_work(tmp_path, capsys):

@@ -13,7 +13,9 @@ import polars as pl
 from acav_assets.core.clustering import Clustering, KMeansConfig, auto_k, auto_nredo, fit_kmeans
 from acav_assets.core.warehouse.tables import Warehouse
 
-__all__ = ["fit_clusterings", "load_clusterings"]
+__all__ = ["fit_clusterings", "load_clusterings", "too_few_to_cluster", "MIN_CLIPS_TO_CLUSTER"]
+
+MIN_CLIPS_TO_CLUSTER = 2  # with an automatic k (its floor is 2 clusters)
 
 
 def _vectors(wh: Warehouse, feature_space: str, *, max_rows: int | None, seed: int) -> tuple[list[str], np.ndarray]:
@@ -53,6 +55,20 @@ def fit_clusterings(wh: Warehouse, config: KMeansConfig, *, k: int | None = None
         log(f"{fs}: k={kk}, {redo} run(s), on {x.shape[0]} clips x {x.shape[1]} dims")
         out.append(cl)
     return out
+
+
+def too_few_to_cluster(wh: Warehouse, k: int | None = None) -> str | None:
+    """Why the clips embedded so far cannot be clustered yet (fewer than ``k``, or than
+    :data:`MIN_CLIPS_TO_CLUSTER` with an automatic k), in one line; None when they can. Not an
+    error: the batches stay ingested and clustering and selection wait for more data."""
+    need = max(k or 0, MIN_CLIPS_TO_CLUSTER)
+    lf = wh.scan("clip_embeddings")
+    spaces = lf.select("feature_space").unique().collect()["feature_space"].to_list()
+    n = min((lf.filter((pl.col("feature_space") == fs) & pl.col("vector").list.eval(pl.element().is_finite()).list.all())
+             .select(pl.col("clip_id").n_unique()).collect().item() for fs in spaces), default=0)
+    if n >= need:
+        return None
+    return f"{n} clip(s): too few to cluster, need >= {need}; ingested, selection waits for more data"
 
 
 def load_clusterings(wh: Warehouse) -> list[Clustering]:
