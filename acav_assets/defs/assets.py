@@ -65,11 +65,11 @@ class VideosConfig(dg.Config):
     nd_audio_match: float = Field(default=NearDuplicateConfig.audio_match,
                                   description="share of overlapping sound windows that must agree")
     nd_visual_cos: float = Field(default=NearDuplicateConfig.visual_cos,
-                                 description="keyframes agree when their DCT coefficients have this cosine")
+                                 description="picture samples agree when their DCT coefficients have this cosine")
     nd_visual_match: float = Field(default=NearDuplicateConfig.visual_match,
-                                   description="share of keyframes that must find a counterpart")
+                                   description="share of the informative picture samples that must find a counterpart")
     nd_window_s: float = Field(default=NearDuplicateConfig.window_s,
-                               description="centre span of each video that is fingerprinted, in seconds (0 = all)")
+                               description="centre span of each video whose sound is fingerprinted, in seconds (0 = all)")
     fingerprint_workers: int = Field(default=0, description="fingerprinting processes (0 = up to 4, one per core)")
 
     def near_duplicate_config(self) -> NearDuplicateConfig:
