@@ -358,7 +358,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
 def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfig,
                       warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     wh = warehouse.get()
-    waiting = too_few_to_cluster(wh, config.k or None)
+    waiting = too_few_to_cluster(wh, config.k or None, empty_waits=False)  # nothing embedded: an error
     if waiting:
         context.log.warning(waiting)
         return

@@ -57,13 +57,17 @@ def fit_clusterings(wh: Warehouse, config: KMeansConfig, *, k: int | None = None
     return out
 
 
-def too_few_to_cluster(wh: Warehouse, k: int | None = None) -> str | None:
+def too_few_to_cluster(wh: Warehouse, k: int | None = None, *, empty_waits: bool = True) -> str | None:
     """Why the clips embedded so far cannot be clustered yet (fewer than ``k``, or than
     :data:`MIN_CLIPS_TO_CLUSTER` with an automatic k), in one line; None when they can. Not an
-    error: the batches stay ingested and clustering and selection wait for more data."""
+    error: the batches stay ingested and clustering and selection wait for more data. With
+    ``empty_waits=False`` an empty ``clip_embeddings`` is not a waiting state (None: fitting then
+    says that nothing was embedded)."""
     need = max(k or 0, MIN_CLIPS_TO_CLUSTER)
     lf = wh.scan("clip_embeddings")
     spaces = lf.select("feature_space").unique().collect()["feature_space"].to_list()
+    if not spaces and not empty_waits:
+        return None
     n = min((lf.filter((pl.col("feature_space") == fs) & pl.col("vector").list.eval(pl.element().is_finite()).list.all())
              .select(pl.col("clip_id").n_unique()).collect().item() for fs in spaces), default=0)
     if n >= need:
