@@ -120,14 +120,11 @@ def reencode(src: str | os.PathLike, dst: str | os.PathLike, enc: Encoding, *, s
     with av.open(os.fspath(dst), "w") as out:
         vs = out.add_stream(enc.video_codec, rate=Fraction(fps).limit_denominator(1000))
         vs.width, vs.height, vs.pix_fmt = w - w % 2, h - h % 2, enc.pix_fmt
+        enc_opts = dict(enc.video_options)
         if enc.gop_s is not None:
             vs.codec_context.gop_size = max(1, int(round(enc.gop_s * fps)))
-            if enc.video_codec == "libx264":
-                enc_opts = {"keyint_min": str(vs.codec_context.gop_size), **enc.video_options}
-            else:
-                enc_opts = dict(enc.video_options)
-        else:
-            enc_opts = dict(enc.video_options)
+            if enc.video_codec == "libx264":  # a fixed GOP: no shorter one at scene changes
+                enc_opts = {"keyint_min": str(vs.codec_context.gop_size), **enc_opts}
         if enc_opts:
             vs.options = enc_opts
         tb = Fraction(1, 1000) if enc.vfr else Fraction(1, 1) / Fraction(fps).limit_denominator(1000)

@@ -7,15 +7,15 @@ that, and their cost per video is bounded however long it is:
 - **picture**: frames at fixed times, every ``FRAME_STEP_S`` (0.5 s) over the centre
   ``PICTURE_SPAN_S`` (4 s) of the video, whatever the keyframe placement (one seek to the
   keyframe before the span, then decoding forward to the first frame at or after each time;
-  before the span, frames nothing refers to are skipped). Real uploads often have one keyframe in a short video
-  (libx264's default keyint of 250): sampling keyframes would leave them without a picture.
-  Each sample is the low 8x8 DCT frequencies of a 32x32 grey thumbnail, as displayed (a
-  rotated phone video is turned upright), without the DC term (63 coefficients, unit length;
-  and as a 64-bit hash, each bit "above the median", for lookups). Frames that show nothing
-  (black, flat, nearly all one tone: fades, a dot on a plain ground) are left
-  out of the vote (measured by the size of their low-frequency coefficients). Coefficients, not hash bits, decide: a heavy re-encode of a small
-  picture flips many bits of coefficients near the median (measured: 16-22 of 64 bits at CRF 45
-  on 96x64 frames) while their cosine stays above 0.94.
+  before the span, frames nothing refers to are skipped). Real uploads often have one keyframe
+  in a short video (libx264's default keyint of 250): sampling keyframes would leave them
+  without a picture. Each sample is the low 8x8 DCT frequencies of a 32x32 grey thumbnail, as
+  displayed (a rotated phone video is turned upright), without the DC term (63 coefficients,
+  stored as they are: their size says how much the frame shows; compared at unit length; and
+  as a 64-bit hash, each bit "above the median", for lookups). Frames that show nothing (black,
+  a fade, nearly flat) are left out of the vote. Coefficients, not hash bits, decide: a heavy
+  re-encode of a small picture flips many bits of coefficients near the median (measured: 16-22
+  of 64 bits at CRF 45 on 96x64 frames) while their cosine stays high.
 - **sound**: over the centre ``WINDOW_S`` (6) seconds (the whole video when it is shorter), a
   64-bit hash per 1 s window, every 0.25 s: the signs of the differences between neighbouring
   bands of a log-spaced 33-band spectrum (300-3400 Hz, from ~128 ms frames at the file's own
@@ -232,8 +232,8 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
             aus = c.streams.audio[0] if c.streams.audio else None
             cc = vs.codec_context
             cc.thread_type, cc.thread_count = "SLICE", 1  # videos are fingerprinted side by side
-            # only 32x32 thumbnails are kept: until the span, frames nothing refers to are skipped,
-            # deblocking throughout
+            # only 32x32 thumbnails are kept: until the span, frames nothing refers to are skipped;
+            # no deblocking at all
             cc.skip_frame = "NONREF"
             cc.options = {"skip_loop_filter": "all"}
             t0 = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
@@ -280,8 +280,9 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
                     times.append(t), hashes.append(h), vectors.append(vec)
 
             def video_done() -> bool:
-                return ti >= targets.size or (first_t is not None and decoded > 0 and
-                                              targets[ti] - first_t > MAX_LEAD_S + PICTURE_SPAN_S)
+                # all samples taken, or the keyframe is too far before them (an hour with one
+                # keyframe): the picture is left unsampled rather than decoding all of it
+                return ti >= targets.size or (first_t is not None and targets[0] - first_t > MAX_LEAD_S)
 
             for packet in c.demux(*streams):
                 if packet.stream is vs:

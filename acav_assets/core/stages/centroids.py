@@ -18,6 +18,11 @@ __all__ = ["fit_clusterings", "load_clusterings", "too_few_to_cluster", "MIN_CLI
 MIN_CLIPS_TO_CLUSTER = 2  # with an automatic k (its floor is 2 clusters)
 
 
+def _finite_vector() -> pl.Expr:
+    """Rows whose vector is all finite (a batch that failed its embedding check may hold NaN/inf)."""
+    return pl.col("vector").list.eval(pl.element().is_finite()).list.all()
+
+
 def _vectors(wh: Warehouse, feature_space: str, *, max_rows: int | None, seed: int) -> tuple[list[str], np.ndarray]:
     lf = wh.scan("clip_embeddings").filter(pl.col("feature_space") == feature_space)
     n = lf.select(pl.len()).collect().item()
@@ -26,7 +31,7 @@ def _vectors(wh: Warehouse, feature_space: str, *, max_rows: int | None, seed: i
         bound = int(max_rows / n * 2**32)
         lf = lf.filter((pl.col("clip_id").hash(seed) % (2**32)) < bound)
     # rows with NaN/inf (a batch that failed its embedding check) are left out of the fit
-    df = (lf.select("clip_id", "vector").filter(pl.col("vector").list.eval(pl.element().is_finite()).list.all())
+    df = (lf.select("clip_id", "vector").filter(_finite_vector())
           .sort("clip_id").collect())
     if df.height == 0:
         return [], np.zeros((0, 0), np.float32)
@@ -64,12 +69,11 @@ def too_few_to_cluster(wh: Warehouse, k: int | None = None, *, empty_waits: bool
     ``empty_waits=False`` an empty ``clip_embeddings`` is not a waiting state (None: fitting then
     says that nothing was embedded)."""
     need = max(k or 0, MIN_CLIPS_TO_CLUSTER)
-    lf = wh.scan("clip_embeddings")
-    spaces = lf.select("feature_space").unique().collect()["feature_space"].to_list()
-    if not spaces and not empty_waits:
+    per_space = (wh.scan("clip_embeddings").filter(_finite_vector()).group_by("feature_space")
+                 .agg(pl.col("clip_id").n_unique()).collect())  # one pass over the table
+    if per_space.height == 0 and not empty_waits:
         return None
-    n = min((lf.filter((pl.col("feature_space") == fs) & pl.col("vector").list.eval(pl.element().is_finite()).list.all())
-             .select(pl.col("clip_id").n_unique()).collect().item() for fs in spaces), default=0)
+    n = int(per_space["clip_id"].min()) if per_space.height else 0
     if n >= need:
         return None
     return f"{n} clip(s): too few to cluster, need >= {need}; ingested, selection waits for more data"

@@ -131,3 +131,24 @@ def test_no_merge_on_one_weak_signal(tmp_path):
     pairs = mark_near_duplicates(rows, prints)
     assert pairs == [], pairs
     assert all(r["status"] == "ok" for r in rows)
+
+
+def test_the_lead_in_before_the_picture_samples_is_bounded(tmp_path):
+    """A long video with one keyframe: rather than decoding everything before its centre, the
+    picture is left unsampled (unknown); the sound is still fingerprinted."""
+    from acav_assets.core.media.fingerprint import MAX_LEAD_S
+
+    fps, rate, dur = 4.0, 8000, 2 * MAX_LEAD_S + 20
+    n = int(dur * fps)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
+    audio = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(dur * rate)) / rate)
+             * (1 + np.sign(np.sin(np.arange(int(dur * rate)) / rate * 7)))).astype(np.float32)
+    path = tmp_path / "long.mp4"
+    write_video(path, frames, fps, audio, rate, gop_s=10 * dur)
+    assert _keyframes(path) == 1
+    fp = fingerprint_file(path)
+    assert fp.frame_times.size == 0 and fp.audio_sounding.any()
+    short = tmp_path / "short.mp4"  # the same with its centre within reach of the keyframe
+    write_video(short, frames[:int(MAX_LEAD_S * fps)], fps, audio[:int(MAX_LEAD_S * rate)], rate, gop_s=10 * dur)
+    assert fingerprint_file(short).frame_times.size >= 6
