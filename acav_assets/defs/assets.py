@@ -177,8 +177,8 @@ def _stage_metadata(rep: StageReport) -> dict:
 #: Bump an asset's code version when a change alters what it writes: Dagster then shows the
 #: asset as stale in the UI, and ``acav curate`` (which folds these into its data versions)
 #: redoes it.
-CODE_VERSIONS = {"videos": "5", "clips": "1", "clip_embeddings": "1", "cluster_centroids": "1",
-                 "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1", "curated_clips": "1"}
+CODE_VERSIONS = {"videos": "6", "clips": "1", "clip_embeddings": "2", "cluster_centroids": "1",
+                 "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1", "curated_clips": "2"}
 DATA_VERSION_TAG = "acav/data_version"
 
 #: Per-batch steps retry what may pass on a second try (a storage hiccup, a GPU out of memory

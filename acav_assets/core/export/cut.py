@@ -19,7 +19,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from acav_assets.core.media.decode import walk_window
+from acav_assets.core.media.decode import display_turns, upright, walk_window
 
 __all__ = ["CutConfig", "CutClip", "cut_clip", "cut_or_reason"]
 
@@ -107,7 +107,7 @@ def _cut(src, start_s: float, end_s: float, cfg: CutConfig) -> CutClip:
     dur = end_s - start_s
     n_out = max(1, int(round(dur * float(fps))))
     targets = start_s + np.arange(n_out) / float(fps)
-    w, h = _size(vs.codec_context.width, vs.codec_context.height, cfg.short_side)
+    w = h = 0  # the output size, as displayed: known from the first frame (a rotation swaps it)
 
     sr = cfg.sample_rate or (aus.codec_context.sample_rate if aus is not None else None)
     channels = min(cfg.max_channels, aus.codec_context.channels or 1) if aus is not None else 0
@@ -115,15 +115,22 @@ def _cut(src, start_s: float, end_s: float, cfg: CutConfig) -> CutClip:
 
     buf = io.BytesIO()
     out = av.open(buf, "w", format="mp4")
-    ovs = out.add_stream(cfg.codec, rate=fps)
-    ovs.width, ovs.height, ovs.pix_fmt = w, h, "yuv420p"
-    ovs.codec_context.thread_count = 1  # parallelism comes from clips side by side
-    if cfg.codec == "libx264":
-        ovs.options = {"crf": str(cfg.crf), "preset": cfg.preset}
-    oas = None
-    if aus is not None:
-        oas = out.add_stream(cfg.audio_codec, rate=sr, layout=layout)
-        oas.bit_rate = cfg.audio_bitrate
+    ovs = oas = None
+
+    def open_streams(first) -> None:
+        """The output streams, sized by the first frame as it is displayed (both streams are
+        added before anything is muxed)."""
+        nonlocal ovs, oas, w, h
+        fw, fh = first.width, first.height
+        w, h = _size(*((fh, fw) if display_turns(first) % 2 else (fw, fh)), cfg.short_side)
+        ovs = out.add_stream(cfg.codec, rate=fps)
+        ovs.width, ovs.height, ovs.pix_fmt = w, h, "yuv420p"
+        ovs.codec_context.thread_count = 1  # parallelism comes from clips side by side
+        if cfg.codec == "libx264":
+            ovs.options = {"crf": str(cfg.crf), "preset": cfg.preset}
+        if aus is not None:
+            oas = out.add_stream(cfg.audio_codec, rate=sr, layout=layout)
+            oas.bit_rate = cfg.audio_bitrate
 
     frames_rgb = [] if cfg.with_arrays else None
     j = 0  # next output frame
@@ -133,11 +140,17 @@ def _cut(src, start_s: float, end_s: float, cfg: CutConfig) -> CutClip:
         nonlocal j
         img = None
         while j < n_out and targets[j] < upto:
+            if ovs is None:
+                open_streams(frame)
             if img is None:
-                same = frame.width == w and frame.height == h and frame.format.name == "yuv420p"
-                img = frame if same else frame.reformat(width=w, height=h, format="yuv420p", interpolation="AREA")
-                if frames_rgb is not None:
-                    rgb = img.to_ndarray(format="rgb24")
+                if display_turns(frame):  # stored turned: turn the picture, the output has no rotation
+                    rgb = upright(frame, w, h)
+                    img = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+                else:
+                    same = frame.width == w and frame.height == h and frame.format.name == "yuv420p"
+                    img = frame if same else frame.reformat(width=w, height=h, format="yuv420p", interpolation="AREA")
+                    if frames_rgb is not None:
+                        rgb = img.to_ndarray(format="rgb24")
             img.pts = j  # the encoder copies the picture: one converted frame may fill several slots
             img.time_base = 1 / fps
             for p in ovs.encode(img):

@@ -39,7 +39,7 @@ class Encoding:
     layout: str = "mono"  # "stereo", "5.1"
     rotate: int = 0  # display rotation in degrees (a phone held upright): frames stored turned
     vfr: bool = False  # variable frame rate: frame durations vary between 1 and 3 source frames
-    audio_delay_s: float = 0.0  # the sound starts this late
+    audio_delay_s: float = 0.0  # the sound track starts this late (in time with the picture: its first seconds are missing)
     audio_cut_s: float = 0.0  # the sound ends this much before the picture
     start_s: float = 0.0  # a sub-clip: [start_s, end_s) of the source (end None: to the end)
     end_s: float | None = None
@@ -157,7 +157,7 @@ def reencode(src: str | os.PathLike, dst: str | os.PathLike, enc: Encoding, *, s
             duration = len(frames) / fps
             lead = int(round(enc.audio_delay_s * rate))
             n_keep = max(0, int(round((duration - enc.audio_cut_s) * rate)) - lead)
-            data = np.ascontiguousarray(sound[:, :n_keep], dtype=np.float32)
+            data = np.ascontiguousarray(sound[:, lead:lead + n_keep], dtype=np.float32)
             frame_size = aus.codec_context.frame_size or 1024
             for a in range(0, data.shape[1], frame_size):
                 chunk = np.ascontiguousarray(data[:, a:a + frame_size])

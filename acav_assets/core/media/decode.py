@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-__all__ = ["DecodeConfig", "DecodedClip", "decode_clip", "iter_decoded", "DecodeError", "walk_window"]
+__all__ = ["DecodeConfig", "DecodedClip", "decode_clip", "iter_decoded", "DecodeError", "walk_window",
+           "display_turns", "upright"]
 
 # Audio packets may be muxed up to this far from video packets of the same time.
 _AUDIO_MARGIN_S = 0.5
@@ -49,6 +50,21 @@ class DecodedClip:
     sample_rate: int
     audio_pad_s: float  # seconds of silence added because the audio did not cover the window
     video_pad_frames: int  # targets past the last frame (repeated last frame)
+
+
+def display_turns(frame) -> int:
+    """Quarter turns counterclockwise (``np.rot90``'s ``k``, 0-3) that show a decoded frame as its
+    display matrix says: a phone video is stored turned and played upright."""
+    return int(round((getattr(frame, "rotation", 0) or 0) / 90)) % 4
+
+
+def upright(frame, width: int, height: int, fmt: str = "rgb24") -> np.ndarray:
+    """``frame`` scaled to ``width`` x ``height`` *as displayed*, as an array (turned when the
+    display matrix says so: the scaler works on the stored orientation, the turn comes after)."""
+    k = display_turns(frame)
+    sw, sh = (height, width) if k % 2 else (width, height)
+    img = frame.reformat(width=sw, height=sh, format=fmt, interpolation="AREA").to_ndarray()
+    return np.ascontiguousarray(np.rot90(img, k=k)) if k else img
 
 
 def _target_size(w: int, h: int, short: int) -> tuple[int, int]:
@@ -123,9 +139,8 @@ def _decode(container, start_s, end_s, config: DecodeConfig, clip_id: str) -> De
     t0 = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
     dur = end_s - start_s
     targets = start_s + (np.arange(config.n_frames) + 0.5) * dur / config.n_frames
-    w, h = vs.codec_context.width, vs.codec_context.height
-    tw, th = _target_size(w, h, config.short_side)
-    frames = np.zeros((config.n_frames, th, tw, 3), np.uint8)
+    tw = th = 0  # the displayed size, known from the first frame (a display rotation swaps it)
+    frames = None
     frame_times = np.full(config.n_frames, np.nan)
     ti = 0  # next target to fill
     prev = None  # (time, frame) of the last frame at or before targets[ti]
@@ -137,11 +152,15 @@ def _decode(container, start_s, end_s, config: DecodeConfig, clip_id: str) -> De
     n_need = int(round(dur * sr))
 
     def take(frame_time, frame, upto):
-        nonlocal ti
+        nonlocal ti, tw, th, frames
         img = None
         while ti < config.n_frames and targets[ti] < upto:
             if img is None:
-                img = frame.reformat(width=tw, height=th, format="rgb24", interpolation="AREA").to_ndarray()
+                if frames is None:
+                    w, h = frame.width, frame.height
+                    tw, th = _target_size(*((h, w) if display_turns(frame) % 2 else (w, h)), config.short_side)
+                    frames = np.zeros((config.n_frames, th, tw, 3), np.uint8)
+                img = upright(frame, tw, th)
             frames[ti] = img
             frame_times[ti] = frame_time
             ti += 1

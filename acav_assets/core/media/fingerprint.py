@@ -45,6 +45,8 @@ import av
 import numpy as np
 import scipy.fft
 
+from acav_assets.core.media.decode import display_turns
+
 __all__ = ["Fingerprint", "NearDuplicateConfig", "compare", "fingerprint_file", "fingerprint_or_reason", "popcount64"]
 
 HOP_S = 0.25  # sound hashes every quarter second
@@ -52,7 +54,7 @@ VISUAL_WINDOW_S = 0.3  # a picture sample is compared with the other's samples t
 WINDOW_S = 6.0  # the centre span whose sound is fingerprinted (benchmarks/near_duplicates.py --window)
 PICTURE_SPAN_S = 4.0  # the centre span whose picture is sampled
 FRAME_STEP_S = 0.5  # one picture sample every half second of that span
-MAX_LEAD_S = 30.0  # frames decoded before the first sample at most (a file with one keyframe in an hour)
+MAX_LEAD_FRAMES = 300  # frames decoded before the first sample at most (x264's default keyint, 250, stays below)
 MAX_AUDIO_S = 1800.0
 MIN_STRUCTURE = 3.0  # grey levels of low-frequency structure below which a frame shows nothing (black, a fade)
 
@@ -218,8 +220,8 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
     """Fingerprint of a media file: its picture at fixed times of the centre ``PICTURE_SPAN_S``
     (whatever the keyframe placement: one seek, then decoding forward) and its sound within the
     centre ``window_s`` seconds (the whole file when it is shorter, or ``window_s`` is 0). The
-    cost per video is bounded however long it is (at most ``MAX_LEAD_S`` of frames decoded
-    before the first sample). ``duration_s``: the probed duration (else the container's).
+    cost per video is bounded however long it is (at most ``MAX_LEAD_FRAMES`` frames decoded
+    before the first sample: a file with one keyframe in an hour gets no picture samples). ``duration_s``: the probed duration (else the container's).
     Raises ValueError when the file has no decodable video frame; a video whose frames are all
     uninformative (black, flat) gets a fingerprint without picture samples."""
     p = os.fspath(path)
@@ -253,17 +255,15 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
             atb = float(aus.time_base) if aus is not None else 0.0
             thumb = av.video.reformatter.VideoReformatter()  # one scaler for every sample of the file
             ti = 0  # next picture target
-            first_t = None  # time of the first decoded frame (bounds the lead-in)
             streams = (vs, aus) if aus is not None else (vs,)
 
             def keep(frames) -> None:
-                nonlocal ti, decoded, first_t
+                nonlocal ti, decoded
                 for frame in frames:
                     decoded += 1
                     if frame.pts is None or ti >= targets.size:
                         continue
                     t = frame.pts * vtb - t0
-                    first_t = t if first_t is None else first_t
                     if t < targets[ti]:
                         if cc.skip_frame != "DEFAULT" and t >= targets[0] - 2 * FRAME_STEP_S:
                             cc.skip_frame = "DEFAULT"  # within the span every frame counts: exact times
@@ -273,7 +273,7 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
                     if t - targets[ti - 1] > FRAME_STEP_S:
                         continue  # a gap in the stream: no frame near that time
                     grey = thumb.reformat(frame, _M, _M, "gray", interpolation="AREA").to_ndarray()
-                    turn = int(round(getattr(frame, "rotation", 0) or 0)) // 90
+                    turn = display_turns(frame)
                     if turn:
                         grey = np.ascontiguousarray(np.rot90(grey, k=turn))  # as displayed: upright
                     h, vec = _picture_hash(grey)
@@ -282,7 +282,7 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
             def video_done() -> bool:
                 # all samples taken, or the keyframe is too far before them (an hour with one
                 # keyframe): the picture is left unsampled rather than decoding all of it
-                return ti >= targets.size or (first_t is not None and targets[0] - first_t > MAX_LEAD_S)
+                return ti >= targets.size or (ti == 0 and decoded > MAX_LEAD_FRAMES)
 
             for packet in c.demux(*streams):
                 if packet.stream is vs:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import av
 
+from acav_assets.core.media.decode import display_turns
+
 __all__ = [
     "STATUSES",
     "ProbeConfig",
@@ -279,6 +281,8 @@ def _check_decodable(container, vs, aus, rec: VideoRecord, config: ProbeConfig) 
             return "no decodable video frame"
         if not rec.width or not rec.height:  # size not declared by the container: take the frame's
             rec.width, rec.height = first_v.width, first_v.height
+        if display_turns(first_v) % 2:  # a phone video stored turned: record the size as displayed
+            rec.width, rec.height = rec.height, rec.width
         if first_a is None:
             rec.status = "no_audio"  # an audio stream that yields nothing
             return None

@@ -136,9 +136,10 @@ def test_no_merge_on_one_weak_signal(tmp_path):
 def test_the_lead_in_before_the_picture_samples_is_bounded(tmp_path):
     """A long video with one keyframe: rather than decoding everything before its centre, the
     picture is left unsampled (unknown); the sound is still fingerprinted."""
-    from acav_assets.core.media.fingerprint import MAX_LEAD_S
+    from acav_assets.core.media.fingerprint import MAX_LEAD_FRAMES
 
-    fps, rate, dur = 4.0, 8000, 2 * MAX_LEAD_S + 20
+    fps, rate = 10.0, 8000
+    dur = 2 * MAX_LEAD_FRAMES / fps + 20
     n = int(dur * fps)
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
@@ -150,5 +151,6 @@ def test_the_lead_in_before_the_picture_samples_is_bounded(tmp_path):
     fp = fingerprint_file(path)
     assert fp.frame_times.size == 0 and fp.audio_sounding.any()
     short = tmp_path / "short.mp4"  # the same with its centre within reach of the keyframe
-    write_video(short, frames[:int(MAX_LEAD_S * fps)], fps, audio[:int(MAX_LEAD_S * rate)], rate, gop_s=10 * dur)
+    keep = MAX_LEAD_FRAMES / fps
+    write_video(short, frames[:MAX_LEAD_FRAMES], fps, audio[:int(keep * rate)], rate, gop_s=10 * dur)
     assert fingerprint_file(short).frame_times.size >= 6
