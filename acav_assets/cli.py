@@ -76,6 +76,37 @@ def _instance(dagster_home: str | None, default_home: Path | None = None):
     return dg.DagsterInstance.get(), os.environ["DAGSTER_HOME"]
 
 
+#: The run-config fields ``acav curate`` sets, by the option that sets them.
+_CURATE_FLAGS = {("videos", "allowed_link_roots"): "--allow-link-root", ("curated_subset", "budget"): "--budget", ("curated_subset", "batch_size"): "--batch-size",
+                 ("curated_subset", "refine"): "--refine", ("curated_subset", "dedup_cosine"): "--dedup-cosine",
+                 ("curated_subset", "seed"): "--seed", ("cluster_centroids", "k"): "--k",
+                 ("cluster_centroids", "seed"): "--seed", ("clips", "max_clips"): "--max-clips"}
+
+
+def _check_curate_settings(run_config: dict, resources: dict, args: argparse.Namespace) -> None:
+    """Every option of ``acav curate`` validated before anything is created; the error names
+    the option."""
+    from acav_assets.defs.assets import SettingError, check_run_config
+
+    try:
+        check_run_config(run_config)
+    except SettingError as exc:
+        flag = _CURATE_FLAGS.get((exc.op, exc.field))
+        raise ValueError(f"{flag}: {exc.problem}" if flag else str(exc)) from None
+    from acav_assets.core.features.profiles import profile_entries
+
+    try:
+        profile_entries(resources["extractors"].profile)
+    except ValueError as exc:
+        raise ValueError(f"--profile: {exc}") from None
+    for option, resource in (("--extractor-options", "extractors"), ("--device", "compute"),
+                             ("--warehouse", "warehouse")):
+        try:
+            resources[resource].check()
+        except ValueError as exc:
+            raise ValueError(f"{option}: {exc}") from None
+
+
 def _cmd_curate(args: argparse.Namespace) -> int:
     import polars as pl
 
@@ -104,9 +135,21 @@ def _cmd_curate(args: argparse.Namespace) -> int:
                                       **({"dedup_cosine": args.dedup_cosine} if getattr(args, "dedup_cosine", 0) else {})}},
         "cluster_centroids": {"config": {"k": args.k, "seed": args.seed}},
         "clips": {"config": {"max_clips": args.max_clips}},
+        **({"videos": {"config": {"allowed_link_roots": [str(Path(r).resolve()) for r in args.allow_link_root]}}}
+           if args.allow_link_root else {}),
     }}
-    from acav_assets.core.warehouse.local_state import local_state_dir
+    from acav_assets.core.warehouse.local_state import check_free_space, check_writable_folder, local_state_dir
 
+    resources = resources_for(landing_root, warehouse, profile=args.profile, device=args.device,
+                              extractor_options=args.extractor_options, storage_options=wh_opts,
+                              landing_storage_options=json_from_env("ACAV_LANDING_STORAGE_OPTIONS"),
+                              landing_cache=os.environ.get("ACAV_LANDING_CACHE", ""))
+    _check_curate_settings(run_config, resources, args)  # before anything is written
+    if args.dagster_home:
+        check_writable_folder(args.dagster_home, "--dagster-home")
+        check_free_space(args.dagster_home, "--dagster-home")
+    if "://" not in warehouse:
+        check_free_space(warehouse, "--warehouse")
     # the data versions that let a re-run skip what is up to date: <warehouse>/_dagster, or for an
     # object-store warehouse a home in this machine's cache
     instance, home = _instance(args.dagster_home, local_state_dir(warehouse, "_dagster"))
@@ -114,11 +157,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     report = curate_landing(landing_root, warehouse, instance=instance, batches=args.batches, full=args.full,
                             run_config=run_config, log=lambda m: print(f"  {m}", flush=True), echo_warnings=True,
-                            resources=resources_for(landing_root, warehouse, profile=args.profile,
-                                                    device=args.device, extractor_options=args.extractor_options,
-                                                    storage_options=wh_opts,
-                                                    landing_storage_options=json_from_env("ACAV_LANDING_STORAGE_OPTIONS"),
-                                                    landing_cache=os.environ.get("ACAV_LANDING_CACHE", "")))
+                            resources=resources)
     elapsed = time.perf_counter() - t
     wh = Warehouse(warehouse, wh_opts or None)
     vids = wh.read("videos").filter(pl.col("batch").is_in(report.batches))
@@ -265,8 +304,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from acav_assets.defs.progress import Progress
     from acav_assets.defs.resources import json_from_env
 
+    from acav_assets.core.warehouse.local_state import check_writable_folder
+
     os.environ.setdefault("ACAV_PROGRESS", "1")
     wh = _existing_warehouse(args.warehouse)
+    check_writable_folder(args.out, "--out")
     cfg = CuratedClipsConfig(shard_max_mb=args.shard_mb, shard_max_clips=args.shard_clips, workers=args.workers,
                              crf=args.crf, preset=args.preset, fps=args.fps, short_side=args.short_side,
                              sample_rate=args.sample_rate, with_arrays=args.with_arrays).export_config()
@@ -275,7 +317,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     report = export_curated(wh, landing, args.out, as_of=args.as_of, config=cfg,
                             progress=Progress(lambda m: None, "exporting", "clip"),
                             on_shard=lambda name, n, size: print(f"  wrote {name}: {n} clips, {size / 1e6:.1f} MB",
-                                                                 flush=True))
+                                                                 flush=True),
+                            log=lambda m: print(f"  {m}", flush=True))
     print(f"exported selection {report.selection_id} (curated_subset version {report.subset_version}): "
           f"{report.written} clip(s) written in {len(report.shards_written)} new shard(s), "
           f"{report.already} already exported, {len(report.failed)} failed "
@@ -401,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="comma-separated batch folders (default: all)")
     cur.add_argument("--dagster-home", default=None, help="record runs in this Dagster instance (default: $DAGSTER_HOME, "
                                                           "else <warehouse>/_dagster for a local warehouse, else none)")
+    cur.add_argument("--allow-link-root", action="append", default=[], metavar="FOLDER",
+                     help="a folder outside the landing area that links in it may point into (repeatable); "
+                          "any other link out of it gets status outside_landing and is never read")
     cur.add_argument("--full", action="store_true", help="redo every step, even those that are up to date")
     cur.set_defaults(func=_cmd_curate)
 
@@ -484,8 +530,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         import dagster as dg  # loaded already when a step ran
 
-        if isinstance(exc, dg.Failure):  # a step refused its input: too few clips for k, ...
+        from acav_assets.core.warehouse.local_state import disk_full
+
+        if isinstance(exc, dg.Failure):  # a step refused its input: too few clips for k, a full disk, ...
             print(f"acav: error: {exc.description}", file=sys.stderr)
+            return 1
+        full = disk_full(exc)
+        if full:  # written outside a step (the Dagster home's event log, an export shard)
+            print(f"acav: error: {full}: free some space, then re-run (nothing half-written is kept)", file=sys.stderr)
             return 1
         raise
 

@@ -8,6 +8,7 @@ Per batch (dynamic partitions ``batches``): ``videos`` → ``clips`` → ``clip_
 
 
 import base64
+import functools
 import json
 import os
 import time
@@ -25,6 +26,7 @@ from acav_assets.core.media.clips import ClipConfig
 from acav_assets.core.clustering import KMeansConfig
 from acav_assets.core.features.base import profile_feature_spaces
 from acav_assets.core.media.landing import StageReport
+from acav_assets.core.warehouse.local_state import disk_full
 from acav_assets.core.warehouse.lineage import lineage_of, lineage_rows, pair_tables, tables_from_lineage
 from acav_assets.core.export.cut import CutConfig
 from acav_assets.core.export.shards import ExportConfig
@@ -71,6 +73,9 @@ class VideosConfig(dg.Config):
     nd_window_s: float = Field(default=NearDuplicateConfig.window_s,
                                description="centre span of each video whose sound is fingerprinted, in seconds (0 = all)")
     fingerprint_workers: int = Field(default=0, description="fingerprinting processes (0 = up to 4, one per core)")
+    allowed_link_roots: list[str] = Field(default_factory=list,
+                                          description="folders outside the landing area that links in it may point "
+                                                      "into; any other link out of it gets status outside_landing")
 
     def near_duplicate_config(self) -> NearDuplicateConfig:
         return NearDuplicateConfig(audio_bits=self.nd_audio_bits, audio_match=self.nd_audio_match,
@@ -79,7 +84,19 @@ class VideosConfig(dg.Config):
 
     def probe_config(self) -> ProbeConfig:
         return ProbeConfig(min_duration_s=self.min_duration_s, max_duration_s=self.max_duration_s,
-                           max_pixels=self.max_pixels)
+                           max_pixels=self.max_pixels, allowed_roots=tuple(self.allowed_link_roots))
+
+    def check(self) -> None:
+        """Raise ValueError (naming the field) for a setting that cannot work."""
+        self.probe_config()
+        self.near_duplicate_config()
+        if self.probe_timeout_s < 0:
+            raise ValueError(f"probe_timeout_s must be >= 0 (0 = none), got {self.probe_timeout_s}")
+        if self.fingerprint_workers < 0:
+            raise ValueError(f"fingerprint_workers must be >= 0 (0 = automatic), got {self.fingerprint_workers}")
+        for root in self.allowed_link_roots:
+            if not os.path.isabs(root) or not os.path.isdir(root):
+                raise ValueError(f"allowed_link_roots must name existing folders by absolute path, got {root!r}")
 
 
 class ClipsConfig(dg.Config):
@@ -89,6 +106,9 @@ class ClipsConfig(dg.Config):
 
     def clip_config(self) -> ClipConfig:
         return ClipConfig(clip_s=self.clip_s, min_clip_s=self.min_clip_s, max_clips=self.max_clips)
+
+    def check(self) -> None:
+        self.clip_config()
 
 
 class ClusteringConfig(dg.Config):
@@ -104,6 +124,15 @@ class ClusteringConfig(dg.Config):
     def kmeans_config(self) -> KMeansConfig:
         return KMeansConfig(k=max(2, self.max_k), niter=self.niter, seed=self.seed, max_sample=self.max_sample,
                             normalize=self.normalize, whiten=self.whiten)
+
+    def check(self) -> None:
+        if self.k != 0 and self.k < 2:
+            raise ValueError(f"k must be 0 (automatic) or at least 2, got {self.k}")
+        if self.max_k < 2:
+            raise ValueError(f"max_k must be at least 2, got {self.max_k}")
+        if self.nredo < 0:
+            raise ValueError(f"nredo must be >= 0 (0 = automatic), got {self.nredo}")
+        self.kmeans_config()
 
 
 class SelectionConfig(dg.Config):
@@ -135,7 +164,7 @@ class SelectionConfig(dg.Config):
         if self.pairing not in PAIRINGS:
             raise ValueError(f"unknown pairing {self.pairing!r}: expected one of {PAIRINGS}")
         if self.batch_size < 0 or self.take < 1 or (self.batch_size and self.take > self.batch_size):
-            raise ValueError(f"need batch_size >= take >= 1 (or batch_size 0 for exact greedy), got "
+            raise ValueError(f"batch_size must be >= take >= 1 (or 0 for exact greedy), got "
                              f"batch_size={self.batch_size}, take={self.take}")
         if self.mode not in ("auto", "incremental", "full"):
             raise ValueError(f"mode must be auto, incremental or full, got {self.mode!r}")
@@ -152,9 +181,24 @@ class SelectionConfig(dg.Config):
                                dedup_cosine=self.dedup_cosine,
                                dedup_spaces=tuple(x.strip() for x in self.dedup_spaces.split(",") if x.strip()))
 
+    def check(self) -> None:
+        if self.refine < 0:
+            raise ValueError(f"refine must be >= 0, got {self.refine}")
+        if self.restarts < 0:
+            raise ValueError(f"restarts must be >= 0 (0 = automatic), got {self.restarts}")
+        self.params()
+
 
 def _fail(exc: Exception) -> dg.Failure:
     return dg.Failure(description=str(exc), allow_retries=False)
+
+
+def _check(config) -> None:
+    """A setting that cannot work fails the step before it reads or writes anything."""
+    try:
+        config.check()
+    except ValueError as exc:
+        raise _fail(exc) from exc
 
 
 def _stage(context: dg.AssetExecutionContext, landing: LandingResource, batch: str) -> StageReport:
@@ -187,6 +231,28 @@ DATA_VERSION_TAG = "acav/data_version"
 BATCH_RETRY = dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL)
 
 
+def final_when_disk_full(fn):
+    """A full disk will still be full in 15 s: the step fails at once, with one line naming
+    the warehouse, instead of being retried (each table write is atomic: nothing half-written
+    stays)."""
+
+    @functools.wraps(fn)
+    def step(context, *args, **kwargs):
+        try:
+            return fn(context, *args, **kwargs)
+        except dg.Failure:
+            raise
+        except Exception as exc:
+            full = disk_full(exc)
+            if full is None:
+                raise
+            where = kwargs.get("warehouse")
+            root = f" (warehouse {where.root})" if where is not None else ""
+            raise dg.Failure(description=f"{full}{root}: free some space, then re-run", allow_retries=False) from exc
+
+    return step
+
+
 def latest_materialization(instance: dg.DagsterInstance, asset: str,
                            partition: str | None = None) -> dg.AssetMaterialization | None:
     """The asset's (partition's) latest materialization recorded on ``instance``, if any."""
@@ -217,8 +283,10 @@ def _data_version(context) -> dict:
           retry_policy=BATCH_RETRY,
           description="One row per input file of the batch, whatever happened to it: content id, streams, "
                       "duration, status (ok, no_audio, corrupt, duplicate, …) and a readable error.")
+@final_when_disk_full
 def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: LandingResource,
            warehouse: WarehouseResource) -> dg.MaterializeResult:
+    _check(config)
     batch = context.partition_key
     try:
         probe = config.probe_config()
@@ -276,8 +344,10 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
 @dg.asset(partitions_def=batches, group_name=INGEST, kinds={"python", "deltalake"}, deps=[videos],
           code_version=CODE_VERSIONS["clips"], retry_policy=BATCH_RETRY,
           description="10 s clip windows of the batch's ok videos (centred; or on distinct shots).")
+@final_when_disk_full
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: LandingResource,
           warehouse: WarehouseResource) -> dg.MaterializeResult:
+    _check(config)
     batch = context.partition_key
     wh = warehouse.get()
     try:
@@ -304,6 +374,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: Landi
           op_tags=gpu_op_tags(),
           description="Audio and visual embeddings of every clip, several layers each "
                       "(feature_space = <modality>/<model>/<layer>).")
+@final_when_disk_full
 def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource, warehouse: WarehouseResource,
                     compute: ComputeResource, extractors: ExtractorResource) -> dg.MaterializeResult:
     batch = context.partition_key
@@ -357,6 +428,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
                       "the clips embedded so far are too few to cluster.")
 def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfig,
                       warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
+    _check(config)
     wh = warehouse.get()
     waiting = too_few_to_cluster(wh, config.k or None, empty_waits=False)  # nothing embedded: an error
     if waiting:
@@ -388,6 +460,7 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
               dg.AutomationCondition.all_checks_match(~dg.AutomationCondition.check_failed(), blocking_only=True))
           ).with_label("eager, unless the embeddings failed their blocking check"),
           description="Nearest frozen centroid of every clip of the batch, per clustering.")
+@final_when_disk_full
 def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     batch = context.partition_key
     wh = warehouse.get()
@@ -433,6 +506,7 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
     ],
 )
 def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, warehouse: WarehouseResource):
+    _check(config)
     wh = warehouse.get()
     progress = Progress(context.log.info, "selecting", "clip", every_s=5)
     try:
@@ -542,6 +616,47 @@ class CuratedClipsConfig(dg.Config):
         return ExportConfig(shard_max_bytes=self.shard_max_mb * 1_000_000, shard_max_clips=self.shard_max_clips,
                             workers=self.workers, cut=cut)
 
+    def check(self) -> None:
+        self.export_config()
+
+
+#: The run config of each asset that takes one (op name -> its Config class).
+RUN_CONFIG_CLASSES: dict[str, type[dg.Config]] = {
+    "videos": VideosConfig, "clips": ClipsConfig, "cluster_centroids": ClusteringConfig,
+    "curated_subset": SelectionConfig, "curated_clips": CuratedClipsConfig,
+}
+
+
+class SettingError(ValueError):
+    """A run-config value that cannot work: ``op`` and ``field`` say which (``field`` None when
+    the problem is between fields)."""
+
+    def __init__(self, op: str, field: str | None, problem: str):
+        super().__init__(f"{op}: {problem}")
+        self.op, self.field, self.problem = op, field, problem
+
+
+def check_run_config(run_config: dict) -> None:
+    """Validate the ``ops`` section of a run config before anything runs: raises
+    :class:`SettingError` for an unknown field, a wrong type or a value that cannot work."""
+    import pydantic
+
+    for op, section in (run_config or {}).get("ops", {}).items():
+        cls = RUN_CONFIG_CLASSES.get(op)
+        if cls is None:
+            continue
+        try:
+            cfg = cls(**(section or {}).get("config", {}))
+        except pydantic.ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(x) for x in err.get("loc", ())) or None
+            raise SettingError(op, field, f"{field}: {err.get('msg')} (got {err.get('input')!r})") from None
+        try:
+            cfg.check()
+        except ValueError as exc:
+            first = str(exc).split(" ", 1)[0]
+            raise SettingError(op, first if first in cls.model_fields else None, str(exc)) from None
+
 
 def default_export_dir(warehouse_root: str) -> str:
     """``$ACAV_EXPORT_DIR``, else ``export`` next to a local warehouse."""
@@ -563,6 +678,7 @@ def curated_clips(context: dg.AssetExecutionContext, config: CuratedClipsConfig,
                   warehouse: WarehouseResource) -> dg.MaterializeResult:
     from acav_assets.core.stages.curated_clips import export_curated
 
+    _check(config)
     try:
         cfg = config.export_config()
         out = config.out_dir or default_export_dir(warehouse.root)

@@ -11,8 +11,9 @@ import dagster as dg
 from pydantic import Field
 
 from acav_assets.core.features.base import Extractor, resolve_device
-from acav_assets.core.features.profiles import DEFAULT_PROFILE, build_profile
+from acav_assets.core.features.profiles import DEFAULT_PROFILE, build_profile, profile_entries
 from acav_assets.core.media.landing import Landing
+from acav_assets.core.warehouse.local_state import check_writable_folder
 from acav_assets.core.warehouse.tables import Warehouse
 
 __all__ = ["ComputeResource", "ExtractorResource", "LandingResource", "WarehouseResource", "default_resources",
@@ -31,6 +32,13 @@ class WarehouseResource(dg.ConfigurableResource):
     def get(self) -> Warehouse:
         opts = {**self.storage_options, **{k: str(v) for k, v in json_from_env(self.storage_options_env).items()}}
         return Warehouse(self.root, opts or None)
+
+    def check(self) -> None:
+        """A local warehouse must be (or be creatable as) a writable folder; nothing is created."""
+        if not self.root.strip():
+            raise ValueError("the warehouse root is empty: give a folder or an object-store URI")
+        if "://" not in self.root or self.root.startswith("file://"):
+            check_writable_folder(self.root.removeprefix("file://"), "warehouse")
 
 
 class LandingResource(dg.ConfigurableResource):
@@ -58,6 +66,14 @@ class ComputeResource(dg.ConfigurableResource):
     decode_workers: int = Field(default=2, description="decoding threads per embedding step")
     batch_size: int = Field(default=16, description="clips per extractor batch (halved on CUDA OOM)")
 
+    def check(self) -> None:
+        try:
+            resolve_device(self.device)
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"device {self.device!r} cannot be used: {exc}") from None
+        if self.decode_workers < 1 or self.batch_size < 1:
+            raise ValueError(f"decode_workers and batch_size must be >= 1, got {self.decode_workers}, {self.batch_size}")
+
 
 class ExtractorResource(dg.ConfigurableResource):
     """The extractor profile and per-extractor options (e.g. local weight files)."""
@@ -66,13 +82,26 @@ class ExtractorResource(dg.ConfigurableResource):
                                                            "join with '+' (see README, Embeddings)")
     options_json: str = Field(default="{}", description='JSON: {"audio/vggish": {"weights": "/models/vggish.pt"}}')
 
+    def check(self) -> dict[str, dict]:
+        """Validate the profile and the options without loading any network; returns the options.
+        Raises ValueError naming what is wrong."""
+        entries = profile_entries(self.profile)  # an unknown profile: ValueError naming it
+        try:
+            options = json.loads(self.options_json or "{}")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"extractor options are not valid JSON ({exc}): {self.options_json!r}") from None
+        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+            raise ValueError('extractor options must be a JSON object of objects, e.g. '
+                             '{"audio/vggish": {"weights": "/models/vggish.pt"}}')
+        unknown = sorted(set(options) - {name for name, _ in entries})
+        if unknown:
+            raise ValueError(f"extractor options name extractors not in profile {self.profile!r}: {unknown}")
+        return options
+
     def build(self, device: str) -> list[Extractor]:
         """The profile's extractors on ``device``, built once per process: the embedding step, its
         check and ``acav curate`` share them instead of loading the networks again."""
-        try:
-            json.loads(self.options_json or "{}")
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"extractor options_json is not valid JSON: {exc}") from None
+        self.check()
         return list(_built_profile(self.profile, self.options_json or "{}", str(resolve_device(device))))
 
 

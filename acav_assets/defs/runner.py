@@ -33,6 +33,7 @@ from acav_assets.defs.assets import (
     ASSETS,
     CODE_VERSIONS,
     DATA_VERSION_TAG,
+    check_run_config,
     latest_materialization,
     clip_embeddings,
     clips,
@@ -87,6 +88,17 @@ def resources_for(landing_root: str, warehouse_root: str, *, profile: str | None
     }
 
 
+def check_settings(run_config: dict | None, resources: dict) -> None:
+    """Every setting of a curation, validated before anything is written: the run config of each
+    asset, the extractor profile and its options, the compute device, the warehouse folder.
+    Raises ValueError (:class:`~acav_assets.defs.assets.SettingError` for run config) naming
+    what is wrong."""
+    check_run_config(run_config or {})
+    resources["extractors"].check()
+    resources["compute"].check()
+    resources["warehouse"].check()
+
+
 def curate_landing(
     landing_root: str,
     warehouse_root: str,
@@ -108,6 +120,7 @@ def curate_landing(
     readable description for bad input or configuration, ``dg.DagsterExecutionStepExecutionError``
     for anything else."""
     resources = resources or resources_for(landing_root, warehouse_root)
+    check_settings(run_config, resources)
     found, rejected = resources["landing"].get().batches()
     for name, why in rejected.items():
         log(f"skipping folder {name!r}: {why}")

@@ -23,7 +23,8 @@ def write_bad_inputs(out_dir: str | os.PathLike, *, seed: int = 0) -> dict[str, 
     Kinds: zero-byte, truncated (index lost, and index intact but data cut), random bytes named .mp4, audio-only, video-only, shorter than
     the minimum clip, very large frame size, variable frame rate (a *good* file), non-ASCII and
     space-containing names (good files), a file without read permission, an exact duplicate, a
-    symlink to a good file, a dangling symlink, a directory and a FIFO named like videos.
+    symlink to a good file, a dangling symlink, a link out of the landing area (to /etc/passwd),
+    a directory and a FIFO named like videos.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,6 +79,8 @@ def write_bad_inputs(out_dir: str | os.PathLike, *, seed: int = 0) -> dict[str, 
     expected["zz_symlink.mp4"] = "duplicate"
     (out / "dangling_symlink.mp4").symlink_to("does_not_exist.mp4")
     expected["dangling_symlink.mp4"] = "unreadable"
+    (out / "link_out_of_landing.mp4").symlink_to("/etc/passwd")  # probed inside its landing area
+    expected["link_out_of_landing.mp4"] = "outside_landing"
     (out / "directory.mp4").mkdir(exist_ok=True)
     expected["directory.mp4"] = "unreadable"
     os.mkfifo(out / "fifo.mp4")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from acav_assets.core.processes import die_with_parent
+
 __all__ = ["check_corpus_args", "paired_classes", "plan_corpus", "write_corpus"]
 
 
@@ -58,7 +60,7 @@ def write_corpus(out: Path, jobs: Sequence, write_one: Callable, workers: int | 
     ``ground_truth.csv`` from the records it returns (dataclasses), in job order."""
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     if workers > 1 and len(jobs) > 4:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             records = list(pool.map(write_one, jobs, chunksize=chunksize))
     else:
         records = [write_one(j) for j in jobs]

@@ -35,6 +35,7 @@ __all__ = [
     "content_id",
     "probe_file",
     "probe_files",
+    "resolves_inside",
 ]
 
 OK = "ok"
@@ -48,6 +49,7 @@ STATUSES = (
     "too_large",    # frame or file larger than the configured limits
     "corrupt",      # not a media file, truncated, or undecodable
     "unreadable",   # cannot be read: permissions, broken link, not a regular file
+    "outside_landing",  # a link that resolves outside the landing area (never opened)
     "duplicate",    # same content as a file seen earlier
     "timeout",      # probing took longer than the per-file time limit
 )
@@ -74,6 +76,9 @@ class ProbeConfig:
     check_decode: bool = True
     max_check_packets: int = 4000
     truncation_tolerance_s: float = 1.0
+    #: Folders a file may resolve into (after following every link): the landing root and any
+    #: extra roots the user allowed. Empty: no restriction (probing a loose file).
+    allowed_roots: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.min_duration_s < 0:
@@ -145,6 +150,10 @@ def _path_id(path: str) -> str:
 def probe_file(path: str | os.PathLike, config: ProbeConfig = ProbeConfig()) -> VideoRecord:
     """Probe one file. Never raises for a bad file; returns a record with a status."""
     spath = os.fspath(path)
+    if config.allowed_roots and not resolves_inside(spath, config.allowed_roots):
+        return VideoRecord(_path_id(spath), spath, "outside_landing",
+                           f"a link that resolves outside the landing area (to {os.path.realpath(spath)}): "
+                           f"not read; allow its folder explicitly to ingest it")
     try:
         st = os.stat(spath)  # follows symlinks
     except FileNotFoundError:
@@ -176,6 +185,17 @@ def probe_file(path: str | os.PathLike, config: ProbeConfig = ProbeConfig()) -> 
     except (OSError, ValueError, RuntimeError, MemoryError) as exc:  # defensive: never escape
         return _fail(rec, "corrupt", f"{type(exc).__name__}: {exc}")
     return rec
+
+
+def resolves_inside(path: str | os.PathLike, roots) -> bool:
+    """Whether ``path``, every link followed, lies inside one of the folders ``roots`` (each
+    resolved too, so a landing root that is itself a link still counts)."""
+    real = os.path.realpath(os.fspath(path))
+    for root in roots:
+        r = os.path.realpath(os.fspath(root))
+        if real == r or real.startswith(r.rstrip(os.sep) + os.sep):
+            return True
+    return False
 
 
 def _fail(rec: VideoRecord, status: str, error: str) -> VideoRecord:

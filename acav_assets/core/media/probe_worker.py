@@ -6,9 +6,11 @@ import json
 import sys
 
 from acav_assets.core.media.probe import ProbeConfig, probe_file
+from acav_assets.core.processes import die_with_parent
 
 
 def main() -> None:
+    die_with_parent()  # a probe stuck in FFmpeg must not outlive a killed curation
     out = sys.stdout
     out.write('"ready"\n')
     out.flush()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from acav_assets.core.export.shards import ExportConfig, ExportReport, export_key, export_subset
+from acav_assets.core.export.shards import ExportConfig, ExportReport, export_key, export_lock, export_subset
 from acav_assets.core.media.landing import Landing
 from acav_assets.core.warehouse.report import subset_as_of
 from acav_assets.core.warehouse.tables import Warehouse
@@ -43,10 +43,15 @@ def export_curated(wh: Warehouse, landing: Landing, out_dir: str | os.PathLike, 
                 roots[batch] = landing.local_root()
         return roots[batch]
 
-    report = export_subset(subset, media_root, out_dir, subset_version=str(label), config=config,
-                           progress=progress, on_shard=on_shard)
-    key = export_key(out_dir)
-    rows = report.manifest.with_columns(pl.lit(key).alias("export_key"),
-                                        pl.lit(str(Path(out_dir).resolve())).alias("export_dir"))
-    wh.replace_key("export_manifest", "export_key", key, rows)
+    # the folder's lock is held until the warehouse's copy of the manifest is written too, so a
+    # second export into it (waiting meanwhile) records the manifest after this one
+    with export_lock(out_dir, log):
+        report = export_subset(subset, media_root, out_dir, subset_version=str(label), config=config,
+                               progress=progress, on_shard=on_shard, lock=False)
+        key = export_key(out_dir)
+        rows = report.manifest.with_columns(pl.lit(key).alias("export_key"),
+                                            pl.lit(str(Path(out_dir).resolve())).alias("export_dir"))
+        wh.replace_key("export_manifest", "export_key", key, rows)
+    if report.lost:
+        log(f"{len(report.lost)} clip(s) listed by the manifest were missing from their shards: exported again")
     return report

@@ -35,6 +35,7 @@ import polars as pl
 
 from acav_assets.core.media.fingerprint import (WINDOW_S, Fingerprint, NearDuplicateConfig, compare,
                                                 fingerprint_or_reason)
+from acav_assets.core.processes import die_with_parent
 from acav_assets.core.warehouse.fingerprint_index import PICTURE, SOUND, FingerprintIndex
 
 __all__ = ["fingerprint_rows", "mark_near_duplicates", "from_row", "NEAR_DUPLICATE"]
@@ -57,7 +58,8 @@ def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int
     results = []
     with contextlib.ExitStack() as stack:
         if workers > 1 and len(paths) >= 8:
-            pool = stack.enter_context(cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+            pool = stack.enter_context(cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                              initializer=die_with_parent, initargs=(os.getpid(),)))
             prints = pool.map(task, paths, [r.get("duration_s") for r in todo], chunksize=4)
         else:
             prints = map(task, paths, [r.get("duration_s") for r in todo])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from acav_assets.core.media.landing import batch_dir
@@ -37,11 +38,16 @@ def probe_rows(landing_root: str | os.PathLike, batch: str, config: ProbeConfig 
                known: dict[str, str] | None = None, timeout_s: float | None = None,
                progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """One ``videos`` row per input file of the batch (every file, whatever its status);
-    ``timeout_s`` bounds the time spent on any one file (status ``timeout``)."""
+    ``timeout_s`` bounds the time spent on any one file (status ``timeout``). Files that
+    resolve outside ``landing_root`` and ``config.allowed_roots`` are never opened (status
+    ``outside_landing``)."""
     folder = batch_dir(landing_root, batch)
     if not folder.is_dir():
         raise ValueError(f"batch folder {folder} does not exist")
     root = Path(landing_root).resolve()
+    # a link may point anywhere: only files that resolve inside the landing area (or a folder
+    # the user allowed) are read; the others get status outside_landing
+    config = replace(config, allowed_roots=(str(root), *config.allowed_roots))
     records = probe_files(list_media_files(folder), config, known=known, root=root, timeout_s=timeout_s,
                           progress=progress)
     rows = []

@@ -9,7 +9,7 @@ import json
 import os
 import struct
 import zlib
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +197,14 @@ def subset_as_of(wh: Warehouse, as_of: str | int) -> tuple[pl.DataFrame, int | s
             stamp = datetime.fromisoformat(as_of)
         except ValueError:
             raise ValueError(f"--as-of must be a table version (integer) or an ISO time, got {as_of!r}") from None
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=timezone.utc)  # a time without a zone is UTC, as the Delta log's
+        first = wh.first_commit_time("curated_subset")
+        if first is None:
+            raise ValueError("curated_subset does not exist: curate first (acav curate, or materialize it)")
+        if stamp < first:
+            raise ValueError(f"--as-of {as_of} is before curated_subset's first version "
+                             f"({first.isoformat(timespec='seconds')}): there was no subset then")
         return wh.scan("curated_subset", version=stamp).collect().sort("rank"), stamp.isoformat()
     current = wh.version("curated_subset")
     if current is None or not 0 <= as_of <= current:

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
@@ -177,6 +178,16 @@ class Warehouse:
             return DeltaTable(self.uri(table), storage_options=self._opts()).version()
         except TableNotFoundError:
             return None
+
+    def first_commit_time(self, table: str) -> datetime | None:
+        """When the oldest version of ``table`` still in its log was written (UTC); None when
+        the table does not exist."""
+        try:
+            history = DeltaTable(self.uri(table), storage_options=self._opts()).history()
+        except TableNotFoundError:
+            return None
+        stamps = [h["timestamp"] for h in history if h.get("timestamp") is not None]
+        return datetime.fromtimestamp(min(stamps) / 1000, timezone.utc) if stamps else None
 
     def batches(self, table: str, *, version: int | None = None) -> list[str]:
         """The batch partitions of a partitioned table (from the Delta log: no data is read)."""
