@@ -17,6 +17,17 @@ if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
     || echo "test: could not install redis-server; the Celery test will be skipped (a failure under ACAV_REQUIRE_SERVICES=1)"
 fi
+# The deployment test runs the UI's authenticating proxy config in a real nginx: install it if absent
+# (policy-rc.d keeps apt from starting the distribution's own nginx service).
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test: installing nginx for the deployment test"
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.acav && chmod +x /usr/sbin/policy-rc.d.acav
+  [ -e /usr/sbin/policy-rc.d ] || cp /usr/sbin/policy-rc.d.acav /usr/sbin/policy-rc.d
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null) \
+    || echo "test: could not install nginx; the proxy test will be skipped (a failure under ACAV_REQUIRE_SERVICES=1)"
+  if cmp -s /usr/sbin/policy-rc.d /usr/sbin/policy-rc.d.acav; then rm -f /usr/sbin/policy-rc.d; fi
+  rm -f /usr/sbin/policy-rc.d.acav
+fi
 # The independent evaluation corpora need espeak-ng and fonts (spoken digits) and the freedesktop
 # sound theme (photos with recorded sounds).
 if ! command -v espeak-ng >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/urw-base35 ] \

@@ -10,8 +10,9 @@
   concurrency-pool slots like the multiprocess one.
 - ``multiprocess``: steps as processes on one machine (isolation of each step).
 - ``celery``: steps as Celery tasks on a pool of worker processes or machines (dagster-celery),
-  broker and result backend at ``ACAV_CELERY_BROKER`` (e.g. ``redis://127.0.0.1:6379/0``). GPU
-  steps go to the ``gpu`` queue, the rest to ``dagster``: start GPU workers with ``-q gpu``.
+  broker and result backend at ``ACAV_CELERY_BROKER`` (``redis://:<password>@host:6379/0``; a
+  broker off this machine without a password is refused, see :func:`celery_broker`). GPU steps
+  go to the ``gpu`` queue, the rest to ``dagster``: start GPU workers with ``-q gpu``.
 - ``k8s``: each step as a Kubernetes Job (dagster-k8s ``k8s_job_executor``); GPU steps request
   ``ACAV_K8S_GPUS`` GPUs (default 1). Image, namespace and env come from the run config / Helm
   values (``deploy/k8s/``).
@@ -34,6 +35,24 @@ def gpu_op_tags() -> dict:
     }
 
 
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def celery_broker() -> str:
+    """``ACAV_CELERY_BROKER``, refused when it points off this machine without a password:
+    whoever reaches an open Redis can queue tasks that run as the workers."""
+    from urllib.parse import urlsplit
+
+    url = os.environ.get("ACAV_CELERY_BROKER", "").strip()
+    if not url:
+        raise ValueError("set ACAV_CELERY_BROKER, e.g. redis://:<password>@broker-host:6379/0")
+    parts = urlsplit(url)
+    if parts.hostname not in _LOOPBACK and not parts.password:
+        raise ValueError(f"ACAV_CELERY_BROKER {parts.scheme}://{parts.hostname}:{parts.port or ''} has no password: "
+                         f"give one (redis://:<password>@{parts.hostname}:{parts.port or 6379}/0; Redis: requirepass)")
+    return url
+
+
 def executor_from_env(name: str | None = None) -> dg.ExecutorDefinition:
     name = name or os.environ.get("ACAV_EXECUTOR", "in_process")
     if name == "multiprocess":
@@ -43,7 +62,7 @@ def executor_from_env(name: str | None = None) -> dg.ExecutorDefinition:
     if name == "celery":
         from dagster_celery import celery_executor
 
-        broker = os.environ.get("ACAV_CELERY_BROKER", "redis://127.0.0.1:6379/0")
+        broker = celery_broker()
         return celery_executor.configured({"broker": broker, "backend": broker}, name="celery")
     if name == "k8s":
         from dagster_k8s import k8s_job_executor

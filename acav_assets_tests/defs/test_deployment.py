@@ -164,8 +164,15 @@ def test_sensor_and_automation_curate_a_dropped_batch_with_postgres(tmp_path):
 def test_compose_file_is_valid():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "user_code", "webserver", "daemon"}
-    assert services["webserver"]["ports"] == ["127.0.0.1:3000:3000"]  # loopback only by default
+    assert set(services) == {"postgres", "user_code", "webserver", "proxy", "daemon"}
+    assert "ports" not in services["webserver"]  # the UI only through the authenticating proxy
+    assert services["proxy"]["ports"] == ["${ACAV_UI_BIND:-127.0.0.1}:8080:8080"]  # loopback by default
+    assert services["proxy"]["environment"]["ACAV_UI_UPSTREAM"] == "webserver:3000"
+    assert "./deploy/nginx/htpasswd:/etc/nginx/htpasswd:ro" in services["proxy"]["volumes"]
+    for name in ("user_code", "webserver", "daemon"):  # not root
+        assert services[name]["user"] == "${ACAV_UID:-10001}:0"
+    dockerfile = (REPO / "Dockerfile").read_text().splitlines()
+    assert "USER 10001" in dockerfile and 'ENTRYPOINT ["acav-entrypoint"]' in dockerfile
     gpu = services["user_code"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["capabilities"] == ["gpu"]
     text = (REPO / "docker-compose.yml").read_text()
@@ -192,3 +199,118 @@ def test_ci_fails_when_redis_cannot_be_found(tmp_path, required):
                          cwd=REPO, env=env, capture_output=True, text=True)
     assert "redis-server is not installed" in run.stdout, run.stdout[-2000:]
     assert (run.returncode != 0) == (required == "1"), run.stdout[-2000:]
+
+
+def _entrypoint(env: dict) -> subprocess.CompletedProcess:
+    clean = {"PATH": os.environ["PATH"], **env}
+    return subprocess.run(["sh", str(REPO / "deploy" / "entrypoint.sh"), "echo", "started"], env=clean,
+                          capture_output=True, text=True)
+
+
+def test_the_image_refuses_to_start_with_the_example_password():
+    example = dict(line.split("=", 1) for line in (REPO / "deploy" / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    for env in ({"DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": example["DAGSTER_POSTGRES_PASSWORD"]},
+                {"DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": ""},
+                {"DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": "short1"},
+                {"DAGSTER_PG_PASSWORD": "test"}):  # the Helm chart's variable, its old default
+        res = _entrypoint(env)
+        assert res.returncode == 2 and res.stdout == "", (env, res)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("acav: refusing to start"), res.stderr
+    strong = _entrypoint({"DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": "k3v9-Q2x-77pLmw"})
+    assert strong.returncode == 0 and strong.stdout.strip() == "started", strong
+    assert _entrypoint({}).stdout.strip() == "started"  # no database configured here: nothing to check
+
+
+def test_helm_values_take_the_database_password_from_a_secret():
+    values = yaml.safe_load((REPO / "deploy" / "k8s" / "values.yaml").read_text())
+    assert values["generatePostgresqlPasswordSecret"] is False
+    secret = values["global"]["postgresqlSecretName"]
+    assert values["postgresql"]["existingSecret"] == secret
+    assert "postgresqlPassword" not in json.dumps(values)  # no password in the values
+    assert values["dagsterWebserver"]["service"]["type"] == "ClusterIP"
+
+
+def test_a_celery_broker_off_the_machine_needs_a_password(monkeypatch):
+    from acav_assets.defs.executors import celery_broker
+
+    monkeypatch.setenv("ACAV_CELERY_BROKER", "redis://10.0.0.5:6379/0")
+    with pytest.raises(ValueError, match="has no password"):
+        celery_broker()
+    monkeypatch.setenv("ACAV_CELERY_BROKER", "redis://:s3cret-pass@10.0.0.5:6379/0")
+    assert celery_broker().endswith("@10.0.0.5:6379/0")
+    monkeypatch.delenv("ACAV_CELERY_BROKER")
+    with pytest.raises(ValueError, match="set ACAV_CELERY_BROKER"):
+        celery_broker()
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
+                    reason="nginx is not installed")
+def test_the_ui_is_behind_a_password(tmp_path):
+    """deploy/nginx/default.conf.template run by a real nginx in front of a local server: no
+    password or a wrong one gets 401, the right one the upstream's page."""
+    import base64
+    import http.server
+    import threading
+    import urllib.error
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"dagster ui"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    port = free_port()
+    hashed = subprocess.run(["openssl", "passwd", "-apr1", "right-pass"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    (tmp_path / "htpasswd").write_text(f"admin:{hashed}\n")
+    site = (REPO / "deploy" / "nginx" / "default.conf.template").read_text()
+    site = (site.replace("${ACAV_UI_UPSTREAM}", f"127.0.0.1:{upstream.server_port}")
+                .replace("listen 8080;", f"listen 127.0.0.1:{port};")
+                .replace("/etc/nginx/htpasswd", str(tmp_path / "htpasswd")))
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        ""
+        # as root, nginx's workers would run as nobody, who cannot enter pytest's private tmp folder
+        + ("user root;\n" if os.geteuid() == 0 else "")
+        + f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
+        f"http {{ access_log off; client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;\n"
+        f"fastcgi_temp_path {tmp_path}/fcgi; uwsgi_temp_path {tmp_path}/uwsgi; scgi_temp_path {tmp_path}/scgi;\n"
+        f"include {tmp_path}/site.conf; }}\n")
+    nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(tmp_path), "-c",
+                              str(tmp_path / "nginx.conf"), "-g", "daemon off;"], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def get(auth: str | None):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/")
+        if auth:
+            req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, b""
+
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                status = get(None)[0]
+                break
+            except OSError:
+                assert nginx.poll() is None, nginx.stderr.read()
+                time.sleep(0.1)
+        assert status == 401
+        assert get("admin:wrong-pass")[0] == 401
+        assert get("admin:right-pass") == (200, b"dagster ui")
+    finally:
+        stop_processes(nginx, timeout=10)
+        upstream.shutdown()

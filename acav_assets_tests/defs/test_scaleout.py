@@ -323,8 +323,9 @@ def test_batches_run_on_celery_workers(tmp_path, monkeypatch):
     from acav_assets.defs.runner import ingest_job_from_env
 
     port = free_port()
-    redis = subprocess.Popen([_redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                             stdout=subprocess.DEVNULL, start_new_session=True)
+    password = "celery-test-secret"  # as deployed: the broker asks for a password
+    redis = subprocess.Popen([_redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                              "--requirepass", password], stdout=subprocess.DEVNULL, start_new_session=True)
     landing, warehouse, home = tmp_path / "landing", tmp_path / "wh", tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -332,7 +333,7 @@ def test_batches_run_on_celery_workers(tmp_path, monkeypatch):
     for i, b in enumerate(batches):
         write_demo_videos(landing / b, 3, seed=70 + i, duration_s=(4.0, 6.0), workers=1)
     env = {"DAGSTER_HOME": str(home), "ACAV_LANDING": str(landing), "ACAV_WAREHOUSE": str(warehouse),
-           "ACAV_EXECUTOR": "celery", "ACAV_CELERY_BROKER": f"redis://127.0.0.1:{port}/0"}
+           "ACAV_EXECUTOR": "celery", "ACAV_CELERY_BROKER": f"redis://:{password}@127.0.0.1:{port}/0"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     wenv = {**os.environ, **env, "PYTHONPATH": str(REPO / "deploy" / "celery"), "OMP_NUM_THREADS": "1"}
