@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from acav_assets.core.media.clips import ClipConfig
+from acav_assets.core.media.clips import SHOT_DETECTORS, ClipConfig
 from acav_assets.core.clustering import KMeansConfig
 from acav_assets.core.features.base import profile_feature_spaces
 from acav_assets.core.media.landing import StageReport
@@ -103,9 +103,14 @@ class ClipsConfig(dg.Config):
     clip_s: float = Field(default=10.0, description="clip length in seconds")
     min_clip_s: float = Field(default=2.5, description="shortest video that still gives one (shorter) clip")
     max_clips: int = Field(default=1, description="clips per video; > 1 places them on distinct shots (reference: 3)")
+    shot_detector: str = Field(default=ClipConfig.shot_detector,
+                               description=f"with max_clips > 1, how shots are found: one of {SHOT_DETECTORS} "
+                                           "(transnetv2: the TransNetV2 network over every frame; keyframes: "
+                                           "colour histograms of key frames)")
 
     def clip_config(self) -> ClipConfig:
-        return ClipConfig(clip_s=self.clip_s, min_clip_s=self.min_clip_s, max_clips=self.max_clips)
+        return ClipConfig(clip_s=self.clip_s, min_clip_s=self.min_clip_s, max_clips=self.max_clips,
+                          shot_detector=self.shot_detector)
 
     def check(self) -> None:
         self.clip_config()
@@ -221,7 +226,7 @@ def _stage_metadata(rep: StageReport) -> dict:
 #: Bump an asset's code version when a change alters what it writes: Dagster then shows the
 #: asset as stale in the UI, and ``acav curate`` (which folds these into its data versions)
 #: redoes it.
-CODE_VERSIONS = {"videos": "6", "clips": "1", "clip_embeddings": "2", "cluster_centroids": "1",
+CODE_VERSIONS = {"videos": "6", "clips": "2", "clip_embeddings": "2", "cluster_centroids": "1",
                  "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1", "curated_clips": "2"}
 DATA_VERSION_TAG = "acav/data_version"
 

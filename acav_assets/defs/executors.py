@@ -39,13 +39,12 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def celery_broker() -> str:
-    """``ACAV_CELERY_BROKER``, refused when it points off this machine without a password:
-    whoever reaches an open Redis can queue tasks that run as the workers."""
+    """``ACAV_CELERY_BROKER`` (default: a Redis on this machine), refused when it points off this
+    machine without a password: whoever reaches an open Redis can queue tasks that run as the
+    workers."""
     from urllib.parse import urlsplit
 
-    url = os.environ.get("ACAV_CELERY_BROKER", "").strip()
-    if not url:
-        raise ValueError("set ACAV_CELERY_BROKER, e.g. redis://:<password>@broker-host:6379/0")
+    url = os.environ.get("ACAV_CELERY_BROKER", "").strip() or "redis://127.0.0.1:6379/0"
     parts = urlsplit(url)
     if parts.hostname not in _LOOPBACK and not parts.password:
         raise ValueError(f"ACAV_CELERY_BROKER {parts.scheme}://{parts.hostname}:{parts.port or ''} has no password: "

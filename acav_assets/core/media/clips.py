@@ -2,9 +2,11 @@
 
 Follows the reference: a clip is ``clip_s`` long (10 s); a video shorter than that but at least
 ``min_clip_s`` (2.5 s) gives one clip of its whole length; by default one window, centred.
-Optionally up to ``max_clips`` windows, centred on distinct shots found by a scene-change
-detector over key frames (cheap to decode: no inter-frame prediction), preferring shots that
-look different from those already chosen.
+Optionally up to ``max_clips`` windows, centred on distinct shots, preferring shots that look
+different from those already chosen. Shots come from ``shot_detector``: ``"keyframes"``, colour
+histograms of key frames only (cheap to decode: no inter-frame prediction; it sees only cuts
+where the encoder put a key frame), or ``"transnetv2"``, the TransNetV2 network over every frame
+(``media/shots.py``; cuts anywhere, and dissolves). ``benchmarks/shots.py`` compares them.
 
 Times are seconds from the first video frame. Clip ids are stable: they derive from the video's
 content id and the window in milliseconds.
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-__all__ = ["ClipConfig", "ClipWindow", "clip_id", "clip_windows", "detect_shots", "Shot"]
+__all__ = ["ClipConfig", "ClipWindow", "SHOT_DETECTORS", "clip_id", "clip_windows", "detect_shots", "Shot"]
+
+SHOT_DETECTORS = ("keyframes", "transnetv2")
 
 
 @dataclass(frozen=True)
@@ -26,8 +30,11 @@ class ClipConfig:
     clip_s: float = 10.0
     min_clip_s: float = 2.5
     max_clips: int = 1  # > 1: windows on distinct shots (reference: 3)
-    shot_threshold: float = 0.35  # colour-histogram distance between key frames that marks a cut
-    max_keyframes: int = 2000  # bound on the work of shot detection per video
+    shot_detector: str = "transnetv2"  # or "keyframes" (see the module docstring; benchmarks/shots.py)
+    shot_threshold: float = 0.35  # keyframes: colour-histogram distance between key frames that marks a cut
+    max_keyframes: int = 2000  # keyframes: bound on the work of shot detection per video
+    transnet_threshold: float = 0.5  # transnetv2: transition probability that marks a boundary
+    transnet_fps: float = 12.5  # transnetv2: frames scored per second (recall held at 8 fps; cost is per frame)
 
     def __post_init__(self):
         if self.clip_s <= 0 or self.min_clip_s <= 0:
@@ -36,6 +43,8 @@ class ClipConfig:
             raise ValueError(f"min_clip_s ({self.min_clip_s}) exceeds clip_s ({self.clip_s})")
         if self.max_clips < 1:
             raise ValueError(f"max_clips must be >= 1, got {self.max_clips}")
+        if self.shot_detector not in SHOT_DETECTORS:
+            raise ValueError(f"shot_detector must be one of {SHOT_DETECTORS}, got {self.shot_detector!r}")
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ class ClipWindow:
 class Shot:
     start_s: float
     end_s: float
-    histogram: np.ndarray  # mean colour histogram of its key frames
+    histogram: np.ndarray  # mean colour histogram of its (key) frames
 
     @property
     def length_s(self) -> float:
@@ -105,14 +114,39 @@ def clip_windows(video_id: str, duration_s: float, config: ClipConfig = ClipConf
     return sorted(windows, key=lambda w: w.start_s)
 
 
-def _histogram(frame) -> np.ndarray:
-    small = frame.reformat(width=16, height=16, format="rgb24").to_ndarray()
-    q = (small // 64).reshape(-1, 3).astype(np.int64)  # 4 levels per channel
+def _rgb_histogram(rgb: np.ndarray) -> np.ndarray:
+    q = (rgb // 64).reshape(-1, 3).astype(np.int64)  # 4 levels per channel
     h = np.bincount(q[:, 0] * 16 + q[:, 1] * 4 + q[:, 2], minlength=64).astype(np.float64)
     return h / h.sum()
 
 
+def _histogram(frame) -> np.ndarray:
+    return _rgb_histogram(frame.reformat(width=16, height=16, format="rgb24").to_ndarray())
+
+
 def detect_shots(path: str | os.PathLike, duration_s: float, config: ClipConfig = ClipConfig()) -> list[Shot]:
+    """Shots of a video, by ``config.shot_detector``."""
+    if config.shot_detector == "transnetv2":
+        return _transnet_shots(path, duration_s, config)
+    return _keyframe_shots(path, duration_s, config)
+
+
+def _transnet_shots(path, duration_s: float, config: ClipConfig) -> list[Shot]:
+    from acav_assets.core.media.shots import transnet_boundaries
+
+    b = transnet_boundaries(path, duration_s=duration_s, threshold=config.transnet_threshold,
+                            max_fps=config.transnet_fps)
+    cuts = [0.0, *[float(t) for t in b.times]]
+    ends = cuts[1:] + [duration_s]
+    shots = []
+    for s, e in zip(cuts, ends):
+        inside = (b.frame_times >= s) & (b.frame_times < e)
+        if e > s and inside.any():
+            shots.append(Shot(s, e, np.mean([_rgb_histogram(f) for f in b.thumbs[inside][::5]], axis=0)))
+    return shots
+
+
+def _keyframe_shots(path: str | os.PathLike, duration_s: float, config: ClipConfig) -> list[Shot]:
     """Shots of a video from its key frames only (the decoder skips every other frame).
 
     A cut is placed at a key frame whose colour histogram differs from the previous key

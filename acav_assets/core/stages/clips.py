@@ -24,7 +24,7 @@ def clip_rows(video_rows: list[dict], landing_root: str | os.PathLike, config: C
         if config.max_clips > 1:
             try:
                 shots = detect_shots(Path(landing_root) / v["path"], v["duration_s"], config)
-            except (OSError, av.error.FFmpegError):  # unreadable since probing: centred windows instead
+            except (OSError, ValueError, av.error.FFmpegError):  # unreadable since probing: centred windows instead
                 shots = None
         for w in clip_windows(v["video_id"], v["duration_s"], config, shots):
             out.append({"batch": v["batch"], "clip_id": w.clip_id, "video_id": v["video_id"], "path": v["path"],
