@@ -124,19 +124,20 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     landing_root = args.landing if remote else str(landing.resolve())
     # object-store options come from the environment, as in the Dagster deployment
     wh_opts = {k: str(v) for k, v in json_from_env("ACAV_WAREHOUSE_STORAGE_OPTIONS").items()}
-    if not 0 < args.budget <= 1 and not (args.budget > 1 and float(args.budget).is_integer()):
+    if args.budget is not None and not 0 < args.budget <= 1 and not (args.budget > 1 and float(args.budget).is_integer()):
         raise ValueError(f"--budget must be a share in (0, 1] or a whole number of clips, got {args.budget}")
     if not args.warehouse.strip():
         raise ValueError("the warehouse root is empty: give a folder or an object-store URI")
     warehouse = str(Path(args.warehouse).resolve()) if "://" not in args.warehouse else args.warehouse
+    # selection settings not given continue with the warehouse's (those its subset was made with)
+    given = {k: getattr(args, k) for k in ("budget", "pairing", "seed", "refine", "batch_size", "dedup_cosine")
+             if getattr(args, k, None) is not None}
     run_config = {"ops": {
-        "curated_subset": {"config": {"budget": args.budget, "pairing": args.pairing, "seed": args.seed,
-                                      "refine": args.refine, "batch_size": args.batch_size,
-                                      **({"dedup_cosine": args.dedup_cosine} if getattr(args, "dedup_cosine", 0) else {})}},
-        "cluster_centroids": {"config": {"k": args.k, "seed": args.seed}},
+        "curated_subset": {"config": given},
+        "cluster_centroids": {"config": {"k": args.k, **({"seed": args.seed} if args.seed is not None else {})}},
         "clips": {"config": {"max_clips": args.max_clips}},
         **({"videos": {"config": {"allowed_link_roots": [str(Path(r).resolve()) for r in args.allow_link_root]}}}
-           if args.allow_link_root else {}),
+           if getattr(args, "allow_link_root", None) else {}),
     }}
     from acav_assets.core.warehouse.local_state import check_free_space, check_writable_folder, local_state_dir
 
@@ -181,8 +182,12 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     meta = report.materializations.get("curated_subset", {}).get("", {})
     run = latest_run(wh)
     mode = meta.get("mode", "full") if meta else "up to date, not re-run"
-    print(f"\ncurated_subset ({mode}): {subset.height} of {run['pool_size']} clips (budget {args.budget:g}, pairing "
-          f"{json.loads(run['params']).get('pairing', args.pairing)}), objective {run['objective']:.4f} nats")
+    used = json.loads(run["params"])
+    held = [k for k in ("budget", "pairing", "seed", "refine", "batch_size", "dedup_cosine") if k not in given]
+    print(f"\ncurated_subset ({mode}): {subset.height} of {run['pool_size']} clips (budget {used['budget']:g}, pairing "
+          f"{used.get('pairing')}), objective {run['objective']:.4f} nats"
+          + ("" if given.keys() >= {"budget", "pairing"} else f"\n  settings not given here ({', '.join(held)}): "
+             "the warehouse's, those its subset was made with"))
     if json.loads(run["params"]).get("dedup_cosine"):
         print(f"  semantic dedup: {run.get('semantic_duplicates') or 0} clip(s) left out of the pool as copies "
               f"(table semantic_duplicates)")
@@ -400,6 +405,7 @@ def _cmd_select_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS
+    from acav_assets.core.stages.curation import SelectionParams
 
     parser = argparse.ArgumentParser(prog="acav", description="Curate audio-visual datasets by audio-visual MI.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -426,20 +432,25 @@ def build_parser() -> argparse.ArgumentParser:
     cur = sub.add_parser("curate", help="run every asset for every batch folder through Dagster")
     cur.add_argument("landing", help="folder or URI (s3://bucket/prefix) with one sub-folder of videos per batch; object-store options from ACAV_LANDING_STORAGE_OPTIONS / ACAV_WAREHOUSE_STORAGE_OPTIONS (JSON)")
     cur.add_argument("--warehouse", required=True, help="folder (or URI) for the Delta tables")
-    cur.add_argument("--budget", type=float, default=0.2, help="share of the pool in (0, 1], or a number of clips")
-    cur.add_argument("--pairing", choices=PAIRINGS, default=DEFAULT_PAIRING)
+    held = " (default: the warehouse's current setting, the one its subset was made with; else {})"
+    cur.add_argument("--budget", type=float, default=None,
+                     help="share of the pool in (0, 1], or a number of clips" + held.format(SelectionParams.budget))
+    cur.add_argument("--pairing", choices=PAIRINGS, default=None, help="clustering pairs" + held.format(DEFAULT_PAIRING))
     cur.add_argument("--profile", default=None, help="extractor profile: weightfree, packaged, reference, clip-clap, clip-ast, pretrained "
                                                                    "(join with '+'; see README, Embeddings); default: $ACAV_PROFILE, else packaged+weightfree+structure")
     cur.add_argument("--extractor-options", default="{}", help='JSON, e.g. {"audio/vggish": {"weights": "vggish.pt"}}')
     cur.add_argument("--device", default="auto")
     cur.add_argument("--k", type=int, default=0, help="clusters per feature space (0: automatic, at most 32)")
-    cur.add_argument("--refine", type=int, default=50, help="swap-refinement rounds (0: reference greedy only)")
-    cur.add_argument("--batch-size", type=int, default=20, help="greedy candidates per step (0: exact greedy)")
+    cur.add_argument("--refine", type=int, default=None,
+                     help="swap-refinement rounds (0: reference greedy only)" + held.format(SelectionParams.refine))
+    cur.add_argument("--batch-size", type=int, default=None,
+                     help="greedy candidates per step (0: exact greedy)" + held.format(SelectionParams.batch_size))
     cur.add_argument("--max-clips", type=int, default=1, help="clips per video (> 1: on distinct shots)")
-    cur.add_argument("--dedup-cosine", type=float, default=0.0,
+    cur.add_argument("--dedup-cosine", type=float, default=None,
                      help="semantic dedup before selection: leave out clips at this cosine to an earlier clip of "
-                          "the same clusters in every feature space (0: off; e.g. 0.99)")
-    cur.add_argument("--seed", type=int, default=0)
+                          "the same clusters in every feature space (0: off; e.g. 0.99)" + held.format(0))
+    cur.add_argument("--seed", type=int, default=None, help="seed of the selection (and of a first k-means fit)"
+                                                           + held.format(SelectionParams.seed))
     cur.add_argument("--batches", type=lambda s: [b for b in s.split(",") if b], default=None,
                      help="comma-separated batch folders (default: all)")
     cur.add_argument("--dagster-home", default=None, help="record runs in this Dagster instance (default: $DAGSTER_HOME, "

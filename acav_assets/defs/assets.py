@@ -38,7 +38,8 @@ from acav_assets.core.selection.weighting import space_summary
 from acav_assets.core.stages.assignments import assignment_rows
 from acav_assets.core.stages.centroids import fit_clusterings, load_clusterings, too_few_to_cluster
 from acav_assets.core.stages.clips import clip_rows
-from acav_assets.core.stages.curation import SelectionParams, choose_mode, curate, curate_incremental
+from acav_assets.core.stages.curation import (SELECTION_KEYS, SelectionParams, choose_mode, curate,
+                                              curate_incremental, held_settings)
 from acav_assets.core.stages.embeddings import embedding_rows
 from acav_assets.core.stages.near_duplicates import fingerprint_rows, mark_near_duplicates
 from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
@@ -140,54 +141,89 @@ class ClusteringConfig(dg.Config):
         self.kmeans_config()
 
 
+_HELD = " (unset: the warehouse's current setting, from the subset's last selection; else {})"
+
+
 class SelectionConfig(dg.Config):
-    budget: float = Field(default=0.2, description="share of the pool in (0, 1], or a number of clips if > 1")
-    pairing: str = Field(default=DEFAULT_PAIRING, description=f"one of {PAIRINGS}")
-    batch_size: int = Field(default=20, description="candidates drawn per greedy step; 0 = exact greedy")
-    take: int = Field(default=4, description="candidates kept per step")
-    seed: int = Field(default=0, description="seed of the candidate draws")
-    refine: int = Field(default=50, description="swap-refinement rounds after greedy (0 = reference behaviour)")
-    refine_fraction: float = Field(default=0.01, description="share of the subset swapped per refinement round")
+    """The selection's settings. Those of ``SELECTION_KEYS`` left unset continue with the ones the
+    warehouse's current subset was made with (whoever launches the run: the CLI, the UI,
+    automation); a value given that differs re-selects fully, and the run says so. The defaults
+    are ``SelectionParams``'s."""
+
+    budget: float | None = Field(default=None, description="share of the pool in (0, 1], or a number of clips if > 1"
+                                                           + _HELD.format(SelectionParams.budget))
+    pairing: str | None = Field(default=None, description=f"one of {PAIRINGS}" + _HELD.format(SelectionParams.pairing))
+    batch_size: int | None = Field(default=None, description="candidates drawn per greedy step; 0 = exact greedy"
+                                                             + _HELD.format(SelectionParams.batch_size))
+    take: int | None = Field(default=None, description="candidates kept per step" + _HELD.format(SelectionParams.take))
+    seed: int | None = Field(default=None, description="seed of the candidate draws" + _HELD.format(SelectionParams.seed))
+    refine: int | None = Field(default=None, description="swap-refinement rounds after greedy (0 = reference behaviour)"
+                                                         + _HELD.format(SelectionParams.refine))
+    refine_fraction: float | None = Field(default=None, description="share of the subset swapped per refinement round"
+                                                                    + _HELD.format(SelectionParams.refine_fraction))
     mode: str = Field(default="auto", description="'incremental' keeps the previous subset and adds the new batches' "
                                                   "share; 'full' re-selects everything; 'auto' = incremental unless "
-                                                  "the centroids changed or there is no previous subset")
+                                                  "the centroids or the settings changed or there is no previous subset")
     restarts: int = Field(default=0, description="selections with seeds seed..seed+n-1, best objective kept; "
                                                  "0 = 4 on pools up to 1M clips, else 1")
-    weighting: str = Field(default="ami", description="pair weighting: 'ami' keeps the clustering pairs whose pool "
-                                                      "carries cross-modal information beyond chance (label-free); "
-                                                      "'plain' = the reference's mean over all pairs")
-    weight_keep: float = Field(default=0.2, description="'ami': share of the best pair's adjusted MI a pair needs")
-    dedup_cosine: float = Field(default=0.0, description="semantic dedup before selection: clips whose embeddings "
-                                                         "reach this cosine with an earlier clip of the same clusters "
-                                                         "in every dedup space leave the pool (0 = off; e.g. 0.98)")
-    dedup_spaces: str = Field(default="", description="comma-separated feature spaces compared by semantic dedup "
-                                                      "('' = every clustered space)")
+    weighting: str | None = Field(default=None, description="pair weighting: 'ami' keeps the clustering pairs whose "
+                                                            "pool carries cross-modal information beyond chance "
+                                                            "(label-free); 'plain' = the reference's mean over all "
+                                                            "pairs" + _HELD.format(SelectionParams.weighting))
+    weight_keep: float | None = Field(default=None, description="'ami': share of the best pair's adjusted MI a pair needs"
+                                                                + _HELD.format(SelectionParams.weight_keep))
+    dedup_cosine: float | None = Field(default=None, description="semantic dedup before selection: clips whose "
+                                                                 "embeddings reach this cosine with an earlier clip of "
+                                                                 "the same clusters in every dedup space leave the pool "
+                                                                 "(0 = off; e.g. 0.98)"
+                                                                 + _HELD.format(SelectionParams.dedup_cosine))
+    dedup_spaces: str | None = Field(default=None, description="comma-separated feature spaces compared by semantic "
+                                                               "dedup ('' = every clustered space)"
+                                                               + _HELD.format("''"))
 
-    def params(self) -> SelectionParams:
-        if not (0 < self.budget <= 1 or (self.budget > 1 and float(self.budget).is_integer())):
-            raise ValueError(f"budget must be a share in (0, 1] or a whole number of clips, got {self.budget}")
-        if self.pairing not in PAIRINGS:
-            raise ValueError(f"unknown pairing {self.pairing!r}: expected one of {PAIRINGS}")
-        if self.batch_size < 0 or self.take < 1 or (self.batch_size and self.take > self.batch_size):
+    def given(self) -> list[str]:
+        """The selection settings this run gives (the others are held or default)."""
+        return [k for k in SELECTION_KEYS if getattr(self, k) is not None]
+
+    def resolved(self, held: dict | None = None) -> dict:
+        """Every selection setting as ``SelectionParams`` takes it: given here, else ``held``
+        (the warehouse's, :func:`held_settings`), else the default."""
+        defaults = SelectionParams()
+        out = {}
+        for k in SELECTION_KEYS:
+            v = getattr(self, k)
+            if v is None:
+                v = (held or {}).get(k, getattr(defaults, k))
+            elif k == "batch_size":
+                v = v or None  # 0: exact greedy
+            elif k == "dedup_spaces":
+                v = [x.strip() for x in v.split(",") if x.strip()]
+            out[k] = list(v) if k == "dedup_spaces" else v
+        return out
+
+    def params(self, held: dict | None = None) -> SelectionParams:
+        r = self.resolved(held)
+        budget, batch_size, take = r["budget"], r["batch_size"], r["take"]
+        if not (0 < budget <= 1 or (budget > 1 and float(budget).is_integer())):
+            raise ValueError(f"budget must be a share in (0, 1] or a whole number of clips, got {budget}")
+        if r["pairing"] not in PAIRINGS:
+            raise ValueError(f"unknown pairing {r['pairing']!r}: expected one of {PAIRINGS}")
+        if (batch_size is not None and batch_size < 0) or take < 1 or (batch_size and take > batch_size):
             raise ValueError(f"batch_size must be >= take >= 1 (or 0 for exact greedy), got "
-                             f"batch_size={self.batch_size}, take={self.take}")
+                             f"batch_size={batch_size}, take={take}")
         if self.mode not in ("auto", "incremental", "full"):
             raise ValueError(f"mode must be auto, incremental or full, got {self.mode!r}")
-        if self.weighting not in WEIGHTING_RULES:
-            raise ValueError(f"unknown weighting {self.weighting!r}: expected one of {WEIGHTING_RULES}")
-        if not 0.0 <= self.weight_keep <= 1.0:
-            raise ValueError(f"weight_keep must be in [0, 1], got {self.weight_keep}")
-        if not 0.0 <= self.dedup_cosine <= 1.0:
-            raise ValueError(f"dedup_cosine must be in [0, 1] (0 = off), got {self.dedup_cosine}")
-        return SelectionParams(budget=self.budget, pairing=self.pairing, batch_size=self.batch_size or None,
-                               take=self.take, seed=self.seed, refine=self.refine,
-                               refine_fraction=self.refine_fraction, restarts=self.restarts, mode=self.mode,
-                               weighting=self.weighting, weight_keep=self.weight_keep,
-                               dedup_cosine=self.dedup_cosine,
-                               dedup_spaces=tuple(x.strip() for x in self.dedup_spaces.split(",") if x.strip()))
+        if r["weighting"] not in WEIGHTING_RULES:
+            raise ValueError(f"unknown weighting {r['weighting']!r}: expected one of {WEIGHTING_RULES}")
+        if not 0.0 <= r["weight_keep"] <= 1.0:
+            raise ValueError(f"weight_keep must be in [0, 1], got {r['weight_keep']}")
+        if not 0.0 <= r["dedup_cosine"] <= 1.0:
+            raise ValueError(f"dedup_cosine must be in [0, 1] (0 = off), got {r['dedup_cosine']}")
+        return SelectionParams(**{**r, "dedup_spaces": tuple(r["dedup_spaces"])}, restarts=self.restarts,
+                               mode=self.mode)
 
     def check(self) -> None:
-        if self.refine < 0:
+        if self.refine is not None and self.refine < 0:
             raise ValueError(f"refine must be >= 0, got {self.refine}")
         if self.restarts < 0:
             raise ValueError(f"restarts must be >= 0 (0 = automatic), got {self.restarts}")
@@ -515,7 +551,13 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     wh = warehouse.get()
     progress = Progress(context.log.info, "selecting", "clip", every_s=5)
     try:
-        params = config.params()
+        held = held_settings(wh)
+        params = config.params(held)
+        given = config.given()
+        kept = [k for k in SELECTION_KEYS if k not in given and k in held]
+        context.log.info(f"settings: {', '.join(f'{k} {getattr(params, k)!r}' for k in ('budget', 'pairing', 'seed'))}"
+                         + (f"; held by the warehouse: {', '.join(kept)}" if kept else "")
+                         + (f"; given by this run: {', '.join(given)}" if given else ""))
         mode, why = choose_mode(wh, params)
         context.log.info(f"{mode} selection: {why}")
         cur = curate_incremental(wh, params, progress=progress) if mode == "incremental" else None

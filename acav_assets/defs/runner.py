@@ -33,6 +33,7 @@ from acav_assets.defs.assets import (
     ASSETS,
     CODE_VERSIONS,
     DATA_VERSION_TAG,
+    SelectionConfig,
     check_run_config,
     latest_materialization,
     clip_embeddings,
@@ -43,6 +44,7 @@ from acav_assets.defs.assets import (
     videos,
 )
 from acav_assets.core.stages.centroids import too_few_to_cluster
+from acav_assets.core.stages.curation import held_settings
 from acav_assets.defs.checks import CHECKS
 from acav_assets.defs.resources import (
     ComputeResource,
@@ -226,7 +228,11 @@ def curate_landing(
             report.skipped.append(f"{b}: cluster_assignments")
             continue
         run([cluster_assignments], b, f"batch {b}: cluster_assignments", v)
-    v = _digest(sorted(assign_versions.items()), ops.get("curated_subset"), CODE_VERSIONS["curated_subset"])
+    # the settings the selection will run with (given, else the warehouse's): a run that gives
+    # none after one that gave them is up to date, as it is for the daemon
+    sel_cfg = SelectionConfig(**ops.get("curated_subset", {}).get("config", {}))
+    settings = {**sel_cfg.resolved(held_settings(wh)), "mode": sel_cfg.mode, "restarts": sel_cfg.restarts}
+    v = _digest(sorted(assign_versions.items()), settings, CODE_VERSIONS["curated_subset"])
     if up_to_date(recorded_version(instance, "curated_subset"), v, "curated_subset"):
         report.skipped.append("curated_subset, selection_lineage")
     else:

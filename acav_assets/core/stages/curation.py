@@ -25,7 +25,8 @@ from acav_assets.core.stages.centroids import load_clusterings
 from acav_assets.core.stages.labels import ClipIndex, assignment_matrix
 from acav_assets.core.warehouse.tables import Warehouse
 
-__all__ = ["Curation", "SelectionParams", "choose_mode", "curate", "curate_incremental", "previous_run"]
+__all__ = ["SELECTION_KEYS", "Curation", "SelectionParams", "choose_mode", "curate", "curate_incremental", "held_settings",
+           "previous_run"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,22 @@ def previous_run(wh: Warehouse) -> dict | None:
     return runs.sort("created_at").row(-1, named=True) if runs.height else None
 
 
+#: The parameters that decide which clips a selection picks: a warehouse holds them (the current
+#: subset's run records them) until a run gives others, and a change re-selects fully.
+SELECTION_KEYS = ("budget", "pairing", "batch_size", "take", "seed", "refine", "refine_fraction", "weighting",
+                  "weight_keep", "dedup_cosine", "dedup_spaces")
+
+
+def held_settings(wh: Warehouse) -> dict:
+    """The selection parameters the warehouse's current subset was made with (``{}`` before
+    the first selection): what a run that gives none continues with, whoever launches it."""
+    prev = previous_run(wh)
+    if prev is None:
+        return {}
+    recorded = json.loads(prev["params"])
+    return {k: recorded[k] for k in SELECTION_KEYS if k in recorded}
+
+
 def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
     """("full" | "incremental", why). Incremental needs a previous subset made with the same
     clusterings (a refit changes every label: then everything is selected again)."""
@@ -140,10 +157,8 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
             raise ValueError(f"incremental selection asked for, but batch(es) {', '.join(redone)} were re-assigned "
                              f"since the last selection: run a full selection")
         return "full", f"batch(es) {', '.join(redone)} re-assigned since the previous selection"
-    keys = ("budget", "pairing", "batch_size", "take", "seed", "refine", "refine_fraction", "weighting", "weight_keep",
-            "dedup_cosine", "dedup_spaces")
     now = json.loads(json.dumps(asdict(params)))  # as recorded (tuples read back as lists)
-    changed = [k for k in keys if before.get(k, now[k] if k.startswith("dedup_") else None) != now[k]]
+    changed = [k for k in SELECTION_KEYS if before.get(k, now[k] if k.startswith("dedup_") else None) != now[k]]
     if changed:
         if params.mode == "incremental":
             raise ValueError(f"incremental selection asked for, but {', '.join(changed)} changed: run a full selection")
