@@ -369,7 +369,7 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
             context.log.warning(f"{r['path']}: {r['status']} — {r['error']}")
     return dg.MaterializeResult(**_data_version(context), metadata={
         **table_metadata("videos", df.select([c for c in ("path", "status", "error", "duration_s", "width", "height")
-                                              if c in df.columns]) if rows else df),
+                                              if c in df.columns]) if rows else df, wh=warehouse.get()),
         "dagster/row_count": n, "ok": statuses.get("ok", 0), "landing_fingerprint": fingerprint,
         "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
         "near_duplicates": len(pairs),
@@ -406,7 +406,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: Landi
     wh.write_batch("clips", batch, rows)
     df = pl.DataFrame(rows, schema={"batch": pl.String, "clip_id": pl.String, "video_id": pl.String, "path": pl.String,
                                     "start_s": pl.Float64, "end_s": pl.Float64})
-    return dg.MaterializeResult(**_data_version(context), metadata={**table_metadata("clips", df),
+    return dg.MaterializeResult(**_data_version(context), metadata={**table_metadata("clips", df, wh=wh),
                                           "videos_ok": sum(v["status"] == "ok" for v in video_rows)})
 
 
@@ -443,7 +443,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
     spaces = profile_feature_spaces(exs)
     embedded = len(clip_list) - len(failed)
     return dg.MaterializeResult(**_data_version(context), metadata={
-        **table_metadata("clip_embeddings", df),
+        **table_metadata("clip_embeddings", df, wh=wh),
         "clips_embedded": embedded, "clips_failed": len(failed),
         "failures": dg.MetadataValue.md(reasons_table(failed, "clip") if failed else "_none_"),
         "feature_spaces": dg.MetadataValue.md(counts_table({fs.name: fs.dim for fs in spaces}, "feature space", "dim")),
@@ -517,7 +517,7 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
     if incomplete:
         context.log.warning(f"{incomplete} clip(s) of batch {batch} have NaN/inf embeddings in some feature space: "
                             f"left out of the pool")
-    return dg.MaterializeResult(**_data_version(context), metadata={**table_metadata("cluster_assignments", df),
+    return dg.MaterializeResult(**_data_version(context), metadata={**table_metadata("cluster_assignments", df, wh=wh),
                                           "clusterings": len(clusterings),
                                           "clips": df["clip_id"].n_unique() if df.height else 0,
                                           "clips_left_out_nonfinite": incomplete})
@@ -612,8 +612,8 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     top = (lineage.group_by("feature_space_a", "feature_space_b").agg(pl.col("pair_mi").first())
            .sort("pair_mi", descending=True).head(10))
     yield dg.MaterializeResult(asset_key="curated_subset", **_data_version(context), metadata={
-        **table_metadata("curated_subset", cur.subset.select("rank", "path", "start_s", "end_s", "gain", "batch")),
-        "dagster/row_count": len(sel), "selection_id": cur.selection_id,
+        **table_metadata("curated_subset", cur.subset.select("rank", "path", "start_s", "end_s", "gain", "batch"), wh=wh),
+        "dagster/row_count": cur.subset.height, "selection_id": cur.selection_id,  # the table's rows, not the added
         "objective_mi_nats": float(sel.objective), "budget": params.budget, "pool_size": cur.run["pool_size"],
         # what the budget asks for, computed apart from the result (the size check compares them):
         # a warm start keeps the previous clips and adds the budget's share of the new ones
@@ -634,7 +634,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         "by_batch": dg.MetadataValue.md(counts_table(by_batch, "batch", "selected")),
     })
     yield dg.MaterializeResult(asset_key="selection_lineage", metadata={
-        **table_metadata("selection_lineage", lineage), "selection_id": cur.selection_id,
+        **table_metadata("selection_lineage", lineage, wh=wh), "selection_id": cur.selection_id,
         "top_pairs": dg.MetadataValue.md(markdown_table(top, limit=10)), **visuals,
     })
 

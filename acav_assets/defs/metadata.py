@@ -52,10 +52,13 @@ def reasons_table(reasons: Mapping[str, str], key: str, value: str = "why", limi
     return "\n".join(lines)
 
 
-def table_metadata(table: str, df: pl.DataFrame, **extra) -> dict:
+def table_metadata(table: str, df: pl.DataFrame, *, wh=None, **extra) -> dict:
+    """Row count, schema and preview of a Delta table; with the warehouse ``wh``, also where
+    the table lives (``dagster/table_name``, ``dagster/uri``: the UI shows them)."""
     return {
         "dagster/row_count": df.height,
         "dagster/column_schema": table_schema(table),
         "preview": dg.MetadataValue.md(markdown_table(df)),
+        **({"dagster/table_name": table, "dagster/uri": wh.uri(table)} if wh is not None else {}),
         **extra,
     }

@@ -52,6 +52,10 @@ def test_a_run_that_gives_no_settings_continues_with_the_warehouses(held):
     now = wh.read("curated_subset").sort("rank")
     assert now.head(first.height)["clip_id"].to_list() == first["clip_id"].to_list()  # every earlier pick kept
     assert now.height == first.height + round(0.5 * 10)  # the new batch at the warehouse's budget, not 0.2
+    # the catalog: the table's row count (not the clips this run added), where the table lives
+    assert meta["dagster/row_count"].value == now.height and meta["added"].value == round(0.5 * 10)
+    assert meta["dagster/table_name"].value == "curated_subset"
+    assert meta["dagster/uri"].value == wh.uri("curated_subset")
     run = wh.read("selection_runs").sort("created_at").row(-1, named=True)
     assert json.loads(run["params"])["budget"] == 0.5
     assert any("held by the warehouse: budget" in m for m in logs), logs
