@@ -77,7 +77,7 @@ def _instance(dagster_home: str | None, default_home: Path | None = None):
 
 
 #: The run-config fields ``acav curate`` sets, by the option that sets them.
-_CURATE_FLAGS = {("videos", "allowed_link_roots"): "--allow-link-root", ("curated_subset", "budget"): "--budget", ("curated_subset", "batch_size"): "--batch-size",
+_CURATE_FLAGS = {("curated_subset", "budget"): "--budget", ("curated_subset", "batch_size"): "--batch-size",
                  ("curated_subset", "refine"): "--refine", ("curated_subset", "dedup_cosine"): "--dedup-cosine",
                  ("curated_subset", "seed"): "--seed", ("cluster_centroids", "k"): "--k",
                  ("cluster_centroids", "seed"): "--seed", ("clips", "max_clips"): "--max-clips"}
@@ -100,7 +100,7 @@ def _check_curate_settings(run_config: dict, resources: dict, args: argparse.Nam
     except ValueError as exc:
         raise ValueError(f"--profile: {exc}") from None
     for option, resource in (("--extractor-options", "extractors"), ("--device", "compute"),
-                             ("--warehouse", "warehouse")):
+                             ("--warehouse", "warehouse"), ("--allow-link-root", "landing")):
         try:
             resources[resource].check()
         except ValueError as exc:
@@ -136,15 +136,14 @@ def _cmd_curate(args: argparse.Namespace) -> int:
         "curated_subset": {"config": given},
         "cluster_centroids": {"config": {"k": args.k, **({"seed": args.seed} if args.seed is not None else {})}},
         "clips": {"config": {"max_clips": args.max_clips}},
-        **({"videos": {"config": {"allowed_link_roots": [str(Path(r).resolve()) for r in args.allow_link_root]}}}
-           if getattr(args, "allow_link_root", None) else {}),
     }}
     from acav_assets.core.warehouse.local_state import check_free_space, check_writable_folder, local_state_dir
 
     resources = resources_for(landing_root, warehouse, profile=args.profile, device=args.device,
                               extractor_options=args.extractor_options, storage_options=wh_opts,
                               landing_storage_options=json_from_env("ACAV_LANDING_STORAGE_OPTIONS"),
-                              landing_cache=os.environ.get("ACAV_LANDING_CACHE", ""))
+                              landing_cache=os.environ.get("ACAV_LANDING_CACHE", ""),
+                              allowed_link_roots=[str(Path(r).resolve()) for r in getattr(args, "allow_link_root", [])])
     _check_curate_settings(run_config, resources, args)  # before anything is written
     if args.dagster_home:
         check_writable_folder(args.dagster_home, "--dagster-home")
@@ -318,7 +317,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
                              crf=args.crf, preset=args.preset, fps=args.fps, short_side=args.short_side,
                              sample_rate=args.sample_rate, with_arrays=args.with_arrays).export_config()
     landing = Landing(args.landing, json_from_env("ACAV_LANDING_STORAGE_OPTIONS"),
-                      os.environ.get("ACAV_LANDING_CACHE") or None)
+                      os.environ.get("ACAV_LANDING_CACHE") or None,
+                      allowed_link_roots=[str(Path(r).resolve()) for r in args.allow_link_root])
     report = export_curated(wh, landing, args.out, as_of=args.as_of, config=cfg,
                             progress=Progress(lambda m: None, "exporting", "clip"),
                             on_shard=lambda name, n, size: print(f"  wrote {name}: {n} clips, {size / 1e6:.1f} MB",
@@ -485,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--warehouse", required=True)
     ex.add_argument("--landing", required=True, help="the landing area the videos were curated from (folder or URI)")
     ex.add_argument("--out", required=True, help="export folder (shards, manifest.parquet, manifest.csv)")
+    ex.add_argument("--allow-link-root", action="append", default=[], metavar="FOLDER",
+                    help="a folder outside the landing area its links may point into (as given to acav curate)")
     ex.add_argument("--as-of", default=None, help="export curated_subset as of a Delta version or ISO time")
     ex.add_argument("--shard-mb", type=int, default=1000, help="close a shard at this size")
     ex.add_argument("--shard-clips", type=int, default=0, help="... or at this many clips (0: no limit)")

@@ -33,14 +33,14 @@ def die_with_parent(parent: int | None = None) -> None:
     """End this process when its parent ends. ``parent``: the pid the parent had when it
     started this worker (checked at once: the parent may already be gone); default: the
     current parent. Safe to call more than once (one watcher per process)."""
-    global _watching
+    global _watcher_pid
     expected = os.getppid() if parent is None else parent
     if os.getppid() != expected:
         os._exit(1)
-    if _watching:
+    if _watcher_pid == os.getpid():  # a forked child inherits the flag but not the thread: compare pids
         return
-    _watching = True
+    _watcher_pid = os.getpid()
     threading.Thread(target=_watch, args=(expected,), name="die-with-parent", daemon=True).start()
 
 
-_watching = False
+_watcher_pid: int | None = None  # the process whose watcher runs

@@ -8,6 +8,7 @@ Per batch (dynamic partitions ``batches``): ``videos`` → ``clips`` → ``clip_
 
 
 import base64
+import dataclasses
 import functools
 import json
 import os
@@ -74,9 +75,6 @@ class VideosConfig(dg.Config):
     nd_window_s: float = Field(default=NearDuplicateConfig.window_s,
                                description="centre span of each video whose sound is fingerprinted, in seconds (0 = all)")
     fingerprint_workers: int = Field(default=0, description="fingerprinting processes (0 = up to 4, one per core)")
-    allowed_link_roots: list[str] = Field(default_factory=list,
-                                          description="folders outside the landing area that links in it may point "
-                                                      "into; any other link out of it gets status outside_landing")
 
     def near_duplicate_config(self) -> NearDuplicateConfig:
         return NearDuplicateConfig(audio_bits=self.nd_audio_bits, audio_match=self.nd_audio_match,
@@ -85,7 +83,7 @@ class VideosConfig(dg.Config):
 
     def probe_config(self) -> ProbeConfig:
         return ProbeConfig(min_duration_s=self.min_duration_s, max_duration_s=self.max_duration_s,
-                           max_pixels=self.max_pixels, allowed_roots=tuple(self.allowed_link_roots))
+                           max_pixels=self.max_pixels)
 
     def check(self) -> None:
         """Raise ValueError (naming the field) for a setting that cannot work."""
@@ -95,9 +93,6 @@ class VideosConfig(dg.Config):
             raise ValueError(f"probe_timeout_s must be >= 0 (0 = none), got {self.probe_timeout_s}")
         if self.fingerprint_workers < 0:
             raise ValueError(f"fingerprint_workers must be >= 0 (0 = automatic), got {self.fingerprint_workers}")
-        for root in self.allowed_link_roots:
-            if not os.path.isabs(root) or not os.path.isdir(root):
-                raise ValueError(f"allowed_link_roots must name existing folders by absolute path, got {root!r}")
 
 
 class ClipsConfig(dg.Config):
@@ -222,12 +217,14 @@ class SelectionConfig(dg.Config):
         return SelectionParams(**{**r, "dedup_spaces": tuple(r["dedup_spaces"])}, restarts=self.restarts,
                                mode=self.mode)
 
-    def check(self) -> None:
+    def check(self, held: dict | None = None) -> None:
+        """The given settings checked against ``held`` (the warehouse's, when known), else the
+        defaults; :meth:`params` checks again in the step, with the warehouse's settings."""
         if self.refine is not None and self.refine < 0:
             raise ValueError(f"refine must be >= 0, got {self.refine}")
         if self.restarts < 0:
             raise ValueError(f"restarts must be >= 0 (0 = automatic), got {self.restarts}")
-        self.params()
+        self.params(held)
 
 
 def _fail(exc: Exception) -> dg.Failure:
@@ -330,7 +327,8 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
     _check(config)
     batch = context.partition_key
     try:
-        probe = config.probe_config()
+        landing.check()
+        probe = dataclasses.replace(config.probe_config(), allowed_roots=tuple(landing.allowed_link_roots))
         wh = warehouse.get()
         fingerprint = landing.get().fingerprint(batch)  # what the batch held when it was probed
         staged = _stage(context, landing, batch)
@@ -402,7 +400,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: Landi
     except ValueError as exc:  # gone since probing: centred windows (clip_rows), failures at embedding
         context.log.warning(str(exc))
         root = landing.get().local_root()
-    rows = clip_rows(video_rows, root, cfg)
+    rows = clip_rows(video_rows, root, cfg, allowed_roots=tuple(landing.allowed_link_roots))
     wh.write_batch("clips", batch, rows)
     df = pl.DataFrame(rows, schema={"batch": pl.String, "clip_id": pl.String, "video_id": pl.String, "path": pl.String,
                                     "start_s": pl.Float64, "end_s": pl.Float64})
@@ -433,7 +431,8 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
         staged = StageReport(landing.get().local_root())
     t0 = time.perf_counter()
     df, failed = embedding_rows(clip_list, staged.local_root, exs, batch_size=compute.batch_size,
-                                         decode_workers=compute.decode_workers, progress=progress)
+                                         decode_workers=compute.decode_workers, progress=progress,
+                                         allowed_roots=tuple(landing.allowed_link_roots))
     seconds = time.perf_counter() - t0
     for cid, why in failed.items():
         context.log.warning(f"clip {cid} not embedded: {why}")
@@ -547,11 +546,11 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
     ],
 )
 def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, warehouse: WarehouseResource):
-    _check(config)
     wh = warehouse.get()
     progress = Progress(context.log.info, "selecting", "clip", every_s=5)
     try:
         held = held_settings(wh)
+        config.check(held)  # a setting that cannot work with the warehouse's others fails before any work
         params = config.params(held)
         given = config.given()
         kept = [k for k in SELECTION_KEYS if k not in given and k in held]
@@ -692,8 +691,13 @@ def check_run_config(run_config: dict) -> None:
         cls = RUN_CONFIG_CLASSES.get(op)
         if cls is None:
             continue
+        given = (section or {}).get("config") or {}
+        unknown = sorted(set(given) - set(cls.model_fields))
+        if unknown:
+            raise SettingError(op, unknown[0], f"{unknown[0]}: not a setting of {op} (expected one of "
+                                               f"{sorted(cls.model_fields)})")
         try:
-            cfg = cls(**(section or {}).get("config", {}))
+            cfg = cls(**given)
         except pydantic.ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(x) for x in err.get("loc", ())) or None

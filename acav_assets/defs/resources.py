@@ -53,10 +53,19 @@ class LandingResource(dg.ConfigurableResource):
                                      "fsspec options as JSON, read when used: keys never appear in the UI")
     cache_dir: str = Field(default="", description="local folder for staged remote batches ('' = default)")
     keep_staged: bool = Field(default=False, description="keep a staged remote batch after its embeddings")
+    allowed_link_roots: list[str] = Field(default_factory=list,
+                                          description="folders outside the landing area that links in it may point "
+                                                      "into; any other link out of it gets status outside_landing and "
+                                                      "is never opened, by any step")
 
     def get(self) -> Landing:
         opts = {**self.storage_options, **json_from_env(self.storage_options_env)}
-        return Landing(self.root, opts, self.cache_dir or None)
+        return Landing(self.root, opts, self.cache_dir or None, allowed_link_roots=self.allowed_link_roots)
+
+    def check(self) -> None:
+        for root in self.allowed_link_roots:
+            if not os.path.isabs(root) or not os.path.isdir(root):
+                raise ValueError(f"allowed_link_roots must name existing folders by absolute path, got {root!r}")
 
 
 class ComputeResource(dg.ConfigurableResource):
@@ -144,7 +153,10 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
                                        storage_options_env="ACAV_WAREHOUSE_STORAGE_OPTIONS"),
         "landing": LandingResource(root=os.environ.get("ACAV_LANDING", str(base / "landing")),
                                    storage_options_env="ACAV_LANDING_STORAGE_OPTIONS",
-                                   cache_dir=os.environ.get("ACAV_LANDING_CACHE", "")),
+                                   cache_dir=os.environ.get("ACAV_LANDING_CACHE", ""),
+                                   # folders links in the landing area may point into, separated by ':'
+                                   allowed_link_roots=[r for r in os.environ.get("ACAV_ALLOWED_LINK_ROOTS", "")
+                                                       .split(os.pathsep) if r]),
         "compute": ComputeResource(device=os.environ.get("ACAV_DEVICE", "auto")),
         "extractors": ExtractorResource(profile=default_profile(),
                                         options_json=os.environ.get("ACAV_EXTRACTOR_OPTIONS", "{}")),

@@ -23,6 +23,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -34,6 +35,7 @@ from acav_assets.defs.assets import (
     CODE_VERSIONS,
     DATA_VERSION_TAG,
     SelectionConfig,
+    SettingError,
     check_run_config,
     latest_materialization,
     clip_embeddings,
@@ -78,13 +80,14 @@ class CurateReport:
 
 def resources_for(landing_root: str, warehouse_root: str, *, profile: str | None = None, device: str = "auto",
                   extractor_options: str = "{}", storage_options: dict | None = None,
-                  landing_storage_options: dict | None = None, landing_cache: str = "") -> dict:
+                  landing_storage_options: dict | None = None, landing_cache: str = "",
+                  allowed_link_roots: Sequence[str] = ()) -> dict:
     """Resources for one landing area and warehouse: ``storage_options`` are the warehouse's
     (delta-rs), ``landing_storage_options`` the landing area's (fsspec)."""
     return {
         "warehouse": WarehouseResource(root=warehouse_root, storage_options=storage_options or {}),
         "landing": LandingResource(root=landing_root, storage_options=landing_storage_options or {},
-                                   cache_dir=landing_cache),
+                                   cache_dir=landing_cache, allowed_link_roots=list(allowed_link_roots)),
         "compute": ComputeResource(device=device),
         "extractors": ExtractorResource(profile=profile or default_profile(), options_json=extractor_options),
     }
@@ -96,9 +99,17 @@ def check_settings(run_config: dict | None, resources: dict) -> None:
     Raises ValueError (:class:`~acav_assets.defs.assets.SettingError` for run config) naming
     what is wrong."""
     check_run_config(run_config or {})
+    sel = ((run_config or {}).get("ops", {}).get("curated_subset") or {}).get("config") or {}
+    wh_root = resources["warehouse"].root
+    if "://" in wh_root or Path(wh_root).is_dir():  # the given settings against those the warehouse holds
+        try:
+            SelectionConfig(**sel).check(held_settings(resources["warehouse"].get()))
+        except ValueError as exc:
+            raise SettingError("curated_subset", str(exc).split(" ", 1)[0], str(exc)) from None
     resources["extractors"].check()
     resources["compute"].check()
     resources["warehouse"].check()
+    resources["landing"].check()
 
 
 def curate_landing(
@@ -191,6 +202,7 @@ def curate_landing(
     changed: list[str] = []
     for b in todo:
         v = _digest(landing.fingerprint(b), {k: ops.get(k) for k in ("videos", "clips")}, profile,
+                    sorted(landing.allowed_link_roots),
                     [CODE_VERSIONS[a] for a in ("videos", "clips", "clip_embeddings")])
         batch_versions[b] = v
         recorded = recorded_version(instance, "clip_embeddings", b)
@@ -230,7 +242,7 @@ def curate_landing(
         run([cluster_assignments], b, f"batch {b}: cluster_assignments", v)
     # the settings the selection will run with (given, else the warehouse's): a run that gives
     # none after one that gave them is up to date, as it is for the daemon
-    sel_cfg = SelectionConfig(**ops.get("curated_subset", {}).get("config", {}))
+    sel_cfg = SelectionConfig(**(ops.get("curated_subset", {}).get("config") or {}))
     settings = {**sel_cfg.resolved(held_settings(wh)), "mode": sel_cfg.mode, "restarts": sel_cfg.restarts}
     v = _digest(sorted(assign_versions.items()), settings, CODE_VERSIONS["curated_subset"])
     if up_to_date(recorded_version(instance, "curated_subset"), v, "curated_subset"):

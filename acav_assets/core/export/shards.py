@@ -14,8 +14,9 @@ Safe and incremental: an export holds an exclusive lock on its folder (``.export
 ``fcntl.flock``), so a second export into it waits, saying so, and then finds the clips already
 written. A shard is written under a temporary name of its own (``<name>.<pid>.<token>.tmp``) and
 committed by a hard link that never replaces an existing shard (the next free index is taken
-instead), so a shard that exists is whole and two writers cannot collide even where the lock
-does not reach. A rerun removes ``.tmp`` leftovers, learns what earlier runs wrote from the
+instead), so a shard that exists is whole and two writers do not overwrite each other's shards
+even where the lock does not reach. A rerun removes the ``.tmp`` leftovers of writers no longer
+running, learns what earlier runs wrote from the
 manifest, verified against the shards (a sample whose shard is gone or shorter than the
 manifest says is exported again), and from the JSON of any complete shard the manifest does not
 list yet (a run killed after a commit), and writes only the clips not yet exported, into new
@@ -49,6 +50,7 @@ import polars as pl
 
 from acav_assets.core.export.cut import CutConfig
 from acav_assets.core.export.cut import cut_or_reason as _encode  # workers import only av + numpy
+from acav_assets.core.media.probe import resolves_inside
 from acav_assets.core.processes import die_with_parent
 from acav_assets.core.warehouse.tables import SCHEMAS
 
@@ -131,6 +133,25 @@ def export_lock(out_dir: str | os.PathLike, log: Callable[[str], None] = lambda 
             f.seek(0)
             f.truncate()
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _writer_alive(tmp: Path) -> bool:
+    """Whether the process named in a temporary shard's name (``<name>.<pid>.<token>.tmp``) is
+    still running on this machine (its file is then left alone: the lock may not reach it)."""
+    parts = tmp.name.split(".")
+    try:
+        pid = int(parts[-3])
+    except (IndexError, ValueError):
+        return False  # an old-style name: no writer to ask
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _verified(manifest: pl.DataFrame, out: Path) -> tuple[pl.DataFrame, list[str]]:
@@ -290,27 +311,30 @@ def export_subset(subset: pl.DataFrame, media_root: Callable[[str], Path], out_d
                   subset_version: str, config: ExportConfig = ExportConfig(),
                   progress: Callable[[int, int], None] | None = None,
                   on_shard: Callable[[str, int, int], None] | None = None,
-                  log: Callable[[str], None] = lambda m: None, lock: bool = True) -> ExportReport:
+                  log: Callable[[str], None] = lambda m: None, lock: bool = True,
+                  allowed_roots: tuple[str, ...] = ()) -> ExportReport:
     """Export the clips of ``subset`` (rows of ``curated_subset``) into ``out_dir``.
 
     ``media_root(batch)`` is the local folder the clips' ``path`` is relative to (the landing
-    root, or a staged copy of a remote batch). ``on_shard(name, clips, bytes)`` is called after
+    root, or a staged copy of a remote batch); a clip whose file now resolves outside it and
+    ``allowed_roots`` is recorded ``outside_landing``, never opened. ``on_shard(name, clips, bytes)`` is called after
     each shard is committed. Holds :func:`export_lock` on the folder while it works (``lock``
     False: the caller holds it). Returns what was done; the manifest is written to ``out_dir``.
     """
     if subset.height == 0:
         raise ValueError("the subset is empty: nothing to export")
     if not lock:
-        return _export(subset, media_root, Path(out_dir), subset_version, config, progress, on_shard)
+        return _export(subset, media_root, Path(out_dir), subset_version, config, progress, on_shard, allowed_roots)
     with export_lock(out_dir, log):
-        return _export(subset, media_root, Path(out_dir), subset_version, config, progress, on_shard)
+        return _export(subset, media_root, Path(out_dir), subset_version, config, progress, on_shard, allowed_roots)
 
 
-def _export(subset, media_root, out: Path, subset_version, config, progress, on_shard) -> ExportReport:
+def _export(subset, media_root, out: Path, subset_version, config, progress, on_shard, allowed_roots) -> ExportReport:
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     for tmp in out.glob(f"{SHARD_PREFIX}-*.tar*.tmp"):
-        tmp.unlink()  # an interrupted shard (the lock is ours: no other writer is alive): written again below
+        if not _writer_alive(tmp):
+            tmp.unlink(missing_ok=True)  # an interrupted shard: its clips are written again below
     sids = subset["selection_id"].unique().to_list()
     report = ExportReport(str(out), sids[0], subset_version, subset.height)
 
@@ -324,19 +348,27 @@ def _export(subset, media_root, out: Path, subset_version, config, progress, on_
     todo = wanted.filter(~pl.col("clip_id").is_in(list(done)))
     report.already = wanted.height - todo.height
 
-    jobs, metas = [], []
+    jobs, metas, outside = [], [], []
     for r in todo.iter_rows(named=True):
         meta = {"clip_id": r["clip_id"], "video_id": r["video_id"], "batch": r["batch"], "source_path": r["path"],
                 "start_s": r["start_s"], "end_s": r["end_s"], "rank": r["rank"], "gain": r["gain"],
                 "clusters": list(r["clusters"]) if r.get("clusters") is not None else None,
                 "selection_id": r["selection_id"], "subset_version": subset_version}
-        jobs.append((str(media_root(r["batch"]) / r["path"]), r["start_s"], r["end_s"], config.cut))
+        path = media_root(r["batch"]) / r["path"]
+        if not resolves_inside(path, (str(media_root(r["batch"])), *allowed_roots)):
+            outside.append(meta)  # a link changed since probing: never opened
+            continue
+        jobs.append((str(path), r["start_s"], r["end_s"], config.cut))
         metas.append(meta)
     workers = config.workers or os.cpu_count() or 1
     first = max([int(s.stem.split("-")[1]) for s in _shards(out)], default=-1) + 1
     writer = _ShardWriter(out, first, config.shard_max_bytes, config.shard_max_clips, on_shard)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     failed_rows = []
+    for meta in outside:
+        why = f"{meta['source_path']} now resolves outside the landing area; not read"
+        report.failed[meta["clip_id"]] = f"outside_landing: {why}"
+        failed_rows.append({**meta, "status": "outside_landing", "error": why, "exported_at": now})
     try:
         for i, res in enumerate(_in_order(jobs, min(workers, max(1, len(jobs))))):
             meta = metas[i]

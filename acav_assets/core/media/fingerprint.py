@@ -54,7 +54,9 @@ VISUAL_WINDOW_S = 0.3  # a picture sample is compared with the other's samples t
 WINDOW_S = 6.0  # the centre span whose sound is fingerprinted (benchmarks/near_duplicates.py --window)
 PICTURE_SPAN_S = 4.0  # the centre span whose picture is sampled
 FRAME_STEP_S = 0.5  # one picture sample every half second of that span
-MAX_LEAD_FRAMES = 300  # frames decoded before the first sample at most (x264's default keyint, 250, stays below)
+# frames decoded before the first picture sample at most: x264's default keyint (250) plus the
+# second between the sound's and the picture's spans at up to 120 fps stays below
+MAX_LEAD_FRAMES = 400
 MAX_AUDIO_S = 1800.0
 MIN_STRUCTURE = 3.0  # grey levels of low-frequency structure below which a frame shows nothing (black, a fade)
 

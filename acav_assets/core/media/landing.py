@@ -139,12 +139,15 @@ class Landing:
     ``storage_options`` go to fsspec (for s3fs: ``key``, ``secret``, ``endpoint_url``,
     ``client_kwargs``...; with none, credentials come from the environment as usual).
     ``cache_dir`` holds staged batches of a remote root (default: ``$ACAV_LANDING_CACHE`` or
-    ``<tmp>/acav_landing_cache``).
+    ``<tmp>/acav_landing_cache``). ``allowed_link_roots``: folders outside the area that its links
+    may resolve into (:meth:`media_roots`).
     """
 
     def __init__(self, root: str | os.PathLike, storage_options: dict[str, Any] | None = None,
-                 cache_dir: str | os.PathLike | None = None):
+                 cache_dir: str | os.PathLike | None = None, *, allowed_link_roots=()):
         self.root = os.fspath(root).rstrip("/") if is_remote(root) else os.fspath(root)
+        #: folders outside the landing area its links may point into (every step checks, before it opens a file)
+        self.allowed_link_roots = tuple(os.fspath(r) for r in allowed_link_roots)
         self.remote = is_remote(self.root)
         self.storage_options = dict(storage_options or {})
         base = cache_dir or os.environ.get("ACAV_LANDING_CACHE") or Path(tempfile.gettempdir()) / "acav_landing_cache"
@@ -240,6 +243,11 @@ class Landing:
         """The local folder whose ``<batch>/`` sub-folders hold the media: the root itself, or
         the staging cache of a remote root."""
         return self.cache_root if self.remote else _local(self.root)
+
+    def media_roots(self, local_root: str | os.PathLike | None = None) -> tuple[str, ...]:
+        """The folders a media file of this area may resolve into: its local root (or the given
+        staged one) and the allowed link roots."""
+        return (os.fspath(local_root if local_root is not None else self.local_root()), *self.allowed_link_roots)
 
     def stage(self, batch: str, log: Callable[[str], None] = lambda m: None) -> StageReport:
         """Make ``batch``'s media files available locally under :meth:`local_root` (a no-op for a

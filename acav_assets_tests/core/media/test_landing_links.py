@@ -75,3 +75,26 @@ def test_a_curation_never_clips_or_selects_a_file_from_outside(landing):
         paths = set(wh.read(table)["path"].to_list())
         assert paths and not paths & set(outside), table
     assert os.path.exists(private / "secret.mp4")
+
+
+def test_a_link_changed_after_probing_is_not_read_by_later_steps(landing):
+    """A link that pointed inside the landing area when it was probed, retargeted outside before
+    its clips are embedded: the embedding step does not open it (status outside_landing)."""
+    from acav_assets.core.features.profiles import build_profile
+    from acav_assets.core.stages.embeddings import embedding_rows
+
+    base, land, private = landing
+    rows = {Path(r["path"]).name: r for r in probe_rows(land, "b1")}
+    assert rows["link_inside.mp4"]["status"] == "ok"
+    link = land / "b1" / "link_inside.mp4"
+    link.unlink()
+    link.symlink_to(private / "secret.mp4")  # retargeted after probing
+    good = next(n for n, r in rows.items() if r["status"] == "ok" and not n.startswith("link"))
+    clips = [{"batch": "b1", "clip_id": "c_link", "path": "b1/link_inside.mp4", "start_s": 0.0, "end_s": 3.0},
+             {"batch": "b1", "clip_id": "c_ok", "path": f"b1/{good}", "start_s": 0.0, "end_s": 3.0}]
+    df, failed = embedding_rows(clips, land, build_profile("weightfree", device="cpu"))
+    assert failed["c_link"].startswith("outside_landing")
+    assert set(df["clip_id"].to_list()) == {"c_ok"}
+    allowed, failed = embedding_rows(clips, land, build_profile("weightfree", device="cpu"),
+                                     allowed_roots=(str(private),))
+    assert set(allowed["clip_id"].to_list()) == {"c_ok", "c_link"} and not failed
