@@ -27,17 +27,33 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     from acav_assets.core.generators.bad_inputs import write_bad_inputs
     from acav_assets.core.generators.demo import write_demo_videos
 
+    from acav_assets.core.media.landing import READY_MARKER
+    from acav_assets.core.warehouse.tables import validate_batch_key
+
     out = Path(args.dir)
-    if args.batches < 1 or args.videos < args.batches:
+    batch = getattr(args, "batch", None)
+    n_batches = 1 if batch else args.batches
+    if n_batches < 1 or args.videos < n_batches:
         raise ValueError("need at least one video per batch")
-    per = [args.videos // args.batches + (i < args.videos % args.batches) for i in range(args.batches)]
+    if batch:
+        try:
+            validate_batch_key(batch)
+        except ValueError as exc:
+            raise ValueError(f"--batch: {exc}") from None
+    names = [batch] if batch else [f"batch_{i + 1:03d}" for i in range(n_batches)]
+    for name in names + (["batch_bad_inputs"] if args.bad else []):  # before anything is written
+        if (out / name).exists():
+            raise ValueError(f"{out / name} exists: demo-data never overwrites a batch (name another with --batch)")
+    per = [args.videos // n_batches + (i < args.videos % n_batches) for i in range(n_batches)]
     t = time.perf_counter()
-    for i, n in enumerate(per):
-        folder = out / f"batch_{i + 1:03d}"
+    for i, (name, n) in enumerate(zip(names, per)):
+        folder = out / name
         vids = write_demo_videos(folder, n, matched_fraction=args.matched, seed=args.seed * 1000 + i)
+        (folder / READY_MARKER).write_text("")  # written last: the landing sensor takes the batch at once
         print(f"{folder}: {len(vids)} videos, {sum(v.matched for v in vids)} with matching sound")
     if args.bad:
         expected = write_bad_inputs(out / "batch_bad_inputs", seed=args.seed)
+        (out / "batch_bad_inputs" / READY_MARKER).write_text("")
         print(f"{out / 'batch_bad_inputs'}: {len(expected)} bad or unusual inputs (expected statuses in bad_inputs.json)")
     print(f"wrote {sum(per)} videos in {time.perf_counter() - t:.1f} s")
     return 0
@@ -230,7 +246,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"""
 Open the Dagster UI on this demo (then browse http://127.0.0.1:3000):
 
-  DAGSTER_HOME={home} ACAV_LANDING={landing} ACAV_WAREHOUSE={warehouse} ACAV_PROFILE=weightfree .venv/bin/dagster dev -h 127.0.0.1 -p 3000
+  DAGSTER_HOME={home} ACAV_LANDING={landing} ACAV_WAREHOUSE={warehouse} ACAV_PROFILE=weightfree {Path(sys.executable).parent / "dagster"} dev -h 127.0.0.1 -p 3000
 
 You will see the asset graph (videos -> clips -> clip_embeddings -> cluster_centroids ->
 cluster_assignments -> curated_subset -> selection_lineage, and curated_clips, the export,
@@ -427,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--matched", type=float, default=0.5, help="share of videos whose sound matches")
     data.add_argument("--seed", type=int, default=0)
     data.add_argument("--bad", action="store_true", help="also write a batch of bad inputs")
+    data.add_argument("--batch", default=None, help="write one batch of this name (with its _READY marker) "
+                                                    "into a landing area; an existing batch is never overwritten")
     data.set_defaults(func=_cmd_demo_data)
 
     cur = sub.add_parser("curate", help="run every asset for every batch folder through Dagster")

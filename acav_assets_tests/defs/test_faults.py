@@ -268,3 +268,22 @@ def test_pool_workers_end_when_their_parent_is_killed(curated, tmp_path, pool):
         with contextlib.suppress(ProcessLookupError):
             os.kill(w, signal.SIGKILL)
     assert not alive, f"{len(alive)} of {len(workers)} workers outlived their parent by 5 s"
+
+
+def test_demo_data_names_a_batch_writes_its_marker_and_never_overwrites(tmp_path, capsys):
+    """Before: demo-data could not name a batch, wrote no _READY (the sensor waited out its quiet
+    period) and, pointed at a landing area, overwrote batch_001."""
+    from acav_assets.cli import main as acav_main
+    from acav_assets.core.media.landing import batch_is_complete
+
+    land = tmp_path / "landing"
+    assert acav_main(["demo-data", str(land), "--batch", "b7", "--videos", "3"]) == 0
+    assert len(list((land / "b7").glob("*.mp4"))) == 3
+    assert batch_is_complete(land / "b7", 300) == (True, "_READY present")
+    before = sorted(p.stat().st_mtime_ns for p in (land / "b7").iterdir())
+    capsys.readouterr()
+    assert acav_main(["demo-data", str(land), "--batch", "b7", "--videos", "3"]) == 2
+    assert "never overwrites" in capsys.readouterr().err
+    assert sorted(p.stat().st_mtime_ns for p in (land / "b7").iterdir()) == before  # untouched
+    assert acav_main(["demo-data", str(land), "--batch", "../escape", "--videos", "3"]) == 2
+    assert not (tmp_path / "escape").exists()
