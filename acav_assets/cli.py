@@ -99,28 +99,29 @@ _CURATE_FLAGS = {("curated_subset", "budget"): "--budget", ("curated_subset", "b
                  ("cluster_centroids", "seed"): "--seed", ("clips", "max_clips"): "--max-clips"}
 
 
-def _check_curate_settings(run_config: dict, resources: dict, args: argparse.Namespace) -> None:
+#: What each resource's settings are called on the command line.
+_RESOURCE_FLAGS = {"extractors": "--extractor-options", "compute": "--device", "warehouse": "--warehouse",
+                   "landing": "--allow-link-root"}
+#: The selection settings ``acav curate`` takes (unset: the warehouse's).
+_SELECTION_OPTIONS = ("budget", "pairing", "seed", "refine", "batch_size", "dedup_cosine")
+
+
+def _check_curate_settings(run_config: dict, resources: dict) -> None:
     """Every option of ``acav curate`` validated before anything is created; the error names
     the option."""
-    from acav_assets.defs.assets import SettingError, check_run_config
-
-    try:
-        check_run_config(run_config)
-    except SettingError as exc:
-        flag = _CURATE_FLAGS.get((exc.op, exc.field))
-        raise ValueError(f"{flag}: {exc.problem}" if flag else str(exc)) from None
     from acav_assets.core.features.profiles import profile_entries
+    from acav_assets.defs.assets import SettingError
+    from acav_assets.defs.runner import check_settings
 
     try:
         profile_entries(resources["extractors"].profile)
     except ValueError as exc:
         raise ValueError(f"--profile: {exc}") from None
-    for option, resource in (("--extractor-options", "extractors"), ("--device", "compute"),
-                             ("--warehouse", "warehouse"), ("--allow-link-root", "landing")):
-        try:
-            resources[resource].check()
-        except ValueError as exc:
-            raise ValueError(f"{option}: {exc}") from None
+    try:
+        check_settings(run_config, resources)
+    except SettingError as exc:
+        flag = _CURATE_FLAGS.get((exc.op, exc.field)) or _RESOURCE_FLAGS.get(exc.op)
+        raise ValueError(f"{flag}: {exc.problem}" if flag else str(exc)) from None
 
 
 def _cmd_curate(args: argparse.Namespace) -> int:
@@ -146,8 +147,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
         raise ValueError("the warehouse root is empty: give a folder or an object-store URI")
     warehouse = str(Path(args.warehouse).resolve()) if "://" not in args.warehouse else args.warehouse
     # selection settings not given continue with the warehouse's (those its subset was made with)
-    given = {k: getattr(args, k) for k in ("budget", "pairing", "seed", "refine", "batch_size", "dedup_cosine")
-             if getattr(args, k, None) is not None}
+    given = {k: getattr(args, k) for k in _SELECTION_OPTIONS if getattr(args, k, None) is not None}
     run_config = {"ops": {
         "curated_subset": {"config": given},
         "cluster_centroids": {"config": {"k": args.k, **({"seed": args.seed} if args.seed is not None else {})}},
@@ -160,7 +160,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
                               landing_storage_options=json_from_env("ACAV_LANDING_STORAGE_OPTIONS"),
                               landing_cache=os.environ.get("ACAV_LANDING_CACHE", ""),
                               allowed_link_roots=[str(Path(r).resolve()) for r in getattr(args, "allow_link_root", [])])
-    _check_curate_settings(run_config, resources, args)  # before anything is written
+    _check_curate_settings(run_config, resources)  # before anything is written
     if args.dagster_home:
         check_writable_folder(args.dagster_home, "--dagster-home")
         check_free_space(args.dagster_home, "--dagster-home")
@@ -198,7 +198,7 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     run = latest_run(wh)
     mode = meta.get("mode", "full") if meta else "up to date, not re-run"
     used = json.loads(run["params"])
-    held = [k for k in ("budget", "pairing", "seed", "refine", "batch_size", "dedup_cosine") if k not in given]
+    held = [k for k in _SELECTION_OPTIONS if k not in given]
     print(f"\ncurated_subset ({mode}): {subset.height} of {run['pool_size']} clips (budget {used['budget']:g}, pairing "
           f"{used.get('pairing')}), objective {run['objective']:.4f} nats"
           + ("" if given.keys() >= {"budget", "pairing"} else f"\n  settings not given here ({', '.join(held)}): "

@@ -682,9 +682,10 @@ class SettingError(ValueError):
         self.op, self.field, self.problem = op, field, problem
 
 
-def check_run_config(run_config: dict) -> None:
+def check_run_config(run_config: dict, held: dict | None = None) -> None:
     """Validate the ``ops`` section of a run config before anything runs: raises
-    :class:`SettingError` for an unknown field, a wrong type or a value that cannot work."""
+    :class:`SettingError` for an unknown field, a wrong type or a value that cannot work. The
+    selection's settings are checked together with ``held``, those the warehouse holds."""
     import pydantic
 
     for op, section in (run_config or {}).get("ops", {}).items():
@@ -703,7 +704,7 @@ def check_run_config(run_config: dict) -> None:
             field = ".".join(str(x) for x in err.get("loc", ())) or None
             raise SettingError(op, field, f"{field}: {err.get('msg')} (got {err.get('input')!r})") from None
         try:
-            cfg.check()
+            cfg.check(held) if isinstance(cfg, SelectionConfig) else cfg.check()
         except ValueError as exc:
             first = str(exc).split(" ", 1)[0]
             raise SettingError(op, first if first in cls.model_fields else None, str(exc)) from None

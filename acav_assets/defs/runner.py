@@ -95,21 +95,18 @@ def resources_for(landing_root: str, warehouse_root: str, *, profile: str | None
 
 def check_settings(run_config: dict | None, resources: dict) -> None:
     """Every setting of a curation, validated before anything is written: the run config of each
-    asset, the extractor profile and its options, the compute device, the warehouse folder.
-    Raises ValueError (:class:`~acav_assets.defs.assets.SettingError` for run config) naming
-    what is wrong."""
-    check_run_config(run_config or {})
-    sel = ((run_config or {}).get("ops", {}).get("curated_subset") or {}).get("config") or {}
-    wh_root = resources["warehouse"].root
-    if "://" in wh_root or Path(wh_root).is_dir():  # the given settings against those the warehouse holds
+    asset (the selection's with the settings the warehouse holds), the extractor profile and its
+    options, the compute device, the warehouse folder, the landing area's allowed link roots.
+    Raises :class:`~acav_assets.defs.assets.SettingError` naming the op or resource and what is
+    wrong."""
+    for name in ("warehouse", "extractors", "compute", "landing"):
         try:
-            SelectionConfig(**sel).check(held_settings(resources["warehouse"].get()))
+            resources[name].check()
         except ValueError as exc:
-            raise SettingError("curated_subset", str(exc).split(" ", 1)[0], str(exc)) from None
-    resources["extractors"].check()
-    resources["compute"].check()
-    resources["warehouse"].check()
-    resources["landing"].check()
+            raise SettingError(name, None, str(exc)) from None
+    root = resources["warehouse"].root
+    held = held_settings(resources["warehouse"].get()) if "://" in root or Path(root).is_dir() else {}
+    check_run_config(run_config or {}, held)
 
 
 def curate_landing(

@@ -21,6 +21,7 @@ import numpy as np
 from acav_assets.core.generators.encodings import Encoding, reencode
 from acav_assets.core.media.clips import ClipConfig, detect_shots
 from acav_assets.core.media.encode import write_video
+from acav_assets.core.media.probe import probe_file
 
 __all__ = ["TOLERANCE_S", "Transition", "evaluate_detector", "write_shot_video"]
 
@@ -148,7 +149,5 @@ def write_corpus(out: str | os.PathLike, n_videos: int, seed: int, encoding: str
         dst = out / f"shots_{i:03d}.mp4"
         reencode(raw, dst, ENCODINGS[encoding])
         raw.unlink()
-        from acav_assets.core.media.probe import probe_file
-
-        videos.append((dst, truth, probe_file(dst, ).duration_s or 0.0))
+        videos.append((dst, truth, probe_file(dst).duration_s or 0.0))
     return videos

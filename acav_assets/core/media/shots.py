@@ -68,8 +68,8 @@ def _frames(path: str, max_fps: float, max_frames: int) -> tuple[np.ndarray, np.
                 continue
             t = frame.time - t0
             if t < next_t - 1e-6:
-                continue
-            next_t = max(next_t + step, t) if np.isfinite(next_t) else t + step
+                continue  # above max_fps: decoded (the stream needs it), not scored
+            next_t = t + step
             times.append(t)
             thumbs.append(upright(frame, _W, _H))
             if len(thumbs) >= max_frames:

@@ -31,6 +31,13 @@ def local_state_dir(root: str, name: str, env: str | None = None) -> Path:
     return base / hashlib.sha256(root.rstrip("/").encode()).hexdigest()[:16]
 
 
+def _nearest_existing(p: Path) -> Path:
+    """``p``, or its nearest parent that exists (where a folder to be created would live)."""
+    while not p.exists():
+        p = p.parent
+    return p
+
+
 def check_writable_folder(path: str | os.PathLike, what: str) -> None:
     """Raise ValueError, naming ``what`` and the path, unless ``path`` is a folder this process
     can create files in, or can be created as one (its nearest existing parent is a writable
@@ -38,9 +45,7 @@ def check_writable_folder(path: str | os.PathLike, what: str) -> None:
     p = Path(os.fspath(path)).expanduser()
     if p.exists() and not p.is_dir():
         raise ValueError(f"{what} {p} is a file, not a folder")
-    existing = p
-    while not existing.exists():
-        existing = existing.parent
+    existing = _nearest_existing(p)
     if not existing.is_dir():
         raise ValueError(f"{what} {p} cannot be created: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -55,10 +60,7 @@ def check_writable_folder(path: str | os.PathLike, what: str) -> None:
 def check_free_space(path: str | os.PathLike, what: str, need: int = MIN_FREE_BYTES) -> None:
     """Raise ValueError naming ``what`` unless the file system that holds (or would hold)
     ``path`` has ``need`` bytes free for this user."""
-    existing = Path(os.fspath(path)).expanduser()
-    while not existing.exists():
-        existing = existing.parent
-    st = os.statvfs(existing)
+    st = os.statvfs(_nearest_existing(Path(os.fspath(path)).expanduser()))
     free = st.f_bavail * st.f_frsize
     if free < need:
         raise ValueError(f"{what} {path}: only {free / 2**20:.1f} MiB free on its file system, "
