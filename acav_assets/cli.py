@@ -392,7 +392,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                     corpus=corpus, profile=args.profile, extractor_options=options)
             what = {"demo": "our demo generator",
                     "digits": "written and spoken digits (classes we did not design)",
-                    "photos": "real photographs and recorded sounds (material we did not make)"}[corpus]
+                    "photos": "real photographs and recorded sounds (material we did not make)",
+                    "stamps": "real photographs and recordings, several per class (Tux Paint, GCompris)"}[corpus]
             print(format_table(f"({chr(98 + part)}) {corpus} corpus, {what}: {args.videos} videos per seed, profile "
                                f"{args.profile} (+ {args.clean} clean videos for the baselines' training)", rows) + "\n")
             print(format_table(f"NMI of each feature space's clustering (automatic k) against its modality's class, "
@@ -535,7 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     corr.add_argument("--ks", default="0,8,16,32", help="k values for MI (0: the platform's automatic k)")
     corr.add_argument("--corpus", default="demo,digits",
                       help="video corpora, comma-separated: demo (our generator), digits (written and spoken digits), "
-                           "photos (scikit-image's photographs with freedesktop sounds)")
+                           "photos (scikit-image's photographs with freedesktop sounds), stamps (Tux Paint's and "
+                           "GCompris's photographs and recordings, several per class)")
     corr.add_argument("--profile", default="packaged+weightfree+structure", help="extractor profile (default: the platform's default)")
     corr.add_argument("--extractor-options", default="", help="JSON options per extractor (e.g. weight files)")
     corr.set_defaults(func=_cmd_bench)

@@ -39,6 +39,8 @@ if ! command -v espeak-ng >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/ur
       || echo "test: could not install espeak-ng/fonts/sounds; the corpus tests will be skipped (a failure under ACAV_REQUIRE_SERVICES=1)"
   fi
 fi
+# The "stamps" corpus: Tux Paint's photo stamps and GCompris's photos and recordings (Debian packages).
+bash scripts/install_corpora.sh
 # Under CI a skipped service-backed test (PostgreSQL, Redis, espeak-ng, fonts) is a failure (conftest).
 if [ "${CI:-}" = true ]; then export ACAV_REQUIRE_SERVICES=1; fi
 exec .venv/bin/python -m pytest "$@"

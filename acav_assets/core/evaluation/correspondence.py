@@ -158,7 +158,7 @@ def _modality(vectors: dict, modality: str) -> tuple[list[str], np.ndarray]:
 
 
 #: Corpora for :func:`run_videos`: name -> writer(out_dir, n_videos, matched_fraction=, seed=).
-CORPORA = ("demo", "digits", "photos")
+CORPORA = ("demo", "digits", "photos", "stamps")
 
 
 def _writer(corpus: str):
@@ -170,7 +170,21 @@ def _writer(corpus: str):
     if corpus == "photos":
         from acav_assets.core.generators.photos_sounds import write_photo_sound_videos
         return write_photo_sound_videos
+    if corpus == "stamps":
+        from acav_assets.core.generators.stamps_sounds import write_stamp_sound_videos
+        return write_stamp_sound_videos
     raise ValueError(f"unknown corpus {corpus!r}: expected one of {CORPORA}")
+
+
+def _class_names(corpus: str) -> list[str]:
+    """Class names of a corpus for the per-class rows (class numbers where it has none)."""
+    if corpus == "stamps":
+        from acav_assets.core.generators.stamps_sounds import class_names
+        return class_names()
+    if corpus == "photos":
+        from acav_assets.core.generators.photos_sounds import PHOTOS
+        return [p.rsplit(".", 1)[0] for p in PHOTOS]
+    return []
 
 
 def nmi(labels: np.ndarray, classes: np.ndarray) -> float:
@@ -194,12 +208,15 @@ def run_videos(n_videos: int = 300, seeds: int = 3, mismatch: float = 0.5, *, ks
 
     Returns the precision rows and, per feature space, the NMI of its clustering (automatic k)
     against the known class of its modality (picture class for visual spaces, sound class for
-    audio spaces): which spaces carry the content at all.
+    audio spaces): which spaces carry the content at all. When ``0`` is in ``ks`` the precision
+    rows end with one ``recall[class]`` row per class: the share of the class's matched videos
+    that the default selection (pair weighting, automatic k) selected.
     """
     write = _writer(corpus)
     extractors = build_profile(profile, "cpu", extractor_options)
     rows: dict[str, list[float]] = {}
     nmis: dict[str, list[float]] = {}
+    recall: dict[int, list[float]] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for seed in range(seeds):
             pool_dir, clean_dir = Path(tmp) / f"pool{seed}", Path(tmp) / f"clean{seed}"
@@ -232,6 +249,13 @@ def run_videos(n_videos: int = 300, seeds: int = 3, mismatch: float = 0.5, *, ks
                         float(matched[sel].mean()))
                 sel = _select(labels, modalities, budget, "bipartite", seed)
                 rows.setdefault(f"MI bipartite, pair weighting (default), k={kname}", []).append(float(matched[sel].mean()))
+                if k == 0:  # per-class recall of the default selection: share of each class's matched videos selected
+                    chosen = np.zeros(n_videos, bool)
+                    chosen[sel] = True
+                    for c in range(int(classes["visual"].max()) + 1):
+                        mine = matched & (classes["visual"] == c)
+                        if mine.any():
+                            recall.setdefault(c, []).append(float(chosen[mine].mean()))
             _, a = _modality(vec, "audio")
             _, v = _modality(vec, "visual")
             _, ca = _modality(cvec, "audio")
@@ -241,4 +265,7 @@ def run_videos(n_videos: int = 300, seeds: int = 3, mismatch: float = 0.5, *, ks
                 top = np.argsort(-scores, kind="stable")[:budget]
                 rows.setdefault(label, []).append(float(matched[top].mean()))
             log(f"{corpus} seed {seed} done")
+    names = _class_names(corpus)
+    rows.update((f"recall[{names[c] if c < len(names) else c}], default selection, k=auto", recall[c])
+                for c in sorted(recall))
     return [Row(k, v) for k, v in rows.items()], [Row(k, v) for k, v in nmis.items()]
