@@ -21,12 +21,19 @@
     resampled to 16 kHz) and the highest agreement between ``--distinct`` distinct videos (all
     pairs); the defaults sit between the two.
 (d) The same on content this project did not make: the photos corpus (scikit-image photographs
-    with freedesktop recorded sounds, ``--photos`` videos).
+    with freedesktop recorded sounds, ``--photos`` videos); (e) on the spoken-digits corpus
+    (digits in the system's fonts spoken by espeak-ng voices, ``--photos`` videos). Pairs whose
+    sound agrees where no stored picture samples overlap have their picture sampled on demand,
+    as in the pipeline.
+(f) Sub-clip copies: 10 s excerpts (libx264 defaults) of 60 s videos, at 0-50 s into them, each
+    with ``--window 0`` (sound over whole videos, the setting that finds them anywhere) and the
+    default window; and the cost of whole-file sound on 60 s videos.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import tempfile
 import time
@@ -52,7 +59,7 @@ def main() -> None:
     ap.add_argument("--earlier", type=int, default=2000)
     ap.add_argument("--distinct", type=int, default=200, help="distinct videos compared pairwise in (c)")
     ap.add_argument("--photos", type=int, default=60, help="videos of the photos corpus in (d)")
-    ap.add_argument("--parts", default="abcd", help="which of (a), (b), (c), (d) to run")
+    ap.add_argument("--parts", default="abcdef", help="which of (a) to (f) to run")
     ap.add_argument("--window", type=float, default=None,
                     help="the centre span fingerprinted, seconds (default: the library's WINDOW_S)")
     args = ap.parse_args()
@@ -177,6 +184,23 @@ def main() -> None:
             write_photo_sound_videos(base / "photos", args.photos, seed=5, size=(320, 240), fps=12)
             photos = sorted((base / "photos").glob("*.mp4"))
             _thresholds("(d) photos corpus", photos[:args.families], photos, base / "fam_d", window)
+        if "e" in args.parts:
+            from acav_assets.core.generators.spoken_digits import check_available as digits_missing
+            from acav_assets.core.generators.spoken_digits import write_spoken_digit_videos
+
+            if digits_missing():
+                print(f"(e) spoken-digits corpus unavailable: {digits_missing()}")
+            else:
+                write_spoken_digit_videos(base / "digits", args.photos, seed=5, size=(160, 120), fps=12)
+                digits = sorted((base / "digits").glob("*.mp4"))
+                _thresholds("(e) spoken-digits corpus", digits[:args.families], digits, base / "fam_e", window)
+        if "f" in args.parts:
+            from acav_assets.core.generators.photos_sounds import check_available, write_photo_sound_videos
+
+            _sub_clips(base / "sub_demo", args.families, "generated corpus", functools.partial(write_demo_videos, fps=25))
+            if not check_available():
+                _sub_clips(base / "sub_photos", args.families, "photos corpus",
+                           functools.partial(write_photo_sound_videos, fps=12))
 
 
 def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir: Path, window: float) -> None:
@@ -184,6 +208,7 @@ def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir
     from acav_assets.core.export.cut import CutConfig, cut_clip
     from acav_assets.core.media.fingerprint import NearDuplicateConfig, compare, fingerprint_file
     from acav_assets.core.media.probe import probe_file
+    from acav_assets.core.stages.near_duplicates import _compare_on_demand
 
     cfg = NearDuplicateConfig(window_s=window)
     fam_dir.mkdir()
@@ -203,22 +228,57 @@ def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir
             a, v = worst.get(name, (1.0, 1.0, True))[:2]
             worst[name] = (min(a, ev["audio_agreement"] if ev["audio_agreement"] is not None else 1.0),
                            min(v, ev["visual_agreement"]), worst.get(name, (0, 0, True))[2] and ok)
-    fps = {f: fingerprint_file(f, window) for f in distinct}
+    fps = {f: ({"path": str(f)}, fingerprint_file(f, window)) for f in distinct}
     top_a = top_v = 0.0
-    merged = 0
+    merged = unknown = 0
     for x, y in itertools.combinations(distinct, 2):
-        ok, ev = compare(fps[x], fps[y], cfg)
+        ok, ev = _compare_on_demand(fps[x], fps[y], cfg, lambda row: row["path"])
         top_a, merged = max(top_a, ev["audio_agreement"] or 0), merged + ok
         if (ev["audio_agreement"] or 0) >= cfg.audio_match:
-            top_v = max(top_v, ev["visual_agreement"])
+            if ev["visual_agreement"] is None:
+                unknown += 1
+            else:
+                top_v = max(top_v, ev["visual_agreement"])
     print(f"{title}: lowest agreement of a copy with its original ({len(originals)} families):")
     for name, (a, v, all_ok) in worst.items():
         print(f"    {name:7s} sound {a:.3f}  picture {v:.3f}  all found: {all_ok}")
     pairs = len(distinct) * (len(distinct) - 1) // 2
     print(f"    distinct videos ({pairs} pairs): highest sound agreement {top_a:.3f}; highest picture agreement "
-          f"among pairs whose sound passed {top_v:.3f}; merged {merged}")
+          f"among pairs whose sound passed {top_v:.3f} ({unknown} with the picture unknown); merged {merged}")
     print(f"    defaults: sound >= {cfg.audio_match} within {cfg.audio_bits} bits, picture >= {cfg.visual_match} "
           f"at cosine {cfg.visual_cos}")
+
+def _sub_clips(folder: Path, n: int, title: str, write) -> None:
+    """Excerpts of 60 s videos found as copies, with whole-file sound and with the default window."""
+    from acav_assets.core.generators.encodings import ENCODINGS, Encoding, reencode
+    from acav_assets.core.media.fingerprint import WINDOW_S, NearDuplicateConfig, fingerprint_file
+    from acav_assets.core.media.probe import probe_file
+    from acav_assets.core.stages.near_duplicates import _compare_on_demand
+
+    write(folder / "src", n, seed=17, duration_s=(60, 61), size=(320, 240))
+    x264 = {e.name: e for e in ENCODINGS}["x264_defaults"]
+    pairs = []
+    for i, src in enumerate(sorted((folder / "src").glob("*.mp4"))):
+        long, part = folder / f"long_{i}.mp4", folder / f"part_{i}.mp4"
+        reencode(src, long, x264)
+        start = 50.0 * i / max(1, n - 1)
+        reencode(src, part, Encoding("excerpt", start_s=start, end_s=start + 10.0))
+        pairs.append((long, part, start))
+    print(f"(f) {title}: {n} excerpts of 10 s from 60 s videos (libx264 defaults), at 0-50 s into them:")
+    for window in (0.0, WINDOW_S):
+        cfg = NearDuplicateConfig(window_s=window)
+        found = 0
+        for long, part, _ in pairs:
+            a, b = ({"path": str(long)}, fingerprint_file(long, window)), ({"path": str(part)}, fingerprint_file(part, window))
+            found += _compare_on_demand(a, b, cfg, lambda row: row["path"])[0]
+        print(f"    window {window:g} s: {found} of {n} excerpts found")
+    cost = {}
+    for name, w in (("whole-file sound", 0.0), ("default window", WINDOW_S)):
+        cost[name] = sum(_best(lambda: fingerprint_file(p, w, duration_s=probe_file(p).duration_s),
+                               clock=time.process_time) for p, _, _ in pairs) / n
+    print(f"    fingerprint of a 60 s video, CPU: whole-file sound {cost['whole-file sound'] * 1e3:.0f} ms, "
+          f"default window {cost['default window'] * 1e3:.0f} ms")
+
 
 if __name__ == "__main__":
     main()

@@ -42,7 +42,7 @@ from acav_assets.core.stages.clips import clip_rows
 from acav_assets.core.stages.curation import (SELECTION_KEYS, SelectionParams, choose_mode, curate,
                                               curate_incremental, held_settings)
 from acav_assets.core.stages.embeddings import embedding_rows
-from acav_assets.core.stages.near_duplicates import fingerprint_rows, mark_near_duplicates
+from acav_assets.core.stages.near_duplicates import fingerprint_rows, local_files, mark_near_duplicates
 from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
 from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
 from acav_assets.defs.executors import gpu_op_tags
@@ -259,7 +259,7 @@ def _stage_metadata(rep: StageReport) -> dict:
 #: Bump an asset's code version when a change alters what it writes: Dagster then shows the
 #: asset as stale in the UI, and ``acav curate`` (which folds these into its data versions)
 #: redoes it.
-CODE_VERSIONS = {"videos": "6", "clips": "2", "clip_embeddings": "2", "cluster_centroids": "1",
+CODE_VERSIONS = {"videos": "7", "clips": "2", "clip_embeddings": "2", "cluster_centroids": "1",
                  "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1", "curated_clips": "2"}
 DATA_VERSION_TAG = "acav/data_version"
 
@@ -355,7 +355,8 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
             # to date from the tables first); only the candidates' fingerprints are read
             index = FingerprintIndex(wh)
             index.sync(log=context.log.info)
-            pairs = mark_near_duplicates(rows, prints, index, nd_config)
+            pairs = mark_near_duplicates(rows, prints, index, nd_config,
+                                         local_files(staged.local_root, tuple(landing.allowed_link_roots)))
         wh.write_batch("video_fingerprints", batch, prints)  # none when switched off: nothing stale stays indexed
         n = wh.write_batch("videos", batch, rows)
         if index is not None:

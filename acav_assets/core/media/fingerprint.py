@@ -4,10 +4,11 @@ Exact content hashing (``videos.video_id``) misses re-uploads: the same content 
 rescaled, rotated, trimmed, with another audio bitrate or container. These fingerprints survive
 that, and their cost per video is bounded however long it is:
 
-- **picture**: frames at fixed times, every ``FRAME_STEP_S`` (0.5 s) over the centre
-  ``PICTURE_SPAN_S`` (4 s) of the video, whatever the keyframe placement (one seek to the
+- **picture**: frames at fixed times, every ``FRAME_STEP_S`` (0.25 s) over the centre
+  ``PICTURE_SPAN_S`` (2 s) of the video, whatever the keyframe placement (one seek to the
   keyframe before the span, then decoding forward to the first frame at or after each time;
-  before the span, frames nothing refers to are skipped). Real uploads often have one keyframe
+  before the span, frames nothing refers to are skipped). Decoding is most of the cost: the
+  span is kept short, and the sound is read in a pass of its own. Real uploads often have one keyframe
   in a short video (libx264's default keyint of 250): sampling keyframes would leave them
   without a picture. Each sample is the low 8x8 DCT frequencies of a 32x32 grey thumbnail, as
   displayed (a rotated phone video is turned upright), without the DC term (63 coefficients,
@@ -16,7 +17,8 @@ that, and their cost per video is bounded however long it is:
   a fade, nearly flat) are left out of the vote. Coefficients, not hash bits, decide: a heavy
   re-encode of a small picture flips many bits of coefficients near the median (measured: 16-22
   of 64 bits at CRF 45 on 96x64 frames) while their cosine stays high.
-- **sound**: over the centre ``WINDOW_S`` (6) seconds (the whole video when it is shorter), a
+- **sound**: over the centre ``WINDOW_S`` (6) seconds (the whole video when it is shorter; one
+  seek, then only the sound's packets are decoded), a
   64-bit hash per 1 s window, every 0.25 s: the signs of the differences between neighbouring
   bands of a log-spaced 33-band spectrum (300-3400 Hz, from ~128 ms frames at the file's own
   sample rate, in single precision with scipy's FFT: resampling first costs as much as it
@@ -37,6 +39,7 @@ best shift, and then it must be strong: ``silent_min_frames`` matching samples s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from dataclasses import dataclass
@@ -47,15 +50,16 @@ import scipy.fft
 
 from acav_assets.core.media.decode import display_turns
 
-__all__ = ["Fingerprint", "NearDuplicateConfig", "compare", "fingerprint_file", "fingerprint_or_reason", "popcount64"]
+__all__ = ["Fingerprint", "NearDuplicateConfig", "compare", "fingerprint_file", "fingerprint_or_reason", "picture_samples",
+           "popcount64"]
 
 HOP_S = 0.25  # sound hashes every quarter second
-VISUAL_WINDOW_S = 0.3  # a picture sample is compared with the other's samples this close in time (half a step + a frame)
+VISUAL_WINDOW_S = 0.3  # a picture sample is compared with the other's samples this close in time (half a sound hop + a frame at 6 fps)
 WINDOW_S = 6.0  # the centre span whose sound is fingerprinted (benchmarks/near_duplicates.py --window)
-PICTURE_SPAN_S = 4.0  # the centre span whose picture is sampled
-FRAME_STEP_S = 0.5  # one picture sample every half second of that span
-# frames decoded before the first picture sample at most: x264's default keyint (250) plus the
-# second between the sound's and the picture's spans at up to 120 fps stays below
+PICTURE_SPAN_S = 2.0  # the centre span whose picture is sampled (decoding it is most of the cost)
+FRAME_STEP_S = 0.25  # one picture sample every quarter second of that span (9 samples)
+# frames decoded before the first picture sample at most: x264's default keyint (250), and
+# more than a 3 s GOP at 120 fps
 MAX_LEAD_FRAMES = 400
 MAX_AUDIO_S = 1800.0
 MIN_STRUCTURE = 3.0  # grey levels of low-frequency structure below which a frame shows nothing (black, a fade)
@@ -94,13 +98,13 @@ class Fingerprint:
 class NearDuplicateConfig:
     audio_bits: int = 12  # sound windows agree when their hashes differ in at most this many bits
     audio_match: float = 0.5  # share of overlapping sounding windows that must agree
-    visual_cos: float = 0.85  # picture samples agree when their DCT coefficients have at least this cosine
+    visual_cos: float = 0.8  # picture samples agree when their DCT coefficients have at least this cosine
     lookup_bits: int = 12  # picture hash radius for finding candidates of videos without sound
-    visual_match: float = 0.75  # share of the informative picture samples that must find a counterpart
+    visual_match: float = 0.7  # share of the informative picture samples that must find a counterpart
     min_frames: int = 3  # informative samples compared, at least (fewer: the picture is unknown)
     silent_match: float = 0.8  # without sound, the share asked of the picture
-    silent_min_frames: int = 6  # without sound, matching samples needed ...
-    silent_min_span_s: float = 2.5  # ... spanning at least this long
+    silent_min_frames: int = 7  # without sound, matching samples needed ...
+    silent_min_span_s: float = 1.5  # ... spanning at least this long
     min_overlap_s: float = 3.0  # the copies must overlap this long (at the best alignment)
     window_s: float = WINDOW_S  # the centre span of each video that is fingerprinted (0: all of it)
 
@@ -217,29 +221,111 @@ def _picture_targets(duration_s: float | None, lo: float, hi: float) -> np.ndarr
     return t[(t >= 0) & (t < end)] if (t >= 0).any() else np.zeros(1)
 
 
+def _sample_picture(c, vs, t0: float, targets: np.ndarray) -> tuple[list, list, list, int]:
+    """The picture at ``targets`` (seconds from the first frame): one seek to the keyframe before
+    the first, then decoding forward; the first frame at or after each target stands for it.
+    Returns times, hashes, coefficient vectors and how many frames were decoded."""
+    cc = vs.codec_context
+    cc.thread_type, cc.thread_count = "SLICE", 1  # videos are fingerprinted side by side
+    # only 32x32 thumbnails are kept: until the span, frames nothing refers to are skipped; no
+    # deblocking at all
+    cc.skip_frame = "NONREF"
+    cc.options = {"skip_loop_filter": "all"}
+    if targets[0] > 0:
+        c.seek(int((t0 + float(targets[0])) * av.time_base), backward=True, any_frame=False)
+    vtb = float(vs.time_base)
+    thumb = av.video.reformatter.VideoReformatter()  # one scaler for every sample of the file
+    times, hashes, vectors = [], [], []
+    ti = decoded = 0  # next target; frames decoded
+
+    def keep(frames) -> None:
+        nonlocal ti, decoded
+        for frame in frames:
+            decoded += 1
+            if frame.pts is None or ti >= targets.size:
+                continue
+            t = frame.pts * vtb - t0
+            if t < targets[ti]:
+                if cc.skip_frame != "DEFAULT" and t >= targets[0] - 2 * FRAME_STEP_S:
+                    cc.skip_frame = "DEFAULT"  # within the span every frame counts: exact times
+                continue
+            while ti < targets.size and targets[ti] <= t:
+                ti += 1  # the first frame at or after each target stands for it
+            if t - targets[ti - 1] > FRAME_STEP_S:
+                continue  # a gap in the stream: no frame near that time
+            grey = thumb.reformat(frame, _M, _M, "gray", interpolation="AREA").to_ndarray()
+            turn = display_turns(frame)
+            if turn:
+                grey = np.ascontiguousarray(np.rot90(grey, k=turn))  # as displayed: upright
+            h, vec = _picture_hash(grey)
+            times.append(t), hashes.append(h), vectors.append(vec)
+
+    def done() -> bool:
+        # all samples taken, or the keyframe is too far before them (an hour with one keyframe):
+        # the picture is left unsampled rather than decoding all of it
+        return ti >= targets.size or (ti == 0 and decoded > MAX_LEAD_FRAMES)
+
+    for packet in c.demux(vs):
+        if done():
+            break
+        if packet.size:  # the demuxer's empty end packet would flush the decoder: done below
+            keep(packet.decode())
+    if not done():
+        keep(cc.decode(None))  # frames the decoder still holds
+    return times, hashes, vectors, decoded
+
+
+def _sample_sound(c, aus, t0: float, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sound hashes of ``[lo, hi)`` (seconds from the first video frame; ``hi`` infinite: to the
+    end, at most ``MAX_AUDIO_S``), window 0 starting at ``lo``, from where ``c`` stands (at or
+    before ``lo``); only the sound's packets are decoded."""
+    atb = float(aus.time_base)
+    chunks, first, rate, got, need = [], None, None, 0, float("inf")
+    for packet in c.demux(aus):
+        for frame in packet.decode():
+            if frame.pts is None:
+                continue
+            t = frame.pts * atb - t0
+            if t + frame.samples / frame.sample_rate <= lo:
+                continue
+            if first is None:
+                first, rate = t, frame.sample_rate
+                need = (min(hi, lo + MAX_AUDIO_S) - t + 0.05) * rate  # samples up to the end
+            elif frame.sample_rate != rate:
+                continue  # a mid-stream rate change: the rest of the sound is left out
+            chunks.append(_mono(frame))
+            got += chunks[-1].size
+        if got >= need:
+            break
+    if not chunks:
+        return np.zeros(0, np.uint64), np.zeros(0, bool)
+    audio = np.concatenate(chunks)
+    lead = int(round((first - lo) * rate))  # align the sound with the window's start
+    audio = np.concatenate([np.zeros(lead, np.float32), audio]) if lead > 0 else audio[-lead:]
+    if np.isfinite(hi):
+        audio = audio[:int(round((hi - lo) * rate))]
+    return _audio_hashes(audio[:int(MAX_AUDIO_S * rate)], rate)
+
+
 def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
                      duration_s: float | None = None) -> Fingerprint:
     """Fingerprint of a media file: its picture at fixed times of the centre ``PICTURE_SPAN_S``
     (whatever the keyframe placement: one seek, then decoding forward) and its sound within the
-    centre ``window_s`` seconds (the whole file when it is shorter, or ``window_s`` is 0). The
-    cost per video is bounded however long it is (at most ``MAX_LEAD_FRAMES`` frames decoded
-    before the first sample: a file with one keyframe in an hour gets no picture samples). ``duration_s``: the probed duration (else the container's).
-    Raises ValueError when the file has no decodable video frame; a video whose frames are all
-    uninformative (black, flat) gets a fingerprint without picture samples."""
+    centre ``window_s`` seconds (the whole file when it is shorter, or ``window_s`` is 0; one
+    more seek, then only sound packets are decoded). The picture's cost per video is bounded
+    however long it is (at most ``MAX_LEAD_FRAMES`` frames decoded before the first sample: a
+    file with one keyframe in an hour gets no picture samples). ``duration_s``: the probed
+    duration (else the container's). Raises ValueError when the file has no decodable video
+    frame; a video whose frames are all uninformative (black, flat) gets a fingerprint without
+    picture samples."""
     p = os.fspath(path)
-    decoded = 0
     try:
-        with av.open(p) as c:
+        with contextlib.ExitStack() as files:
+            c = files.enter_context(av.open(p))
             if not c.streams.video:
                 raise ValueError("no video stream")
             vs = c.streams.video[0]
             aus = c.streams.audio[0] if c.streams.audio else None
-            cc = vs.codec_context
-            cc.thread_type, cc.thread_count = "SLICE", 1  # videos are fingerprinted side by side
-            # only 32x32 thumbnails are kept: until the span, frames nothing refers to are skipped;
-            # no deblocking at all
-            cc.skip_frame = "NONREF"
-            cc.options = {"skip_loop_filter": "all"}
             t0 = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
             if duration_s is None and c.duration:
                 duration_s = c.duration / av.time_base
@@ -247,85 +333,42 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
             if window_s and duration_s and duration_s > window_s + 2 * HOP_S:
                 lo = np.floor((duration_s - window_s) / 2 / HOP_S) * HOP_S  # on the sound's 0.25 s grid
                 hi = lo + window_s
-            targets = _picture_targets(duration_s, lo, hi)
-            start = min(lo, float(targets[0]))
-            if start > 0:
-                c.seek(int((t0 + start) * av.time_base), backward=True, any_frame=False)
-            times, hashes, vectors, chunks = [], [], [], []
-            audio_first, rate, got, need = None, None, 0, float("inf")
-            vtb = float(vs.time_base)
-            atb = float(aus.time_base) if aus is not None else 0.0
-            thumb = av.video.reformatter.VideoReformatter()  # one scaler for every sample of the file
-            ti = 0  # next picture target
-            streams = (vs, aus) if aus is not None else (vs,)
-
-            def keep(frames) -> None:
-                nonlocal ti, decoded
-                for frame in frames:
-                    decoded += 1
-                    if frame.pts is None or ti >= targets.size:
-                        continue
-                    t = frame.pts * vtb - t0
-                    if t < targets[ti]:
-                        if cc.skip_frame != "DEFAULT" and t >= targets[0] - 2 * FRAME_STEP_S:
-                            cc.skip_frame = "DEFAULT"  # within the span every frame counts: exact times
-                        continue
-                    while ti < targets.size and targets[ti] <= t:
-                        ti += 1  # the first frame at or after each target stands for it
-                    if t - targets[ti - 1] > FRAME_STEP_S:
-                        continue  # a gap in the stream: no frame near that time
-                    grey = thumb.reformat(frame, _M, _M, "gray", interpolation="AREA").to_ndarray()
-                    turn = display_turns(frame)
-                    if turn:
-                        grey = np.ascontiguousarray(np.rot90(grey, k=turn))  # as displayed: upright
-                    h, vec = _picture_hash(grey)
-                    times.append(t), hashes.append(h), vectors.append(vec)
-
-            def video_done() -> bool:
-                # all samples taken, or the keyframe is too far before them (an hour with one
-                # keyframe): the picture is left unsampled rather than decoding all of it
-                return ti >= targets.size or (ti == 0 and decoded > MAX_LEAD_FRAMES)
-
-            for packet in c.demux(*streams):
-                if packet.stream is vs:
-                    if video_done():
-                        if aus is None or got >= need:
-                            break
-                        continue
-                    if packet.size:  # the demuxer's empty end packet would flush the decoder: done below
-                        keep(packet.decode())
-                elif got < need:
-                    for frame in packet.decode():
-                        if frame.pts is None:
-                            continue
-                        t = frame.pts * atb - t0
-                        if t + frame.samples / frame.sample_rate <= lo:
-                            continue
-                        if audio_first is None:
-                            audio_first, rate = t, frame.sample_rate
-                            need = (min(hi, lo + MAX_AUDIO_S) - t + 0.05) * rate  # samples up to the end
-                        elif frame.sample_rate != rate:
-                            continue  # a mid-stream rate change: the rest of the sound is left out
-                        chunks.append(_mono(frame))
-                        got += chunks[-1].size
-            if not video_done():
-                keep(vs.codec_context.decode(None))  # frames the decoder still holds
+            times, hashes, vectors, decoded = _sample_picture(c, vs, t0, _picture_targets(duration_s, lo, hi))
+            if not decoded:
+                raise ValueError("no decodable video frame")
+            ah, sounding = np.zeros(0, np.uint64), np.zeros(0, bool)
+            if aus is not None:
+                try:  # back to the sound's window (the picture was read first)
+                    c.seek(int((t0 + lo) * av.time_base), backward=True, any_frame=False)
+                except av.error.FFmpegError:  # a file that cannot seek: its sound from the start
+                    c = files.enter_context(av.open(p))
+                    aus = c.streams.audio[0]
+                ah, sounding = _sample_sound(c, aus, t0, lo, hi)
     except av.error.FFmpegError as exc:
         raise ValueError(f"{p}: {exc}") from exc
-    if not decoded:
-        raise ValueError(f"{p}: no decodable video frame")
-    audio_start = lo if np.isfinite(hi) else 0.0
-    ah, sounding = np.zeros(0, np.uint64), np.zeros(0, bool)
-    if chunks:
-        audio = np.concatenate(chunks)
-        # align the sound with the window's start on the picture's clock
-        lead = int(round((audio_first - audio_start) * rate))
-        audio = np.concatenate([np.zeros(lead, np.float32), audio]) if lead > 0 else audio[-lead:]
-        if np.isfinite(hi):
-            audio = audio[:int(round((hi - lo) * rate))]
-        ah, sounding = _audio_hashes(audio[:int(MAX_AUDIO_S * rate)], rate)
+    except ValueError as exc:
+        raise ValueError(f"{p}: {exc}") from exc
     return Fingerprint(np.asarray(times, np.float64), np.asarray(hashes, np.uint64),
-                       np.asarray(vectors, np.float32).reshape(-1, 63), ah, sounding, float(audio_start))
+                       np.asarray(vectors, np.float32).reshape(-1, 63), ah, sounding,
+                       float(lo if np.isfinite(hi) else 0.0))
+
+
+def picture_samples(path: str | os.PathLike, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The picture of ``path`` at ``times`` (sorted seconds from its first frame), sampled as
+    :func:`fingerprint_file` samples its span: times, hashes and coefficient vectors. For a pair
+    whose sound agrees where no stored samples overlap (an excerpt of a long video). Raises
+    ValueError when the file cannot be read."""
+    p = os.fspath(path)
+    try:
+        with av.open(p) as c:
+            if not c.streams.video:
+                raise ValueError("no video stream")
+            vs = c.streams.video[0]
+            t0 = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
+            t, h, v, _ = _sample_picture(c, vs, t0, np.asarray(times, np.float64))
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{p}: {exc}") from exc
+    return np.asarray(t, np.float64), np.asarray(h, np.uint64), np.asarray(v, np.float32).reshape(-1, 63)
 
 
 def fingerprint_or_reason(path: str, duration_s: float | None = None,

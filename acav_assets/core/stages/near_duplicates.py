@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -34,14 +35,23 @@ import numpy as np
 import polars as pl
 
 from acav_assets.core.media.fingerprint import (WINDOW_S, Fingerprint, NearDuplicateConfig, compare,
-                                                fingerprint_or_reason)
+                                                fingerprint_or_reason, picture_samples)
+from acav_assets.core.media.probe import resolves_inside
 from acav_assets.core.processes import die_with_parent
 from acav_assets.core.warehouse.fingerprint_index import PICTURE, SOUND, FingerprintIndex
 
-__all__ = ["fingerprint_rows", "mark_near_duplicates", "from_row", "NEAR_DUPLICATE"]
+__all__ = ["fingerprint_rows", "mark_near_duplicates", "from_row", "local_files", "NEAR_DUPLICATE"]
 
 NEAR_DUPLICATE = "near_duplicate"
-MIN_VOTES = 0.05  # share of a video's hashes that must hit a candidate before it is verified
+MIN_VOTES = 0.05  # share of a video's hashes that must hit a candidate before it is verified ...
+# ... counted over at most one default window's hashes: an excerpt shares a few seconds of a long
+# video's sound, whose whole-file hashes (nd_window_s 0) are many
+_VOTED_SPAN = int(round((WINDOW_S - 1.0) / 0.25)) + 1
+
+
+def _enough_votes(votes: int, hashes: int) -> bool:
+    return votes >= MIN_VOTES * min(hashes, _VOTED_SPAN)
+
 
 
 def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int = 1, window_s: float = WINDOW_S,
@@ -153,7 +163,7 @@ def _earlier_candidates(index: FingerprintIndex, here: list[tuple[dict, Fingerpr
         hashes, kind = _lookup_hashes(fp)
         radius = config.audio_bits if kind == SOUND else config.lookup_bits
         votes = {o: v for o, v in index.votes(hashes, kind, radius, exclude_batch=batch).items()
-                 if v >= MIN_VOTES * hashes.size}
+                 if _enough_votes(v, hashes.size)}
         per_video.append(votes)
         wanted.update(votes)
     if not wanted:
@@ -169,12 +179,56 @@ def _earlier_candidates(index: FingerprintIndex, here: list[tuple[dict, Fingerpr
     return prior, [{position[o]: v for o, v in votes.items() if o in position} for votes in per_video]
 
 
+def local_files(landing_root: str | Path, allowed_roots: tuple[str, ...] = ()) -> Callable[[dict], str | None]:
+    """Where a fingerprint row's video can be read on this machine: under ``landing_root``, when it
+    is there and resolves inside the landing area or an allowed folder (None otherwise: an
+    earlier batch of an object-store landing is not staged here)."""
+    roots = (str(Path(landing_root).resolve()), *allowed_roots)
+
+    def locate(row: dict) -> str | None:
+        path = Path(landing_root) / row["path"]
+        return str(path) if path.is_file() and resolves_inside(path, roots) else None
+
+    return locate
+
+
+def _compare_on_demand(a: tuple[dict, Fingerprint], b: tuple[dict, Fingerprint], config: NearDuplicateConfig,
+                       locate: Callable[[dict], str | None] | None) -> tuple[bool, dict]:
+    """:func:`compare`, and when the sound agrees but no stored picture samples overlap at its
+    alignment (a short excerpt of a long video: each video's samples lie in its own centre), the
+    picture of the video that holds the other's sample times is sampled at those times from its
+    file, and compared there."""
+    ok, ev = compare(a[1], b[1], config)
+    if ok or locate is None or ev["visual_agreement"] is not None or ev["audio_agreement"] is None \
+            or ev["audio_agreement"] < config.audio_match:
+        return ok, ev
+    shift = ev["shift_s"]  # b's clock -> a's clock
+    for (x_row, x_fp), (_, y_fp), to_x in ((a, b, shift), (b, a, -shift)):
+        times = y_fp.frame_times[y_fp.frame_informative] + to_x  # the other's informative samples, on x's clock
+        times = times[times >= 0]
+        if times.size < config.min_frames or (path := locate(x_row)) is None:
+            continue
+        try:
+            t, h, v = picture_samples(path, times)
+        except (ValueError, OSError):
+            continue
+        if t.size < config.min_frames:
+            continue  # the times lie past its end: the other way round
+        x_now = dataclasses.replace(x_fp, frame_times=t, frame_hashes=h, frame_vectors=v)
+        ok, ev = compare(x_now, y_fp, config) if x_fp is a[1] else compare(y_fp, x_now, config)
+        ev["picture_sampled"] = "on demand"
+        return ok, ev
+    return ok, ev
+
+
 def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: FingerprintIndex | None = None,
-                         config: NearDuplicateConfig = NearDuplicateConfig()) -> list[dict]:
+                         config: NearDuplicateConfig = NearDuplicateConfig(),
+                         locate: Callable[[dict], str | None] | None = None) -> list[dict]:
     """Mark the batch's near-duplicate videos in ``rows`` (its ``videos`` rows). ``fingerprints``
     are this batch's ``video_fingerprints`` rows; ``earlier`` the index of the kept videos of
-    the other batches (None: this batch alone). Returns the pairs found (kept path, duplicate
-    path, evidence)."""
+    the other batches (None: this batch alone); ``locate`` where a video's file can be read
+    (:func:`local_files`; None: only the stored samples are compared). Returns the pairs found
+    (kept path, duplicate path, evidence)."""
     here = [(r, from_row(r)) for r in fingerprints]
     batch = rows[0]["batch"] if rows else None
     prior, prior_votes = _earlier_candidates(earlier, here, batch, config) if earlier is not None and here \
@@ -199,11 +253,11 @@ def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: Fi
         j = len(prior) + k
         hashes, kind = _lookup_hashes(fp)
         local = (audio_idx if kind == SOUND else key_idx).votes(hashes)
-        votes = {**prior_votes[k], **{len(prior) + i: v for i, v in local.items() if v >= MIN_VOTES * hashes.size}}
+        votes = {**prior_votes[k], **{len(prior) + i: v for i, v in local.items() if _enough_votes(v, hashes.size)}}
         for i, v in sorted(votes.items()):
             if i == j or find(i) == find(j):
                 continue
-            ok, ev = compare(everyone[i][1], fp, config)
+            ok, ev = _compare_on_demand(everyone[i], here[k], config, locate)
             if ok:
                 evidence[(i, j)] = ev
                 parent[find(j)] = find(i)

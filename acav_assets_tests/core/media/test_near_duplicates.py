@@ -195,3 +195,44 @@ def test_sound_hashes_at_any_sample_rate_match_the_same_sound_resampled(rate):
     assert (popcount64(a ^ b) <= NearDuplicateConfig().audio_bits).mean() >= 0.75  # matching needs 0.4
     other, _ = _audio_hashes(render(rate)[::-1].copy(), rate)  # the melody backwards: another sound
     assert (popcount64(a ^ other) <= NearDuplicateConfig().audio_bits).mean() < 0.4
+
+
+@pytest.mark.parametrize("order", ["long_first", "excerpt_first"])
+def test_an_excerpt_of_a_long_video_is_found_in_either_landing_order(tmp_path, order):
+    """A 10 s excerpt from 8 s into a 60 s video (both written with libx264's defaults), in two
+    batches either way round, with whole-file sound (``window_s=0``): the sound aligns far from
+    either video's stored picture samples, so the picture is sampled from the file at the
+    aligned times, and the pair is merged (the earlier batch's copy kept). An excerpt of
+    another 60 s video stays ok."""
+    from acav_assets.core.generators.encodings import ENCODINGS, Encoding, reencode
+    from acav_assets.core.media.probe import probe_file
+    from acav_assets.core.stages.near_duplicates import local_files
+    from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex
+
+    src = write_demo_videos(tmp_path / "src", 2, seed=5, duration_s=(60, 61), size=(128, 96), workers=1)
+    del src
+    long_video, other = sorted((tmp_path / "src").glob("*.mp4"))
+    landing = tmp_path / "landing"
+    first, second = landing / "b1", landing / "b2"
+    long_dir, excerpt_dir = (first, second) if order == "long_first" else (second, first)
+    for d in (first, second):
+        d.mkdir(parents=True)
+    reencode(long_video, long_dir / "long.mp4", {e.name: e for e in ENCODINGS}["x264_defaults"])
+    reencode(long_video, excerpt_dir / "excerpt.mp4", Encoding("excerpt", start_s=8.0, end_s=18.0))
+    reencode(other, excerpt_dir / "other_excerpt.mp4", Encoding("excerpt", start_s=8.0, end_s=18.0))
+    wh, config = Warehouse(str(tmp_path / "wh")), NearDuplicateConfig(window_s=0)
+    status = {}
+    for batch in ("b1", "b2"):
+        rows = [{**probe_file(f).to_row(), "batch": batch, "path": f"{batch}/{f.name}"}
+                for f in sorted((landing / batch).glob("*.mp4"))]
+        prints = fingerprint_rows(rows, landing, window_s=config.window_s)
+        index = FingerprintIndex(wh)
+        index.sync()
+        pairs = mark_near_duplicates(rows, prints, index, config, local_files(landing))
+        wh.write_batch("video_fingerprints", batch, prints)
+        wh.write_batch("videos", batch, rows)
+        status.update({r["path"]: (r["status"], r.get("duplicate_of")) for r in rows})
+    copy, kept = ("b2/excerpt.mp4", "b1/long.mp4") if order == "long_first" else ("b2/long.mp4", "b1/excerpt.mp4")
+    assert status[copy] == ("near_duplicate", kept), status
+    assert status[kept][0] == "ok" and status[f"{excerpt_dir.name}/other_excerpt.mp4"][0] == "ok"
+    assert pairs and pairs[0]["picture_sampled"] == "on demand" and abs(abs(pairs[0]["shift_s"]) - 8.0) <= 0.25
