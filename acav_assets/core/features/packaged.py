@@ -12,7 +12,9 @@ that work offline, out of the box.
   original YAMNet weights are Apache-2.0). It runs with ONNX Runtime on 0.96 s log-mel patches
   (16 kHz, 25 ms windows, 10 ms hop, 64 mel bands 125-7500 Hz, ``log(mel + 0.001)``, quantised
   as the graph's input expects); taps: the pointwise convolutions of layers 6, 10 and 12, the
-  1024-d embedding and the 521 class logits, averaged over the clip's patches. 5 feature spaces.
+  1024-d embedding and the 521 class logits, pooled over the clip's patches by ``pooling``
+  (:mod:`acav_assets.core.features.pooling`: ``mean``, or weighted towards the patches where
+  something sounds, so that a short event is not averaged away). 5 feature spaces.
   ONNX Runtime runs on the CPU here (about 10 ms per 10 s clip); the picture network uses the GPU.
 
 ``weights`` overrides the packaged file with a local one of the same format (a state dict for
@@ -40,6 +42,7 @@ from acav_assets.core.features.base import (
     prepare_network,
     weights_file,
 )
+from acav_assets.core.features.pooling import DEFAULT_POOLING, POOLINGS, patch_loudness_db, pool_over_time
 
 __all__ = ["EfficientNetLite0", "YAMNet", "packaged_file"]
 
@@ -133,8 +136,12 @@ class YAMNet(Extractor):
     SAMPLE_RATE = 16_000
     PATCH = 96  # frames of 10 ms per patch
 
-    def __init__(self, device="cpu", weights: str | None = None, threads: int | None = None):
+    def __init__(self, device="cpu", weights: str | None = None, threads: int | None = None,
+                 pooling: str = DEFAULT_POOLING):
         super().__init__(device)
+        if pooling not in POOLINGS:
+            raise ValueError(f"{self.name}: pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
         try:
             import onnx
             import onnxruntime as ort
@@ -198,9 +205,19 @@ class YAMNet(Extractor):
         q = torch.round(logmel[: n * self.PATCH] / self.scale + self.zero_point).clamp_(0, 255)
         return q.to(torch.uint8).reshape(n, 1, self.PATCH, 64).numpy()
 
+    def patch_taps(self, wave: torch.Tensor) -> tuple[list[np.ndarray], np.ndarray]:
+        """Every tap per 0.96 s patch of a clip's 16 kHz ``wave`` (``(P, D)`` each, in ``TAPS``
+        order) and each patch's loudness (dB), before pooling over time."""
+        patches = self._patches(wave)
+        loudness = patch_loudness_db(wave.float().cpu().numpy(), len(patches), self.PATCH * 160)
+        return self._run(patches), loudness
+
     def _extract(self, batch: ClipBatch):
         if batch.sample_rate != self.SAMPLE_RATE:
             raise ValueError(f"{self.name} expects {self.SAMPLE_RATE} Hz audio, got {batch.sample_rate} Hz")
-        per_clip = [[v.mean(0) for v in self._run(self._patches(a))] for a in batch.audio]
+        per_clip = []
+        for a in batch.audio:
+            taps, loudness = self.patch_taps(a)
+            per_clip.append([pool_over_time(v, loudness, self.pooling) for v in taps])
         return {f"{self.name}/{tap}": torch.from_numpy(np.stack([c[k] for c in per_clip]))
                 for k, (tap, _) in enumerate(self.TAPS)}

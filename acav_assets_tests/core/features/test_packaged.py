@@ -11,6 +11,7 @@ import torch
 from acav_assets.core.features.base import ClipBatch, profile_feature_spaces
 from acav_assets.core.features.embed import embed_clips
 from acav_assets.core.features.packaged import EfficientNetLite0, YAMNet, packaged_file
+from acav_assets.core.features.pooling import DEFAULT_POOLING
 from acav_assets.core.features.profiles import build_profile
 from acav_assets.core.media.clips import clip_windows
 from acav_assets.core.media.probe import probe_file
@@ -99,3 +100,45 @@ def test_packaged_profile_embeds_real_video_through_the_pipeline(demo_videos):
     for fs in spaces:
         v = res.vectors[fs.name]
         assert v.shape == (3, fs.dim) and np.isfinite(v).all() and v.std(0).max() > 0, fs.name
+
+
+def _recorded_event(seconds: float) -> np.ndarray:
+    """The loudest ``seconds`` of a real recording (the freedesktop sound theme's bell), mono 16 kHz."""
+    import av
+
+    path = "/usr/share/sounds/freedesktop/stereo/bell.oga"
+    try:
+        container = av.open(path)
+    except (FileNotFoundError, av.error.FFmpegError):
+        pytest.skip(f"{path} is not installed (scripts/test.sh installs sound-theme-freedesktop)")
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SR)
+    with container:
+        x = np.concatenate([f.to_ndarray().reshape(-1) for frame in container.decode(audio=0)
+                            for f in resampler.resample(frame)])
+    n = int(seconds * SR)
+    energy = np.convolve(x ** 2, np.ones(n), mode="valid")
+    start = int(np.argmax(energy))
+    return x[start:start + n].astype(np.float32)
+
+
+@pytest.mark.parametrize("pooling", sorted({DEFAULT_POOLING, "loudness", "max"}))  # top3 keeps a third: not enough
+def test_pooling_keeps_a_short_event_apart_from_silence(pooling):
+    """A real 0.3 s sound in a 10 s clip of near silence: pooled towards the patches where
+    something sounds, the clip's embedding stays near the event's own (at least half way from
+    silence); the plain mean leaves it near silence (under a quarter of the way)."""
+    rng = np.random.default_rng(0)
+    quiet = (1e-4 * rng.standard_normal(10 * SR)).astype(np.float32)
+    event = _recorded_event(0.3)
+    clip = quiet.copy()
+    clip[int(4.2 * SR):int(4.2 * SR) + event.size] += event  # inside the fifth 0.96 s patch
+    alone = np.tile(np.concatenate([event, quiet[:int(0.66 * SR)]]), 11)[: 10 * SR]  # the event in every patch
+    audio = [torch.from_numpy(a) for a in (clip, quiet, alone)]
+    for how, low, high in ((pooling, 0.5, 2.0), ("mean", 0.0, 0.25)):
+        out = np.asarray(YAMNet(pooling=how).extract(_batch(audio))["audio/yamnet/embedding"])
+        share = np.linalg.norm(out[0] - out[1]) / np.linalg.norm(out[2] - out[1])
+        assert low <= share <= high, (how, share)
+
+
+def test_yamnet_rejects_an_unknown_pooling():
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        YAMNet(pooling="median")
