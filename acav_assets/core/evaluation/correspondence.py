@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from acav_assets.core.media.clips import clip_windows
 from acav_assets.core.clustering import KMeansConfig, fit_kmeans
@@ -36,6 +35,7 @@ from acav_assets.core.media.probe import probe_file
 from acav_assets.core.clustering import auto_k, auto_nredo
 from acav_assets.core.generators.planted import planted_assignments, precision
 from acav_assets.core.selection import mutual_information, pair_weights, resolve_pairs, select_subset
+from acav_assets.core.selection.agreement import agreement_scores, standardise
 from acav_assets.core.generators.demo import write_demo_videos
 
 __all__ = ["CORPORA", "Row", "contrastive_scores", "format_table", "nmi", "pca_cosine_scores", "run_planted", "run_videos"]
@@ -96,45 +96,20 @@ def run_planted(n: int = 20_000, seeds: int = 3, mismatch: float = 0.5, log: Cal
     return [Row(k, v) for k, v in rows.items()]
 
 
-def _standardise(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    mu, sd = ref.mean(0), ref.std(0) + 1e-6
-    return (x - mu) / sd
-
-
 def contrastive_scores(a_train, v_train, a_test, v_test, *, dim: int = 32, steps: int = 300, lr: float = 1e-2,
                        temperature: float = 0.1, seed: int = 0) -> np.ndarray:
-    """Cosine similarity after linear InfoNCE projections trained on matched pairs."""
-    g = torch.Generator().manual_seed(seed)
-    at, vt = (torch.tensor(_standardise(x, a_train if i == 0 else v_train), dtype=torch.float32)
-              for i, x in enumerate((a_train, v_train)))
-    wa = torch.nn.Linear(at.shape[1], dim)
-    wv = torch.nn.Linear(vt.shape[1], dim)
-    with torch.no_grad():
-        for w in (wa, wv):
-            w.weight.copy_(torch.randn(w.weight.shape, generator=g) / w.weight.shape[1] ** 0.5)
-            w.bias.zero_()
-    opt = torch.optim.Adam([*wa.parameters(), *wv.parameters()], lr=lr)
-    target = torch.arange(at.shape[0])
-    for _ in range(steps):
-        opt.zero_grad()  # every step
-        za = torch.nn.functional.normalize(wa(at), dim=1)
-        zv = torch.nn.functional.normalize(wv(vt), dim=1)
-        logits = za @ zv.T / temperature
-        loss = (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)) / 2
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        za = torch.nn.functional.normalize(wa(torch.tensor(_standardise(a_test, a_train), dtype=torch.float32)), dim=1)
-        zv = torch.nn.functional.normalize(wv(torch.tensor(_standardise(v_test, v_train), dtype=torch.float32)), dim=1)
-        return (za * zv).sum(1).numpy()
+    """Cosine similarity after linear InfoNCE projections trained on matched pairs (a labelled
+    clean split: the supervised baseline of the label-free refinement)."""
+    return agreement_scores(a_train, v_train, a_test, v_test, dim=dim, steps=steps, lr=lr, temperature=temperature,
+                            seed=seed)
 
 
 def pca_cosine_scores(a_train, v_train, a_test, v_test, *, dim: int = 16) -> np.ndarray:
     """Cosine of PCA projections of the two modalities (no learned alignment)."""
     def project(train, test):
-        tr = _standardise(train, train)
+        tr = standardise(train, train)
         _, _, vt = np.linalg.svd(tr, full_matrices=False)
-        return _standardise(test, train) @ vt[:dim].T
+        return standardise(test, train) @ vt[:dim].T
     pa, pv = project(a_train, a_test), project(v_train, v_test)
     d = min(pa.shape[1], pv.shape[1])
     pa, pv = pa[:, :d], pv[:, :d]
