@@ -43,7 +43,7 @@ class KMeansConfig:
     seed: int = 0
     init: str = "kmeans++"  # "kmeans++", "afk-mc2" (faster k-means++ approximation) or "random" (faiss's old default)
     max_sample: int = 200_000
-    normalize: bool = False  # L2-normalise rows before fitting and assigning
+    normalize: bool = True  # L2-normalise rows before fitting and assigning (benchmarks/clustering_fit.py)
     whiten: bool = False  # PCA-whiten (fitted on the sample) before fitting and assigning
     pca_dim: int | None = None  # keep this many principal components when whitening
     gpu: bool | None = None  # None: use a GPU when faiss sees one

@@ -113,14 +113,14 @@ class ClipsConfig(dg.Config):
 
 
 class ClusteringConfig(dg.Config):
-    k: int = Field(default=0, description="clusters per feature space; 0 = about sqrt(n/2), at most max_k")
+    k: int = Field(default=0, description="clusters per feature space; 0 = about sqrt(n/3), at most max_k")
     max_k: int = Field(default=32, description="upper bound of the automatic k (reference: 32)")
     niter: int = Field(default=25, description="k-means iterations")
     nredo: int = Field(default=0, description="k-means runs, best kept; 0 = 10 for small fits, 3 medium, 1 large")
     seed: int = Field(default=0, description="seed of the sample and of k-means")
     max_sample: int = Field(default=200_000, description="clips per feature space used to fit")
-    normalize: bool = Field(default=False, description="L2-normalise embeddings before clustering")
-    whiten: bool = Field(default=False, description="PCA-whiten embeddings before clustering")
+    normalize: bool = Field(default=KMeansConfig.normalize, description="L2-normalise embeddings before clustering")
+    whiten: bool = Field(default=KMeansConfig.whiten, description="PCA-whiten embeddings before clustering")
 
     def kmeans_config(self) -> KMeansConfig:
         return KMeansConfig(k=max(2, self.max_k), niter=self.niter, seed=self.seed, max_sample=self.max_sample,
@@ -259,7 +259,7 @@ def _stage_metadata(rep: StageReport) -> dict:
 #: Bump an asset's code version when a change alters what it writes: Dagster then shows the
 #: asset as stale in the UI, and ``acav curate`` (which folds these into its data versions)
 #: redoes it.
-CODE_VERSIONS = {"videos": "7", "clips": "2", "clip_embeddings": "2", "cluster_centroids": "1",
+CODE_VERSIONS = {"videos": "7", "clips": "2", "clip_embeddings": "3", "cluster_centroids": "2",
                  "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1", "curated_clips": "2"}
 DATA_VERSION_TAG = "acav/data_version"
 

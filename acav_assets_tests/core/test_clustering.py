@@ -59,7 +59,7 @@ def test_chunked_assignment_equals_one_shot():
         assert np.array_equal(got[0], one[0])
         assert np.allclose(got[1], one[1], atol=1e-5)
     # distance is the Euclidean distance to the chosen centroid
-    ref = np.linalg.norm(x - cl.centroids[one[0]], axis=1)
+    ref = np.linalg.norm(cl.preprocess(x) - cl.centroids[one[0]], axis=1)  # as the centroids see the rows
     assert np.allclose(one[1], ref, atol=1e-3)
 
 
@@ -93,8 +93,8 @@ def test_whitening_undoes_a_dominant_noise_direction():
     truth = rng.integers(0, 4, 4000)
     centres = np.array([[0, 0], [4, 0], [0, 4], [4, 4]], np.float32)
     x = np.c_[centres[truth] + rng.normal(size=(4000, 2)) * 0.3, rng.normal(size=(4000, 1)) * 40].astype(np.float32)
-    plain = fit_kmeans(x, "a", KMeansConfig(k=4, nredo=3))
-    white = fit_kmeans(x, "a", KMeansConfig(k=4, nredo=3, whiten=True))
+    plain = fit_kmeans(x, "a", KMeansConfig(k=4, nredo=3, normalize=False))  # whitening alone, against raw rows
+    white = fit_kmeans(x, "a", KMeansConfig(k=4, nredo=3, normalize=False, whiten=True))
     assert adjusted_rand_index(truth, white.assign(x)[0]) > 0.9
     assert adjusted_rand_index(truth, plain.assign(x)[0]) < 0.5
 
