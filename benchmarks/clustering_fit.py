@@ -31,8 +31,7 @@ def main() -> None:
 
     from acav_assets.core.clustering import KMeansConfig, auto_k, auto_nredo, fit_kmeans
     from acav_assets.core.evaluation.correspondence import _select
-    from acav_assets.core.features.packaged import YAMNet
-    from acav_assets.core.features.pooling import pool_over_time
+    from pooling import load_cached, with_pooling  # benchmarks/pooling.py, beside this script
 
     transforms = {"none": {}, "l2": {"normalize": True}, "whiten32": {"whiten": True, "pca_dim": 32},
                   "l2+whiten32": {"normalize": True, "whiten": True, "pca_dim": 32}}
@@ -45,11 +44,8 @@ def main() -> None:
             if not path.exists():
                 print(f"{path} missing: run benchmarks/pooling.py --cache {args.cache} --corpus {corpus} first")
                 continue
-            z = np.load(path, allow_pickle=True)
-            vec, per_patch, matched = dict(z["vectors"].item()), list(z["per_patch"]), z["matched"]
-            for k, (tap, _) in enumerate(YAMNet.TAPS):
-                vec[f"{YAMNet.name}/{tap}"] = np.stack([pool_over_time(t[k], loud, args.pooling)
-                                                       for t, loud in per_patch]).astype(np.float32)
+            vectors, per_patch, matched, _, _ = load_cached(path)
+            vec = with_pooling(vectors, per_patch, args.pooling)
             names = sorted(vec, key=lambda s: (not s.startswith("audio"), s))
             modalities = [s.split("/")[0] for s in names]
             n, budget = len(matched), int(matched.sum())

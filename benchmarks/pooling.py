@@ -27,6 +27,26 @@ import numpy as np
 import torch
 
 
+def load_cached(path: Path) -> tuple[dict, list, np.ndarray, np.ndarray, np.ndarray]:
+    """What ``--cache`` kept for one corpus and seed: the vectors per feature space, YAMNet's
+    per-patch taps and loudness per clip, and per clip whether it is matched, its picture class
+    and its sound class."""
+    z = np.load(path, allow_pickle=True)
+    return z["vectors"].item(), list(z["per_patch"]), z["matched"], z["visual"], z["sound"]
+
+
+def with_pooling(vectors: dict, per_patch: list, how: str) -> dict:
+    """``vectors`` with the YAMNet spaces pooled over time by ``how``."""
+    from acav_assets.core.features.packaged import YAMNet
+    from acav_assets.core.features.pooling import pool_over_time
+
+    vec = dict(vectors)
+    for k, (tap, _) in enumerate(YAMNet.TAPS):
+        vec[f"{YAMNet.name}/{tap}"] = np.stack([pool_over_time(t[k], loud, how) for t, loud in per_patch]
+                                               ).astype(np.float32)
+    return vec
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default="photos,digits,demo")
@@ -39,7 +59,7 @@ def main() -> None:
     from acav_assets.core.clustering import KMeansConfig, auto_k, auto_nredo, fit_kmeans
     from acav_assets.core.evaluation.correspondence import _embed_folder, _select, _writer, nmi
     from acav_assets.core.features.packaged import YAMNet
-    from acav_assets.core.features.pooling import POOLINGS, pool_over_time
+    from acav_assets.core.features.pooling import POOLINGS
     from acav_assets.core.features.profiles import DEFAULT_PROFILE, build_profile
     from acav_assets.core.media.clips import clip_windows
     from acav_assets.core.media.decode import decode_clip
@@ -58,9 +78,7 @@ def main() -> None:
             for seed in range(args.seeds):
                 cached = Path(args.cache) / f"{corpus}_{args.videos}_{seed}.npz" if args.cache else None
                 if cached is not None and cached.exists():
-                    z = np.load(cached, allow_pickle=True)
-                    vectors, per_patch = z["vectors"].item(), list(z["per_patch"])
-                    matched, visual, sound = z["matched"], z["visual"], z["sound"]
+                    vectors, per_patch, matched, visual, sound = load_cached(cached)
                 else:
                     folder = Path(tmp) / f"pool{seed}"
                     pool = write(folder, args.videos, matched_fraction=0.5, seed=1000 + seed)
@@ -83,10 +101,7 @@ def main() -> None:
                 budget = int(matched.sum())
                 n = len(matched)
                 for how in args.poolings.split(",") if args.poolings else POOLINGS:
-                    vec = dict(vectors)
-                    for k, tap in enumerate(taps):
-                        vec[f"{yamnet.name}/{tap}"] = np.stack(
-                            [pool_over_time(t[k], loud, how) for t, loud in per_patch]).astype(np.float32)
+                    vec = with_pooling(vectors, per_patch, how)
                     names = sorted(vec, key=lambda s: (not s.startswith("audio"), s))
                     modalities = [s.split("/")[0] for s in names]
                     labels = np.stack([fit_kmeans(vec[s], s, KMeansConfig(k=auto_k(n), nredo=auto_nredo(n, vec[s].shape[1]),

@@ -344,9 +344,7 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
                     c = files.enter_context(av.open(p))
                     aus = c.streams.audio[0]
                 ah, sounding = _sample_sound(c, aus, t0, lo, hi)
-    except av.error.FFmpegError as exc:
-        raise ValueError(f"{p}: {exc}") from exc
-    except ValueError as exc:
+    except (av.error.FFmpegError, ValueError) as exc:
         raise ValueError(f"{p}: {exc}") from exc
     return Fingerprint(np.asarray(times, np.float64), np.asarray(hashes, np.uint64),
                        np.asarray(vectors, np.float32).reshape(-1, 63), ah, sounding,

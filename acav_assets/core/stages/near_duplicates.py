@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from acav_assets.core.media.fingerprint import (WINDOW_S, Fingerprint, NearDuplicateConfig, compare,
+from acav_assets.core.media.fingerprint import (HOP_S, WINDOW_S, Fingerprint, NearDuplicateConfig, compare,
                                                 fingerprint_or_reason, picture_samples)
 from acav_assets.core.media.probe import resolves_inside
 from acav_assets.core.processes import die_with_parent
@@ -46,12 +46,11 @@ NEAR_DUPLICATE = "near_duplicate"
 MIN_VOTES = 0.05  # share of a video's hashes that must hit a candidate before it is verified ...
 # ... counted over at most one default window's hashes: an excerpt shares a few seconds of a long
 # video's sound, whose whole-file hashes (nd_window_s 0) are many
-_VOTED_SPAN = int(round((WINDOW_S - 1.0) / 0.25)) + 1
+_VOTED_SPAN = int(round((WINDOW_S - 1.0) / HOP_S)) + 1  # 1 s windows every HOP_S over WINDOW_S
 
 
 def _enough_votes(votes: int, hashes: int) -> bool:
     return votes >= MIN_VOTES * min(hashes, _VOTED_SPAN)
-
 
 
 def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int = 1, window_s: float = WINDOW_S,
