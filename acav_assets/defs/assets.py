@@ -455,12 +455,13 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
 
 # --- over all batches ---------------------------------------------------------------------
 
-@dg.asset(group_name=FEATURES, kinds={"faiss", "deltalake"}, deps=[clip_embeddings],
+@dg.asset(group_name=FEATURES, kinds={"faiss", "deltalake"},
+          # frozen by design: a new batch's embeddings do not make the centroids stale (no
+          # partition of clip_embeddings is an input of the staleness; the edge stays in the
+          # lineage). The fit is explicit: once when missing (`fit_when_missing`), then the refit
+          # schedule (pool growth) or a change of the feature spaces (acav curate)
+          deps=[dg.AssetDep(clip_embeddings, partition_mapping=dg.SpecificPartitionsPartitionMapping([]))],
           code_version=CODE_VERSIONS["cluster_centroids"],
-          # fitted once, as soon as one batch has embeddings; afterwards only the schedule refits
-          automation_condition=(dg.AutomationCondition.missing()
-                                & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing())
-                                & ~dg.AutomationCondition.in_progress()).newly_true().with_label("fit once when missing"),
           # too few clips to cluster is a state, not a failure: no materialization, and the
           # assignments and the selection wait for more data
           output_required=False,

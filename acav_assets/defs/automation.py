@@ -14,8 +14,10 @@
   failed (after the steps' own retries) it is requested again, up to ``ACAV_INGEST_RUN_ATTEMPTS``
   runs (default 2), then named in the sensor's log and skip reason (and by the
   ``subset_covers_every_batch`` check) until its files change, which requests it afresh.
+- ``fit_when_missing`` (a run status sensor) fits ``cluster_centroids`` once, after the first
+  successful run that leaves enough embedded clips to cluster; then only the schedule refits.
+  The centroids are frozen by design and are not shown stale when a batch arrives.
 - Declarative automation (conditions on the assets, evaluated by ``acav_automation``):
-  ``cluster_centroids`` is fitted once when missing (then only refitted by the schedule);
   ``cluster_assignments`` runs for a batch when its embeddings or the centroids change;
   ``curated_subset`` updates after new assignments, with a warm start: the previous subset is
   kept and the new batches' share is chosen given it. Chosen over a second sensor because the
@@ -42,7 +44,7 @@ from acav_assets.core.media.landing import READY_MARKER, batch_is_complete
 from acav_assets.defs.assets import batches, clip_embeddings, clips, cluster_centroids, latest_materialization, videos
 from acav_assets.defs.resources import LandingResource, WarehouseResource
 
-__all__ = ["READY_MARKER", "automation_sensor", "batch_is_complete", "ingest_job", "landing_sensor",
+__all__ = ["READY_MARKER", "automation_sensor", "batch_is_complete", "fit_when_missing", "ingest_job", "landing_sensor",
            "maintenance_job", "maintenance_schedule", "refit_job", "refit_schedule"]
 
 
@@ -184,6 +186,29 @@ def refit_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseRe
     context.log.info(f"refitting: {why}")
     return dg.RunRequest(run_key=f"refit:{when:%Y-%m-%d}",
                          run_config={"ops": {"cluster_centroids": {"config": {"seed": seed}}}})
+
+
+_ACTIVE = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+           dg.DagsterRunStatus.STARTED]
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, request_job=refit_job,
+                      minimum_interval_seconds=int(os.environ.get("ACAV_SENSOR_INTERVAL_S", "30")),
+                      default_status=dg.DefaultSensorStatus.RUNNING,
+                      description="Fits the centroids once, after the first successful run that leaves enough "
+                                  "embedded clips to cluster; afterwards only the refit schedule refits them.")
+def fit_when_missing(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
+    from acav_assets.core.stages.centroids import too_few_to_cluster
+
+    wh = warehouse.get()
+    if wh.scan("cluster_centroids").head(1).collect().height:
+        return dg.SkipReason("centroids exist: frozen until the refit schedule refits them")
+    if waiting := too_few_to_cluster(wh):
+        return dg.SkipReason(waiting)
+    active = context.instance.get_runs(dg.RunsFilter(job_name=refit_job.name, statuses=_ACTIVE), limit=1)
+    if active:
+        return dg.SkipReason(f"a fit is already on its way (run {active[0].run_id})")
+    return dg.RunRequest(run_key=f"fit:{context.dagster_run.run_id}")
 
 
 class MaintenanceConfig(dg.Config):

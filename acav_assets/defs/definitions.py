@@ -3,7 +3,7 @@
 import dagster as dg
 
 from acav_assets.defs.assets import ASSETS
-from acav_assets.defs.automation import (automation_sensor, ingest_job, landing_sensor, maintenance_job,
+from acav_assets.defs.automation import (automation_sensor, fit_when_missing, ingest_job, landing_sensor, maintenance_job,
                                          maintenance_schedule, refit_job, refit_schedule)
 from acav_assets.defs.checks import CHECKS
 from acav_assets.defs.executors import executor_from_env
@@ -13,7 +13,7 @@ defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
     jobs=[ingest_job, refit_job, maintenance_job],
-    sensors=[landing_sensor, automation_sensor],
+    sensors=[landing_sensor, automation_sensor, fit_when_missing],
     schedules=[refit_schedule, maintenance_schedule],
     resources=default_resources(),
     executor=executor_from_env(),

@@ -15,7 +15,7 @@ from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets.defs import defs
 from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, cluster_assignments, cluster_centroids, videos
-from acav_assets.defs.automation import READY_MARKER, batch_is_complete, landing_sensor
+from acav_assets.defs.automation import READY_MARKER, batch_is_complete, fit_when_missing, landing_sensor
 from acav_assets.defs.resources import LandingResource
 from acav_assets.defs.runner import resources_for
 
@@ -146,19 +146,78 @@ def test_no_new_batch_leaves_the_subset_unchanged_and_refit_reselects_fully(two_
     assert wh.read("curated_subset").height == round(0.2 * 35)
 
 
+def fit_after(instance, result, res):
+    """``fit_when_missing`` evaluated on the instance after the run of ``result`` succeeded."""
+    run = instance.get_run_by_id(result.run_id)
+    ctx = dg.build_run_status_sensor_context(sensor_name=fit_when_missing.name, dagster_instance=instance,
+                                             dagster_run=run, dagster_event=result.get_run_success_event(),
+                                             resources={"warehouse": res["warehouse"]})
+    return fit_when_missing(ctx)
+
+
+def test_fit_when_missing_waits_for_enough_clips_and_asks_once(tmp_path):
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "tiny", 1, seed=21, duration_s=(5, 7))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["tiny", "x"])
+    res = resources_for(str(landing), str(tmp_path / "wh"))
+    ingest = [videos, clips, clip_embeddings]
+    first = dg.materialize(ASSETS, selection=ingest, partition_key="tiny", instance=instance, resources=res)
+    skip = fit_after(instance, first, res)
+    assert isinstance(skip, dg.SkipReason) and "too few to cluster" in skip.skip_message
+    write_demo_videos(landing / "x", 6, seed=22, duration_s=(5, 7))
+    second = dg.materialize(ASSETS, selection=ingest, partition_key="x", instance=instance, resources=res)
+    request = fit_after(instance, second, res)
+    assert isinstance(request, dg.RunRequest) and request.run_key == f"fit:{second.run_id}"
+
+
+def test_frozen_centroids_are_not_stale_when_a_batch_arrives_and_the_subset_is(tmp_path):
+    """What the UI shows as Unsynced (Dagster's own stale-status resolver, as the UI's GraphQL uses)."""
+    from dagster._core.definitions.data_version import StaleStatus
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "x", 6, seed=21, duration_s=(5, 7))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["x", "y"])
+    res = resources_for(str(landing), str(tmp_path / "wh"))
+    ingest, subset = [videos, clips, clip_embeddings], ["curated_subset", "selection_lineage"]
+    dg.materialize(ASSETS, selection=ingest, partition_key="x", instance=instance, resources=res)
+    dg.materialize(ASSETS, selection=[cluster_centroids], instance=instance, resources=res)
+    dg.materialize(ASSETS, selection=[cluster_assignments], partition_key="x", instance=instance, resources=res)
+    dg.materialize(ASSETS, selection=subset, instance=instance, resources=res)
+
+    def status(key, partition=None):
+        return get_stale_status_resolver(instance, ASSETS).get_status(dg.AssetKey(key), partition)
+
+    assert status("cluster_centroids") == status("curated_subset") == StaleStatus.FRESH
+    write_demo_videos(landing / "y", 4, seed=22, duration_s=(5, 7))
+    dg.materialize(ASSETS, selection=ingest, partition_key="y", instance=instance, resources=res)
+    assert status("cluster_centroids") == StaleStatus.FRESH  # frozen by design: not Unsynced
+    assert status("cluster_assignments", "x") == StaleStatus.FRESH
+    dg.materialize(ASSETS, selection=[cluster_assignments], partition_key="y", instance=instance, resources=res)
+    assert status("curated_subset") == StaleStatus.STALE  # new assignments: the subset is behind
+    dg.materialize(ASSETS, selection=subset, instance=instance, resources=res)
+    assert status("curated_subset") == StaleStatus.FRESH
+
+
 def test_automation_conditions_follow_the_graph(tmp_path):
     landing = tmp_path / "landing"
     write_demo_videos(landing / "x", 6, seed=21, duration_s=(5, 7))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("batches", ["x"])
     res = resources_for(str(landing), str(tmp_path / "wh"))
-    dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key="x", instance=instance, resources=res)
+    ingest = dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key="x", instance=instance,
+                            resources=res)
     selection = dg.AssetSelection.assets(cluster_centroids, cluster_assignments, "curated_subset")
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
-    assert result.get_requested_partitions(cluster_centroids.key) == {None}  # fitted once, as it is missing
+    assert result.get_num_requested(cluster_centroids.key) == 0  # fitted by fit_when_missing, not by a condition
     assert result.get_num_requested(cluster_assignments.key) == 0  # waits for the centroids
     cursor = result.cursor
+    fit = fit_after(instance, ingest, res)
+    assert isinstance(fit, dg.RunRequest) and fit.job_name in (None, "refit_centroids")  # fitted once, as missing
     dg.materialize(ASSETS, selection=[cluster_centroids], instance=instance, resources=res)
+    assert isinstance(fit_after(instance, ingest, res), dg.SkipReason)  # fitted: frozen from now on
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=cursor)
     assert result.get_requested_partitions(cluster_assignments.key) == {"x"}
     cursor = result.cursor
