@@ -34,7 +34,7 @@ from acav_assets.core.export.shards import ExportConfig
 from acav_assets.core.media.fingerprint import NearDuplicateConfig
 from acav_assets.core.media.probe import ProbeConfig
 from acav_assets.core.warehouse.report import strongest_pair, write_report
-from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS, WEIGHTING_RULES
+from acav_assets.core.selection import PAIRINGS, WEIGHTING_RULES
 from acav_assets.core.selection.weighting import space_summary
 from acav_assets.core.stages.assignments import assignment_rows
 from acav_assets.core.stages.centroids import fit_clusterings, load_clusterings, too_few_to_cluster
