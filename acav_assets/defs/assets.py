@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import functools
 import json
+import warnings
 import os
 import time
 from collections import Counter
@@ -46,9 +47,11 @@ from acav_assets.core.stages.near_duplicates import fingerprint_rows, local_file
 from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
 from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
 from acav_assets.defs.executors import gpu_op_tags
-from acav_assets.defs.metadata import counts_table, markdown_table, reasons_table, table_metadata
+from acav_assets.defs.metadata import counts_table, markdown_table, reasons_table, table_metadata, table_schema
 from acav_assets.defs.progress import Progress
 from acav_assets.defs.resources import ComputeResource, ExtractorResource, LandingResource, WarehouseResource
+from acav_assets.defs import versions
+from acav_assets.defs.versions import CODE_VERSIONS
 
 batches = dg.DynamicPartitionsDefinition(name="batches")
 
@@ -196,6 +199,11 @@ class SelectionConfig(dg.Config):
             out[k] = list(v) if k == "dedup_spaces" else v
         return out
 
+    def version_settings(self, held: dict | None = None) -> dict:
+        """What the selection's data version depends on: the effective settings and the rest of
+        this config (``mode`` is left out by :mod:`acav_assets.defs.versions`)."""
+        return {**self.model_dump(), **self.resolved(held)}
+
     def params(self, held: dict | None = None) -> SelectionParams:
         r = self.resolved(held)
         budget, batch_size, take = r["budget"], r["batch_size"], r["take"]
@@ -256,12 +264,6 @@ def _stage_metadata(rep: StageReport) -> dict:
             "staged_mb": round(rep.bytes_copied / 1e6, 2), "staging_seconds": round(rep.seconds, 2)}
 
 
-#: Bump an asset's code version when a change alters what it writes: Dagster then shows the
-#: asset as stale in the UI, and ``acav curate`` (which folds these into its data versions)
-#: redoes it.
-CODE_VERSIONS = {"videos": "7", "clips": "2", "clip_embeddings": "3", "cluster_centroids": "2",
-                 "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1", "curated_clips": "2"}
-DATA_VERSION_TAG = "acav/data_version"
 
 #: Per-batch steps retry what may pass on a second try (a storage hiccup, a GPU out of memory
 #: in a busy pool): twice, 15 s then 30 s later. A bad configuration or input fails at once
@@ -308,11 +310,14 @@ def _exact_copies_elsewhere(wh, batch: str, rows: list[dict]) -> dict[str, str]:
             .select("video_id", "path").collect().iter_rows(named=True)}
 
 
-def _data_version(context) -> dict:
-    """``data_version=`` for a MaterializeResult when the run carries one (``acav curate``
-    computes it from the batch's files, the configuration and the code versions)."""
-    tag = context.run.tags.get(DATA_VERSION_TAG) if context.run else None
-    return {"data_version": dg.DataVersion(tag)} if tag else {}
+def _version(v: str) -> dict:
+    """``data_version=`` for a MaterializeResult (see :mod:`acav_assets.defs.versions`)."""
+    return {"data_version": dg.DataVersion(v)}
+
+
+def profile_identity(extractors: ExtractorResource) -> dict:
+    """The extractor profile and its options: what the embeddings are (part of their version)."""
+    return {"profile": extractors.profile, "options": json.loads(extractors.options_json or "{}")}
 
 
 # --- per-batch assets ---------------------------------------------------------------------
@@ -366,7 +371,8 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
     for r in rows:
         if r["status"] != "ok":
             context.log.warning(f"{r['path']}: {r['status']} — {r['error']}")
-    return dg.MaterializeResult(**_data_version(context), metadata={
+    version = versions.videos_version(fingerprint, config.model_dump(), landing.allowed_link_roots)
+    return dg.MaterializeResult(**_version(version), metadata={
         **table_metadata("videos", df.select([c for c in ("path", "status", "error", "duration_s", "width", "height")
                                               if c in df.columns]) if rows else df, wh=warehouse.get()),
         "dagster/row_count": n, "ok": statuses.get("ok", 0), "landing_fingerprint": fingerprint,
@@ -405,7 +411,8 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: Landi
     wh.write_batch("clips", batch, rows)
     df = pl.DataFrame(rows, schema={"batch": pl.String, "clip_id": pl.String, "video_id": pl.String, "path": pl.String,
                                     "start_s": pl.Float64, "end_s": pl.Float64})
-    return dg.MaterializeResult(**_data_version(context), metadata={**table_metadata("clips", df, wh=wh),
+    version = versions.clips_version(versions.recorded_version(context.instance, "videos", batch), config.model_dump())
+    return dg.MaterializeResult(**_version(version), metadata={**table_metadata("clips", df, wh=wh),
                                           "videos_ok": sum(v["status"] == "ok" for v in video_rows)})
 
 
@@ -442,7 +449,9 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
         landing.get().release(batch)  # the last step that reads the media
     spaces = profile_feature_spaces(exs)
     embedded = len(clip_list) - len(failed)
-    return dg.MaterializeResult(**_data_version(context), metadata={
+    version = versions.embeddings_version(versions.recorded_version(context.instance, "clips", batch),
+                                          profile_identity(extractors))
+    return dg.MaterializeResult(**_version(version), metadata={
         **table_metadata("clip_embeddings", df, wh=wh),
         "clips_embedded": embedded, "clips_failed": len(failed),
         "failures": dg.MetadataValue.md(reasons_table(failed, "clip") if failed else "_none_"),
@@ -469,7 +478,7 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
                       "frozen for assigning new batches until the next refit. Waits (no materialization) while "
                       "the clips embedded so far are too few to cluster.")
 def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfig,
-                      warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
+                      warehouse: WarehouseResource, extractors: ExtractorResource) -> Iterator[dg.MaterializeResult]:
     _check(config)
     wh = warehouse.get()
     waiting = too_few_to_cluster(wh, config.k or None, empty_waits=False)  # nothing embedded: an error
@@ -485,7 +494,9 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
     wh.overwrite("cluster_centroids", rows)
     summary = pl.DataFrame([{"clustering_id": c.clustering_id, "feature_space": c.feature_space, "k": c.k,
                              "sample": c.params["n_sample"], "inertia": c.params["objective"]} for c in clusterings])
-    yield dg.MaterializeResult(**_data_version(context), metadata={
+    spaces = {c.feature_space for c in clusterings}
+    version = versions.centroids_version(spaces, profile_identity(extractors), config.model_dump())
+    yield dg.MaterializeResult(**_version(version), metadata={
         "dagster/row_count": len(rows), "dagster/column_schema": table_metadata("cluster_centroids", pl.DataFrame())[
             "dagster/column_schema"],
         "clusterings": dg.MetadataValue.md(markdown_table(summary, limit=100)),
@@ -518,7 +529,9 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
     if incomplete:
         context.log.warning(f"{incomplete} clip(s) of batch {batch} have NaN/inf embeddings in some feature space: "
                             f"left out of the pool")
-    return dg.MaterializeResult(**_data_version(context), metadata={**table_metadata("cluster_assignments", df, wh=wh),
+    version = versions.assignments_version(versions.recorded_version(context.instance, "clip_embeddings", batch),
+                                           {c.clustering_id for c in clusterings})
+    return dg.MaterializeResult(**_version(version), metadata={**table_metadata("cluster_assignments", df, wh=wh),
                                           "clusterings": len(clusterings),
                                           "clips": df["clip_id"].n_unique() if df.height else 0,
                                           "clips_left_out_nonfinite": incomplete})
@@ -559,12 +572,14 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         context.log.info(f"settings: {', '.join(f'{k} {getattr(params, k)!r}' for k in ('budget', 'pairing', 'seed'))}"
                          + (f"; held by the warehouse: {', '.join(kept)}" if kept else "")
                          + (f"; given by this run: {', '.join(given)}" if given else ""))
+        version = versions.subset_version(versions.recorded_assignment_versions(context.instance),
+                                          config.version_settings(held))
         mode, why = choose_mode(wh, params)
         context.log.info(f"{mode} selection: {why}")
         cur = curate_incremental(wh, params, progress=progress) if mode == "incremental" else None
         if mode == "incremental" and cur is None:
             context.log.info("no new batch since the previous selection: the subset is unchanged")
-            yield dg.MaterializeResult(asset_key="curated_subset", **_data_version(context),
+            yield dg.MaterializeResult(asset_key="curated_subset", **_version(version),
                                        metadata={"mode": "unchanged", "reason": why})
             yield dg.MaterializeResult(asset_key="selection_lineage", metadata={"mode": "unchanged"})
             return
@@ -612,7 +627,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         }
     top = (lineage.group_by("feature_space_a", "feature_space_b").agg(pl.col("pair_mi").first())
            .sort("pair_mi", descending=True).head(10))
-    yield dg.MaterializeResult(asset_key="curated_subset", **_data_version(context), metadata={
+    yield dg.MaterializeResult(asset_key="curated_subset", **_version(version), metadata={
         **table_metadata("curated_subset", cur.subset.select("rank", "path", "start_s", "end_s", "gain", "batch"), wh=wh),
         "dagster/row_count": cur.subset.height, "selection_id": cur.selection_id,  # the table's rows, not the added
         "objective_mi_nats": float(sel.objective), "budget": params.budget, "pool_size": cur.run["pool_size"],
@@ -760,5 +775,29 @@ def curated_clips(context: dg.AssetExecutionContext, config: CuratedClipsConfig,
     })
 
 
-ASSETS = [videos, clips, clip_embeddings, cluster_centroids, cluster_assignments, curated_subset, curated_clips]
+#: Who answers for the assets (the UI's owner column; change it to your team's).
+OWNERS = ["team:acav-curation"]
+#: The Delta table each asset writes.
+TABLE_OF = {"videos": "videos", "clips": "clips", "clip_embeddings": "clip_embeddings",
+            "cluster_centroids": "cluster_centroids", "cluster_assignments": "cluster_assignments",
+            "curated_subset": "curated_subset", "selection_lineage": "selection_lineage",
+            "curated_clips": "export_manifest"}
+
+
+def _catalog(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Owners, the table's name and its described columns on the definition: the catalog shows
+    them before anything is materialized (materializations add where the table lives)."""
+    table = TABLE_OF[spec.key.path[-1]]
+    return spec.replace_attributes(owners=OWNERS).merge_attributes(
+        metadata={"dagster/table_name": table, "dagster/column_schema": table_schema(table)})
+
+
+# source code references are a beta in Dagster 1.13: chosen knowingly, not repeated at every
+# import of the code location
+warnings.filterwarnings("ignore", message=".*(with_source_code_references|LocalFileCodeReference|"
+                                          "CodeReferencesMetadataValue).*")
+#: Every asset as the code location defines it: with the catalog's attributes and a reference
+#: to its source (the UI links to the file and line).
+ASSETS = dg.with_source_code_references(dg.map_asset_specs(_catalog, [
+    videos, clips, clip_embeddings, cluster_centroids, cluster_assignments, curated_subset, curated_clips]))
 PER_BATCH = [videos, clips, clip_embeddings]

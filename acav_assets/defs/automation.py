@@ -41,15 +41,25 @@ import dagster as dg
 from pydantic import Field
 
 from acav_assets.core.media.landing import READY_MARKER, batch_is_complete
-from acav_assets.defs.assets import batches, clip_embeddings, clips, cluster_centroids, latest_materialization, videos
+from acav_assets.defs.assets import (batches, clip_embeddings, clips, cluster_assignments, cluster_centroids,
+                                     latest_materialization, videos)
 from acav_assets.defs.resources import LandingResource, WarehouseResource
 
-__all__ = ["READY_MARKER", "automation_sensor", "batch_is_complete", "fit_when_missing", "ingest_job", "landing_sensor",
-           "maintenance_job", "maintenance_schedule", "refit_job", "refit_schedule"]
+__all__ = ["CURATION_JOBS", "READY_MARKER", "assign_job", "automation_sensor", "batch_is_complete", "fit_when_missing", "ingest_job", "landing_sensor",
+           "maintenance_job", "maintenance_schedule", "refit_job", "refit_schedule", "select_job"]
 
 
 ingest_job = dg.define_asset_job("ingest_batch", selection=dg.AssetSelection.assets(videos, clips, clip_embeddings),
                                  description="Probe, cut and embed one landing batch (requested by landing_sensor).")
+refit_job = dg.define_asset_job("refit_centroids", selection=dg.AssetSelection.assets(cluster_centroids),
+                                description="Refit the k-means centroids on a fresh sample of every batch.")
+assign_job = dg.define_asset_job("assign_batch", selection=dg.AssetSelection.assets(cluster_assignments),
+                                 description="Assign one batch's clips to the frozen centroids.")
+select_job = dg.define_asset_job("select_subset", selection=dg.AssetSelection.assets("curated_subset", "selection_lineage"),
+                                 description="Select the curated subset (and its lineage) over every assigned batch.")
+#: The jobs ``acav curate`` launches, by the assets each materializes (the daemon's ingest and
+#: refit runs are the same jobs).
+CURATION_JOBS = [ingest_job, refit_job, assign_job, select_job]
 
 
 #: Runs of ``ingest_batch`` the sensor requests for one batch whose earlier run failed (after
@@ -151,8 +161,6 @@ def _ingested_as_is(instance: dg.DagsterInstance, batch: str, fingerprint: str) 
     return recorded is not None and getattr(recorded, "value", recorded) == fingerprint
 
 
-refit_job = dg.define_asset_job("refit_centroids", selection=dg.AssetSelection.assets(cluster_centroids),
-                                description="Refit the k-means centroids on a fresh sample of every batch.")
 
 
 def refit_due(wh, growth: float) -> tuple[bool, str]:

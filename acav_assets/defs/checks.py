@@ -47,6 +47,28 @@ def near_duplicates_point_at_kept_copies(context: dg.AssetCheckExecutionContext,
     })
 
 
+#: A batch whose usable share of files (ok among those that are not copies) is below this gets a
+#: WARN: most of what landed could not be used, which is worth a look even if nothing failed.
+MIN_OK_SHARE = 0.5
+_COPIES = ("duplicate", "near_duplicate")  # repeats of kept videos: not a fault of the batch
+
+
+@dg.asset_check(asset=videos, partitions_def=batches,
+                description=f"At least {MIN_OK_SHARE:.0%} of the batch's files that are not copies of kept videos "
+                            f"have status ok (WARN otherwise: the batch is ingested, the bad files are recorded "
+                            f"with their reasons, but most of what landed could not be used).")
+def batch_files_mostly_ok(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+                          ) -> dg.AssetCheckResult:
+    counts = dict(warehouse.get().scan("videos").filter(_batch_filter(context)).group_by("status").len()
+                  .collect().iter_rows())
+    judged = sum(n for st, n in counts.items() if st not in _COPIES)
+    ok = counts.get("ok", 0)
+    share = ok / judged if judged else 1.0
+    return dg.AssetCheckResult(passed=share >= MIN_OK_SHARE, severity=dg.AssetCheckSeverity.WARN, metadata={
+        "ok_share": round(share, 3), "ok": ok, "files_not_copies": judged, "min_ok_share": MIN_OK_SHARE,
+        "status_counts": dg.MetadataValue.json(dict(sorted(counts.items())))})
+
+
 @dg.asset_check(asset=clip_embeddings, blocking=True, partitions_def=batches,
                 description="No NaN/inf values and every vector has its feature space's declared dimension. "
                             "Blocking: a batch that fails it is not assigned (its run fails, and the batch shows as "
@@ -160,5 +182,5 @@ def subset_covers_every_batch(context: dg.AssetCheckExecutionContext, warehouse:
         "batches_selected": len(selected), "batches_pending": dg.MetadataValue.json(pending)})
 
 
-CHECKS = [near_duplicates_point_at_kept_copies, embeddings_finite_and_declared_dims, assignments_complete,
+CHECKS = [near_duplicates_point_at_kept_copies, batch_files_mostly_ok, embeddings_finite_and_declared_dims, assignments_complete,
           subset_size_and_unique, subset_beats_random, subset_covers_every_batch]

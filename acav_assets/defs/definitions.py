@@ -3,8 +3,8 @@
 import dagster as dg
 
 from acav_assets.defs.assets import ASSETS
-from acav_assets.defs.automation import (automation_sensor, fit_when_missing, ingest_job, landing_sensor, maintenance_job,
-                                         maintenance_schedule, refit_job, refit_schedule)
+from acav_assets.defs.automation import (CURATION_JOBS, automation_sensor, fit_when_missing, landing_sensor,
+                                         maintenance_job, maintenance_schedule, refit_schedule)
 from acav_assets.defs.checks import CHECKS
 from acav_assets.defs.executors import executor_from_env
 from acav_assets.defs.resources import default_resources
@@ -12,7 +12,7 @@ from acav_assets.defs.resources import default_resources
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
-    jobs=[ingest_job, refit_job, maintenance_job],
+    jobs=[*CURATION_JOBS, maintenance_job],
     sensors=[landing_sensor, automation_sensor, fit_when_missing],
     schedules=[refit_schedule, maintenance_schedule],
     resources=default_resources(),

@@ -7,11 +7,14 @@ from collections.abc import Mapping
 import dagster as dg
 import polars as pl
 
+from acav_assets.core.warehouse.columns import column_description
 from acav_assets.core.warehouse.tables import SCHEMAS
 
 
 def table_schema(table: str) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in SCHEMAS[table].items()])
+    """The table's columns: name, type and what each value is."""
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype), description=column_description(table, name))
+                                   for name, dtype in SCHEMAS[table].items()])
 
 
 def markdown_table(df: pl.DataFrame, limit: int = 10) -> str:

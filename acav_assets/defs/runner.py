@@ -1,23 +1,24 @@
 """Run the whole curation in-process through Dagster, with the code location's own assets.
 
-``acav curate`` and the tests use this; it is the same definitions the UI materializes, run with
-``dg.materialize`` against a Dagster instance (ephemeral, or the one at ``$DAGSTER_HOME``).
-Order: per batch ``videos → clips → clip_embeddings``; then ``cluster_centroids``; per batch
-``cluster_assignments``; then ``curated_subset`` + ``selection_lineage``. Asset checks run
-with the assets they check.
+``acav curate`` and the tests use this; it is the same definitions the UI materializes, run as
+the code location's named jobs (``CURATION_JOBS``) in-process against a Dagster instance
+(ephemeral, or the one at ``$DAGSTER_HOME``). Order: per batch ``ingest_batch`` (``videos →
+clips → clip_embeddings``); then ``refit_centroids`` when the centroids must be fitted; per
+batch ``assign_batch``; then ``select_subset`` (``curated_subset`` + ``selection_lineage``).
+Asset checks run with the assets they check.
 
-Only what is stale runs. Each step's inputs get a *data version*: for a batch, a digest of its
-files (names, sizes, modification times), the step configuration, the extractor profile and
-options and the assets' code versions; for the assignments, that plus the centroids' clustering
-ids; for the subset, every batch's assignment version plus the selection configuration. The
-version is recorded as the materialization's Dagster data version (visible in the UI); a step
-whose last materialization on this instance carries the version it would write now, and whose
-rows are in the warehouse, is skipped. The centroids are fitted when there are none or the
+Only what is stale runs. Every asset records a *data version* on its materialization, computed
+by :mod:`acav_assets.defs.versions` from what it was made of (for a batch: its files, the step
+settings, the extractor profile, the code versions; for the assignments, the embeddings' version
+and the clustering ids; for the subset, every batch's assignment version and the effective
+selection settings), whoever launched it. This runner computes the version each step would
+record now with the same functions; a step whose last materialization on this instance carries
+it, and whose rows are in the warehouse, is skipped: work automation did is not redone here,
+and the other way round. The centroids are fitted when there are none or the
 feature spaces changed, and kept otherwise (a refit is ``full=True`` or the schedule). A
 second run over an unchanged landing area runs nothing and rewrites no table.
 """
 
-import hashlib
 import json
 import logging
 import uuid
@@ -30,23 +31,20 @@ import dagster as dg
 from dagster._core.errors import DagsterAssetCheckFailedError  # not re-exported by dagster 1.13
 import polars as pl
 
+from acav_assets.defs import versions
 from acav_assets.defs.assets import (
     ASSETS,
-    CODE_VERSIONS,
-    DATA_VERSION_TAG,
+    ClipsConfig,
+    ClusteringConfig,
     SelectionConfig,
     SettingError,
+    VideosConfig,
     check_run_config,
-    latest_materialization,
-    clip_embeddings,
-    clips,
-    cluster_assignments,
-    cluster_centroids,
-    curated_subset,
-    videos,
+    profile_identity,
 )
 from acav_assets.core.stages.centroids import too_few_to_cluster
 from acav_assets.core.stages.curation import held_settings
+from acav_assets.defs.automation import CURATION_JOBS, assign_job, ingest_job, refit_job, select_job
 from acav_assets.defs.checks import CHECKS
 from acav_assets.defs.resources import (
     ComputeResource,
@@ -146,26 +144,30 @@ def curate_landing(
     report = CurateReport(todo, rejected)
     batch_versions: dict[str, str] = {}
     ops = json.loads(json.dumps((run_config or {}).get("ops", {})))  # a copy: the mode may be set below
-    everything = [*ASSETS, *CHECKS]
     wh = resources["warehouse"].get()
     landing = resources["landing"].get()
     ex = resources["extractors"]
-    profile = {"profile": ex.profile, "options": json.loads(ex.options_json or "{}")}
+    profile = profile_identity(ex)
+
+    def settings(cls, op: str) -> dict:
+        """The op's settings as its asset resolves them (defaults filled in)."""
+        return cls(**((ops.get(op) or {}).get("config") or {})).model_dump()
 
     console_level = "CRITICAL" if echo_warnings else log_level  # echoed: the warnings come through `log`
 
-    def run(selection, partition=None, label="", version=None):
-        names = {k.path[-1] for a in selection for k in a.keys}
+    jobs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=CURATION_JOBS, resources=resources)
+
+    def run(job, partition=None, label=""):
+        names = {k.path[-1] for k in jobs.resolve_job_def(job.name).asset_layer.executable_asset_keys}
         cfg = {"ops": {k: v for k, v in ops.items() if k in names},
                "loggers": {"console": {"config": {"log_level": console_level}}}}
         log(f"materializing {label}")
-        tags = {DATA_VERSION_TAG: version} if version else {}
+        tags = {}
         if echo_warnings:
             tags[CALL_TAG] = uuid.uuid4().hex  # finds the run again when materialize raises
         try:
-            result = dg.materialize(everything, selection=dg.AssetSelection.assets(*selection),
-                                    partition_key=partition, instance=instance, resources=resources, run_config=cfg,
-                                    tags=tags or None)
+            result = jobs.resolve_job_def(job.name).execute_in_process(
+                run_config=cfg, instance=instance, partition_key=partition, tags=tags or None)
         except DagsterAssetCheckFailedError as exc:  # a blocking check: the batch's data is invalid
             if partition is None:
                 raise
@@ -198,51 +200,50 @@ def curate_landing(
 
     changed: list[str] = []
     for b in todo:
-        v = _digest(landing.fingerprint(b), {k: ops.get(k) for k in ("videos", "clips")}, profile,
-                    sorted(landing.allowed_link_roots),
-                    [CODE_VERSIONS[a] for a in ("videos", "clips", "clip_embeddings")])
+        v = versions.embeddings_version(versions.clips_version(
+            versions.videos_version(landing.fingerprint(b), settings(VideosConfig, "videos"), landing.allowed_link_roots),
+            settings(ClipsConfig, "clips")), profile)
         batch_versions[b] = v
-        recorded = recorded_version(instance, "clip_embeddings", b)
+        recorded = versions.recorded_version(instance, "clip_embeddings", b)
         if up_to_date(recorded, v, "clip_embeddings", b):
             report.skipped.append(f"{b}: videos, clips, clip_embeddings")
             continue
         if recorded is not None:
             changed.append(b)  # ingested before with other files or settings: its old rows may be in the subset
-        run([videos, clips, clip_embeddings], b, f"batch {b}: videos, clips, clip_embeddings", v)
+        run(ingest_job, b, f"batch {b}: videos, clips, clip_embeddings")
 
     spaces = sorted(fs.name for fs in profile_spaces(ex))
     fitted = wh.scan("cluster_centroids").select("feature_space").unique().collect()["feature_space"].to_list()
     # the embedding spaces' identity (profile, options such as weight files) and the fit settings:
     # centroids fitted on other embeddings must not label these ones
-    fit_version = _digest(spaces, profile, ops.get("cluster_centroids"), CODE_VERSIONS["cluster_centroids"])
-    recorded = recorded_version(instance, "cluster_centroids")
+    fit_version = versions.centroids_version(spaces, profile, settings(ClusteringConfig, "cluster_centroids"))
+    recorded = versions.recorded_version(instance, "cluster_centroids")
     k = ((ops.get("cluster_centroids") or {}).get("config") or {}).get("k") or None
     if not fitted and (waiting := too_few_to_cluster(wh, k)):
         report.waiting = waiting  # the batches are ingested; clustering and selection wait for more data
         log(waiting)
         return report
     if full or not fitted or sorted(fitted) != spaces or (recorded is not None and recorded != fit_version):
-        run([cluster_centroids], None, "cluster_centroids", fit_version)
+        run(refit_job, None, "cluster_centroids")
     else:
         report.skipped.append("cluster_centroids (kept: new batches are assigned to the frozen centroids)")
     ids = sorted(wh.scan("cluster_centroids").select("clustering_id").unique().collect()["clustering_id"].to_list())
-    assign_versions = {}
     for b in todo:
         if b in report.blocked or not _passed_blocking_check(instance, b):
             report.blocked.setdefault(b, "its embeddings failed the blocking check embeddings_finite_and_declared_dims")
             continue
-        v = _digest(batch_versions[b], ids, CODE_VERSIONS["cluster_assignments"])
-        assign_versions[b] = v
-        if up_to_date(recorded_version(instance, "cluster_assignments", b), v, "cluster_assignments", b):
+        v = versions.assignments_version(batch_versions[b], ids)
+        if up_to_date(versions.recorded_version(instance, "cluster_assignments", b), v, "cluster_assignments", b):
             report.skipped.append(f"{b}: cluster_assignments")
             continue
-        run([cluster_assignments], b, f"batch {b}: cluster_assignments", v)
+        run(assign_job, b, f"batch {b}: cluster_assignments")
     # the settings the selection will run with (given, else the warehouse's): a run that gives
-    # none after one that gave them is up to date, as it is for the daemon
+    # none after one that gave them is up to date, as it is for the daemon; every batch's
+    # assignments as recorded now (this run's or automation's)
     sel_cfg = SelectionConfig(**(ops.get("curated_subset", {}).get("config") or {}))
-    settings = {**sel_cfg.resolved(held_settings(wh)), "mode": sel_cfg.mode, "restarts": sel_cfg.restarts}
-    v = _digest(sorted(assign_versions.items()), settings, CODE_VERSIONS["curated_subset"])
-    if up_to_date(recorded_version(instance, "curated_subset"), v, "curated_subset"):
+    v = versions.subset_version(versions.recorded_assignment_versions(instance),
+                                sel_cfg.version_settings(held_settings(wh)))
+    if up_to_date(versions.recorded_version(instance, "curated_subset"), v, "curated_subset"):
         report.skipped.append("curated_subset, selection_lineage")
     else:
         cfg = ops.setdefault("curated_subset", {}).setdefault("config", {})
@@ -252,7 +253,7 @@ def curate_landing(
             if cfg.get("mode", "auto") == "auto":
                 log(f"batch(es) {', '.join(changed)} changed since they were selected from: full re-selection")
                 cfg["mode"] = "full"
-        run([curated_subset], None, "curated_subset, selection_lineage", v)
+        run(select_job, None, "curated_subset, selection_lineage")
     return report
 
 
@@ -279,22 +280,11 @@ def _passed_blocking_check(instance: dg.DagsterInstance, batch: str) -> bool:
     return latest is None or latest.status != AssetCheckExecutionRecordStatus.FAILED
 
 
-def _digest(*parts) -> str:
-    """A short, stable digest of JSON-able parts."""
-    return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
-
-
 def profile_spaces(extractors: ExtractorResource) -> list:
     """The feature spaces the configured profile declares (the models are built on the CPU)."""
     from acav_assets.core.features.base import profile_feature_spaces
 
     return profile_feature_spaces(extractors.build("cpu"))
-
-
-def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> str | None:
-    """The data version of the asset's (partition's) latest materialization on ``instance``."""
-    mat = latest_materialization(instance, asset, partition)
-    return (mat.tags or {}).get("dagster/data_version") if mat else None
 
 
 def ingest_job_from_env() -> dg.JobDefinition:

@@ -272,7 +272,7 @@ def test_pipeline_end_to_end_with_landing_and_warehouse_on_s3(s3, tmp_path):
                                                     landing_storage_options=_fsspec_options(s3)),
                             run_config={"ops": {"curated_subset": {"config": {"budget": 0.5}}}})
     assert report.batches == ["a", "b"]
-    assert len(report.checks) == 9 and not report.failed_checks(), report.checks
+    assert len(report.checks) == 11 and not report.failed_checks(), report.checks
     wh = Warehouse(root, s3)
     vids = wh.read("videos")
     assert vids.height == 17 and vids.filter(pl.col("status") != "ok")["path"].to_list() == ["b/corrupt.mp4"]
