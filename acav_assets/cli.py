@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,20 @@ def _ground_truth(landing: Path, batches: list[str]) -> dict[str, bool]:
         if f.is_file():
             truth.update({f"{b}/{name}": v.matched for name, v in read_ground_truth(f).items()})
     return truth
+
+
+def ui_command(home: Path, landing: Path, warehouse: Path, *, profile: str, port: int = 3000
+               ) -> tuple[dict[str, str], list[str]]:
+    """The environment and command that open the Dagster UI (webserver and daemon) on a
+    curation's runs and tables: ``dg dev`` on this project (its ``[tool.dg]`` settings), from
+    any directory; ``dagster dev -m acav_assets.defs`` when the package is installed without
+    its project folder."""
+    env = {"DAGSTER_HOME": str(home), "ACAV_LANDING": str(landing), "ACAV_WAREHOUSE": str(warehouse),
+           "ACAV_PROFILE": profile}
+    bindir, project = Path(sys.executable).parent, Path(__file__).resolve().parents[1]
+    if (project / "pyproject.toml").is_file() and (bindir / "dg").is_file():
+        return env, [str(bindir / "dg"), "dev", "--target-path", str(project), "-h", "127.0.0.1", "-p", str(port)]
+    return env, [str(bindir / "dagster"), "dev", "-m", "acav_assets.defs", "-h", "127.0.0.1", "-p", str(port)]
 
 
 def _instance(dagster_home: str | None, default_home: Path | None = None):
@@ -243,10 +258,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         landing=str(landing), warehouse=str(warehouse), budget=args.budget, pairing=args.pairing, seed=args.seed,
         refine=50, batch_size=20, k=0, max_clips=1, profile="weightfree", device="auto", extractor_options="{}",
         batches=None, dagster_home=str(home), full=False))
+    env, argv = ui_command(home, landing, warehouse, profile="weightfree")
     print(f"""
-Open the Dagster UI on this demo (then browse http://127.0.0.1:3000):
+Open the Dagster UI on this demo, from any directory (then browse http://127.0.0.1:3000):
 
-  DAGSTER_HOME={home} ACAV_LANDING={landing} ACAV_WAREHOUSE={warehouse} ACAV_PROFILE=weightfree {Path(sys.executable).parent / "dagster"} dev -h 127.0.0.1 -p 3000
+  {" ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())} {shlex.join(argv)}
 
 You will see the asset graph (videos -> clips -> clip_embeddings -> cluster_centroids ->
 cluster_assignments -> curated_subset -> selection_lineage, and curated_clips, the export,

@@ -1,4 +1,4 @@
-"""The Dagster code location (loaded by ``workspace.yaml`` and ``dagster dev``)."""
+"""The Dagster code location (loaded by ``workspace.yaml``, ``dg dev`` and ``dagster dev``)."""
 
 from acav_assets.defs.definitions import defs
 

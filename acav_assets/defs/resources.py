@@ -140,7 +140,7 @@ def json_from_env(name: str) -> dict:
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources from the environment, defaulting to folders under ./.acav for a local
-    `dagster dev`: ACAV_WAREHOUSE and ACAV_LANDING (folder or URI), ACAV_WAREHOUSE_STORAGE_OPTIONS
+    `dg dev`: ACAV_WAREHOUSE and ACAV_LANDING (folder or URI), ACAV_WAREHOUSE_STORAGE_OPTIONS
     (JSON, delta-rs options) and ACAV_LANDING_STORAGE_OPTIONS (JSON, fsspec options),
     ACAV_LANDING_CACHE, ACAV_DEVICE, ACAV_PROFILE, ACAV_EXTRACTOR_OPTIONS."""
     base = Path(os.environ.get("ACAV_HOME", ".acav"))

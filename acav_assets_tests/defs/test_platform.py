@@ -289,6 +289,47 @@ def test_a_batch_of_mostly_bad_files_warns_and_still_lands(tmp_path, capsys):
     assert rows.height == 12 and (rows["status"] == "ok").sum() == 3
 
 
+def test_the_printed_ui_command_opens_the_curation_from_any_directory_without_warnings(tmp_path):
+    """``acav demo``'s UI command (``ui_command``), run from an unrelated directory: the UI
+    comes up on the curation's instance, shows every materialized asset fresh (nothing
+    Unsynced) and prints no warning (``dagster dev`` warned to use ``dg dev``)."""
+    from acav_assets.cli import ui_command
+
+    landing, wh, home = tmp_path / "landing", tmp_path / "wh", tmp_path / "home"
+    write_demo_videos(landing / "a", 8, seed=41, duration_s=(5, 7), size=(96, 64))
+    assert acav_main(["curate", str(landing), "--warehouse", str(wh), "--dagster-home", str(home),
+                      "--profile", "weightfree"]) == 0
+    port = free_port()
+    env, argv = ui_command(home, landing, wh, profile="weightfree", port=port)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    log = tmp_path / "ui.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, cwd=elsewhere, env={**os.environ, **env, "ACAV_SENSOR_INTERVAL_S": "3600"},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, nodes = time.monotonic() + 120, []
+        query = {"query": "{ assetNodes { assetKey { path } staleStatus } }"}
+        while not nodes:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps(query).encode(),
+                                             headers={"Content-Type": "application/json"})
+                nodes = (json.loads(urllib.request.urlopen(req, timeout=10).read()).get("data") or {}).get(
+                    "assetNodes") or []
+            except OSError:
+                pass
+            time.sleep(1)
+        status = {n["assetKey"]["path"][-1]: n["staleStatus"] for n in nodes}
+        assert status == {**{k: "FRESH" for k in ("videos", "clips", "clip_embeddings", "cluster_centroids",
+                                                   "cluster_assignments", "curated_subset", "selection_lineage")},
+                          "curated_clips": "MISSING"}
+    finally:
+        stop_processes(proc, timeout=30)
+    printed = log.read_text()
+    assert "warning" not in printed.lower(), printed[-3000:]
+
+
 def test_webserver_serves_the_asset_graph(tmp_path):
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "ACAV_HOME": str(tmp_path / "acav")}
