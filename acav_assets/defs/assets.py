@@ -47,7 +47,8 @@ from acav_assets.core.stages.near_duplicates import fingerprint_rows, local_file
 from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
 from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
 from acav_assets.defs.executors import gpu_op_tags
-from acav_assets.defs.metadata import counts_table, markdown_table, reasons_table, table_metadata, table_schema
+from acav_assets.defs.metadata import (counts_table, markdown_table, reasons_table, selection_summary,
+                                      table_metadata, table_schema)
 from acav_assets.defs.progress import Progress
 from acav_assets.defs.resources import ComputeResource, ExtractorResource, LandingResource, WarehouseResource
 from acav_assets.defs import versions
@@ -635,19 +636,15 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         # a warm start keeps the previous clips and adds the budget's share of the new ones
         "expected_size": (sel.n_initial + int(round(params.budget * sel.pool_size)) if mode == "incremental"
                           else int(params.budget) if params.budget > 1 else int(round(params.budget * sel.pool_size))),
-        "pairing": params.pairing, "pairs": len(sel.pairs), "mode": mode,
-        "mode_reason": why, "added": len(sel),
-        "refine_swaps": sel.refine_swaps, "clips_without_full_assignment": cur.excluded,
-        "seed_kept": cur.seed, "restart_objectives": dg.MetadataValue.json([round(o, 6) for o in cur.restart_objectives]),
-        "weighting": cur.run["weighting"],
-        "semantic_duplicates": cur.run["semantic_duplicates"],
-        **({"semantic_duplicate_examples": dg.MetadataValue.md(markdown_table(cur.duplicates, limit=10))}
-           if cur.duplicates is not None and cur.duplicates.height else {}),
+        "pairing": params.pairing, "mode": mode, "mode_reason": why, "added": len(sel),
         "pairs_counted": int((cur.weighting.weights > 0).sum()),
-        "correspondence_by_space": dg.MetadataValue.md(
-            "Which feature spaces carried audio-visual correspondence in the pool (best adjusted MI of their "
-            "pairs, label-free) and their share of the objective's weight:\n\n" + markdown_table(spaces, limit=50)),
-        "by_batch": dg.MetadataValue.md(counts_table(by_batch, "batch", "selected")),
+        # everything else a reader wants, in one place
+        "summary": dg.MetadataValue.md(selection_summary(
+            mode=mode, why=why, size=cur.subset.height, pool=cur.run["pool_size"], budget=params.budget,
+            pairing=params.pairing, added=len(sel), objective=float(sel.objective), pairs=len(sel.pairs),
+            by_batch=by_batch, spaces=spaces, refine_swaps=sel.refine_swaps, excluded=cur.excluded, seed=cur.seed,
+            restart_objectives=cur.restart_objectives, weighting=cur.run["weighting"],
+            semantic=cur.run["semantic_duplicates"], semantic_examples=cur.duplicates)),
     })
     yield dg.MaterializeResult(asset_key="selection_lineage", metadata={
         **table_metadata("selection_lineage", lineage, wh=wh), "selection_id": cur.selection_id,

@@ -65,3 +65,28 @@ def table_metadata(table: str, df: pl.DataFrame, *, wh=None, **extra) -> dict:
         **({"dagster/table_name": table, "dagster/uri": wh.uri(table)} if wh is not None else {}),
         **extra,
     }
+
+
+def selection_summary(*, mode: str, why: str, size: int, pool: int, budget: float, pairing: str, added: int,
+                      objective: float, pairs: int, by_batch: Mapping[str, int], spaces: pl.DataFrame,
+                      refine_swaps: int, excluded: int, seed: int, restart_objectives, weighting: str,
+                      semantic: int, semantic_examples: pl.DataFrame | None) -> str:
+    """A selection's materialization, in one markdown page: what was chosen and why."""
+    restarts = (f"; {len(restart_objectives)} restarts, objectives "
+                + ", ".join(f"{o:.4f}" for o in restart_objectives) + f" (seed {seed} kept)"
+                if len(restart_objectives) > 1 else "")
+    lines = [
+        f"**{mode}** selection ({why}): **{size}** of {pool} clips at budget {budget:g}, pairing {pairing}; "
+        f"{added} added by this run.",
+        "",
+        f"Objective: {objective:.4f} nats (mean mutual information over {pairs} clustering pairs; weighting "
+        f"{weighting}){restarts}. Swap refinement: {refine_swaps} swap(s). Clips left out for an incomplete "
+        f"assignment: {excluded}. Semantic duplicates left out of the pool: {semantic}.",
+        "", "### Selected per batch", "", counts_table(by_batch, "batch", "selected"),
+        "", "### Which feature spaces carried the correspondence",
+        "", "Best adjusted MI of each space's pairs in the pool (label-free) and its share of the objective's "
+            "weight:", "", markdown_table(spaces, limit=50),
+    ]
+    if semantic_examples is not None and semantic_examples.height:
+        lines += ["", "### Semantic duplicates (examples)", "", markdown_table(semantic_examples, limit=10)]
+    return "\n".join(lines)

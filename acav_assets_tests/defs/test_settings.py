@@ -56,6 +56,10 @@ def test_a_run_that_gives_no_settings_continues_with_the_warehouses(held):
     assert meta["dagster/row_count"].value == now.height and meta["added"].value == round(0.5 * 10)
     assert meta["dagster/table_name"].value == "curated_subset"
     assert meta["dagster/uri"].value == wh.uri("curated_subset")
+    # one markdown summary, beside the few numbers worth plotting
+    summary = meta["summary"].value
+    assert "**incremental** selection" in summary and f"**{now.height}** of" in summary and "| b |" in summary
+    assert not {"by_batch", "refine_swaps", "seed_kept", "correspondence_by_space"} & set(meta)
     run = wh.read("selection_runs").sort("created_at").row(-1, named=True)
     assert json.loads(run["params"])["budget"] == 0.5
     assert any("held by the warehouse: budget" in m for m in logs), logs
