@@ -10,6 +10,7 @@ Per batch (dynamic partitions ``batches``): ``videos`` → ``clips`` → ``clip_
 import base64
 import dataclasses
 import functools
+import inspect
 import json
 import warnings
 import os
@@ -277,6 +278,28 @@ def final_when_disk_full(fn):
     the warehouse, instead of being retried (each table write is atomic: nothing half-written
     stays)."""
 
+    def final(exc: Exception, kwargs: dict) -> dg.Failure | None:
+        full = disk_full(exc)
+        if full is None:
+            return None
+        where = kwargs.get("warehouse")
+        root = f" (warehouse {where.root})" if where is not None else ""
+        return dg.Failure(description=f"{full}{root}: free some space, then re-run", allow_retries=False)
+
+    if inspect.isgeneratorfunction(fn):  # a step that may yield nothing (waits) stays a generator
+        @functools.wraps(fn)
+        def steps(context, *args, **kwargs):
+            try:
+                yield from fn(context, *args, **kwargs)
+            except dg.Failure:
+                raise
+            except Exception as exc:
+                if (failure := final(exc, kwargs)) is None:
+                    raise
+                raise failure from exc
+
+        return steps
+
     @functools.wraps(fn)
     def step(context, *args, **kwargs):
         try:
@@ -284,12 +307,9 @@ def final_when_disk_full(fn):
         except dg.Failure:
             raise
         except Exception as exc:
-            full = disk_full(exc)
-            if full is None:
+            if (failure := final(exc, kwargs)) is None:
                 raise
-            where = kwargs.get("warehouse")
-            root = f" (warehouse {where.root})" if where is not None else ""
-            raise dg.Failure(description=f"{full}{root}: free some space, then re-run", allow_retries=False) from exc
+            raise failure from exc
 
     return step
 
@@ -513,11 +533,19 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
           automation_condition=(dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_match(
               dg.AutomationCondition.all_checks_match(~dg.AutomationCondition.check_failed(), blocking_only=True))
           ).with_label("eager, unless the embeddings failed their blocking check"),
-          description="Nearest frozen centroid of every clip of the batch, per clustering.")
+          # part of each batch's ingest run; before the first fit there is nothing to assign to
+          # (no materialization: automation assigns the batch once the centroids exist)
+          output_required=False,
+          description="Nearest frozen centroid of every clip of the batch, per clustering. Waits (no "
+                      "materialization) while there are no centroids yet.")
 @final_when_disk_full
-def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def cluster_assignments(context: dg.AssetExecutionContext,
+                        warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     batch = context.partition_key
     wh = warehouse.get()
+    if wh.scan("cluster_centroids").head(1).collect().height == 0:
+        context.log.info(f"no centroids yet: batch {batch} is assigned once they are fitted")
+        return
     try:
         clusterings = load_clusterings(wh)
     except ValueError as exc:
@@ -532,7 +560,7 @@ def cluster_assignments(context: dg.AssetExecutionContext, warehouse: WarehouseR
                             f"left out of the pool")
     version = versions.assignments_version(versions.recorded_version(context.instance, "clip_embeddings", batch),
                                            {c.clustering_id for c in clusterings})
-    return dg.MaterializeResult(**_version(version), metadata={**table_metadata("cluster_assignments", df, wh=wh),
+    yield dg.MaterializeResult(**_version(version), metadata={**table_metadata("cluster_assignments", df, wh=wh),
                                           "clusterings": len(clusterings),
                                           "clips": df["clip_id"].n_unique() if df.height else 0,
                                           "clips_left_out_nonfinite": incomplete})

@@ -49,8 +49,11 @@ __all__ = ["CURATION_JOBS", "READY_MARKER", "assign_job", "automation_sensor", "
            "maintenance_job", "maintenance_schedule", "refit_job", "refit_schedule", "select_job"]
 
 
-ingest_job = dg.define_asset_job("ingest_batch", selection=dg.AssetSelection.assets(videos, clips, clip_embeddings),
-                                 description="Probe, cut and embed one landing batch (requested by landing_sensor).")
+ingest_job = dg.define_asset_job("ingest_batch",
+                                 selection=dg.AssetSelection.assets(videos, clips, clip_embeddings, cluster_assignments),
+                                 description="Probe, cut, embed and assign one landing batch (requested by "
+                                             "landing_sensor): one run per batch. Before the first fit its "
+                                             "assignments wait; automation assigns it once the centroids exist.")
 refit_job = dg.define_asset_job("refit_centroids", selection=dg.AssetSelection.assets(cluster_centroids),
                                 description="Refit the k-means centroids on a fresh sample of every batch.")
 assign_job = dg.define_asset_job("assign_batch", selection=dg.AssetSelection.assets(cluster_assignments),

@@ -2,8 +2,8 @@
 
 ``acav curate`` and the tests use this; it is the same definitions the UI materializes, run as
 the code location's named jobs (``CURATION_JOBS``) in-process against a Dagster instance
-(ephemeral, or the one at ``$DAGSTER_HOME``). Order: per batch ``ingest_batch`` (``videos →
-clips → clip_embeddings``); then ``refit_centroids`` when the centroids must be fitted; per
+(ephemeral, or the one at ``$DAGSTER_HOME``). Order: per batch ``ingest_batch`` without its
+assignments (``videos → clips → clip_embeddings``); then ``refit_centroids`` when the centroids must be fitted; per
 batch ``assign_batch``; then ``select_subset`` (``curated_subset`` + ``selection_lineage``).
 Asset checks run with the assets they check.
 
@@ -40,7 +40,10 @@ from acav_assets.defs.assets import (
     SettingError,
     VideosConfig,
     check_run_config,
+    clip_embeddings,
+    clips,
     profile_identity,
+    videos,
 )
 from acav_assets.core.stages.centroids import too_few_to_cluster
 from acav_assets.core.stages.curation import held_settings
@@ -157,8 +160,10 @@ def curate_landing(
 
     jobs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=CURATION_JOBS, resources=resources)
 
-    def run(job, partition=None, label=""):
-        names = {k.path[-1] for k in jobs.resolve_job_def(job.name).asset_layer.executable_asset_keys}
+    def run(job, partition=None, label="", only=None):
+        """One run of ``job`` (of its assets ``only``, when given)."""
+        keys = [k for a in only for k in a.keys] if only else None
+        names = {k.path[-1] for k in keys or jobs.resolve_job_def(job.name).asset_layer.executable_asset_keys}
         cfg = {"ops": {k: v for k, v in ops.items() if k in names},
                "loggers": {"console": {"config": {"log_level": console_level}}}}
         log(f"materializing {label}")
@@ -167,7 +172,7 @@ def curate_landing(
             tags[CALL_TAG] = uuid.uuid4().hex  # finds the run again when materialize raises
         try:
             result = jobs.resolve_job_def(job.name).execute_in_process(
-                run_config=cfg, instance=instance, partition_key=partition, tags=tags or None)
+                run_config=cfg, instance=instance, partition_key=partition, tags=tags or None, asset_selection=keys)
         except DagsterAssetCheckFailedError as exc:  # a blocking check: the batch's data is invalid
             if partition is None:
                 raise
@@ -210,7 +215,8 @@ def curate_landing(
             continue
         if recorded is not None:
             changed.append(b)  # ingested before with other files or settings: its old rows may be in the subset
-        run(ingest_job, b, f"batch {b}: videos, clips, clip_embeddings")
+        # its assignments below, once it is known whether the centroids are refitted first
+        run(ingest_job, b, f"batch {b}: videos, clips, clip_embeddings", only=[videos, clips, clip_embeddings])
 
     spaces = sorted(fs.name for fs in profile_spaces(ex))
     fitted = wh.scan("cluster_centroids").select("feature_space").unique().collect()["feature_space"].to_list()

@@ -78,6 +78,23 @@ def test_work_automation_did_is_fresh_for_acav_curate(area):
     assert acav_main(["curate", str(landing), "--warehouse", str(wh)]) == 0
     assert len(instance.get_runs()) == runs  # nothing redone: every step was up to date
 
+    # a batch that lands once the centroids exist: one run from its files to its assignments,
+    # then automation has only the selection left to do
+    write_demo_videos(landing / "c", 6, seed=33, duration_s=(5, 8), size=(96, 64))
+    (landing / "c" / READY_MARKER).write_text("")
+    sensor = landing_sensor(dg.build_sensor_context(instance=instance, cursor=None,
+                                                    resources={"landing": LandingResource(root=str(landing))}))
+    assert [r.partition_key for r in sensor.run_requests] == ["c"]
+    instance.add_dynamic_partitions("batches", ["c"])
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor  # the tick before
+    result = jobs.resolve_job_def(ingest_job.name).execute_in_process(partition_key="c", instance=instance,
+                                                                      run_config=QUIET)
+    assert {e.asset_key.path[-1] for e in result.get_asset_materialization_events()} == {
+        "videos", "clips", "clip_embeddings", "cluster_assignments"}
+    requested = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    assert requested.get_num_requested(dg.AssetKey("curated_subset")) == 1
+    assert requested.get_num_requested(cluster_assignments.key) == 0
+
 
 def test_work_acav_curate_did_is_fresh_for_automation(area):
     landing, wh, instance = area
