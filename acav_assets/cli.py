@@ -472,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="share of the pool in (0, 1], or a number of clips" + held.format(SelectionParams.budget))
     cur.add_argument("--pairing", choices=PAIRINGS, default=None, help="clustering pairs" + held.format(DEFAULT_PAIRING))
     cur.add_argument("--profile", default=None, help="extractor profile: weightfree, packaged, reference, clip-clap, clip-ast, pretrained "
-                                                                   "(join with '+'; see README, Embeddings); default: $ACAV_PROFILE, else packaged+weightfree+structure")
+                                                                   "(join with '+'; see docs/embeddings.md); default: $ACAV_PROFILE, else packaged+weightfree+structure")
     cur.add_argument("--extractor-options", default="{}", help='JSON, e.g. {"audio/vggish": {"weights": "vggish.pt"}}')
     cur.add_argument("--device", default="auto")
     cur.add_argument("--k", type=int, default=0, help="clusters per feature space (0: automatic, at most 32)")

@@ -1,5 +1,6 @@
 """Pair-weighting benchmark: precision of the plain mean against label-free pair weights when some
-feature spaces carry no correspondence (planted labels; the table in the README's "Pair weighting").
+feature spaces carry no correspondence (planted labels; the table in docs/concepts.md, "Pair
+weighting").
 
     .venv/bin/python benchmarks/weighting.py [--n 20000] [--seeds 3]
 

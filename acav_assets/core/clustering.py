@@ -274,7 +274,7 @@ def fit_kmeans(x: np.ndarray, feature_space: str, config: KMeansConfig = KMeansC
 def auto_k(n: int, cap: int = 32) -> int:
     """Clusters for ``n`` clips when k is not fixed: about sqrt(n / 3), between 2 and ``cap``
     (the reference's 32 from ~3,000 clips up; fewer on small pools, where 32 clusters of a
-    few clips each make the MI estimates noise: measured in the README's demo table)."""
+    few clips each make the MI estimates noise: measured in docs/quality.md, the demo table)."""
     return int(min(cap, max(2, round(math.sqrt(n / 3)))))
 
 

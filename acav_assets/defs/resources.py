@@ -88,7 +88,7 @@ class ExtractorResource(dg.ConfigurableResource):
     """The extractor profile and per-extractor options (e.g. local weight files)."""
 
     profile: str = Field(default=DEFAULT_PROFILE, description="extractor profile: weightfree, packaged, reference, clip-clap, clip-ast, pretrained; "
-                                                           "join with '+' (see README, Embeddings)")
+                                                           "join with '+' (see docs/embeddings.md)")
     options_json: str = Field(default="{}", description='JSON: {"audio/vggish": {"weights": "/models/vggish.pt"}}')
 
     def check(self) -> dict[str, dict]:

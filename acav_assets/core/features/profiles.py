@@ -45,7 +45,7 @@ EXTRACTORS: dict[str, tuple[str, str]] = {
     "audio/clap": ("acav_assets.core.features.transformers_encoders", "CLAPAudio"),
 }
 
-#: The platform's default profile: the best measured on content we did not generate (README,
+#: The platform's default profile: the best measured on content we did not generate (docs/quality.md,
 #: "Curation quality": the real-weights spaces carry the photographs' content, the weight-free
 #: ones add cheap audio descriptors and generic picture statistics, and pair weighting drops
 #: the pairs that carry nothing).

@@ -47,7 +47,7 @@ __all__ = [
 PAIRINGS = ("combination", "bipartite", "diagonal")
 
 #: Default pairing, chosen by measured precision (``benchmarks/selection.py`` and the
-#: pairing table in the README): audio × visual pairs only. ``combination`` (the reference
+#: pairing table in docs/performance.md): audio × visual pairs only. ``combination`` (the reference
 #: default) adds audio–audio and visual–visual pairs, which reward clips that are typical
 #: *within* one modality rather than clips whose sound matches their picture, and its
 #: precision on planted correspondence is markedly lower. ``diagonal`` uses only ``L`` of the
@@ -315,7 +315,7 @@ def select_subset(
             removal raises the objective most, adds as many back by the same batch greedy, and
             is kept only if the objective rose (else the swap size halves; at one clip, the
             refinement stops after 8 rounds in a row that found no better swap). Greedy never revisits its early picks, which on nearly empty
-            tables are close to random; this repairs them (see the README's measurements).
+            tables are close to random; this repairs them (see docs/concepts.md and docs/performance.md).
             Warm-start clips are never swapped out.
         refine_fraction: share of the selected clips swapped per round (at least one).
         pair_weights: one non-negative weight per pair (in :func:`resolve_pairs` order): the

@@ -4,7 +4,7 @@ The reference objective is the plain mean of MI over audio x visual clustering p
 some feature spaces describe content (a layer that encodes position, a codec artefact, a
 random-weight network), their pairs carry no correspondence, yet their MI is still maximised:
 the selector then chases chance co-occurrences in those tables, and they drown the informative
-pairs (measured on the independent corpus in the README: 20 noise pairs out of 25 bring
+pairs (measured on the independent corpus in docs/quality.md: 20 noise pairs out of 25 bring
 precision close to random).
 
 Before selecting, we measure on the whole pool, for every pair, how much MI there is *beyond
@@ -25,7 +25,7 @@ correspondence. When no pair stands out (no correspondence anywhere in the pool)
 has fewer than ``min_pool`` (100) clips, every pair gets weight 1: the reference's plain mean,
 with the reason recorded.
 
-Measured on planted labels (``benchmarks/weighting.py``, table in the README): equal weights over the kept pairs
+Measured on planted labels (``benchmarks/weighting.py``, table in docs/quality.md): equal weights over the kept pairs
 beat weights proportional to the score or its square, and ``keep`` from 0.1 to 0.2 loses nothing
 when every space is informative while recovering most of the loss when some are not. ``rule="plain"`` is the
 reference (all weights 1).
