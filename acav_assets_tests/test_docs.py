@@ -43,7 +43,7 @@ def _first_fenced_block(text: str) -> str:
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if _FENCE.match(line))
     end = next(i for i in range(start + 1, len(lines)) if _FENCE.match(lines[i]))
-    return "\n".join(lines[start + 1:end])
+    return "\n".join(lines[start + 1 : end])
 
 
 def test_readme_is_at_most_10_kib():
@@ -81,8 +81,13 @@ def test_mkdocs_build_strict_passes(tmp_path):
     mkdocs = Path(sys.executable).parent / "mkdocs"
     assert mkdocs.exists(), f"{mkdocs} is missing: install the dev extra (bash scripts/setup.sh)"
     site = tmp_path / "site"
-    proc = subprocess.run([str(mkdocs), "build", "--strict", "--site-dir", str(site)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(mkdocs), "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (site / "index.html").exists()
     for page in sorted(DOCS.glob("*.md")):

@@ -29,12 +29,17 @@ def main() -> None:
     ap.add_argument("--pooling", default="loudness")
     args = ap.parse_args()
 
-    from acav_assets.core.clustering import KMeansConfig, auto_k, auto_nredo, fit_kmeans
-    from acav_assets.core.evaluation.correspondence import _select
     from pooling import load_cached, with_pooling  # benchmarks/pooling.py, beside this script
 
-    transforms = {"none": {}, "l2": {"normalize": True}, "whiten32": {"whiten": True, "pca_dim": 32},
-                  "l2+whiten32": {"normalize": True, "whiten": True, "pca_dim": 32}}
+    from acav_assets.core.clustering import KMeansConfig, auto_k, auto_nredo, fit_kmeans
+    from acav_assets.core.evaluation.correspondence import _select
+
+    transforms = {
+        "none": {},
+        "l2": {"normalize": True},
+        "whiten32": {"whiten": True, "pca_dim": 32},
+        "l2+whiten32": {"normalize": True, "whiten": True, "pca_dim": 32},
+    }
     factors = (0.5, 1.0, 2.0)
     table: dict[tuple[str, float], dict[str, list[float]]] = {}
     corpora = args.corpus.split(",")
@@ -52,10 +57,26 @@ def main() -> None:
             for tname, options in transforms.items():
                 for f in factors:
                     kk = max(2, int(round(auto_k(n) * f)))
-                    labels = np.stack([fit_kmeans(vec[s], s, KMeansConfig(
-                        k=kk, nredo=auto_nredo(n, vec[s].shape[1]), seed=seed,
-                        **({**options, "pca_dim": min(options["pca_dim"], vec[s].shape[1], n - 1)}
-                           if "pca_dim" in options else options))).assign(vec[s])[0] for s in names], 1)
+                    labels = np.stack(
+                        [
+                            fit_kmeans(
+                                vec[s],
+                                s,
+                                KMeansConfig(
+                                    k=kk,
+                                    nredo=auto_nredo(n, vec[s].shape[1]),
+                                    seed=seed,
+                                    **(
+                                        {**options, "pca_dim": min(options["pca_dim"], vec[s].shape[1], n - 1)}
+                                        if "pca_dim" in options
+                                        else options
+                                    ),
+                                ),
+                            ).assign(vec[s])[0]
+                            for s in names
+                        ],
+                        1,
+                    )
                     sel = _select(labels, modalities, budget, "bipartite", seed)
                     table.setdefault((tname, f), {}).setdefault(corpus, []).append(float(matched[sel].mean()))
             print(f"{corpus} seed {seed} done", flush=True)
@@ -63,7 +84,9 @@ def main() -> None:
     print("| transform | k | " + " | ".join(corpora) + " | mean over corpora |")
     print("|---" * (3 + len(corpora)) + "|")
     for (tname, f), per in table.items():
-        cells = [f"{statistics.mean(per[c]):.3f} ± {statistics.pstdev(per[c]):.3f}" if c in per else "—" for c in corpora]
+        cells = [
+            f"{statistics.mean(per[c]):.3f} ± {statistics.pstdev(per[c]):.3f}" if c in per else "—" for c in corpora
+        ]
         mean = statistics.mean(statistics.mean(v) for v in per.values())
         print(f"| {tname} | {'auto' if f == 1.0 else f'{f:g} x auto'} | " + " | ".join(cells) + f" | {mean:.3f} |")
 

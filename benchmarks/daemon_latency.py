@@ -72,26 +72,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         landing, wh, home = base / "landing", base / "wh", base / "home"
-        curate = ["curate", str(landing), "--warehouse", str(wh), "--dagster-home", str(home),
-                  "--profile", profile]
+        curate = ["curate", str(landing), "--warehouse", str(wh), "--dagster-home", str(home), "--profile", profile]
         _write_batch(landing, "batch_001", args.videos, seed=1)
         assert acav_main(curate) == 0
 
         _write_batch(landing, "batch_002", args.videos, seed=2)
         t = time.perf_counter()  # the command as a user runs it: a fresh process
-        subprocess.run([str(Path(sys.executable).parent / "acav"), *curate], check=True, capture_output=True,
-                       env={k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"})
+        subprocess.run(
+            [str(Path(sys.executable).parent / "acav"), *curate],
+            check=True,
+            capture_output=True,
+            env={k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
+        )
         in_process = time.perf_counter() - t
         os.environ.pop("DAGSTER_HOME", None)  # acav_main exported it for this process
 
         port = free_port()
         env, argv = ui_command(home, landing, wh, profile=profile, port=port)
-        env.update(ACAV_SENSOR_INTERVAL_S=str(args.interval), ACAV_AUTOMATION_INTERVAL_S=str(args.interval),
-                   ACAV_QUIET_PERIOD_S="0")
+        env.update(
+            ACAV_SENSOR_INTERVAL_S=str(args.interval),
+            ACAV_AUTOMATION_INTERVAL_S=str(args.interval),
+            ACAV_QUIET_PERIOD_S="0",
+        )
         log = base / "dg_dev.log"
         with log.open("w") as out:
-            proc = subprocess.Popen(argv, cwd=base, env={**os.environ, **env}, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                argv, cwd=base, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             deadline = time.monotonic() + 180  # the daemon is up once the sensor has ticked once
             while "Sensor landing_sensor skipped" not in log.read_text():
@@ -112,8 +119,13 @@ def main() -> None:
         runs = []
         for r in sorted(records, key=lambda r: r.create_timestamp.timestamp()):
             if r.start_time and r.end_time and r.create_timestamp.timestamp() >= time.time() - daemon - 60:
-                runs.append((r.dagster_run.job_name, r.dagster_run.tags.get("dagster/partition", ""),
-                             round(r.end_time - r.create_timestamp.timestamp(), 1)))
+                runs.append(
+                    (
+                        r.dagster_run.job_name,
+                        r.dagster_run.tags.get("dagster/partition", ""),
+                        round(r.end_time - r.create_timestamp.timestamp(), 1),
+                    )
+                )
 
     print(f"a batch of {args.videos} videos, profile {profile}, from landing to an updated subset:")
     print(f"  acav curate (in-process): {in_process:.1f} s")

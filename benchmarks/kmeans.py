@@ -60,19 +60,27 @@ def main(argv=None):
     x = np.empty((args.rows, args.dim), np.float32)
     for s in range(0, args.rows, 100_000):  # clustered data, generated in chunks
         n = min(100_000, args.rows - s)
-        x[s:s + n] = centres[rng.integers(0, len(centres), n)] + rng.normal(size=(n, args.dim)).astype(np.float32)
+        x[s : s + n] = centres[rng.integers(0, len(centres), n)] + rng.normal(size=(n, args.dim)).astype(np.float32)
     cfg = KMeansConfig(k=args.k, max_sample=args.sample, seed=1)
     rows = sample_indices(args.rows, cfg.max_sample, cfg.seed)
-    print(f"# k-means: {args.rows:,} x {args.dim} float32 ({x.nbytes / 2**30:.1f} GiB), k = {args.k}, "
-          f"fit sample {len(rows):,}, {cfg.niter} iterations, faiss {faiss.__version__}, "
-          f"{'GPU' if faiss.get_num_gpus() else 'CPU'}, {faiss.omp_get_max_threads()} threads\n")
+    print(
+        f"# k-means: {args.rows:,} x {args.dim} float32 ({x.nbytes / 2**30:.1f} GiB), k = {args.k}, "
+        f"fit sample {len(rows):,}, {cfg.niter} iterations, faiss {faiss.__version__}, "
+        f"{'GPU' if faiss.get_num_gpus() else 'CPU'}, {faiss.omp_get_max_threads()} threads\n"
+    )
 
     def bare():
         xs = np.ascontiguousarray(x[rows])
-        km = faiss.Kmeans(args.dim, args.k, niter=cfg.niter, seed=cfg.seed,
-                          max_points_per_centroid=int(math.ceil(len(rows) / args.k)) + 1,
-                          min_points_per_centroid=1, init_method=_INIT[cfg.init],
-                          gpu=faiss.get_num_gpus() > 0)
+        km = faiss.Kmeans(
+            args.dim,
+            args.k,
+            niter=cfg.niter,
+            seed=cfg.seed,
+            max_points_per_centroid=int(math.ceil(len(rows) / args.k)) + 1,
+            min_points_per_centroid=1,
+            init_method=_INIT[cfg.init],
+            gpu=faiss.get_num_gpus() > 0,
+        )
         km.train(xs)
         index = faiss.IndexFlatL2(args.dim)
         index.add(km.centroids)
@@ -102,8 +110,9 @@ def main(argv=None):
     print("|---|---|---|")
     for name in results:
         print(f"| {name} | {med[name]:.2f} | {mems[name]:,.0f} |")
-    print(f"\nratio bare / ours: {med['bare faiss'] / med['ours']:.2f} (goal >= 0.9); "
-          f"same labels for {agree:.1%} of rows")
+    print(
+        f"\nratio bare / ours: {med['bare faiss'] / med['ours']:.2f} (goal >= 0.9); same labels for {agree:.1%} of rows"
+    )
 
 
 if __name__ == "__main__":

@@ -54,9 +54,19 @@ def build(root: Path, n: int, batch_clips: int, seed: int = 0) -> None:
         batch = f"batch_{b:05d}"
         vids = pl.Series(rng.integers(0, 2**63, m, dtype=np.int64)).cast(pl.String).str.zfill(20).str.slice(0, 20)
         clip = vids + "_" + pl.Series(rng.integers(0, 5000, m)).cast(pl.String) + "_10000"
-        frames = [pl.DataFrame({"batch": batch, "clip_id": clip, "clustering_id": ids[c], "feature_space": spaces[c],
-                                "cluster": rng.integers(0, K, m, dtype=np.int32),
-                                "distance": rng.random(m, dtype=np.float32)}) for c in range(C)]
+        frames = [
+            pl.DataFrame(
+                {
+                    "batch": batch,
+                    "clip_id": clip,
+                    "clustering_id": ids[c],
+                    "feature_space": spaces[c],
+                    "cluster": rng.integers(0, K, m, dtype=np.int32),
+                    "distance": rng.random(m, dtype=np.float32),
+                }
+            )
+            for c in range(C)
+        ]
         wh.append("cluster_assignments", pl.concat(frames))
         written += m
         b += 1
@@ -93,18 +103,31 @@ def measure(root: Path, how: str, select: bool = False) -> dict:
         resolve_s = time.perf_counter() - t1
         assert chosen.len() == rows.size
     else:
-        wide = (wh.scan("cluster_assignments").filter(pl.col("clustering_id").is_in(ids))
-                .select("clip_id", "clustering_id", "cluster").collect()
-                .pivot(on="clustering_id", index="clip_id", values="cluster", aggregate_function="first")
-                .drop_nulls(ids).sort("clip_id"))
+        wide = (
+            wh.scan("cluster_assignments")
+            .filter(pl.col("clustering_id").is_in(ids))
+            .select("clip_id", "clustering_id", "cluster")
+            .collect()
+            .pivot(on="clustering_id", index="clip_id", values="cluster", aggregate_function="first")
+            .drop_nulls(ids)
+            .sort("clip_id")
+        )
         clip_ids, labels = wide["clip_id"].to_list(), wide.select(ids).to_numpy().astype(np.int64)
     if how != "ours":
         load_s = time.perf_counter() - t0
         resolve_s = 0.0
     assert labels.shape == (len(clip_ids), C)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": load_s, "resolve_s": resolve_s, "select_s": select_s, "peak_mb": peak, "load_mb": peak - base,
-            "clips": len(clip_ids), "labels_mb": labels.nbytes / 1e6, "checksum": int(labels.astype(np.int64).sum())}
+    return {
+        "seconds": load_s,
+        "resolve_s": resolve_s,
+        "select_s": select_s,
+        "peak_mb": peak,
+        "load_mb": peak - base,
+        "clips": len(clip_ids),
+        "labels_mb": labels.nbytes / 1e6,
+        "checksum": int(labels.astype(np.int64).sum()),
+    }
 
 
 def main() -> int:
@@ -113,8 +136,11 @@ def main() -> int:
     ap.add_argument("--batch-clips", type=int, default=100_000, help="clips per batch partition")
     ap.add_argument("--dir", default="/tmp/acav_bench_labels", help="scratch folder for the tables (removed after)")
     ap.add_argument("--skip-baseline", action="store_true", help="ours only (the baseline needs ~100 B/clip)")
-    ap.add_argument("--select", action="store_true",
-                    help="ours also runs the selection (20%%) on the loaded labels: the whole step's peak")
+    ap.add_argument(
+        "--select",
+        action="store_true",
+        help="ours also runs the selection (20%%) on the loaded labels: the whole step's peak",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the generated tables (reused when present)")
     ap.add_argument("--measure", nargs=2, metavar=("ROOT", "HOW"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -140,28 +166,44 @@ def main() -> int:
                 res[how] = None
                 continue
             res[how] = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"  {how}: {res[how]['seconds']:.1f} s, peak RSS {res[how]['peak_mb']:,.0f} MB "
-                  f"({res[how]['load_mb']:,.0f} MB above the imports)"
-                  + (f"; selection {res[how]['select_s']:.1f} s" if how == "ours" and args.select else "")
-                  + (f"; ids of a 20% subset resolved in {res[how]['resolve_s']:.1f} s" if how == "ours" else ""),
-                  flush=True)
+            print(
+                f"  {how}: {res[how]['seconds']:.1f} s, peak RSS {res[how]['peak_mb']:,.0f} MB "
+                f"({res[how]['load_mb']:,.0f} MB above the imports)"
+                + (f"; selection {res[how]['select_s']:.1f} s" if how == "ours" and args.select else "")
+                + (f"; ids of a 20% subset resolved in {res[how]['resolve_s']:.1f} s" if how == "ours" else ""),
+                flush=True,
+            )
         if res.get("ours") and res.get("baseline"):
             assert res["ours"]["checksum"] == res["baseline"]["checksum"], "the two loads disagree"
         rows.append((n, res))
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print("\nload MB = peak RSS minus the peak before loading (the imports: ~"
-          f"{rows[0][1]['ours']['peak_mb'] - rows[0][1]['ours']['load_mb']:,.0f} MB)" if rows and rows[0][1].get("ours") else "")
-    print("| clips | ours s | ours load MB | bytes per clip | 20% ids s | baseline s | baseline load MB | time ratio | memory ratio |")
+    print(
+        "\nload MB = peak RSS minus the peak before loading (the imports: ~"
+        f"{rows[0][1]['ours']['peak_mb'] - rows[0][1]['ours']['load_mb']:,.0f} MB)"
+        if rows and rows[0][1].get("ours")
+        else ""
+    )
+    print(
+        "| clips | ours s | ours load MB | bytes per clip | 20% ids s | baseline s | baseline load MB | time ratio | memory ratio |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for n, res in rows:
         o, b = res.get("ours"), res.get("baseline")
         if not o:
             continue
-        line = (f"| {n:,} | {o['seconds']:.1f} | {o['load_mb']:,.0f} | {o['load_mb'] * 2**20 / n:,.0f} | "
-                f"{o['resolve_s']:.1f} |")
-        line += (f" {b['seconds']:.1f} | {b['load_mb']:,.0f} | {b['seconds'] / o['seconds']:.2f} | "
-                 f"{b['load_mb'] / o['load_mb']:.2f} |") if b else " – | – | – | – |"
+        line = (
+            f"| {n:,} | {o['seconds']:.1f} | {o['load_mb']:,.0f} | {o['load_mb'] * 2**20 / n:,.0f} | "
+            f"{o['resolve_s']:.1f} |"
+        )
+        line += (
+            (
+                f" {b['seconds']:.1f} | {b['load_mb']:,.0f} | {b['seconds'] / o['seconds']:.2f} | "
+                f"{b['load_mb'] / o['load_mb']:.2f} |"
+            )
+            if b
+            else " – | – | – | – |"
+        )
         print(line)
     return 0
 

@@ -60,8 +60,12 @@ def main() -> None:
     ap.add_argument("--distinct", type=int, default=200, help="distinct videos compared pairwise in (c)")
     ap.add_argument("--photos", type=int, default=60, help="videos of the photos corpus in (d)")
     ap.add_argument("--parts", default="abcdef", help="which of (a) to (f) to run")
-    ap.add_argument("--window", type=float, default=None,
-                    help="the centre span fingerprinted, seconds (default: the library's WINDOW_S)")
+    ap.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        help="the centre span fingerprinted, seconds (default: the library's WINDOW_S)",
+    )
     args = ap.parse_args()
 
     from acav_assets.core.generators.demo import write_demo_videos
@@ -75,14 +79,22 @@ def main() -> None:
     window = WINDOW_S if args.window is None else args.window
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        print(f"(a) per video, CPU time of this process, best of 3 (fingerprint: the centre {window:g} s):"
-              if "a" in args.parts else "")
+        print(
+            f"(a) per video, CPU time of this process, best of 3 (fingerprint: the centre {window:g} s):"
+            if "a" in args.parts
+            else ""
+        )
         from acav_assets.core.generators.encodings import ENCODINGS, reencode
 
         encodings = {e.name: e for e in ENCODINGS}
-        configs = (((640, 360), (12, 20), 22050, None), ((1280, 720), (12, 20), 22050, None),
-                   ((640, 360), (60, 68), 22050, None), ((640, 360), (12, 20), 48000, None),
-                   ((640, 360), (12, 20), 22050, "x264_defaults"), ((640, 360), (12, 20), 22050, "gop_10s"))
+        configs = (
+            ((640, 360), (12, 20), 22050, None),
+            ((1280, 720), (12, 20), 22050, None),
+            ((640, 360), (60, 68), 22050, None),
+            ((640, 360), (12, 20), 48000, None),
+            ((640, 360), (12, 20), 22050, "x264_defaults"),
+            ((640, 360), (12, 20), 22050, "gop_10s"),
+        )
         for size, dur, rate, encoding in configs if "a" in args.parts else ():
             folder = base / f"a_{size[0]}_{dur[0]}_{rate}"
             if not folder.exists():
@@ -101,39 +113,63 @@ def main() -> None:
                 t_decode += _best(lambda: decode_clip(f, max(0.0, mid - 5), min(rec.duration_s, mid + 5)), clock=cpu)
                 t_fp += _best(lambda: fingerprint_file(f, window, duration_s=rec.duration_s), clock=cpu)
             n = args.videos
-            print(f"    {size[0]}x{size[1]}, {dur[0]}-{dur[1]} s, sound at {rate / 1000:g} kHz, "
-                  f"{encoding or 'as generated'}: probe {t_probe / n * 1e3:.0f} ms, decode of the clip "
-                  f"{t_decode / n * 1e3:.0f} ms, fingerprint {t_fp / n * 1e3:.0f} ms: "
-                  f"{t_fp / (t_probe + t_decode):.0%} of probe + decode (goal <= 20%)")
+            print(
+                f"    {size[0]}x{size[1]}, {dur[0]}-{dur[1]} s, sound at {rate / 1000:g} kHz, "
+                f"{encoding or 'as generated'}: probe {t_probe / n * 1e3:.0f} ms, decode of the clip "
+                f"{t_decode / n * 1e3:.0f} ms, fingerprint {t_fp / n * 1e3:.0f} ms: "
+                f"{t_fp / (t_probe + t_decode):.0%} of probe + decode (goal <= 20%)"
+            )
 
         write_demo_videos(base / "b", 40, seed=9, duration_s=(12, 20), size=(320, 180), fps=25)
         files = sorted((base / "b").glob("*.mp4"))
-        rows = [{"batch": "new", "video_id": f.stem, "path": f"b/{f.name}", "status": "ok", "duration_s": 15.0,
-                 "width": 320, "height": 180} for f in files[:20]]
+        rows = [
+            {
+                "batch": "new",
+                "video_id": f.stem,
+                "path": f"b/{f.name}",
+                "status": "ok",
+                "duration_s": 15.0,
+                "width": 320,
+                "height": 180,
+            }
+            for f in files[:20]
+        ]
         new = fingerprint_rows(rows, base, workers=1)
-        real = pl.DataFrame(fingerprint_rows(
-            [{**r, "batch": "old0000", "video_id": f"old_{f.stem}", "path": f"b/{f.name}"}
-             for r, f in zip(rows, files[15:35])], base))  # 5 of them are the new batch's videos again
+        real = pl.DataFrame(
+            fingerprint_rows(
+                [
+                    {**r, "batch": "old0000", "video_id": f"old_{f.stem}", "path": f"b/{f.name}"}
+                    for r, f in zip(rows, files[15:35])
+                ],
+                base,
+            )
+        )  # 5 of them are the new batch's videos again
         rng = np.random.default_rng(0)
         per_batch = 1000
 
         def fake(batch: str, count: int) -> pl.DataFrame:
             k, w = 8, 40
-            return pl.DataFrame({
-                "batch": [batch] * count, "video_id": [f"{batch}_{i}" for i in range(count)],
-                "path": [f"{batch}/r{i}.mp4" for i in range(count)],
-                "key_times": [list(np.arange(k) * 2.0) for _ in range(count)],
-                "key_hashes": [rng.integers(-2**63, 2**63 - 1, k).tolist() for _ in range(count)],
-                "key_vectors": [rng.standard_normal(k * 63).astype(np.float32).tolist() for _ in range(count)],
-                "audio_hashes": [rng.integers(-2**63, 2**63 - 1, w).tolist() for _ in range(count)],
-                "audio_sounding": [[True] * w for _ in range(count)], "audio_start_s": [0.0] * count,
-            }, schema=real.schema)
+            return pl.DataFrame(
+                {
+                    "batch": [batch] * count,
+                    "video_id": [f"{batch}_{i}" for i in range(count)],
+                    "path": [f"{batch}/r{i}.mp4" for i in range(count)],
+                    "key_times": [list(np.arange(k) * 2.0) for _ in range(count)],
+                    "key_hashes": [rng.integers(-(2**63), 2**63 - 1, k).tolist() for _ in range(count)],
+                    "key_vectors": [rng.standard_normal(k * 63).astype(np.float32).tolist() for _ in range(count)],
+                    "audio_hashes": [rng.integers(-(2**63), 2**63 - 1, w).tolist() for _ in range(count)],
+                    "audio_sounding": [[True] * w for _ in range(count)],
+                    "audio_start_s": [0.0] * count,
+                },
+                schema=real.schema,
+            )
 
         def land(wh: Warehouse, fps: pl.DataFrame) -> None:
             batch = fps["batch"][0]
             wh.write_batch("video_fingerprints", batch, fps)
-            wh.write_batch("videos", batch, fps.select("batch", "video_id", "path").with_columns(
-                status=pl.lit("ok")).to_dicts())
+            wh.write_batch(
+                "videos", batch, fps.select("batch", "video_id", "path").with_columns(status=pl.lit("ok")).to_dicts()
+            )
 
         timings = {}
         for scale in (1, 10) if "b" in args.parts else ():
@@ -153,25 +189,37 @@ def main() -> None:
             lookups = _best(lambda: mark_near_duplicates([dict(r) for r in rows], new, index))
             found = len(mark_near_duplicates([dict(r) for r in rows], new, index))
             prints = [from_row(r) for r in new]
-            probes = _best(lambda: [index.votes(fp.audio_hashes[fp.audio_sounding], SOUND, 12, exclude_batch="new")
-                                    for fp in prints])
+            probes = _best(
+                lambda: [
+                    index.votes(fp.audio_hashes[fp.audio_sounding], SOUND, 12, exclude_batch="new") for fp in prints
+                ]
+            )
             opening = _best(lambda: wh.version("video_fingerprints"))
             timings[scale] = (build, update, lookups, probes)
-            print(f"(b) {index.live_videos():>6} earlier videos ({wh.version('video_fingerprints') + 1} commits): "
-                  f"index build (once) {build:.1f} s; per new batch: index update {update * 1e3:.0f} ms, lookups + "
-                  f"verification of 20 videos {lookups * 1e3:.0f} ms ({found} copies found), of which the index "
-                  f"probes {probes * 1e3:.0f} ms; opening the Delta table once: {opening * 1e3:.0f} ms")
+            print(
+                f"(b) {index.live_videos():>6} earlier videos ({wh.version('video_fingerprints') + 1} commits): "
+                f"index build (once) {build:.1f} s; per new batch: index update {update * 1e3:.0f} ms, lookups + "
+                f"verification of 20 videos {lookups * 1e3:.0f} ms ({found} copies found), of which the index "
+                f"probes {probes * 1e3:.0f} ms; opening the Delta table once: {opening * 1e3:.0f} ms"
+            )
         if timings:
-            print(f"    ratio 10x / 1x: index probes {timings[10][3] / timings[1][3]:.2f}, lookups + verification "
-                  f"{timings[10][2] / timings[1][2]:.2f}, update {timings[10][1] / timings[1][1]:.2f} (goal flat); "
-                  f"build {timings[10][0] / timings[1][0]:.2f} (once)")
+            print(
+                f"    ratio 10x / 1x: index probes {timings[10][3] / timings[1][3]:.2f}, lookups + verification "
+                f"{timings[10][2] / timings[1][2]:.2f}, update {timings[10][1] / timings[1][1]:.2f} (goal flat); "
+                f"build {timings[10][0] / timings[1][0]:.2f} (once)"
+            )
 
         if "c" in args.parts:
             # distinct content: the small videos of the 8-class demo generator (same-class videos
             # share their kind of picture and sound: the hard case for a false merge)
             write_demo_videos(base / "distinct", args.distinct, seed=74, duration_s=(6, 12))
-            _thresholds("(c) generated corpus", files[:args.families], sorted((base / "distinct").glob("*.mp4")),
-                        base / "fam_c", window)
+            _thresholds(
+                "(c) generated corpus",
+                files[: args.families],
+                sorted((base / "distinct").glob("*.mp4")),
+                base / "fam_c",
+                window,
+            )
         if "d" in args.parts:
             # content this project did not make: scikit-image photographs and freedesktop sounds
             # (10 photos and 10 sounds, so "distinct" videos share sources, seen through other
@@ -183,7 +231,7 @@ def main() -> None:
                 return
             write_photo_sound_videos(base / "photos", args.photos, seed=5, size=(320, 240), fps=12)
             photos = sorted((base / "photos").glob("*.mp4"))
-            _thresholds("(d) photos corpus", photos[:args.families], photos, base / "fam_d", window)
+            _thresholds("(d) photos corpus", photos[: args.families], photos, base / "fam_d", window)
         if "e" in args.parts:
             from acav_assets.core.generators.spoken_digits import check_available as digits_missing
             from acav_assets.core.generators.spoken_digits import write_spoken_digit_videos
@@ -193,14 +241,20 @@ def main() -> None:
             else:
                 write_spoken_digit_videos(base / "digits", args.photos, seed=5, size=(160, 120), fps=12)
                 digits = sorted((base / "digits").glob("*.mp4"))
-                _thresholds("(e) spoken-digits corpus", digits[:args.families], digits, base / "fam_e", window)
+                _thresholds("(e) spoken-digits corpus", digits[: args.families], digits, base / "fam_e", window)
         if "f" in args.parts:
             from acav_assets.core.generators.photos_sounds import check_available, write_photo_sound_videos
 
-            _sub_clips(base / "sub_demo", args.families, "generated corpus", functools.partial(write_demo_videos, fps=25))
+            _sub_clips(
+                base / "sub_demo", args.families, "generated corpus", functools.partial(write_demo_videos, fps=25)
+            )
             if not check_available():
-                _sub_clips(base / "sub_photos", args.families, "photos corpus",
-                           functools.partial(write_photo_sound_videos, fps=12))
+                _sub_clips(
+                    base / "sub_photos",
+                    args.families,
+                    "photos corpus",
+                    functools.partial(write_photo_sound_videos, fps=12),
+                )
 
 
 def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir: Path, window: float) -> None:
@@ -218,16 +272,22 @@ def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir
         dur = probe_file(f).duration_s
         rec = probe_file(f)
         half = max(16, min(rec.width, rec.height) // 2)
-        for name, cut, (s, e) in (("crf45", CutConfig(crf=45), (0, dur)), ("half", CutConfig(short_side=half), (0, dur)),
-                                  ("trim", CutConfig(), (1.0, dur - 1.0)),
-                                  ("abr24k", CutConfig(audio_bitrate=24_000), (0, dur)),
-                                  ("sr16k", CutConfig(sample_rate=16_000), (0, dur))):
+        for name, cut, (s, e) in (
+            ("crf45", CutConfig(crf=45), (0, dur)),
+            ("half", CutConfig(short_side=half), (0, dur)),
+            ("trim", CutConfig(), (1.0, dur - 1.0)),
+            ("abr24k", CutConfig(audio_bitrate=24_000), (0, dur)),
+            ("sr16k", CutConfig(sample_rate=16_000), (0, dur)),
+        ):
             p = fam_dir / f"{f.stem}_{name}.mp4"
             p.write_bytes(cut_clip(f, s, e, cut).mp4)
             ok, ev = compare(fa, fingerprint_file(p, window), cfg)
             a, v = worst.get(name, (1.0, 1.0, True))[:2]
-            worst[name] = (min(a, ev["audio_agreement"] if ev["audio_agreement"] is not None else 1.0),
-                           min(v, ev["visual_agreement"]), worst.get(name, (0, 0, True))[2] and ok)
+            worst[name] = (
+                min(a, ev["audio_agreement"] if ev["audio_agreement"] is not None else 1.0),
+                min(v, ev["visual_agreement"]),
+                worst.get(name, (0, 0, True))[2] and ok,
+            )
     fps = {f: ({"path": str(f)}, fingerprint_file(f, window)) for f in distinct}
     top_a = top_v = 0.0
     merged = unknown = 0
@@ -243,10 +303,15 @@ def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir
     for name, (a, v, all_ok) in worst.items():
         print(f"    {name:7s} sound {a:.3f}  picture {v:.3f}  all found: {all_ok}")
     pairs = len(distinct) * (len(distinct) - 1) // 2
-    print(f"    distinct videos ({pairs} pairs): highest sound agreement {top_a:.3f}; highest picture agreement "
-          f"among pairs whose sound passed {top_v:.3f} ({unknown} with the picture unknown); merged {merged}")
-    print(f"    defaults: sound >= {cfg.audio_match} within {cfg.audio_bits} bits, picture >= {cfg.visual_match} "
-          f"at cosine {cfg.visual_cos}")
+    print(
+        f"    distinct videos ({pairs} pairs): highest sound agreement {top_a:.3f}; highest picture agreement "
+        f"among pairs whose sound passed {top_v:.3f} ({unknown} with the picture unknown); merged {merged}"
+    )
+    print(
+        f"    defaults: sound >= {cfg.audio_match} within {cfg.audio_bits} bits, picture >= {cfg.visual_match} "
+        f"at cosine {cfg.visual_cos}"
+    )
+
 
 def _sub_clips(folder: Path, n: int, title: str, write) -> None:
     """Excerpts of 60 s videos found as copies, with whole-file sound and with the default window."""
@@ -269,15 +334,25 @@ def _sub_clips(folder: Path, n: int, title: str, write) -> None:
         cfg = NearDuplicateConfig(window_s=window)
         found = 0
         for long, part, _ in pairs:
-            a, b = ({"path": str(long)}, fingerprint_file(long, window)), ({"path": str(part)}, fingerprint_file(part, window))
+            a, b = (
+                ({"path": str(long)}, fingerprint_file(long, window)),
+                ({"path": str(part)}, fingerprint_file(part, window)),
+            )
             found += _compare_on_demand(a, b, cfg, lambda row: row["path"])[0]
         print(f"    window {window:g} s: {found} of {n} excerpts found")
     cost = {}
     for name, w in (("whole-file sound", 0.0), ("default window", WINDOW_S)):
-        cost[name] = sum(_best(lambda: fingerprint_file(p, w, duration_s=probe_file(p).duration_s),
-                               clock=time.process_time) for p, _, _ in pairs) / n
-    print(f"    fingerprint of a 60 s video, CPU: whole-file sound {cost['whole-file sound'] * 1e3:.0f} ms, "
-          f"default window {cost['default window'] * 1e3:.0f} ms")
+        cost[name] = (
+            sum(
+                _best(lambda: fingerprint_file(p, w, duration_s=probe_file(p).duration_s), clock=time.process_time)
+                for p, _, _ in pairs
+            )
+            / n
+        )
+    print(
+        f"    fingerprint of a 60 s video, CPU: whole-file sound {cost['whole-file sound'] * 1e3:.0f} ms, "
+        f"default window {cost['default window'] * 1e3:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ def with_pooling(vectors: dict, per_patch: list, how: str) -> dict:
 
     vec = dict(vectors)
     for k, (tap, _) in enumerate(YAMNet.TAPS):
-        vec[f"{YAMNet.name}/{tap}"] = np.stack([pool_over_time(t[k], loud, how) for t, loud in per_patch]
-                                               ).astype(np.float32)
+        vec[f"{YAMNet.name}/{tap}"] = np.stack([pool_over_time(t[k], loud, how) for t, loud in per_patch]).astype(
+            np.float32
+        )
     return vec
 
 
@@ -96,16 +97,29 @@ def main() -> None:
                         cached.parent.mkdir(parents=True, exist_ok=True)
                         arr = np.empty(len(per_patch), object)
                         arr[:] = per_patch
-                        np.savez(cached, vectors=np.array(vectors, dtype=object), per_patch=arr, matched=matched,
-                                 visual=visual, sound=sound)
+                        np.savez(
+                            cached,
+                            vectors=np.array(vectors, dtype=object),
+                            per_patch=arr,
+                            matched=matched,
+                            visual=visual,
+                            sound=sound,
+                        )
                 budget = int(matched.sum())
                 n = len(matched)
                 for how in args.poolings.split(",") if args.poolings else POOLINGS:
                     vec = with_pooling(vectors, per_patch, how)
                     names = sorted(vec, key=lambda s: (not s.startswith("audio"), s))
                     modalities = [s.split("/")[0] for s in names]
-                    labels = np.stack([fit_kmeans(vec[s], s, KMeansConfig(k=auto_k(n), nredo=auto_nredo(n, vec[s].shape[1]),
-                                                                          seed=seed)).assign(vec[s])[0] for s in names], 1)
+                    labels = np.stack(
+                        [
+                            fit_kmeans(
+                                vec[s], s, KMeansConfig(k=auto_k(n), nredo=auto_nredo(n, vec[s].shape[1]), seed=seed)
+                            ).assign(vec[s])[0]
+                            for s in names
+                        ],
+                        1,
+                    )
                     for s, col in zip(names, labels.T):
                         if s.startswith(yamnet.name):
                             spaces_nmi.setdefault(how, {}).setdefault(s.rsplit("/", 1)[1], []).append(nmi(col, sound))
@@ -134,14 +148,24 @@ def main() -> None:
                 print(f"{corpus} seed {seed} done", flush=True)
         classes = sorted(next(iter(recall.values())))
         print(f"\n{corpus}: {args.videos} videos, half mismatched, {args.seeds} seeds, profile {DEFAULT_PROFILE}")
-        print("| pooling | precision | " + " | ".join(f"recall {c}" for c in classes) + " | "
-              + " | ".join(f"NMI {t}" for t in taps) + " |")
+        print(
+            "| pooling | precision | "
+            + " | ".join(f"recall {c}" for c in classes)
+            + " | "
+            + " | ".join(f"NMI {t}" for t in taps)
+            + " |"
+        )
         print("|---" * (2 + len(classes) + len(taps)) + "|")
         for name, p in precision.items():
             how = name.split(" ")[0]
-            print(f"| {name} | {statistics.mean(p):.3f} ± {statistics.pstdev(p):.3f} | "
-                  + " | ".join(f"{statistics.mean(recall[name][c]):.2f}" for c in classes) + " | "
-                  + " | ".join(f"{statistics.mean(spaces_nmi[how][t]):.3f}" for t in taps) + " |", flush=True)
+            print(
+                f"| {name} | {statistics.mean(p):.3f} ± {statistics.pstdev(p):.3f} | "
+                + " | ".join(f"{statistics.mean(recall[name][c]):.2f}" for c in classes)
+                + " | "
+                + " | ".join(f"{statistics.mean(spaces_nmi[how][t]):.3f}" for t in taps)
+                + " |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 
-def reference_batch_greedy(labels: np.ndarray, pairs, budget: int, *, batch_size: int = 20,
-                           take: int = 4, seed: int = 0) -> np.ndarray:
+def reference_batch_greedy(
+    labels: np.ndarray, pairs, budget: int, *, batch_size: int = 20, take: int = 4, seed: int = 0
+) -> np.ndarray:
     """Select ``budget`` row indices of ``labels`` (n × m) the reference way; returns them in order."""
     gen = torch.Generator().manual_seed(seed)
     lab = torch.from_numpy(labels.astype(np.int64))

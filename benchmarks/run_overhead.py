@@ -52,8 +52,9 @@ def _one_run(executor: str, n_videos: int, seed: int, tmp: Path) -> float:
     from acav_assets.defs.runner import ingest_job_from_env
 
     t = time.perf_counter()
-    result = dg.execute_job(dg.reconstructable(ingest_job_from_env), instance=instance,
-                            tags={"dagster/partition": batch})
+    result = dg.execute_job(
+        dg.reconstructable(ingest_job_from_env), instance=instance, tags={"dagster/partition": batch}
+    )
     seconds = time.perf_counter() - t
     if not result.success:
         raise RuntimeError(f"ingest run failed with {executor}")
@@ -74,16 +75,35 @@ def main() -> None:
         return
     bare = statistics.median(_timed_process("pass") for _ in range(3))
     imports = statistics.median(_timed_process("import acav_assets.defs") for _ in range(3))
-    print(f"# run overhead: {args.videos} tiny videos per batch, profile {os.environ['ACAV_PROFILE']}, "
-          f"{os.cpu_count()} cores\n")
-    print(f"fresh process: bare python {bare:.2f} s, `import acav_assets.defs` {imports:.2f} s "
-          f"(paid once per launched run, and once more per step with the multiprocess executor)\n")
+    print(
+        f"# run overhead: {args.videos} tiny videos per batch, profile {os.environ['ACAV_PROFILE']}, "
+        f"{os.cpu_count()} cores\n"
+    )
+    print(
+        f"fresh process: bare python {bare:.2f} s, `import acav_assets.defs` {imports:.2f} s "
+        f"(paid once per launched run, and once more per step with the multiprocess executor)\n"
+    )
     times: dict[str, list[float]] = {"multiprocess": [], "in_process": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             for executor in times:  # each in a fresh process: Dagster caches a reconstructed job
-                out = subprocess.run([sys.executable, __file__, "--one", executor, "--videos", str(args.videos),
-                                      "--seed", str(r), "--tmp", tmp], check=True, capture_output=True, text=True)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        executor,
+                        "--videos",
+                        str(args.videos),
+                        "--seed",
+                        str(r),
+                        "--tmp",
+                        tmp,
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 times[executor].append(float(out.stdout.strip().splitlines()[-1]))
     print("| executor | ingest run s (median) | per run |")
     print("|---|---|---|")

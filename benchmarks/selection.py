@@ -55,8 +55,10 @@ def part_a(sizes, seeds):
     select_subset(warm.labels, 0.2, pairing="combination")
     select_subset(warm.labels, 0.2, pairing="bipartite", modalities=warm.modalities)
     print(f"one-time numba compile/cache load: {time.perf_counter() - t0:.2f} s\n")
-    print("| n | pairs | reference s | ours s | speed-up | ours weighted s | weighted speed-up | objective ref | "
-          "objective ours | precision ref | precision ours | precision ours weighted |")
+    print(
+        "| n | pairs | reference s | ours s | speed-up | ours weighted s | weighted speed-up | objective ref | "
+        "objective ours | precision ref | precision ours | precision ours weighted |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for n in sizes:
@@ -85,9 +87,12 @@ def part_a(sizes, seeds):
             ratio = statistics.median(t_ref) / statistics.median(t_our)
             ratio_w = statistics.median(t_ref) / statistics.median(t_w)
             rows.append((n, len(pairs), ratio, ratio_w))
-            print(f"| {n:,} | {len(pairs)} | {statistics.median(t_ref):.3f} | {statistics.median(t_our):.4f} | "
-                  f"{ratio:,.0f}× | {statistics.median(t_w):.4f} | {ratio_w:,.0f}× | {_ms(o_ref)} | {_ms(o_our)} | "
-                  f"{_ms(p_ref)} | {_ms(p_our)} | {_ms(p_w)} |", flush=True)
+            print(
+                f"| {n:,} | {len(pairs)} | {statistics.median(t_ref):.3f} | {statistics.median(t_our):.4f} | "
+                f"{ratio:,.0f}× | {statistics.median(t_w):.4f} | {ratio_w:,.0f}× | {_ms(o_ref)} | {_ms(o_our)} | "
+                f"{_ms(p_ref)} | {_ms(p_our)} | {_ms(p_w)} |",
+                flush=True,
+            )
     print()
     return rows
 
@@ -118,10 +123,17 @@ def one_size(n: int, mode: str) -> dict:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {
-        "n": n, "pairs": len(sel.pairs), "selected": len(sel), "generate_s": gen_s, "select_s": sel_s,
-        "clips_per_s": n / sel_s, "peak_rss_mb": peak_rss_mb(),
-        "selector_peak_mb": peak / 2**20, "labels_mb": pa.labels.nbytes / 2**20,
-        "objective": sel.objective, "precision": precision(sel.indices, pa.matched),
+        "n": n,
+        "pairs": len(sel.pairs),
+        "selected": len(sel),
+        "generate_s": gen_s,
+        "select_s": sel_s,
+        "clips_per_s": n / sel_s,
+        "peak_rss_mb": peak_rss_mb(),
+        "selector_peak_mb": peak / 2**20,
+        "labels_mb": pa.labels.nbytes / 2**20,
+        "objective": sel.objective,
+        "precision": precision(sel.indices, pa.matched),
     }
 
 
@@ -131,13 +143,20 @@ def part_b(sizes, mode):
     print("|---|---|---|---|---|---|---|---|")
     out = []
     for n in sizes:
-        proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--pairing", mode],
-                              capture_output=True, text=True, check=True, env=os.environ)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", str(n), "--pairing", mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ,
+        )
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         out.append(r)
-        print(f"| {r['n']:,} | {r['pairs']} | {r['select_s']:.2f} | {r['clips_per_s']:,.0f} | "
-              f"{r['peak_rss_mb']:,.0f} | {r['selector_peak_mb']:,.0f} | {r['labels_mb']:,.0f} | {r['precision']:.3f} |",
-              flush=True)
+        print(
+            f"| {r['n']:,} | {r['pairs']} | {r['select_s']:.2f} | {r['clips_per_s']:,.0f} | "
+            f"{r['peak_rss_mb']:,.0f} | {r['selector_peak_mb']:,.0f} | {r['labels_mb']:,.0f} | {r['precision']:.3f} |",
+            flush=True,
+        )
     print()
     return out
 

@@ -39,13 +39,18 @@ def main() -> None:
                 for det in rows:
                     rows[det].append(evaluate_detector(det, videos))
             for det, rs in rows.items():
+
                 def cell(key, d=2):
                     v = [r[key] for r in rs if r[key] is not None]
                     return f"{np.mean(v):.{d}f} ({min(v):.{d}f}-{max(v):.{d}f})" if v else "-"
-                print(f"| {enc} | {det} | {cell('recall_cut')} | {cell('recall_dissolve')} | {cell('precision')} "
-                      f"| {cell('f1')} | {cell('seconds_per_video', 3)} |")
+
+                print(
+                    f"| {enc} | {det} | {cell('recall_cut')} | {cell('recall_dissolve')} | {cell('precision')} "
+                    f"| {cell('f1')} | {cell('seconds_per_video', 3)} |"
+                )
             ratio = np.mean([r["seconds_per_video"] for r in rows["transnetv2"]]) / max(
-                1e-9, np.mean([r["seconds_per_video"] for r in rows["keyframes"]]))
+                1e-9, np.mean([r["seconds_per_video"] for r in rows["keyframes"]])
+            )
             print(f"|   | cost ratio transnetv2 / keyframes | | | | | {ratio:.0f}x |")
 
 

@@ -32,7 +32,7 @@ def weights_for(variant: str, scores: np.ndarray, z: np.ndarray) -> np.ndarray:
     if variant == "score":
         return np.where(kept, scores, 0.0)
     if variant.startswith("square"):
-        return np.where(kept, scores ** 2, 0.0)
+        return np.where(kept, scores**2, 0.0)
     return kept.astype(float)  # equal weights: what pair_weights(rule="ami") returns
 
 
@@ -54,8 +54,9 @@ def main(argv=None) -> None:
             pairs = resolve_pairs("bipartite", 10, pa.modalities)
             scores, z, _ = adjusted_pair_scores(labels, pairs, seed=seed)
             for v in VARIANTS:
-                sel = select_subset(labels, 0.5, modalities=pa.modalities, seed=seed, refine=20,
-                                    pair_weights=weights_for(v, scores, z))
+                sel = select_subset(
+                    labels, 0.5, modalities=pa.modalities, seed=seed, refine=20, pair_weights=weights_for(v, scores, z)
+                )
                 got[v].append(precision(sel.indices, pa.matched))
         cells = " | ".join(f"{statistics.mean(got[v]):.3f} ± {statistics.pstdev(got[v]):.3f}" for v in VARIANTS)
         print(f"| {nuisance} of 5 | {cells} |", flush=True)

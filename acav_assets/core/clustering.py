@@ -23,7 +23,16 @@ from dataclasses import asdict, dataclass, field
 import faiss
 import numpy as np
 
-__all__ = ["KMeansConfig", "Clustering", "auto_k", "auto_nredo", "fit_kmeans", "check_finite", "sample_indices", "use_gpu"]
+__all__ = [
+    "KMeansConfig",
+    "Clustering",
+    "auto_k",
+    "auto_nredo",
+    "fit_kmeans",
+    "check_finite",
+    "sample_indices",
+    "use_gpu",
+]
 
 _FINITE_CHUNK = 1 << 16
 _INIT = {
@@ -76,7 +85,7 @@ def check_finite(x: np.ndarray, what: str = "embeddings") -> None:
     bad: list[int] = []
     n_bad = 0
     for s in range(0, x.shape[0], _FINITE_CHUNK):
-        rows = np.flatnonzero(~np.isfinite(x[s:s + _FINITE_CHUNK]).all(axis=1)) + s
+        rows = np.flatnonzero(~np.isfinite(x[s : s + _FINITE_CHUNK]).all(axis=1)) + s
         n_bad += rows.size
         bad.extend(rows[: max(0, 10 - len(bad))].tolist())
     if n_bad:
@@ -120,16 +129,19 @@ class Clustering:
         """Rows as the centroids see them: normalised and/or whitened, float32."""
         x = _as_matrix(x, "embeddings")
         if x.shape[1] != self.dim:
-            raise ValueError(f"embeddings have dimension {x.shape[1]}, but clustering "
-                             f"{self.clustering_id} of {self.feature_space} expects {self.dim}")
+            raise ValueError(
+                f"embeddings have dimension {x.shape[1]}, but clustering "
+                f"{self.clustering_id} of {self.feature_space} expects {self.dim}"
+            )
         if self.normalize:
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         if self.projection is not None:
             x = (x - self.mean) @ self.projection
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    def assign(self, x: np.ndarray, *, chunk_size: int = 65_536, gpu: bool | None = None,
-               check: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def assign(
+        self, x: np.ndarray, *, chunk_size: int = 65_536, gpu: bool | None = None, check: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Nearest centroid of each row: ``(cluster int32, Euclidean distance float32)``.
 
         Works through ``x`` in chunks of ``chunk_size`` rows, so memory stays bounded
@@ -143,17 +155,19 @@ class Clustering:
         dist = np.empty(n, np.float32)
         index = self._index(gpu)
         for s in range(0, n, chunk_size):
-            d2, i = index.search(self.preprocess(x[s:s + chunk_size]), 1)
+            d2, i = index.search(self.preprocess(x[s : s + chunk_size]), 1)
             if check:
                 # faiss leaves rows with NaN/inf unassigned (-1) or at a non-finite distance:
                 # verify just those rows, instead of a separate pass over all the data
                 flagged = np.flatnonzero((i[:, 0] < 0) | ~np.isfinite(d2[:, 0]))
                 if flagged.size:
                     check_finite(x, f"embeddings of {self.feature_space}")  # error path: exact rows
-                    raise ValueError(f"embeddings of {self.feature_space} are too large for float32 "
-                                     f"distances, e.g. rows {(s + flagged[:10]).tolist()}")
-            labels[s:s + chunk_size] = i[:, 0]
-            dist[s:s + chunk_size] = np.sqrt(np.maximum(d2[:, 0], 0))
+                    raise ValueError(
+                        f"embeddings of {self.feature_space} are too large for float32 "
+                        f"distances, e.g. rows {(s + flagged[:10]).tolist()}"
+                    )
+            labels[s : s + chunk_size] = i[:, 0]
+            dist[s : s + chunk_size] = np.sqrt(np.maximum(d2[:, 0], 0))
         return labels, dist
 
     def _index(self, gpu: bool | None):
@@ -169,16 +183,26 @@ class Clustering:
         """One row per cluster (the table contract: clustering_id, feature_space, cluster,
         centroid), plus the clustering's facts. The preprocessing (mean, projection) is stored
         once, on the cluster-0 row, not k times."""
-        common = {"clustering_id": self.clustering_id, "feature_space": self.feature_space, "k": self.k,
-                  "dim": self.dim, "normalize": self.normalize, "params": json.dumps(self.params, sort_keys=True)}
+        common = {
+            "clustering_id": self.clustering_id,
+            "feature_space": self.feature_space,
+            "k": self.k,
+            "dim": self.dim,
+            "normalize": self.normalize,
+            "params": json.dumps(self.params, sort_keys=True),
+        }
         rows = []
         for c in range(self.k):
             first = c == 0
-            rows.append({
-                **common, "cluster": c, "centroid": self.centroids[c].astype(np.float32).tolist(),
-                "mean": self.mean.tolist() if first and self.mean is not None else None,
-                "projection": self.projection.ravel().tolist() if first and self.projection is not None else None,
-            })
+            rows.append(
+                {
+                    **common,
+                    "cluster": c,
+                    "centroid": self.centroids[c].astype(np.float32).tolist(),
+                    "mean": self.mean.tolist() if first and self.mean is not None else None,
+                    "projection": self.projection.ravel().tolist() if first and self.projection is not None else None,
+                }
+            )
         return rows
 
     @classmethod
@@ -192,15 +216,26 @@ class Clustering:
             raise ValueError(f"rows of several clusterings given together: {sorted(ids)}")
         r0 = rows[0]
         if [r["cluster"] for r in rows] != list(range(int(r0["k"]))):
-            raise ValueError(f"clustering {r0['clustering_id']} has rows for clusters "
-                             f"{[r['cluster'] for r in rows][:10]}..., expected 0..{int(r0['k']) - 1}")
+            raise ValueError(
+                f"clustering {r0['clustering_id']} has rows for clusters "
+                f"{[r['cluster'] for r in rows][:10]}..., expected 0..{int(r0['k']) - 1}"
+            )
         centroids = np.asarray([r["centroid"] for r in rows], dtype=np.float32)
         mean = None if r0.get("mean") is None else np.asarray(r0["mean"], dtype=np.float32)
         proj = r0.get("projection")
-        projection = (None if proj is None else
-                      np.asarray(proj, dtype=np.float32).reshape(int(r0["dim"]), centroids.shape[1]))
-        return cls(r0["clustering_id"], r0["feature_space"], centroids, int(r0["dim"]), bool(r0["normalize"]),
-                   mean, projection, json.loads(r0["params"]))
+        projection = (
+            None if proj is None else np.asarray(proj, dtype=np.float32).reshape(int(r0["dim"]), centroids.shape[1])
+        )
+        return cls(
+            r0["clustering_id"],
+            r0["feature_space"],
+            centroids,
+            int(r0["dim"]),
+            bool(r0["normalize"]),
+            mean,
+            projection,
+            json.loads(r0["params"]),
+        )
 
 
 def clustering_id(feature_space: str, config: KMeansConfig, fit_version: str, content: str = "") -> str:
@@ -208,8 +243,9 @@ def clustering_id(feature_space: str, config: KMeansConfig, fit_version: str, co
     fit version and ``content``, a digest of the fitted centroids (and whitening): new
     embeddings under the same name and seed give new centroids, hence a new id, so labels of
     two fits are never mixed; a refit that reproduces the same centroids keeps the id."""
-    payload = json.dumps({"fs": feature_space, "cfg": asdict(config), "fit": fit_version, "content": content},
-                         sort_keys=True)
+    payload = json.dumps(
+        {"fs": feature_space, "cfg": asdict(config), "fit": fit_version, "content": content}, sort_keys=True
+    )
     digest = hashlib.blake2b(payload.encode(), digest_size=5).hexdigest()
     safe = re.sub(r"[^A-Za-z0-9_./-]", "_", feature_space)
     return f"{safe}@k{config.k}-{digest}"
@@ -226,8 +262,14 @@ def _whitening(x: np.ndarray, pca_dim: int | None) -> tuple[np.ndarray, np.ndarr
     return mean.astype(np.float32), (evecs[:, keep] * scale).astype(np.float32)
 
 
-def fit_kmeans(x: np.ndarray, feature_space: str, config: KMeansConfig = KMeansConfig(), *,
-               fit_version: str = "1", sample: Iterable[int] | None = None) -> Clustering:
+def fit_kmeans(
+    x: np.ndarray,
+    feature_space: str,
+    config: KMeansConfig = KMeansConfig(),
+    *,
+    fit_version: str = "1",
+    sample: Iterable[int] | None = None,
+) -> Clustering:
     """Fit k-means on (a sample of) ``x``, rows × dimensions.
 
     At most ``config.max_sample`` rows are used (a seeded sample; ``sample`` gives the rows
@@ -239,7 +281,11 @@ def fit_kmeans(x: np.ndarray, feature_space: str, config: KMeansConfig = KMeansC
     n = x.shape[0]
     if n < config.k:
         raise ValueError(f"feature space {feature_space} has {n} clip(s), fewer than k = {config.k} clusters")
-    rows = np.asarray(list(sample), dtype=np.int64) if sample is not None else sample_indices(n, config.max_sample, config.seed)
+    rows = (
+        np.asarray(list(sample), dtype=np.int64)
+        if sample is not None
+        else sample_indices(n, config.max_sample, config.seed)
+    )
     xs = _as_matrix(x[rows] if rows.size != n else x, f"embeddings of {feature_space}")
     check_finite(xs, f"embeddings of {feature_space}")
     if xs.shape[0] < config.k:
@@ -253,22 +299,41 @@ def fit_kmeans(x: np.ndarray, feature_space: str, config: KMeansConfig = KMeansC
         xs = np.ascontiguousarray((xs - mean) @ projection, dtype=np.float32)
     gpu = use_gpu(config.gpu)
     km = faiss.Kmeans(
-        xs.shape[1], config.k, niter=config.niter, nredo=config.nredo, seed=config.seed,
+        xs.shape[1],
+        config.k,
+        niter=config.niter,
+        nredo=config.nredo,
+        seed=config.seed,
         max_points_per_centroid=int(math.ceil(xs.shape[0] / config.k)) + 1,  # we sampled already
-        min_points_per_centroid=1, init_method=_INIT[config.init], gpu=gpu, verbose=False,
+        min_points_per_centroid=1,
+        init_method=_INIT[config.init],
+        gpu=gpu,
+        verbose=False,
     )
     obj = km.train(xs)
     params = {
-        **asdict(config), "fit_version": fit_version, "n_rows": int(n), "n_sample": int(xs.shape[0]),
-        "objective": float(obj), "device": "gpu" if gpu else "cpu",
+        **asdict(config),
+        "fit_version": fit_version,
+        "n_rows": int(n),
+        "n_sample": int(xs.shape[0]),
+        "objective": float(obj),
+        "device": "gpu" if gpu else "cpu",
     }
     centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
     digest = hashlib.blake2b(digest_size=8)
     for part in (centroids, mean, projection):
         if part is not None:
             digest.update(np.ascontiguousarray(part, dtype=np.float32).tobytes())
-    return Clustering(clustering_id(feature_space, config, fit_version, digest.hexdigest()), feature_space,
-                      centroids, dim, config.normalize, mean, projection, params)
+    return Clustering(
+        clustering_id(feature_space, config, fit_version, digest.hexdigest()),
+        feature_space,
+        centroids,
+        dim,
+        config.normalize,
+        mean,
+        projection,
+        params,
+    )
 
 
 def auto_k(n: int, cap: int = 32) -> int:

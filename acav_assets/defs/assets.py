@@ -6,53 +6,63 @@ Per batch (dynamic partitions ``batches``): ``videos`` → ``clips`` → ``clip_
 ``curated_subset`` + ``selection_lineage`` (one selection over every batch).
 """
 
-
 import base64
 import dataclasses
 import functools
 import inspect
 import json
-import warnings
 import os
 import time
+import warnings
 from collections import Counter
-from pathlib import Path
-
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import polars as pl
 from pydantic import Field
 
-from acav_assets.core.media.clips import SHOT_DETECTORS, ClipConfig
 from acav_assets.core.clustering import KMeansConfig
-from acav_assets.core.features.base import profile_feature_spaces
-from acav_assets.core.media.landing import StageReport
-from acav_assets.core.warehouse.local_state import disk_full
-from acav_assets.core.warehouse.lineage import lineage_of, lineage_rows, pair_tables, tables_from_lineage
 from acav_assets.core.export.cut import CutConfig
 from acav_assets.core.export.shards import ExportConfig
+from acav_assets.core.features.base import profile_feature_spaces
+from acav_assets.core.media.clips import SHOT_DETECTORS, ClipConfig
 from acav_assets.core.media.fingerprint import NearDuplicateConfig
+from acav_assets.core.media.landing import StageReport
 from acav_assets.core.media.probe import ProbeConfig
-from acav_assets.core.warehouse.report import strongest_pair, write_report
 from acav_assets.core.selection import PAIRINGS, WEIGHTING_RULES
 from acav_assets.core.selection.weighting import space_summary
 from acav_assets.core.stages.assignments import assignment_rows
 from acav_assets.core.stages.centroids import fit_clusterings, load_clusterings, too_few_to_cluster
 from acav_assets.core.stages.clips import clip_rows
-from acav_assets.core.stages.curation import (SELECTION_KEYS, SelectionParams, choose_mode, curate,
-                                              curate_incremental, held_settings)
+from acav_assets.core.stages.curation import (
+    SELECTION_KEYS,
+    SelectionParams,
+    choose_mode,
+    curate,
+    curate_incremental,
+    held_settings,
+)
 from acav_assets.core.stages.embeddings import embedding_rows
 from acav_assets.core.stages.near_duplicates import fingerprint_rows, local_files, mark_near_duplicates
-from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
 from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
+from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
+from acav_assets.core.warehouse.lineage import lineage_of, lineage_rows, pair_tables, tables_from_lineage
+from acav_assets.core.warehouse.local_state import disk_full
+from acav_assets.core.warehouse.report import strongest_pair, write_report
+from acav_assets.defs import versions
 from acav_assets.defs.executors import gpu_op_tags
-from acav_assets.defs.metadata import (counts_table, markdown_table, reasons_table, selection_summary,
-                                      table_metadata, table_schema)
+from acav_assets.defs.metadata import (
+    counts_table,
+    markdown_table,
+    reasons_table,
+    selection_summary,
+    table_metadata,
+    table_schema,
+)
 from acav_assets.defs.progress import Progress
 from acav_assets.defs.resources import ComputeResource, ExtractorResource, LandingResource, WarehouseResource
-from acav_assets.defs import versions
 from acav_assets.defs.versions import CODE_VERSIONS
 
 batches = dg.DynamicPartitionsDefinition(name="batches")
@@ -62,33 +72,50 @@ INGEST, FEATURES, CURATION = "ingest", "features", "curation"
 
 # --- run config ---------------------------------------------------------------------------
 
+
 class VideosConfig(dg.Config):
     min_duration_s: float = Field(default=2.5, description="shorter videos get status too_short")
     max_duration_s: float | None = Field(default=None, description="longer videos get status too_long (reference: 597)")
     max_pixels: int = Field(default=ProbeConfig.max_pixels, description="larger frames get status too_large")
     probe_timeout_s: float = Field(default=120.0, description="time limit per file (status timeout); 0 = none")
-    near_duplicates: bool = Field(default=True, description="fingerprint picture and sound and mark re-uploads "
-                                                            "(re-encoded, rescaled, trimmed copies) near_duplicate")
-    nd_audio_bits: int = Field(default=NearDuplicateConfig.audio_bits,
-                               description="sound windows agree within this many of 64 bits")
-    nd_audio_match: float = Field(default=NearDuplicateConfig.audio_match,
-                                  description="share of overlapping sound windows that must agree")
-    nd_visual_cos: float = Field(default=NearDuplicateConfig.visual_cos,
-                                 description="picture samples agree when their DCT coefficients have this cosine")
-    nd_visual_match: float = Field(default=NearDuplicateConfig.visual_match,
-                                   description="share of the informative picture samples that must find a counterpart")
-    nd_window_s: float = Field(default=NearDuplicateConfig.window_s,
-                               description="centre span of each video whose sound is fingerprinted, in seconds (0 = all)")
+    near_duplicates: bool = Field(
+        default=True,
+        description="fingerprint picture and sound and mark re-uploads "
+        "(re-encoded, rescaled, trimmed copies) near_duplicate",
+    )
+    nd_audio_bits: int = Field(
+        default=NearDuplicateConfig.audio_bits, description="sound windows agree within this many of 64 bits"
+    )
+    nd_audio_match: float = Field(
+        default=NearDuplicateConfig.audio_match, description="share of overlapping sound windows that must agree"
+    )
+    nd_visual_cos: float = Field(
+        default=NearDuplicateConfig.visual_cos,
+        description="picture samples agree when their DCT coefficients have this cosine",
+    )
+    nd_visual_match: float = Field(
+        default=NearDuplicateConfig.visual_match,
+        description="share of the informative picture samples that must find a counterpart",
+    )
+    nd_window_s: float = Field(
+        default=NearDuplicateConfig.window_s,
+        description="centre span of each video whose sound is fingerprinted, in seconds (0 = all)",
+    )
     fingerprint_workers: int = Field(default=0, description="fingerprinting processes (0 = up to 4, one per core)")
 
     def near_duplicate_config(self) -> NearDuplicateConfig:
-        return NearDuplicateConfig(audio_bits=self.nd_audio_bits, audio_match=self.nd_audio_match,
-                                   visual_cos=self.nd_visual_cos, visual_match=self.nd_visual_match,
-                                   window_s=self.nd_window_s)
+        return NearDuplicateConfig(
+            audio_bits=self.nd_audio_bits,
+            audio_match=self.nd_audio_match,
+            visual_cos=self.nd_visual_cos,
+            visual_match=self.nd_visual_match,
+            window_s=self.nd_window_s,
+        )
 
     def probe_config(self) -> ProbeConfig:
-        return ProbeConfig(min_duration_s=self.min_duration_s, max_duration_s=self.max_duration_s,
-                           max_pixels=self.max_pixels)
+        return ProbeConfig(
+            min_duration_s=self.min_duration_s, max_duration_s=self.max_duration_s, max_pixels=self.max_pixels
+        )
 
     def check(self) -> None:
         """Raise ValueError (naming the field) for a setting that cannot work."""
@@ -104,14 +131,17 @@ class ClipsConfig(dg.Config):
     clip_s: float = Field(default=10.0, description="clip length in seconds")
     min_clip_s: float = Field(default=2.5, description="shortest video that still gives one (shorter) clip")
     max_clips: int = Field(default=1, description="clips per video; > 1 places them on distinct shots (reference: 3)")
-    shot_detector: str = Field(default=ClipConfig.shot_detector,
-                               description=f"with max_clips > 1, how shots are found: one of {SHOT_DETECTORS} "
-                                           "(transnetv2: the TransNetV2 network over every frame; keyframes: "
-                                           "colour histograms of key frames)")
+    shot_detector: str = Field(
+        default=ClipConfig.shot_detector,
+        description=f"with max_clips > 1, how shots are found: one of {SHOT_DETECTORS} "
+        "(transnetv2: the TransNetV2 network over every frame; keyframes: "
+        "colour histograms of key frames)",
+    )
 
     def clip_config(self) -> ClipConfig:
-        return ClipConfig(clip_s=self.clip_s, min_clip_s=self.min_clip_s, max_clips=self.max_clips,
-                          shot_detector=self.shot_detector)
+        return ClipConfig(
+            clip_s=self.clip_s, min_clip_s=self.min_clip_s, max_clips=self.max_clips, shot_detector=self.shot_detector
+        )
 
     def check(self) -> None:
         self.clip_config()
@@ -128,8 +158,14 @@ class ClusteringConfig(dg.Config):
     whiten: bool = Field(default=KMeansConfig.whiten, description="PCA-whiten embeddings before clustering")
 
     def kmeans_config(self) -> KMeansConfig:
-        return KMeansConfig(k=max(2, self.max_k), niter=self.niter, seed=self.seed, max_sample=self.max_sample,
-                            normalize=self.normalize, whiten=self.whiten)
+        return KMeansConfig(
+            k=max(2, self.max_k),
+            niter=self.niter,
+            seed=self.seed,
+            max_sample=self.max_sample,
+            normalize=self.normalize,
+            whiten=self.whiten,
+        )
 
     def check(self) -> None:
         if self.k != 0 and self.k < 2:
@@ -150,36 +186,62 @@ class SelectionConfig(dg.Config):
     automation); a value given that differs re-selects fully, and the run says so. The defaults
     are ``SelectionParams``'s."""
 
-    budget: float | None = Field(default=None, description="share of the pool in (0, 1], or a number of clips if > 1"
-                                                           + _HELD.format(SelectionParams.budget))
+    budget: float | None = Field(
+        default=None,
+        description="share of the pool in (0, 1], or a number of clips if > 1" + _HELD.format(SelectionParams.budget),
+    )
     pairing: str | None = Field(default=None, description=f"one of {PAIRINGS}" + _HELD.format(SelectionParams.pairing))
-    batch_size: int | None = Field(default=None, description="candidates drawn per greedy step; 0 = exact greedy"
-                                                             + _HELD.format(SelectionParams.batch_size))
+    batch_size: int | None = Field(
+        default=None,
+        description="candidates drawn per greedy step; 0 = exact greedy" + _HELD.format(SelectionParams.batch_size),
+    )
     take: int | None = Field(default=None, description="candidates kept per step" + _HELD.format(SelectionParams.take))
-    seed: int | None = Field(default=None, description="seed of the candidate draws" + _HELD.format(SelectionParams.seed))
-    refine: int | None = Field(default=None, description="swap-refinement rounds after greedy (0 = reference behaviour)"
-                                                         + _HELD.format(SelectionParams.refine))
-    refine_fraction: float | None = Field(default=None, description="share of the subset swapped per refinement round"
-                                                                    + _HELD.format(SelectionParams.refine_fraction))
-    mode: str = Field(default="auto", description="'incremental' keeps the previous subset and adds the new batches' "
-                                                  "share; 'full' re-selects everything; 'auto' = incremental unless "
-                                                  "the centroids or the settings changed or there is no previous subset")
-    restarts: int = Field(default=0, description="selections with seeds seed..seed+n-1, best objective kept; "
-                                                 "0 = 4 on pools up to 1M clips, else 1")
-    weighting: str | None = Field(default=None, description="pair weighting: 'ami' keeps the clustering pairs whose "
-                                                            "pool carries cross-modal information beyond chance "
-                                                            "(label-free); 'plain' = the reference's mean over all "
-                                                            "pairs" + _HELD.format(SelectionParams.weighting))
-    weight_keep: float | None = Field(default=None, description="'ami': share of the best pair's adjusted MI a pair needs"
-                                                                + _HELD.format(SelectionParams.weight_keep))
-    dedup_cosine: float | None = Field(default=None, description="semantic dedup before selection: clips whose "
-                                                                 "embeddings reach this cosine with an earlier clip of "
-                                                                 "the same clusters in every dedup space leave the pool "
-                                                                 "(0 = off; e.g. 0.98)"
-                                                                 + _HELD.format(SelectionParams.dedup_cosine))
-    dedup_spaces: str | None = Field(default=None, description="comma-separated feature spaces compared by semantic "
-                                                               "dedup ('' = every clustered space)"
-                                                               + _HELD.format("''"))
+    seed: int | None = Field(
+        default=None, description="seed of the candidate draws" + _HELD.format(SelectionParams.seed)
+    )
+    refine: int | None = Field(
+        default=None,
+        description="swap-refinement rounds after greedy (0 = reference behaviour)"
+        + _HELD.format(SelectionParams.refine),
+    )
+    refine_fraction: float | None = Field(
+        default=None,
+        description="share of the subset swapped per refinement round" + _HELD.format(SelectionParams.refine_fraction),
+    )
+    mode: str = Field(
+        default="auto",
+        description="'incremental' keeps the previous subset and adds the new batches' "
+        "share; 'full' re-selects everything; 'auto' = incremental unless "
+        "the centroids or the settings changed or there is no previous subset",
+    )
+    restarts: int = Field(
+        default=0,
+        description="selections with seeds seed..seed+n-1, best objective kept; 0 = 4 on pools up to 1M clips, else 1",
+    )
+    weighting: str | None = Field(
+        default=None,
+        description="pair weighting: 'ami' keeps the clustering pairs whose "
+        "pool carries cross-modal information beyond chance "
+        "(label-free); 'plain' = the reference's mean over all "
+        "pairs" + _HELD.format(SelectionParams.weighting),
+    )
+    weight_keep: float | None = Field(
+        default=None,
+        description="'ami': share of the best pair's adjusted MI a pair needs"
+        + _HELD.format(SelectionParams.weight_keep),
+    )
+    dedup_cosine: float | None = Field(
+        default=None,
+        description="semantic dedup before selection: clips whose "
+        "embeddings reach this cosine with an earlier clip of "
+        "the same clusters in every dedup space leave the pool "
+        "(0 = off; e.g. 0.98)" + _HELD.format(SelectionParams.dedup_cosine),
+    )
+    dedup_spaces: str | None = Field(
+        default=None,
+        description="comma-separated feature spaces compared by semantic "
+        "dedup ('' = every clustered space)" + _HELD.format("''"),
+    )
 
     def given(self) -> list[str]:
         """The selection settings this run gives (the others are held or default)."""
@@ -214,8 +276,9 @@ class SelectionConfig(dg.Config):
         if r["pairing"] not in PAIRINGS:
             raise ValueError(f"unknown pairing {r['pairing']!r}: expected one of {PAIRINGS}")
         if (batch_size is not None and batch_size < 0) or take < 1 or (batch_size and take > batch_size):
-            raise ValueError(f"batch_size must be >= take >= 1 (or 0 for exact greedy), got "
-                             f"batch_size={batch_size}, take={take}")
+            raise ValueError(
+                f"batch_size must be >= take >= 1 (or 0 for exact greedy), got batch_size={batch_size}, take={take}"
+            )
         if self.mode not in ("auto", "incremental", "full"):
             raise ValueError(f"mode must be auto, incremental or full, got {self.mode!r}")
         if r["weighting"] not in WEIGHTING_RULES:
@@ -224,8 +287,9 @@ class SelectionConfig(dg.Config):
             raise ValueError(f"weight_keep must be in [0, 1], got {r['weight_keep']}")
         if not 0.0 <= r["dedup_cosine"] <= 1.0:
             raise ValueError(f"dedup_cosine must be in [0, 1] (0 = off), got {r['dedup_cosine']}")
-        return SelectionParams(**{**r, "dedup_spaces": tuple(r["dedup_spaces"])}, restarts=self.restarts,
-                               mode=self.mode)
+        return SelectionParams(
+            **{**r, "dedup_spaces": tuple(r["dedup_spaces"])}, restarts=self.restarts, mode=self.mode
+        )
 
     def check(self, held: dict | None = None) -> None:
         """The given settings checked against ``held`` (the warehouse's, when known), else the
@@ -254,17 +318,22 @@ def _stage(context: dg.AssetExecutionContext, landing: LandingResource, batch: s
     area = landing.get()
     rep = area.stage(batch, log=context.log.info)
     if area.remote:
-        context.log.info(f"staged batch {batch} from {area.root}: {rep.copied} file(s) copied "
-                         f"({rep.bytes_copied / 1e6:.1f} MB), {rep.kept} already cached, in {rep.seconds:.1f} s")
+        context.log.info(
+            f"staged batch {batch} from {area.root}: {rep.copied} file(s) copied "
+            f"({rep.bytes_copied / 1e6:.1f} MB), {rep.kept} already cached, in {rep.seconds:.1f} s"
+        )
     return rep
 
 
 def _stage_metadata(rep: StageReport) -> dict:
     if not rep.copied and not rep.kept:
         return {}
-    return {"staged_files_copied": rep.copied, "staged_files_cached": rep.kept,
-            "staged_mb": round(rep.bytes_copied / 1e6, 2), "staging_seconds": round(rep.seconds, 2)}
-
+    return {
+        "staged_files_copied": rep.copied,
+        "staged_files_cached": rep.kept,
+        "staged_mb": round(rep.bytes_copied / 1e6, 2),
+        "staging_seconds": round(rep.seconds, 2),
+    }
 
 
 #: Per-batch steps retry what may pass on a second try (a storage hiccup, a GPU out of memory
@@ -287,6 +356,7 @@ def final_when_disk_full(fn):
         return dg.Failure(description=f"{full}{root}: free some space, then re-run", allow_retries=False)
 
     if inspect.isgeneratorfunction(fn):  # a step that may yield nothing (waits) stays a generator
+
         @functools.wraps(fn)
         def steps(context, *args, **kwargs):
             try:
@@ -314,8 +384,9 @@ def final_when_disk_full(fn):
     return step
 
 
-def latest_materialization(instance: dg.DagsterInstance, asset: str,
-                           partition: str | None = None) -> dg.AssetMaterialization | None:
+def latest_materialization(
+    instance: dg.DagsterInstance, asset: str, partition: str | None = None
+) -> dg.AssetMaterialization | None:
     """The asset's (partition's) latest materialization recorded on ``instance``, if any."""
     flt = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None)
     records = instance.fetch_materializations(flt, limit=1).records
@@ -326,9 +397,14 @@ def _exact_copies_elsewhere(wh, batch: str, rows: list[dict]) -> dict[str, str]:
     """Video id -> path of the ``ok`` videos of other batches with the content of ``rows``
     (looked up for these ids only: a dict of every earlier video would not fit at 100M clips)."""
     ids = sorted({r["video_id"] for r in rows})
-    return {r["video_id"]: r["path"] for r in wh.scan("videos")
-            .filter((pl.col("batch") != batch) & (pl.col("status") == "ok") & pl.col("video_id").is_in(ids))
-            .select("video_id", "path").collect().iter_rows(named=True)}
+    return {
+        r["video_id"]: r["path"]
+        for r in wh.scan("videos")
+        .filter((pl.col("batch") != batch) & (pl.col("status") == "ok") & pl.col("video_id").is_in(ids))
+        .select("video_id", "path")
+        .collect()
+        .iter_rows(named=True)
+    }
 
 
 def _version(v: str) -> dict:
@@ -343,13 +419,20 @@ def profile_identity(extractors: ExtractorResource) -> dict:
 
 # --- per-batch assets ---------------------------------------------------------------------
 
-@dg.asset(partitions_def=batches, group_name=INGEST, kinds={"pyav", "deltalake"}, code_version=CODE_VERSIONS["videos"],
-          retry_policy=BATCH_RETRY,
-          description="One row per input file of the batch, whatever happened to it: content id, streams, "
-                      "duration, status (ok, no_audio, corrupt, duplicate, …) and a readable error.")
+
+@dg.asset(
+    partitions_def=batches,
+    group_name=INGEST,
+    kinds={"pyav", "deltalake"},
+    code_version=CODE_VERSIONS["videos"],
+    retry_policy=BATCH_RETRY,
+    description="One row per input file of the batch, whatever happened to it: content id, streams, "
+    "duration, status (ok, no_audio, corrupt, duplicate, …) and a readable error.",
+)
 @final_when_disk_full
-def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: LandingResource,
-           warehouse: WarehouseResource) -> dg.MaterializeResult:
+def videos(
+    context: dg.AssetExecutionContext, config: VideosConfig, landing: LandingResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     _check(config)
     batch = context.partition_key
     try:
@@ -358,8 +441,13 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
         wh = warehouse.get()
         fingerprint = landing.get().fingerprint(batch)  # what the batch held when it was probed
         staged = _stage(context, landing, batch)
-        rows = probe_rows(staged.local_root, batch, probe, timeout_s=config.probe_timeout_s or None,
-                          progress=Progress(context.log.info, f"probing batch {batch}", "file"))
+        rows = probe_rows(
+            staged.local_root,
+            batch,
+            probe,
+            timeout_s=config.probe_timeout_s or None,
+            progress=Progress(context.log.info, f"probing batch {batch}", "file"),
+        )
         rows = mark_known_duplicates(rows, _exact_copies_elsewhere(wh, batch, rows))  # not fingerprinted then
         nd_config = config.near_duplicate_config()
     except ValueError as exc:
@@ -367,9 +455,14 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
     pairs, prints, index = [], [], None
     if config.near_duplicates:
         workers = config.fingerprint_workers or min(4, os.cpu_count() or 1)
-        prints = fingerprint_rows(rows, staged.local_root, workers=workers, window_s=nd_config.window_s,
-                                  log=context.log.warning,
-                                  progress=Progress(context.log.info, f"fingerprinting batch {batch}", "video"))
+        prints = fingerprint_rows(
+            rows,
+            staged.local_root,
+            workers=workers,
+            window_s=nd_config.window_s,
+            log=context.log.warning,
+            progress=Progress(context.log.info, f"fingerprinting batch {batch}", "video"),
+        )
     # from the lookups to the writes one batch at a time: a batch ingested at the same time
     # waits, then finds its copies among this one's videos
     with lookup_lock(wh):
@@ -381,8 +474,9 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
             # to date from the tables first); only the candidates' fingerprints are read
             index = FingerprintIndex(wh)
             index.sync(log=context.log.info)
-            pairs = mark_near_duplicates(rows, prints, index, nd_config,
-                                         local_files(staged.local_root, tuple(landing.allowed_link_roots)))
+            pairs = mark_near_duplicates(
+                rows, prints, index, nd_config, local_files(staged.local_root, tuple(landing.allowed_link_roots))
+            )
         wh.write_batch("video_fingerprints", batch, prints)  # none when switched off: nothing stale stays indexed
         n = wh.write_batch("videos", batch, rows)
         if index is not None:
@@ -393,27 +487,50 @@ def videos(context: dg.AssetExecutionContext, config: VideosConfig, landing: Lan
         if r["status"] != "ok":
             context.log.warning(f"{r['path']}: {r['status']} — {r['error']}")
     version = versions.videos_version(fingerprint, config.model_dump(), landing.allowed_link_roots)
-    return dg.MaterializeResult(**_version(version), metadata={
-        **table_metadata("videos", df.select([c for c in ("path", "status", "error", "duration_s", "width", "height")
-                                              if c in df.columns]) if rows else df, wh=warehouse.get()),
-        "dagster/row_count": n, "ok": statuses.get("ok", 0), "landing_fingerprint": fingerprint,
-        "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
-        "near_duplicates": len(pairs),
-        **({"fingerprint_index_videos": index.live_videos()} if index is not None else {}),
-        "near_duplicate_pairs": dg.MetadataValue.md(
-            markdown_table(pl.DataFrame(pairs).select("near_duplicate", "kept", "audio_agreement",
-                                                      "visual_agreement", "shift_s"), limit=20)
-            if pairs else "_none_"),
-        **_stage_metadata(staged),
-    })
+    return dg.MaterializeResult(
+        **_version(version),
+        metadata={
+            **table_metadata(
+                "videos",
+                df.select([c for c in ("path", "status", "error", "duration_s", "width", "height") if c in df.columns])
+                if rows
+                else df,
+                wh=warehouse.get(),
+            ),
+            "dagster/row_count": n,
+            "ok": statuses.get("ok", 0),
+            "landing_fingerprint": fingerprint,
+            "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
+            "near_duplicates": len(pairs),
+            **({"fingerprint_index_videos": index.live_videos()} if index is not None else {}),
+            "near_duplicate_pairs": dg.MetadataValue.md(
+                markdown_table(
+                    pl.DataFrame(pairs).select(
+                        "near_duplicate", "kept", "audio_agreement", "visual_agreement", "shift_s"
+                    ),
+                    limit=20,
+                )
+                if pairs
+                else "_none_"
+            ),
+            **_stage_metadata(staged),
+        },
+    )
 
 
-@dg.asset(partitions_def=batches, group_name=INGEST, kinds={"python", "deltalake"}, deps=[videos],
-          code_version=CODE_VERSIONS["clips"], retry_policy=BATCH_RETRY,
-          description="10 s clip windows of the batch's ok videos (centred; or on distinct shots).")
+@dg.asset(
+    partitions_def=batches,
+    group_name=INGEST,
+    kinds={"python", "deltalake"},
+    deps=[videos],
+    code_version=CODE_VERSIONS["clips"],
+    retry_policy=BATCH_RETRY,
+    description="10 s clip windows of the batch's ok videos (centred; or on distinct shots).",
+)
 @final_when_disk_full
-def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: LandingResource,
-          warehouse: WarehouseResource) -> dg.MaterializeResult:
+def clips(
+    context: dg.AssetExecutionContext, config: ClipsConfig, landing: LandingResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     _check(config)
     batch = context.partition_key
     wh = warehouse.get()
@@ -430,21 +547,44 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, landing: Landi
         root = landing.get().local_root()
     rows = clip_rows(video_rows, root, cfg, allowed_roots=tuple(landing.allowed_link_roots))
     wh.write_batch("clips", batch, rows)
-    df = pl.DataFrame(rows, schema={"batch": pl.String, "clip_id": pl.String, "video_id": pl.String, "path": pl.String,
-                                    "start_s": pl.Float64, "end_s": pl.Float64})
+    df = pl.DataFrame(
+        rows,
+        schema={
+            "batch": pl.String,
+            "clip_id": pl.String,
+            "video_id": pl.String,
+            "path": pl.String,
+            "start_s": pl.Float64,
+            "end_s": pl.Float64,
+        },
+    )
     version = versions.clips_version(versions.recorded_version(context.instance, "videos", batch), config.model_dump())
-    return dg.MaterializeResult(**_version(version), metadata={**table_metadata("clips", df, wh=wh),
-                                          "videos_ok": sum(v["status"] == "ok" for v in video_rows)})
+    return dg.MaterializeResult(
+        **_version(version),
+        metadata={**table_metadata("clips", df, wh=wh), "videos_ok": sum(v["status"] == "ok" for v in video_rows)},
+    )
 
 
-@dg.asset(partitions_def=batches, group_name=FEATURES, kinds={"torch", "deltalake"}, deps=[clips], pool="gpu",
-          code_version=CODE_VERSIONS["clip_embeddings"], retry_policy=BATCH_RETRY,
-          op_tags=gpu_op_tags(),
-          description="Audio and visual embeddings of every clip, several layers each "
-                      "(feature_space = <modality>/<model>/<layer>).")
+@dg.asset(
+    partitions_def=batches,
+    group_name=FEATURES,
+    kinds={"torch", "deltalake"},
+    deps=[clips],
+    pool="gpu",
+    code_version=CODE_VERSIONS["clip_embeddings"],
+    retry_policy=BATCH_RETRY,
+    op_tags=gpu_op_tags(),
+    description="Audio and visual embeddings of every clip, several layers each "
+    "(feature_space = <modality>/<model>/<layer>).",
+)
 @final_when_disk_full
-def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource, warehouse: WarehouseResource,
-                    compute: ComputeResource, extractors: ExtractorResource) -> dg.MaterializeResult:
+def clip_embeddings(
+    context: dg.AssetExecutionContext,
+    landing: LandingResource,
+    warehouse: WarehouseResource,
+    compute: ComputeResource,
+    extractors: ExtractorResource,
+) -> dg.MaterializeResult:
     batch = context.partition_key
     wh = warehouse.get()
     try:
@@ -459,9 +599,15 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
         context.log.warning(str(exc))
         staged = StageReport(landing.get().local_root())
     t0 = time.perf_counter()
-    df, failed = embedding_rows(clip_list, staged.local_root, exs, batch_size=compute.batch_size,
-                                         decode_workers=compute.decode_workers, progress=progress,
-                                         allowed_roots=tuple(landing.allowed_link_roots))
+    df, failed = embedding_rows(
+        clip_list,
+        staged.local_root,
+        exs,
+        batch_size=compute.batch_size,
+        decode_workers=compute.decode_workers,
+        progress=progress,
+        allowed_roots=tuple(landing.allowed_link_roots),
+    )
     seconds = time.perf_counter() - t0
     for cid, why in failed.items():
         context.log.warning(f"clip {cid} not embedded: {why}")
@@ -470,36 +616,52 @@ def clip_embeddings(context: dg.AssetExecutionContext, landing: LandingResource,
         landing.get().release(batch)  # the last step that reads the media
     spaces = profile_feature_spaces(exs)
     embedded = len(clip_list) - len(failed)
-    version = versions.embeddings_version(versions.recorded_version(context.instance, "clips", batch),
-                                          profile_identity(extractors))
-    return dg.MaterializeResult(**_version(version), metadata={
-        **table_metadata("clip_embeddings", df, wh=wh),
-        "clips_embedded": embedded, "clips_failed": len(failed),
-        "failures": dg.MetadataValue.md(reasons_table(failed, "clip") if failed else "_none_"),
-        "feature_spaces": dg.MetadataValue.md(counts_table({fs.name: fs.dim for fs in spaces}, "feature space", "dim")),
-        "device": str(exs[0].device), "seconds": round(seconds, 2),
-        "clips_per_second": round(embedded / seconds, 2) if seconds > 0 else 0.0,
-        **_stage_metadata(staged),
-    })
+    version = versions.embeddings_version(
+        versions.recorded_version(context.instance, "clips", batch), profile_identity(extractors)
+    )
+    return dg.MaterializeResult(
+        **_version(version),
+        metadata={
+            **table_metadata("clip_embeddings", df, wh=wh),
+            "clips_embedded": embedded,
+            "clips_failed": len(failed),
+            "failures": dg.MetadataValue.md(reasons_table(failed, "clip") if failed else "_none_"),
+            "feature_spaces": dg.MetadataValue.md(
+                counts_table({fs.name: fs.dim for fs in spaces}, "feature space", "dim")
+            ),
+            "device": str(exs[0].device),
+            "seconds": round(seconds, 2),
+            "clips_per_second": round(embedded / seconds, 2) if seconds > 0 else 0.0,
+            **_stage_metadata(staged),
+        },
+    )
 
 
 # --- over all batches ---------------------------------------------------------------------
 
-@dg.asset(group_name=FEATURES, kinds={"faiss", "deltalake"},
-          # frozen by design: a new batch's embeddings do not make the centroids stale (no
-          # partition of clip_embeddings is an input of the staleness; the edge stays in the
-          # lineage). The fit is explicit: once when missing (`fit_when_missing`), then the refit
-          # schedule (pool growth) or a change of the feature spaces (acav curate)
-          deps=[dg.AssetDep(clip_embeddings, partition_mapping=dg.SpecificPartitionsPartitionMapping([]))],
-          code_version=CODE_VERSIONS["cluster_centroids"],
-          # too few clips to cluster is a state, not a failure: no materialization, and the
-          # assignments and the selection wait for more data
-          output_required=False,
-          description="k-means centroids per feature space, fitted on a bounded sample of all batches; "
-                      "frozen for assigning new batches until the next refit. Waits (no materialization) while "
-                      "the clips embedded so far are too few to cluster.")
-def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfig,
-                      warehouse: WarehouseResource, extractors: ExtractorResource) -> Iterator[dg.MaterializeResult]:
+
+@dg.asset(
+    group_name=FEATURES,
+    kinds={"faiss", "deltalake"},
+    # frozen by design: a new batch's embeddings do not make the centroids stale (no
+    # partition of clip_embeddings is an input of the staleness; the edge stays in the
+    # lineage). The fit is explicit: once when missing (`fit_when_missing`), then the refit
+    # schedule (pool growth) or a change of the feature spaces (acav curate)
+    deps=[dg.AssetDep(clip_embeddings, partition_mapping=dg.SpecificPartitionsPartitionMapping([]))],
+    code_version=CODE_VERSIONS["cluster_centroids"],
+    # too few clips to cluster is a state, not a failure: no materialization, and the
+    # assignments and the selection wait for more data
+    output_required=False,
+    description="k-means centroids per feature space, fitted on a bounded sample of all batches; "
+    "frozen for assigning new batches until the next refit. Waits (no materialization) while "
+    "the clips embedded so far are too few to cluster.",
+)
+def cluster_centroids(
+    context: dg.AssetExecutionContext,
+    config: ClusteringConfig,
+    warehouse: WarehouseResource,
+    extractors: ExtractorResource,
+) -> Iterator[dg.MaterializeResult]:
     _check(config)
     wh = warehouse.get()
     waiting = too_few_to_cluster(wh, config.k or None, empty_waits=False)  # nothing embedded: an error
@@ -507,40 +669,63 @@ def cluster_centroids(context: dg.AssetExecutionContext, config: ClusteringConfi
         context.log.warning(waiting)
         return
     try:
-        clusterings = fit_clusterings(wh, config.kmeans_config(), k=config.k or None,
-                                               nredo=config.nredo or None, log=context.log.info)
+        clusterings = fit_clusterings(
+            wh, config.kmeans_config(), k=config.k or None, nredo=config.nredo or None, log=context.log.info
+        )
     except ValueError as exc:
         raise _fail(exc) from exc
     rows = [r for cl in clusterings for r in cl.to_rows()]
     wh.overwrite("cluster_centroids", rows)
-    summary = pl.DataFrame([{"clustering_id": c.clustering_id, "feature_space": c.feature_space, "k": c.k,
-                             "sample": c.params["n_sample"], "inertia": c.params["objective"]} for c in clusterings])
+    summary = pl.DataFrame(
+        [
+            {
+                "clustering_id": c.clustering_id,
+                "feature_space": c.feature_space,
+                "k": c.k,
+                "sample": c.params["n_sample"],
+                "inertia": c.params["objective"],
+            }
+            for c in clusterings
+        ]
+    )
     spaces = {c.feature_space for c in clusterings}
     version = versions.centroids_version(spaces, profile_identity(extractors), config.model_dump())
-    yield dg.MaterializeResult(**_version(version), metadata={
-        "dagster/row_count": len(rows), "dagster/column_schema": table_metadata("cluster_centroids", pl.DataFrame())[
-            "dagster/column_schema"],
-        "clusterings": dg.MetadataValue.md(markdown_table(summary, limit=100)),
-        "clustering_ids": dg.MetadataValue.json([c.clustering_id for c in clusterings]),
-    })
+    yield dg.MaterializeResult(
+        **_version(version),
+        metadata={
+            "dagster/row_count": len(rows),
+            "dagster/column_schema": table_metadata("cluster_centroids", pl.DataFrame())["dagster/column_schema"],
+            "clusterings": dg.MetadataValue.md(markdown_table(summary, limit=100)),
+            "clustering_ids": dg.MetadataValue.json([c.clustering_id for c in clusterings]),
+        },
+    )
 
 
-@dg.asset(partitions_def=batches, group_name=FEATURES, kinds={"faiss", "deltalake"},
-          code_version=CODE_VERSIONS["cluster_assignments"], retry_policy=BATCH_RETRY,
-          deps=[clip_embeddings, cluster_centroids],
-          # not for embeddings that failed their blocking validity check (NaN/inf, wrong dimension);
-          # embeddings materialized without the check (e.g. by hand, checks deselected) still flow
-          automation_condition=(dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_match(
-              dg.AutomationCondition.all_checks_match(~dg.AutomationCondition.check_failed(), blocking_only=True))
-          ).with_label("eager, unless the embeddings failed their blocking check"),
-          # part of each batch's ingest run; before the first fit there is nothing to assign to
-          # (no materialization: automation assigns the batch once the centroids exist)
-          output_required=False,
-          description="Nearest frozen centroid of every clip of the batch, per clustering. Waits (no "
-                      "materialization) while there are no centroids yet.")
+@dg.asset(
+    partitions_def=batches,
+    group_name=FEATURES,
+    kinds={"faiss", "deltalake"},
+    code_version=CODE_VERSIONS["cluster_assignments"],
+    retry_policy=BATCH_RETRY,
+    deps=[clip_embeddings, cluster_centroids],
+    # not for embeddings that failed their blocking validity check (NaN/inf, wrong dimension);
+    # embeddings materialized without the check (e.g. by hand, checks deselected) still flow
+    automation_condition=(
+        dg.AutomationCondition.eager()
+        & dg.AutomationCondition.all_deps_match(
+            dg.AutomationCondition.all_checks_match(~dg.AutomationCondition.check_failed(), blocking_only=True)
+        )
+    ).with_label("eager, unless the embeddings failed their blocking check"),
+    # part of each batch's ingest run; before the first fit there is nothing to assign to
+    # (no materialization: automation assigns the batch once the centroids exist)
+    output_required=False,
+    description="Nearest frozen centroid of every clip of the batch, per clustering. Waits (no "
+    "materialization) while there are no centroids yet.",
+)
 @final_when_disk_full
-def cluster_assignments(context: dg.AssetExecutionContext,
-                        warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
+def cluster_assignments(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult]:
     batch = context.partition_key
     wh = warehouse.get()
     if wh.scan("cluster_centroids").head(1).collect().height == 0:
@@ -556,37 +741,55 @@ def cluster_assignments(context: dg.AssetExecutionContext,
     complete = df.group_by("clip_id").len().filter(pl.col("len") == len(clusterings)).height if df.height else 0
     incomplete = embedded - complete
     if incomplete:
-        context.log.warning(f"{incomplete} clip(s) of batch {batch} have NaN/inf embeddings in some feature space: "
-                            f"left out of the pool")
-    version = versions.assignments_version(versions.recorded_version(context.instance, "clip_embeddings", batch),
-                                           {c.clustering_id for c in clusterings})
-    yield dg.MaterializeResult(**_version(version), metadata={**table_metadata("cluster_assignments", df, wh=wh),
-                                          "clusterings": len(clusterings),
-                                          "clips": df["clip_id"].n_unique() if df.height else 0,
-                                          "clips_left_out_nonfinite": incomplete})
+        context.log.warning(
+            f"{incomplete} clip(s) of batch {batch} have NaN/inf embeddings in some feature space: left out of the pool"
+        )
+    version = versions.assignments_version(
+        versions.recorded_version(context.instance, "clip_embeddings", batch), {c.clustering_id for c in clusterings}
+    )
+    yield dg.MaterializeResult(
+        **_version(version),
+        metadata={
+            **table_metadata("cluster_assignments", df, wh=wh),
+            "clusterings": len(clusterings),
+            "clips": df["clip_id"].n_unique() if df.height else 0,
+            "clips_left_out_nonfinite": incomplete,
+        },
+    )
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("curated_subset", deps=[cluster_assignments, clips], group_name=CURATION,
-                     code_version=CODE_VERSIONS["curated_subset"],
-                     kinds={"numba", "deltalake"},
-                     # eager on new assignments, not held back by a batch whose assignments are
-                     # missing (its ingest failed or is under way: selected when they arrive);
-                     # new clips alone do not trigger it (their assignments will), and it waits
-                     # until some batch is assigned at all
-                     automation_condition=(
-                         dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
-                         .ignore(dg.AssetSelection.assets("clips"))
-                         & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing())
-                         .allow(dg.AssetSelection.assets("cluster_assignments"))
-                     ).with_label("eager on assignments, missing batches wait"),
-                     description="The selected clips, in the order chosen: batch-greedy maximisation of the mean "
-                                 "audio-visual mutual information over every batch."),
-        dg.AssetSpec("selection_lineage", deps=["curated_subset"], group_name=CURATION, kinds={"deltalake"},
-                     code_version=CODE_VERSIONS["selection_lineage"],
-                     description="Per clustering pair and cluster cell: clips in the pool and in the subset, and "
-                                 "the cell's share of the MI — what drove the selection."),
+        dg.AssetSpec(
+            "curated_subset",
+            deps=[cluster_assignments, clips],
+            group_name=CURATION,
+            code_version=CODE_VERSIONS["curated_subset"],
+            kinds={"numba", "deltalake"},
+            # eager on new assignments, not held back by a batch whose assignments are
+            # missing (its ingest failed or is under way: selected when they arrive);
+            # new clips alone do not trigger it (their assignments will), and it waits
+            # until some batch is assigned at all
+            automation_condition=(
+                dg.AutomationCondition.eager()
+                .without(~dg.AutomationCondition.any_deps_missing())
+                .ignore(dg.AssetSelection.assets("clips"))
+                & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing()).allow(
+                    dg.AssetSelection.assets("cluster_assignments")
+                )
+            ).with_label("eager on assignments, missing batches wait"),
+            description="The selected clips, in the order chosen: batch-greedy maximisation of the mean "
+            "audio-visual mutual information over every batch.",
+        ),
+        dg.AssetSpec(
+            "selection_lineage",
+            deps=["curated_subset"],
+            group_name=CURATION,
+            kinds={"deltalake"},
+            code_version=CODE_VERSIONS["selection_lineage"],
+            description="Per clustering pair and cluster cell: clips in the pool and in the subset, and "
+            "the cell's share of the MI — what drove the selection.",
+        ),
     ],
 )
 def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, warehouse: WarehouseResource):
@@ -598,18 +801,22 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
         params = config.params(held)
         given = config.given()
         kept = [k for k in SELECTION_KEYS if k not in given and k in held]
-        context.log.info(f"settings: {', '.join(f'{k} {getattr(params, k)!r}' for k in ('budget', 'pairing', 'seed'))}"
-                         + (f"; held by the warehouse: {', '.join(kept)}" if kept else "")
-                         + (f"; given by this run: {', '.join(given)}" if given else ""))
-        version = versions.subset_version(versions.recorded_assignment_versions(context.instance),
-                                          config.version_settings(held))
+        context.log.info(
+            f"settings: {', '.join(f'{k} {getattr(params, k)!r}' for k in ('budget', 'pairing', 'seed'))}"
+            + (f"; held by the warehouse: {', '.join(kept)}" if kept else "")
+            + (f"; given by this run: {', '.join(given)}" if given else "")
+        )
+        version = versions.subset_version(
+            versions.recorded_assignment_versions(context.instance), config.version_settings(held)
+        )
         mode, why = choose_mode(wh, params)
         context.log.info(f"{mode} selection: {why}")
         cur = curate_incremental(wh, params, progress=progress) if mode == "incremental" else None
         if mode == "incremental" and cur is None:
             context.log.info("no new batch since the previous selection: the subset is unchanged")
-            yield dg.MaterializeResult(asset_key="curated_subset", **_version(version),
-                                       metadata={"mode": "unchanged", "reason": why})
+            yield dg.MaterializeResult(
+                asset_key="curated_subset", **_version(version), metadata={"mode": "unchanged", "reason": why}
+            )
             yield dg.MaterializeResult(asset_key="selection_lineage", metadata={"mode": "unchanged"})
             return
         if cur is None:
@@ -624,12 +831,20 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
     if mode == "incremental":
         # the lineage of the selection this one extends (not necessarily the table's newest)
         prev = lineage_of(wh, json.loads(cur.run["params"])["after"])
-        new_pool = cur.labels[sel.n_initial:] if cur.pool_rows is None else cur.labels[cur.pool_rows[sel.n_initial:]]
+        new_pool = cur.labels[sel.n_initial :] if cur.pool_rows is None else cur.labels[cur.pool_rows[sel.n_initial :]]
         pool = [a + b for a, b in zip(tables_from_lineage(prev, pairs, ks), pair_tables(new_pool, pairs, ks))]
     else:
         pool = pair_tables(cur.labels if cur.pool_rows is None else cur.labels[cur.pool_rows], pairs, ks)
-    lineage = lineage_rows(pool, pair_tables(subset_labels, pairs, ks), pairs, cur.columns, cur.feature_spaces,
-                           cur.selection_id, scores=cur.weighting.scores, weights=cur.weighting.weights)
+    lineage = lineage_rows(
+        pool,
+        pair_tables(subset_labels, pairs, ks),
+        pairs,
+        cur.columns,
+        cur.feature_spaces,
+        cur.selection_id,
+        scores=cur.weighting.scores,
+        weights=cur.weighting.weights,
+    )
     spaces = pl.DataFrame(space_summary(cur.weighting.to_records(pairs, cur.feature_spaces)))
     # The run row first and the subset last: the subset is the commit point. A step that dies in
     # between leaves the previous subset with its own run row (the next run warm-starts from it,
@@ -650,41 +865,86 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
             "heatmap": dg.MetadataValue.md(
                 f"Selected clips per cell of the strongest pair ({pair['feature_space_a']} × "
                 f"{pair['feature_space_b']}, MI {pair['pair_mi']:.3f}):\n\n"
-                f"![heatmap](data:image/png;base64,{base64.b64encode(png).decode()})"),
+                f"![heatmap](data:image/png;base64,{base64.b64encode(png).decode()})"
+            ),
             "heatmap_path": dg.MetadataValue.path(paths["heatmap"]),
             "report_path": dg.MetadataValue.path(paths["report"]),
         }
-    top = (lineage.group_by("feature_space_a", "feature_space_b").agg(pl.col("pair_mi").first())
-           .sort("pair_mi", descending=True).head(10))
-    yield dg.MaterializeResult(asset_key="curated_subset", **_version(version), metadata={
-        **table_metadata("curated_subset", cur.subset.select("rank", "path", "start_s", "end_s", "gain", "batch"), wh=wh),
-        "dagster/row_count": cur.subset.height, "selection_id": cur.selection_id,  # the table's rows, not the added
-        "objective_mi_nats": float(sel.objective), "budget": params.budget, "pool_size": cur.run["pool_size"],
-        # what the budget asks for, computed apart from the result (the size check compares them):
-        # a warm start keeps the previous clips and adds the budget's share of the new ones
-        "expected_size": (sel.n_initial + int(round(params.budget * sel.pool_size)) if mode == "incremental"
-                          else int(params.budget) if params.budget > 1 else int(round(params.budget * sel.pool_size))),
-        "pairing": params.pairing, "mode": mode, "mode_reason": why, "added": len(sel),
-        "pairs_counted": int((cur.weighting.weights > 0).sum()),
-        # everything else a reader wants, in one place
-        "summary": dg.MetadataValue.md(selection_summary(
-            mode=mode, why=why, size=cur.subset.height, pool=cur.run["pool_size"], budget=params.budget,
-            pairing=params.pairing, added=len(sel), objective=float(sel.objective), pairs=len(sel.pairs),
-            by_batch=by_batch, spaces=spaces, refine_swaps=sel.refine_swaps, excluded=cur.excluded, seed=cur.seed,
-            restart_objectives=cur.restart_objectives, weighting=cur.run["weighting"],
-            semantic=cur.run["semantic_duplicates"], semantic_examples=cur.duplicates)),
-    })
-    yield dg.MaterializeResult(asset_key="selection_lineage", metadata={
-        **table_metadata("selection_lineage", lineage, wh=wh), "selection_id": cur.selection_id,
-        "top_pairs": dg.MetadataValue.md(markdown_table(top, limit=10)), **visuals,
-    })
+    top = (
+        lineage.group_by("feature_space_a", "feature_space_b")
+        .agg(pl.col("pair_mi").first())
+        .sort("pair_mi", descending=True)
+        .head(10)
+    )
+    yield dg.MaterializeResult(
+        asset_key="curated_subset",
+        **_version(version),
+        metadata={
+            **table_metadata(
+                "curated_subset", cur.subset.select("rank", "path", "start_s", "end_s", "gain", "batch"), wh=wh
+            ),
+            "dagster/row_count": cur.subset.height,
+            "selection_id": cur.selection_id,  # the table's rows, not the added
+            "objective_mi_nats": float(sel.objective),
+            "budget": params.budget,
+            "pool_size": cur.run["pool_size"],
+            # what the budget asks for, computed apart from the result (the size check compares them):
+            # a warm start keeps the previous clips and adds the budget's share of the new ones
+            "expected_size": (
+                sel.n_initial + int(round(params.budget * sel.pool_size))
+                if mode == "incremental"
+                else int(params.budget)
+                if params.budget > 1
+                else int(round(params.budget * sel.pool_size))
+            ),
+            "pairing": params.pairing,
+            "mode": mode,
+            "mode_reason": why,
+            "added": len(sel),
+            "pairs_counted": int((cur.weighting.weights > 0).sum()),
+            # everything else a reader wants, in one place
+            "summary": dg.MetadataValue.md(
+                selection_summary(
+                    mode=mode,
+                    why=why,
+                    size=cur.subset.height,
+                    pool=cur.run["pool_size"],
+                    budget=params.budget,
+                    pairing=params.pairing,
+                    added=len(sel),
+                    objective=float(sel.objective),
+                    pairs=len(sel.pairs),
+                    by_batch=by_batch,
+                    spaces=spaces,
+                    refine_swaps=sel.refine_swaps,
+                    excluded=cur.excluded,
+                    seed=cur.seed,
+                    restart_objectives=cur.restart_objectives,
+                    weighting=cur.run["weighting"],
+                    semantic=cur.run["semantic_duplicates"],
+                    semantic_examples=cur.duplicates,
+                )
+            ),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="selection_lineage",
+        metadata={
+            **table_metadata("selection_lineage", lineage, wh=wh),
+            "selection_id": cur.selection_id,
+            "top_pairs": dg.MetadataValue.md(markdown_table(top, limit=10)),
+            **visuals,
+        },
+    )
 
 
 class CuratedClipsConfig(dg.Config):
-    out_dir: str = Field(default="", description="export folder ('' = $ACAV_EXPORT_DIR, else 'export' next to a "
-                                                 "local warehouse)")
-    as_of: str = Field(default="", description="export curated_subset as of this Delta version or ISO time "
-                                               "('' = the current subset)")
+    out_dir: str = Field(
+        default="", description="export folder ('' = $ACAV_EXPORT_DIR, else 'export' next to a local warehouse)"
+    )
+    as_of: str = Field(
+        default="", description="export curated_subset as of this Delta version or ISO time ('' = the current subset)"
+    )
     shard_max_mb: int = Field(default=1000, description="a shard is closed once it reaches this size")
     shard_max_clips: int = Field(default=0, description="... or this many clips (0 = no limit)")
     workers: int = Field(default=0, description="encoding processes (0 = one per core)")
@@ -698,11 +958,21 @@ class CuratedClipsConfig(dg.Config):
 
     def export_config(self) -> ExportConfig:
         """The core export settings (one place for the asset and ``acav export``)."""
-        cut = CutConfig(codec=self.codec, crf=self.crf, preset=self.preset, fps=self.fps or None,
-                        short_side=self.short_side or None, sample_rate=self.sample_rate or None,
-                        with_arrays=self.with_arrays)
-        return ExportConfig(shard_max_bytes=self.shard_max_mb * 1_000_000, shard_max_clips=self.shard_max_clips,
-                            workers=self.workers, cut=cut)
+        cut = CutConfig(
+            codec=self.codec,
+            crf=self.crf,
+            preset=self.preset,
+            fps=self.fps or None,
+            short_side=self.short_side or None,
+            sample_rate=self.sample_rate or None,
+            with_arrays=self.with_arrays,
+        )
+        return ExportConfig(
+            shard_max_bytes=self.shard_max_mb * 1_000_000,
+            shard_max_clips=self.shard_max_clips,
+            workers=self.workers,
+            cut=cut,
+        )
 
     def check(self) -> None:
         self.export_config()
@@ -710,8 +980,11 @@ class CuratedClipsConfig(dg.Config):
 
 #: The run config of each asset that takes one (op name -> its Config class).
 RUN_CONFIG_CLASSES: dict[str, type[dg.Config]] = {
-    "videos": VideosConfig, "clips": ClipsConfig, "cluster_centroids": ClusteringConfig,
-    "curated_subset": SelectionConfig, "curated_clips": CuratedClipsConfig,
+    "videos": VideosConfig,
+    "clips": ClipsConfig,
+    "cluster_centroids": ClusteringConfig,
+    "curated_subset": SelectionConfig,
+    "curated_clips": CuratedClipsConfig,
 }
 
 
@@ -737,8 +1010,9 @@ def check_run_config(run_config: dict, held: dict | None = None) -> None:
         given = (section or {}).get("config") or {}
         unknown = sorted(set(given) - set(cls.model_fields))
         if unknown:
-            raise SettingError(op, unknown[0], f"{unknown[0]}: not a setting of {op} (expected one of "
-                                               f"{sorted(cls.model_fields)})")
+            raise SettingError(
+                op, unknown[0], f"{unknown[0]}: not a setting of {op} (expected one of {sorted(cls.model_fields)})"
+            )
         try:
             cfg = cls(**given)
         except pydantic.ValidationError as exc:
@@ -762,14 +1036,22 @@ def default_export_dir(warehouse_root: str) -> str:
     return str(Path(warehouse_root).parent / "export")
 
 
-@dg.asset(group_name=CURATION, kinds={"pyav", "webdataset"}, deps=["curated_subset"],
-          code_version=CODE_VERSIONS["curated_clips"],
-          description="The curated subset as training data: WebDataset shards of exact clips (<clip_id>.mp4 "
-                      "re-encoded to the window, <clip_id>.json with ids, window, rank, gain, clusters, selection) "
-                      "and a manifest. Incremental (only clips not yet exported, into new shards), resumable. "
-                      "Materialized on request (not by automation): exports are large.")
-def curated_clips(context: dg.AssetExecutionContext, config: CuratedClipsConfig, landing: LandingResource,
-                  warehouse: WarehouseResource) -> dg.MaterializeResult:
+@dg.asset(
+    group_name=CURATION,
+    kinds={"pyav", "webdataset"},
+    deps=["curated_subset"],
+    code_version=CODE_VERSIONS["curated_clips"],
+    description="The curated subset as training data: WebDataset shards of exact clips (<clip_id>.mp4 "
+    "re-encoded to the window, <clip_id>.json with ids, window, rank, gain, clusters, selection) "
+    "and a manifest. Incremental (only clips not yet exported, into new shards), resumable. "
+    "Materialized on request (not by automation): exports are large.",
+)
+def curated_clips(
+    context: dg.AssetExecutionContext,
+    config: CuratedClipsConfig,
+    landing: LandingResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
     from acav_assets.core.stages.curated_clips import export_curated
 
     _check(config)
@@ -778,35 +1060,60 @@ def curated_clips(context: dg.AssetExecutionContext, config: CuratedClipsConfig,
         out = config.out_dir or default_export_dir(warehouse.root)
         progress = Progress(context.log.info, "exporting", "clip")
         report = export_curated(
-            warehouse.get(), landing.get(), out, as_of=config.as_of or None, config=cfg, progress=progress,
+            warehouse.get(),
+            landing.get(),
+            out,
+            as_of=config.as_of or None,
+            config=cfg,
+            progress=progress,
             on_shard=lambda name, n, size: context.log.info(f"wrote {name}: {n} clips, {size / 1e6:.1f} MB"),
-            log=context.log.info)
+            log=context.log.info,
+        )
     except ValueError as exc:
         raise _fail(exc) from exc
     for cid, why in list(report.failed.items())[:20]:
         context.log.warning(f"clip {cid} not exported: {why}")
     m = report.manifest
     shards = m.filter(pl.col("status") == "ok")["shard"].n_unique()
-    return dg.MaterializeResult(metadata={
-        **table_metadata("export_manifest", m.filter(pl.col("in_selection")).sort("rank")
-                         .select("rank", "clip_id", "shard", "index_in_shard", "start_s", "end_s", "status")),
-        "export_dir": dg.MetadataValue.path(str(Path(out).resolve())), "selection_id": report.selection_id,
-        "subset_version": report.subset_version, "clips_selected": report.selected,
-        "clips_written": report.written, "clips_already_exported": report.already,
-        "clips_failed": len(report.failed), "shards": shards, "shards_written": len(report.shards_written),
-        "mb_written": round(report.bytes_written / 1e6, 2), "seconds": round(report.seconds, 2),
-        "clips_per_second": round(report.clips_per_second, 2), "stale_samples": report.stale,
-        "failures": dg.MetadataValue.md(reasons_table(report.failed, "clip") if report.failed else "_none_"),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(
+                "export_manifest",
+                m.filter(pl.col("in_selection"))
+                .sort("rank")
+                .select("rank", "clip_id", "shard", "index_in_shard", "start_s", "end_s", "status"),
+            ),
+            "export_dir": dg.MetadataValue.path(str(Path(out).resolve())),
+            "selection_id": report.selection_id,
+            "subset_version": report.subset_version,
+            "clips_selected": report.selected,
+            "clips_written": report.written,
+            "clips_already_exported": report.already,
+            "clips_failed": len(report.failed),
+            "shards": shards,
+            "shards_written": len(report.shards_written),
+            "mb_written": round(report.bytes_written / 1e6, 2),
+            "seconds": round(report.seconds, 2),
+            "clips_per_second": round(report.clips_per_second, 2),
+            "stale_samples": report.stale,
+            "failures": dg.MetadataValue.md(reasons_table(report.failed, "clip") if report.failed else "_none_"),
+        }
+    )
 
 
 #: Who answers for the assets (the UI's owner column; change it to your team's).
 OWNERS = ["team:acav-curation"]
 #: The Delta table each asset writes.
-TABLE_OF = {"videos": "videos", "clips": "clips", "clip_embeddings": "clip_embeddings",
-            "cluster_centroids": "cluster_centroids", "cluster_assignments": "cluster_assignments",
-            "curated_subset": "curated_subset", "selection_lineage": "selection_lineage",
-            "curated_clips": "export_manifest"}
+TABLE_OF = {
+    "videos": "videos",
+    "clips": "clips",
+    "clip_embeddings": "clip_embeddings",
+    "cluster_centroids": "cluster_centroids",
+    "cluster_assignments": "cluster_assignments",
+    "curated_subset": "curated_subset",
+    "selection_lineage": "selection_lineage",
+    "curated_clips": "export_manifest",
+}
 
 
 def _catalog(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -814,15 +1121,21 @@ def _catalog(spec: dg.AssetSpec) -> dg.AssetSpec:
     them before anything is materialized (materializations add where the table lives)."""
     table = TABLE_OF[spec.key.path[-1]]
     return spec.replace_attributes(owners=OWNERS).merge_attributes(
-        metadata={"dagster/table_name": table, "dagster/column_schema": table_schema(table)})
+        metadata={"dagster/table_name": table, "dagster/column_schema": table_schema(table)}
+    )
 
 
 # source code references are a beta in Dagster 1.13: chosen knowingly, not repeated at every
 # import of the code location
-warnings.filterwarnings("ignore", message=".*(with_source_code_references|LocalFileCodeReference|"
-                                          "CodeReferencesMetadataValue).*")
+warnings.filterwarnings(
+    "ignore", message=".*(with_source_code_references|LocalFileCodeReference|CodeReferencesMetadataValue).*"
+)
 #: Every asset as the code location defines it: with the catalog's attributes and a reference
 #: to its source (the UI links to the file and line).
-ASSETS = dg.with_source_code_references(dg.map_asset_specs(_catalog, [
-    videos, clips, clip_embeddings, cluster_centroids, cluster_assignments, curated_subset, curated_clips]))
+ASSETS = dg.with_source_code_references(
+    dg.map_asset_specs(
+        _catalog,
+        [videos, clips, clip_embeddings, cluster_centroids, cluster_assignments, curated_subset, curated_clips],
+    )
+)
 PER_BATCH = [videos, clips, clip_embeddings]

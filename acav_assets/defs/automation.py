@@ -41,25 +41,56 @@ import dagster as dg
 from pydantic import Field
 
 from acav_assets.core.media.landing import READY_MARKER, batch_is_complete
-from acav_assets.defs.assets import (batches, clip_embeddings, clips, cluster_assignments, cluster_centroids,
-                                     latest_materialization, videos)
+from acav_assets.defs.assets import (
+    batches,
+    clip_embeddings,
+    clips,
+    cluster_assignments,
+    cluster_centroids,
+    latest_materialization,
+    videos,
+)
 from acav_assets.defs.resources import LandingResource, WarehouseResource
 
-__all__ = ["CURATION_JOBS", "READY_MARKER", "assign_job", "automation_sensor", "batch_is_complete", "fit_when_missing", "ingest_job", "landing_sensor",
-           "maintenance_job", "maintenance_schedule", "refit_job", "refit_schedule", "select_job"]
+__all__ = [
+    "CURATION_JOBS",
+    "READY_MARKER",
+    "assign_job",
+    "automation_sensor",
+    "batch_is_complete",
+    "fit_when_missing",
+    "ingest_job",
+    "landing_sensor",
+    "maintenance_job",
+    "maintenance_schedule",
+    "refit_job",
+    "refit_schedule",
+    "select_job",
+]
 
 
-ingest_job = dg.define_asset_job("ingest_batch",
-                                 selection=dg.AssetSelection.assets(videos, clips, clip_embeddings, cluster_assignments),
-                                 description="Probe, cut, embed and assign one landing batch (requested by "
-                                             "landing_sensor): one run per batch. Before the first fit its "
-                                             "assignments wait; automation assigns it once the centroids exist.")
-refit_job = dg.define_asset_job("refit_centroids", selection=dg.AssetSelection.assets(cluster_centroids),
-                                description="Refit the k-means centroids on a fresh sample of every batch.")
-assign_job = dg.define_asset_job("assign_batch", selection=dg.AssetSelection.assets(cluster_assignments),
-                                 description="Assign one batch's clips to the frozen centroids.")
-select_job = dg.define_asset_job("select_subset", selection=dg.AssetSelection.assets("curated_subset", "selection_lineage"),
-                                 description="Select the curated subset (and its lineage) over every assigned batch.")
+ingest_job = dg.define_asset_job(
+    "ingest_batch",
+    selection=dg.AssetSelection.assets(videos, clips, clip_embeddings, cluster_assignments),
+    description="Probe, cut, embed and assign one landing batch (requested by "
+    "landing_sensor): one run per batch. Before the first fit its "
+    "assignments wait; automation assigns it once the centroids exist.",
+)
+refit_job = dg.define_asset_job(
+    "refit_centroids",
+    selection=dg.AssetSelection.assets(cluster_centroids),
+    description="Refit the k-means centroids on a fresh sample of every batch.",
+)
+assign_job = dg.define_asset_job(
+    "assign_batch",
+    selection=dg.AssetSelection.assets(cluster_assignments),
+    description="Assign one batch's clips to the frozen centroids.",
+)
+select_job = dg.define_asset_job(
+    "select_subset",
+    selection=dg.AssetSelection.assets("curated_subset", "selection_lineage"),
+    description="Select the curated subset (and its lineage) over every assigned batch.",
+)
 #: The jobs ``acav curate`` launches, by the assets each materializes (the daemon's ingest and
 #: refit runs are the same jobs).
 CURATION_JOBS = [ingest_job, refit_job, assign_job, select_job]
@@ -71,10 +102,13 @@ CURATION_JOBS = [ingest_job, refit_job, assign_job, select_job]
 INGEST_RUN_ATTEMPTS = int(os.environ.get("ACAV_INGEST_RUN_ATTEMPTS", "2"))
 
 
-@dg.sensor(job=ingest_job, minimum_interval_seconds=int(os.environ.get("ACAV_SENSOR_INTERVAL_S", "30")),
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Adds each complete landing folder as a batch partition and ingests it; a batch whose "
-                       "ingest run failed is requested again (bounded), then reported until its files change.")
+@dg.sensor(
+    job=ingest_job,
+    minimum_interval_seconds=int(os.environ.get("ACAV_SENSOR_INTERVAL_S", "30")),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Adds each complete landing folder as a batch partition and ingests it; a batch whose "
+    "ingest run failed is requested again (bounded), then reported until its files change.",
+)
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
     quiet = float(os.environ.get("ACAV_QUIET_PERIOD_S", "300"))
     state = json.loads(context.cursor) if context.cursor else {}
@@ -125,13 +159,16 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
             else:
                 failed.append(b)
     if failed:
-        context.log.warning(f"ingest failed {INGEST_RUN_ATTEMPTS} time(s), waiting for the files to change or a "
-                            f"manual run: {', '.join(failed)}")
+        context.log.warning(
+            f"ingest failed {INGEST_RUN_ATTEMPTS} time(s), waiting for the files to change or a "
+            f"manual run: {', '.join(failed)}"
+        )
     cursor = json.dumps({"done": sorted(done | {b for b, _ in new}), "pending": dict(sorted(pending.items()))})
     if not requests:
         why = f"no new complete batch ({len(waiting)} waiting)"
-        return dg.SensorResult(skip_reason=why + (f"; failed ingest: {', '.join(failed)}" if failed else ""),
-                               cursor=cursor)
+        return dg.SensorResult(
+            skip_reason=why + (f"; failed ingest: {', '.join(failed)}" if failed else ""), cursor=cursor
+        )
     keys = [b for b, _ in new]
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=key, partition_key=b, tags={"acav/batch": b}) for b, key in requests],
@@ -164,8 +201,6 @@ def _ingested_as_is(instance: dg.DagsterInstance, batch: str, fingerprint: str) 
     return recorded is not None and getattr(recorded, "value", recorded) == fingerprint
 
 
-
-
 def refit_due(wh, growth: float) -> tuple[bool, str]:
     """Whether the pool has grown ``growth``-fold since the current centroids were fitted (or
     there are none): a small first batch gets better centroids once more data is in, and a
@@ -183,11 +218,15 @@ def refit_due(wh, growth: float) -> tuple[bool, str]:
     return False, f"the pool grew from {n_fit} to {n_now} clips since the fit (< {growth:g}x): centroids kept"
 
 
-@dg.schedule(job=refit_job, cron_schedule=os.environ.get("ACAV_REFIT_CRON", "0 3 * * *"), execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="Daily check: refit the centroids on a fresh sample once the pool has grown "
-                         "ACAV_REFIT_GROWTH-fold (default 2) since the fit; re-assignment and full re-selection "
-                         "follow.")
+@dg.schedule(
+    job=refit_job,
+    cron_schedule=os.environ.get("ACAV_REFIT_CRON", "0 3 * * *"),
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily check: refit the centroids on a fresh sample once the pool has grown "
+    "ACAV_REFIT_GROWTH-fold (default 2) since the fit; re-assignment and full re-selection "
+    "follow.",
+)
 def refit_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
     due, why = refit_due(warehouse.get(), float(os.environ.get("ACAV_REFIT_GROWTH", "2")))
     if not due:
@@ -195,19 +234,27 @@ def refit_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseRe
     when = context.scheduled_execution_time
     seed = int(when.strftime("%Y%m%d"))  # a fresh sample per refit day, reproducible for that day
     context.log.info(f"refitting: {why}")
-    return dg.RunRequest(run_key=f"refit:{when:%Y-%m-%d}",
-                         run_config={"ops": {"cluster_centroids": {"config": {"seed": seed}}}})
+    return dg.RunRequest(
+        run_key=f"refit:{when:%Y-%m-%d}", run_config={"ops": {"cluster_centroids": {"config": {"seed": seed}}}}
+    )
 
 
-_ACTIVE = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
-           dg.DagsterRunStatus.STARTED]
+_ACTIVE = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, request_job=refit_job,
-                      minimum_interval_seconds=int(os.environ.get("ACAV_SENSOR_INTERVAL_S", "30")),
-                      default_status=dg.DefaultSensorStatus.RUNNING,
-                      description="Fits the centroids once, after the first successful run that leaves enough "
-                                  "embedded clips to cluster; afterwards only the refit schedule refits them.")
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    request_job=refit_job,
+    minimum_interval_seconds=int(os.environ.get("ACAV_SENSOR_INTERVAL_S", "30")),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Fits the centroids once, after the first successful run that leaves enough "
+    "embedded clips to cluster; afterwards only the refit schedule refits them.",
+)
 def fit_when_missing(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
     from acav_assets.core.stages.centroids import too_few_to_cluster
 
@@ -223,9 +270,11 @@ def fit_when_missing(context: dg.RunStatusSensorContext, warehouse: WarehouseRes
 
 
 class MaintenanceConfig(dg.Config):
-    retain_hours: float = Field(default=float(os.environ.get("ACAV_VACUUM_RETAIN_HOURS", "168")),
-                                description="vacuum keeps the files any table version of the last N hours needs "
-                                            "(time travel reaches that far back)")
+    retain_hours: float = Field(
+        default=float(os.environ.get("ACAV_VACUUM_RETAIN_HOURS", "168")),
+        description="vacuum keeps the files any table version of the last N hours needs "
+        "(time travel reaches that far back)",
+    )
 
 
 @dg.op(description="Compact every Delta table, then vacuum files no version within the retention needs.")
@@ -236,8 +285,9 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, w
     for r in report.tables:
         context.log.info(f"{r.table}: {r.files_before} -> {r.files_after} files, {r.files_removed} removed")
     index = {} if report.index_retired is None else {"index_retired_videos_dropped": report.index_retired}
-    context.add_output_metadata({"tables": len(report.tables),
-                                 "files_removed": sum(r.files_removed for r in report.tables), **index})
+    context.add_output_metadata(
+        {"tables": len(report.tables), "files_removed": sum(r.files_removed for r in report.tables), **index}
+    )
 
 
 @dg.job(description="Compact and vacuum the warehouse tables (acav maintain, on a schedule).")
@@ -245,21 +295,28 @@ def maintenance_job():
     maintain_tables()
 
 
-@dg.schedule(job=maintenance_job, cron_schedule=os.environ.get("ACAV_MAINTENANCE_CRON", "0 4 * * 0"),
-             execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="Weekly (Sunday 04:00 UTC): compact and vacuum the tables, keeping "
-                         "ACAV_VACUUM_RETAIN_HOURS (default 168) of time travel. Skipped while a curation run "
-                         "is in progress (a concurrent writer would make the compaction fail).")
+@dg.schedule(
+    job=maintenance_job,
+    cron_schedule=os.environ.get("ACAV_MAINTENANCE_CRON", "0 4 * * 0"),
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Weekly (Sunday 04:00 UTC): compact and vacuum the tables, keeping "
+    "ACAV_VACUUM_RETAIN_HOURS (default 168) of time travel. Skipped while a curation run "
+    "is in progress (a concurrent writer would make the compaction fail).",
+)
 def maintenance_schedule(context: dg.ScheduleEvaluationContext):
-    busy = context.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED,
-                                                                      dg.DagsterRunStatus.STARTING]), limit=1)
+    busy = context.instance.get_runs(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]), limit=1
+    )
     if busy:
         return dg.SkipReason(f"run {busy[0].run_id} is in progress: maintenance waits for next week")
     return dg.RunRequest(run_key=f"maintain:{context.scheduled_execution_time:%Y-%m-%d}")
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
-    "acav_automation", target=dg.AssetSelection.all(),
+    "acav_automation",
+    target=dg.AssetSelection.all(),
     minimum_interval_seconds=int(os.environ.get("ACAV_AUTOMATION_INTERVAL_S", "30")),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Evaluates the assets' automation conditions (assign new batches, update the subset).")
+    description="Evaluates the assets' automation conditions (assign new batches, update the subset).",
+)

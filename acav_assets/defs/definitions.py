@@ -3,8 +3,15 @@
 import dagster as dg
 
 from acav_assets.defs.assets import ASSETS
-from acav_assets.defs.automation import (CURATION_JOBS, automation_sensor, fit_when_missing, landing_sensor,
-                                         maintenance_job, maintenance_schedule, refit_schedule)
+from acav_assets.defs.automation import (
+    CURATION_JOBS,
+    automation_sensor,
+    fit_when_missing,
+    landing_sensor,
+    maintenance_job,
+    maintenance_schedule,
+    refit_schedule,
+)
 from acav_assets.defs.checks import CHECKS
 from acav_assets.defs.executors import executor_from_env
 from acav_assets.defs.resources import default_resources

@@ -30,8 +30,11 @@ def gpu_op_tags() -> dict:
     gpus = os.environ.get("ACAV_K8S_GPUS", "1")
     return {
         "dagster-celery/queue": "gpu",
-        "dagster-k8s/config": {"container_config": {"resources": {"requests": {"nvidia.com/gpu": gpus},
-                                                                  "limits": {"nvidia.com/gpu": gpus}}}},
+        "dagster-k8s/config": {
+            "container_config": {
+                "resources": {"requests": {"nvidia.com/gpu": gpus}, "limits": {"nvidia.com/gpu": gpus}}
+            }
+        },
     }
 
 
@@ -47,8 +50,10 @@ def celery_broker() -> str:
     url = os.environ.get("ACAV_CELERY_BROKER", "").strip() or "redis://127.0.0.1:6379/0"
     parts = urlsplit(url)
     if parts.hostname not in _LOOPBACK and not parts.password:
-        raise ValueError(f"ACAV_CELERY_BROKER {parts.scheme}://{parts.hostname}:{parts.port or ''} has no password: "
-                         f"give one (redis://:<password>@{parts.hostname}:{parts.port or 6379}/0; Redis: requirepass)")
+        raise ValueError(
+            f"ACAV_CELERY_BROKER {parts.scheme}://{parts.hostname}:{parts.port or ''} has no password: "
+            f"give one (redis://:<password>@{parts.hostname}:{parts.port or 6379}/0; Redis: requirepass)"
+        )
     return url
 
 

@@ -13,18 +13,25 @@ from acav_assets.core.warehouse.tables import SCHEMAS
 
 def table_schema(table: str) -> dg.TableSchema:
     """The table's columns: name, type and what each value is."""
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype), description=column_description(table, name))
-                                   for name, dtype in SCHEMAS[table].items()])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, str(dtype), description=column_description(table, name))
+            for name, dtype in SCHEMAS[table].items()
+        ]
+    )
 
 
 def markdown_table(df: pl.DataFrame, limit: int = 10) -> str:
     """A small markdown preview (vectors shown by their length)."""
     if df.height == 0:
         return "_(no rows)_"
-    df = df.head(limit).with_columns([
-        pl.col(c).list.len().cast(pl.String).map_elements(lambda n: f"[{n} floats]", return_dtype=pl.String)
-        for c, t in df.schema.items() if isinstance(t, pl.List)
-    ])
+    df = df.head(limit).with_columns(
+        [
+            pl.col(c).list.len().cast(pl.String).map_elements(lambda n: f"[{n} floats]", return_dtype=pl.String)
+            for c, t in df.schema.items()
+            if isinstance(t, pl.List)
+        ]
+    )
     cols = df.columns
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in df.iter_rows():
@@ -67,14 +74,35 @@ def table_metadata(table: str, df: pl.DataFrame, *, wh=None, **extra) -> dict:
     }
 
 
-def selection_summary(*, mode: str, why: str, size: int, pool: int, budget: float, pairing: str, added: int,
-                      objective: float, pairs: int, by_batch: Mapping[str, int], spaces: pl.DataFrame,
-                      refine_swaps: int, excluded: int, seed: int, restart_objectives, weighting: str,
-                      semantic: int, semantic_examples: pl.DataFrame | None) -> str:
+def selection_summary(
+    *,
+    mode: str,
+    why: str,
+    size: int,
+    pool: int,
+    budget: float,
+    pairing: str,
+    added: int,
+    objective: float,
+    pairs: int,
+    by_batch: Mapping[str, int],
+    spaces: pl.DataFrame,
+    refine_swaps: int,
+    excluded: int,
+    seed: int,
+    restart_objectives,
+    weighting: str,
+    semantic: int,
+    semantic_examples: pl.DataFrame | None,
+) -> str:
     """A selection's materialization, in one markdown page: what was chosen and why."""
-    restarts = (f"; {len(restart_objectives)} restarts, objectives "
-                + ", ".join(f"{o:.4f}" for o in restart_objectives) + f" (seed {seed} kept)"
-                if len(restart_objectives) > 1 else "")
+    restarts = (
+        f"; {len(restart_objectives)} restarts, objectives "
+        + ", ".join(f"{o:.4f}" for o in restart_objectives)
+        + f" (seed {seed} kept)"
+        if len(restart_objectives) > 1
+        else ""
+    )
     lines = [
         f"**{mode}** selection ({why}): **{size}** of {pool} clips at budget {budget:g}, pairing {pairing}; "
         f"{added} added by this run.",
@@ -82,10 +110,16 @@ def selection_summary(*, mode: str, why: str, size: int, pool: int, budget: floa
         f"Objective: {objective:.4f} nats (mean mutual information over {pairs} clustering pairs; weighting "
         f"{weighting}){restarts}. Swap refinement: {refine_swaps} swap(s). Clips left out for an incomplete "
         f"assignment: {excluded}. Semantic duplicates left out of the pool: {semantic}.",
-        "", "### Selected per batch", "", counts_table(by_batch, "batch", "selected"),
-        "", "### Which feature spaces carried the correspondence",
-        "", "Best adjusted MI of each space's pairs in the pool (label-free) and its share of the objective's "
-            "weight:", "", markdown_table(spaces, limit=50),
+        "",
+        "### Selected per batch",
+        "",
+        counts_table(by_batch, "batch", "selected"),
+        "",
+        "### Which feature spaces carried the correspondence",
+        "",
+        "Best adjusted MI of each space's pairs in the pool (label-free) and its share of the objective's weight:",
+        "",
+        markdown_table(spaces, limit=50),
     ]
     if semantic_examples is not None and semantic_examples.height:
         lines += ["", "### Semantic duplicates (examples)", "", markdown_table(semantic_examples, limit=10)]

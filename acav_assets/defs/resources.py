@@ -1,6 +1,5 @@
 """Resources: where the warehouse and the landing area are, how to compute, which extractors."""
 
-
 import functools
 import json
 import os
@@ -16,8 +15,14 @@ from acav_assets.core.media.landing import Landing
 from acav_assets.core.warehouse.local_state import check_writable_folder
 from acav_assets.core.warehouse.tables import Warehouse
 
-__all__ = ["ComputeResource", "ExtractorResource", "LandingResource", "WarehouseResource", "default_resources",
-           "json_from_env"]
+__all__ = [
+    "ComputeResource",
+    "ExtractorResource",
+    "LandingResource",
+    "WarehouseResource",
+    "default_resources",
+    "json_from_env",
+]
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -26,8 +31,11 @@ class WarehouseResource(dg.ConfigurableResource):
 
     root: str = Field(description="Folder or URI holding one Delta table per asset")
     storage_options: dict[str, str] = Field(default_factory=dict, description="delta-rs storage options")
-    storage_options_env: str = Field(default="", description="name of an environment variable holding more "
-                                     "storage options as JSON, read when used: keys never appear in the UI")
+    storage_options_env: str = Field(
+        default="",
+        description="name of an environment variable holding more "
+        "storage options as JSON, read when used: keys never appear in the UI",
+    )
 
     def get(self) -> Warehouse:
         opts = {**self.storage_options, **{k: str(v) for k, v in json_from_env(self.storage_options_env).items()}}
@@ -47,16 +55,22 @@ class LandingResource(dg.ConfigurableResource):
     steps that read media, and dropped after its embeddings unless ``keep_staged``."""
 
     root: str = Field(description="Folder or URI whose sub-folders are batches of videos")
-    storage_options: dict[str, Any] = Field(default_factory=dict,
-                                            description="fsspec options, e.g. s3fs key/secret/endpoint_url")
-    storage_options_env: str = Field(default="", description="name of an environment variable holding more "
-                                     "fsspec options as JSON, read when used: keys never appear in the UI")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options, e.g. s3fs key/secret/endpoint_url"
+    )
+    storage_options_env: str = Field(
+        default="",
+        description="name of an environment variable holding more "
+        "fsspec options as JSON, read when used: keys never appear in the UI",
+    )
     cache_dir: str = Field(default="", description="local folder for staged remote batches ('' = default)")
     keep_staged: bool = Field(default=False, description="keep a staged remote batch after its embeddings")
-    allowed_link_roots: list[str] = Field(default_factory=list,
-                                          description="folders outside the landing area that links in it may point "
-                                                      "into; any other link out of it gets status outside_landing and "
-                                                      "is never opened, by any step")
+    allowed_link_roots: list[str] = Field(
+        default_factory=list,
+        description="folders outside the landing area that links in it may point "
+        "into; any other link out of it gets status outside_landing and "
+        "is never opened, by any step",
+    )
 
     def get(self) -> Landing:
         opts = {**self.storage_options, **json_from_env(self.storage_options_env)}
@@ -81,14 +95,19 @@ class ComputeResource(dg.ConfigurableResource):
         except (RuntimeError, ValueError) as exc:
             raise ValueError(f"device {self.device!r} cannot be used: {exc}") from None
         if self.decode_workers < 1 or self.batch_size < 1:
-            raise ValueError(f"decode_workers and batch_size must be >= 1, got {self.decode_workers}, {self.batch_size}")
+            raise ValueError(
+                f"decode_workers and batch_size must be >= 1, got {self.decode_workers}, {self.batch_size}"
+            )
 
 
 class ExtractorResource(dg.ConfigurableResource):
     """The extractor profile and per-extractor options (e.g. local weight files)."""
 
-    profile: str = Field(default=DEFAULT_PROFILE, description="extractor profile: weightfree, packaged, reference, clip-clap, clip-ast, pretrained; "
-                                                           "join with '+' (see docs/embeddings.md)")
+    profile: str = Field(
+        default=DEFAULT_PROFILE,
+        description="extractor profile: weightfree, packaged, reference, clip-clap, clip-ast, pretrained; "
+        "join with '+' (see docs/embeddings.md)",
+    )
     options_json: str = Field(default="{}", description='JSON: {"audio/vggish": {"weights": "/models/vggish.pt"}}')
 
     def check(self) -> dict[str, dict]:
@@ -100,8 +119,10 @@ class ExtractorResource(dg.ConfigurableResource):
         except json.JSONDecodeError as exc:
             raise ValueError(f"extractor options are not valid JSON ({exc}): {self.options_json!r}") from None
         if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
-            raise ValueError('extractor options must be a JSON object of objects, e.g. '
-                             '{"audio/vggish": {"weights": "/models/vggish.pt"}}')
+            raise ValueError(
+                "extractor options must be a JSON object of objects, e.g. "
+                '{"audio/vggish": {"weights": "/models/vggish.pt"}}'
+            )
         unknown = sorted(set(options) - {name for name, _ in entries})
         if unknown:
             raise ValueError(f"extractor options name extractors not in profile {self.profile!r}: {unknown}")
@@ -149,15 +170,19 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         # storage options may hold keys: the resources name the variables, read when used, so
         # the values never enter the resource config the UI shows
-        "warehouse": WarehouseResource(root=os.environ.get("ACAV_WAREHOUSE", str(base / "warehouse")),
-                                       storage_options_env="ACAV_WAREHOUSE_STORAGE_OPTIONS"),
-        "landing": LandingResource(root=os.environ.get("ACAV_LANDING", str(base / "landing")),
-                                   storage_options_env="ACAV_LANDING_STORAGE_OPTIONS",
-                                   cache_dir=os.environ.get("ACAV_LANDING_CACHE", ""),
-                                   # folders links in the landing area may point into, separated by ':'
-                                   allowed_link_roots=[r for r in os.environ.get("ACAV_ALLOWED_LINK_ROOTS", "")
-                                                       .split(os.pathsep) if r]),
+        "warehouse": WarehouseResource(
+            root=os.environ.get("ACAV_WAREHOUSE", str(base / "warehouse")),
+            storage_options_env="ACAV_WAREHOUSE_STORAGE_OPTIONS",
+        ),
+        "landing": LandingResource(
+            root=os.environ.get("ACAV_LANDING", str(base / "landing")),
+            storage_options_env="ACAV_LANDING_STORAGE_OPTIONS",
+            cache_dir=os.environ.get("ACAV_LANDING_CACHE", ""),
+            # folders links in the landing area may point into, separated by ':'
+            allowed_link_roots=[r for r in os.environ.get("ACAV_ALLOWED_LINK_ROOTS", "").split(os.pathsep) if r],
+        ),
         "compute": ComputeResource(device=os.environ.get("ACAV_DEVICE", "auto")),
-        "extractors": ExtractorResource(profile=default_profile(),
-                                        options_json=os.environ.get("ACAV_EXTRACTOR_OPTIONS", "{}")),
+        "extractors": ExtractorResource(
+            profile=default_profile(), options_json=os.environ.get("ACAV_EXTRACTOR_OPTIONS", "{}")
+        ),
     }

@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.errors import DagsterAssetCheckFailedError  # not re-exported by dagster 1.13
 import polars as pl
+from dagster._core.errors import DagsterAssetCheckFailedError  # not re-exported by dagster 1.13
 
+from acav_assets.core.stages.centroids import too_few_to_cluster
+from acav_assets.core.stages.curation import held_settings
 from acav_assets.defs import versions
 from acav_assets.defs.assets import (
     ASSETS,
@@ -45,8 +47,6 @@ from acav_assets.defs.assets import (
     profile_identity,
     videos,
 )
-from acav_assets.core.stages.centroids import too_few_to_cluster
-from acav_assets.core.stages.curation import held_settings
 from acav_assets.defs.automation import CURATION_JOBS, assign_job, ingest_job, refit_job, select_job
 from acav_assets.defs.checks import CHECKS
 from acav_assets.defs.resources import (
@@ -79,16 +79,28 @@ class CurateReport:
         return [k for k, ok in self.checks.items() if not ok and self.check_severity.get(k, "ERROR") != "ERROR"]
 
 
-def resources_for(landing_root: str, warehouse_root: str, *, profile: str | None = None, device: str = "auto",
-                  extractor_options: str = "{}", storage_options: dict | None = None,
-                  landing_storage_options: dict | None = None, landing_cache: str = "",
-                  allowed_link_roots: Sequence[str] = ()) -> dict:
+def resources_for(
+    landing_root: str,
+    warehouse_root: str,
+    *,
+    profile: str | None = None,
+    device: str = "auto",
+    extractor_options: str = "{}",
+    storage_options: dict | None = None,
+    landing_storage_options: dict | None = None,
+    landing_cache: str = "",
+    allowed_link_roots: Sequence[str] = (),
+) -> dict:
     """Resources for one landing area and warehouse: ``storage_options`` are the warehouse's
     (delta-rs), ``landing_storage_options`` the landing area's (fsspec)."""
     return {
         "warehouse": WarehouseResource(root=warehouse_root, storage_options=storage_options or {}),
-        "landing": LandingResource(root=landing_root, storage_options=landing_storage_options or {},
-                                   cache_dir=landing_cache, allowed_link_roots=list(allowed_link_roots)),
+        "landing": LandingResource(
+            root=landing_root,
+            storage_options=landing_storage_options or {},
+            cache_dir=landing_cache,
+            allowed_link_roots=list(allowed_link_roots),
+        ),
         "compute": ComputeResource(device=device),
         "extractors": ExtractorResource(profile=profile or default_profile(), options_json=extractor_options),
     }
@@ -164,15 +176,18 @@ def curate_landing(
         """One run of ``job`` (of its assets ``only``, when given)."""
         keys = [k for a in only for k in a.keys] if only else None
         names = {k.path[-1] for k in keys or jobs.resolve_job_def(job.name).asset_layer.executable_asset_keys}
-        cfg = {"ops": {k: v for k, v in ops.items() if k in names},
-               "loggers": {"console": {"config": {"log_level": console_level}}}}
+        cfg = {
+            "ops": {k: v for k, v in ops.items() if k in names},
+            "loggers": {"console": {"config": {"log_level": console_level}}},
+        }
         log(f"materializing {label}")
         tags = {}
         if echo_warnings:
             tags[CALL_TAG] = uuid.uuid4().hex  # finds the run again when materialize raises
         try:
             result = jobs.resolve_job_def(job.name).execute_in_process(
-                run_config=cfg, instance=instance, partition_key=partition, tags=tags or None, asset_selection=keys)
+                run_config=cfg, instance=instance, partition_key=partition, tags=tags or None, asset_selection=keys
+            )
         except DagsterAssetCheckFailedError as exc:  # a blocking check: the batch's data is invalid
             if partition is None:
                 raise
@@ -191,7 +206,8 @@ def curate_landing(
         for ev in result.get_asset_materialization_events():
             mat = ev.step_materialization_data.materialization
             report.materializations.setdefault(mat.asset_key.to_user_string(), {})[partition or ""] = {
-                k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+                k: getattr(v, "value", v) for k, v in mat.metadata.items()
+            }
         return result
 
     def up_to_date(recorded: str | None, version: str, table: str, partition: str | None = None) -> bool:
@@ -205,9 +221,15 @@ def curate_landing(
 
     changed: list[str] = []
     for b in todo:
-        v = versions.embeddings_version(versions.clips_version(
-            versions.videos_version(landing.fingerprint(b), settings(VideosConfig, "videos"), landing.allowed_link_roots),
-            settings(ClipsConfig, "clips")), profile)
+        v = versions.embeddings_version(
+            versions.clips_version(
+                versions.videos_version(
+                    landing.fingerprint(b), settings(VideosConfig, "videos"), landing.allowed_link_roots
+                ),
+                settings(ClipsConfig, "clips"),
+            ),
+            profile,
+        )
         batch_versions[b] = v
         recorded = versions.recorded_version(instance, "clip_embeddings", b)
         if up_to_date(recorded, v, "clip_embeddings", b):
@@ -247,8 +269,9 @@ def curate_landing(
     # none after one that gave them is up to date, as it is for the daemon; every batch's
     # assignments as recorded now (this run's or automation's)
     sel_cfg = SelectionConfig(**(ops.get("curated_subset", {}).get("config") or {}))
-    v = versions.subset_version(versions.recorded_assignment_versions(instance),
-                                sel_cfg.version_settings(held_settings(wh)))
+    v = versions.subset_version(
+        versions.recorded_assignment_versions(instance), sel_cfg.version_settings(held_settings(wh))
+    )
     if up_to_date(versions.recorded_version(instance, "curated_subset"), v, "curated_subset"):
         report.skipped.append("curated_subset, selection_lineage")
     else:
@@ -282,7 +305,8 @@ def _passed_blocking_check(instance: dg.DagsterInstance, batch: str) -> bool:
 
     key = dg.AssetCheckKey(dg.AssetKey("clip_embeddings"), "embeddings_finite_and_declared_dims")
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [key], partition_filter=PartitionKeyFilter(key=batch)).get(key)
+        [key], partition_filter=PartitionKeyFilter(key=batch)
+    ).get(key)
     return latest is None or latest.status != AssetCheckExecutionRecordStatus.FAILED
 
 
@@ -301,6 +325,11 @@ def ingest_job_from_env() -> dg.JobDefinition:
     from acav_assets.defs.executors import executor_from_env
     from acav_assets.defs.resources import default_resources
 
-    defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=default_resources(),
-                          executor=executor_from_env(), jobs=[ingest_job])
+    defs = dg.Definitions(
+        assets=ASSETS,
+        asset_checks=CHECKS,
+        resources=default_resources(),
+        executor=executor_from_env(),
+        jobs=[ingest_job],
+    )
     return defs.resolve_job_def("ingest_batch")

@@ -29,8 +29,16 @@ import dagster as dg
 
 #: Bump an asset's code version when a change alters what it writes: Dagster then shows the
 #: asset as stale in the UI, and its data version changes, so ``acav curate`` redoes it.
-CODE_VERSIONS = {"videos": "7", "clips": "2", "clip_embeddings": "3", "cluster_centroids": "2",
-                 "cluster_assignments": "1", "curated_subset": "1", "selection_lineage": "1", "curated_clips": "2"}
+CODE_VERSIONS = {
+    "videos": "7",
+    "clips": "2",
+    "clip_embeddings": "3",
+    "cluster_centroids": "2",
+    "cluster_assignments": "1",
+    "curated_subset": "1",
+    "selection_lineage": "1",
+    "curated_clips": "2",
+}
 
 #: Settings that change how a step runs, not what it writes: not part of its data version.
 HOW_NOT_WHAT = {"videos": {"fingerprint_workers"}, "cluster_centroids": {"seed"}, "curated_subset": {"mode"}}
@@ -58,8 +66,9 @@ def embeddings_version(clips_version: str | None, profile: Mapping) -> str:
 
 
 def centroids_version(feature_spaces: Iterable[str], profile: Mapping, settings: Mapping) -> str:
-    return digest(sorted(feature_spaces), profile, _what("cluster_centroids", settings),
-                  CODE_VERSIONS["cluster_centroids"])
+    return digest(
+        sorted(feature_spaces), profile, _what("cluster_centroids", settings), CODE_VERSIONS["cluster_centroids"]
+    )
 
 
 def assignments_version(embeddings_version: str | None, clustering_ids: Iterable[str]) -> str:
@@ -67,8 +76,9 @@ def assignments_version(embeddings_version: str | None, clustering_ids: Iterable
 
 
 def subset_version(assignment_versions: Mapping[str, str], settings: Mapping) -> str:
-    return digest(sorted(assignment_versions.items()), _what("curated_subset", settings),
-                  CODE_VERSIONS["curated_subset"])
+    return digest(
+        sorted(assignment_versions.items()), _what("curated_subset", settings), CODE_VERSIONS["curated_subset"]
+    )
 
 
 def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> str | None:

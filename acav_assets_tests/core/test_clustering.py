@@ -63,8 +63,9 @@ def test_chunked_assignment_equals_one_shot():
     assert np.allclose(one[1], ref, atol=1e-3)
 
 
-@pytest.mark.parametrize("cfg", [KMeansConfig(k=8), KMeansConfig(k=8, normalize=True),
-                                 KMeansConfig(k=8, whiten=True, pca_dim=10)])
+@pytest.mark.parametrize(
+    "cfg", [KMeansConfig(k=8), KMeansConfig(k=8, normalize=True), KMeansConfig(k=8, whiten=True, pca_dim=10)]
+)
 def test_round_trip_through_a_delta_table_gives_identical_assignments(tmp_path, cfg):
     x, _ = blobs(n=2000, k=8)
     cl = fit_kmeans(x, "audio/vggish/conv4", cfg, fit_version="7")

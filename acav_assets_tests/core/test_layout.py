@@ -59,7 +59,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         stack.append(node)
         for dep in sorted(graph[node]):
             if state.get(dep) == 1:
-                found.append(stack[stack.index(dep):] + [dep])
+                found.append(stack[stack.index(dep) :] + [dep])
             elif dep not in state:
                 visit(dep)
         stack.pop()
@@ -72,8 +72,10 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_core_imports_no_dagster():
-    offenders = {_module_name(p): sorted(d for d in _imports(p) if d.split(".")[0].startswith("dagster"))
-                 for p in CORE.rglob("*.py")}
+    offenders = {
+        _module_name(p): sorted(d for d in _imports(p) if d.split(".")[0].startswith("dagster"))
+        for p in CORE.rglob("*.py")
+    }
     offenders = {k: v for k, v in offenders.items() if v}
     assert not offenders, f"core modules import Dagster: {offenders}"
 

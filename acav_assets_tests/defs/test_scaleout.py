@@ -12,10 +12,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from acav_assets_tests.conftest import free_port, stop_processes
-
 from acav_assets.defs.assets import ASSETS, clip_embeddings
 from acav_assets.defs.executors import EXECUTORS, executor_from_env
+from acav_assets_tests.conftest import free_port, stop_processes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,10 +47,16 @@ def test_k8s_step_job_renders_with_a_gpu_request():
 
     user_config = get_user_defined_k8s_config(clip_embeddings.op.tags)
     job = construct_dagster_k8s_job(
-        DagsterK8sJobConfig(job_image="acav_assets:latest", dagster_home="/opt/dagster/home",
-                            image_pull_policy="IfNotPresent", instance_config_map="dagster-instance"),
-        args=["dagster", "api", "execute_step"], job_name="acav-clip-embeddings-step",
-        user_defined_k8s_config=user_config)
+        DagsterK8sJobConfig(
+            job_image="acav_assets:latest",
+            dagster_home="/opt/dagster/home",
+            image_pull_policy="IfNotPresent",
+            instance_config_map="dagster-instance",
+        ),
+        args=["dagster", "api", "execute_step"],
+        job_name="acav-clip-embeddings-step",
+        user_defined_k8s_config=user_config,
+    )
     container = job.spec.template.spec.containers[0]
     assert container.image == "acav_assets:latest"
     assert container.resources.limits == {"nvidia.com/gpu": "1"}
@@ -63,8 +68,12 @@ def test_k8s_run_config_and_helm_values_validate(monkeypatch):
 
     from acav_assets.defs.resources import default_resources
 
-    defs = dg.Definitions(assets=ASSETS, resources=default_resources(), executor=k8s_job_executor,
-                          jobs=[dg.define_asset_job("k8s_check", selection=[clip_embeddings])])
+    defs = dg.Definitions(
+        assets=ASSETS,
+        resources=default_resources(),
+        executor=k8s_job_executor,
+        jobs=[dg.define_asset_job("k8s_check", selection=[clip_embeddings])],
+    )
     job = defs.resolve_job_def("k8s_check")
     run_config = yaml.safe_load((REPO / "deploy" / "k8s" / "run_config.yaml").read_text())
     assert dg.validate_run_config(job, run_config)["execution"]["k8s"]["job_image"] == "acav_assets:latest"
@@ -89,6 +98,7 @@ def test_k8s_run_config_and_helm_values_validate(monkeypatch):
 
 # --- the warehouse on object storage (a local S3-compatible server on loopback) -------------
 
+
 @pytest.fixture(scope="module")
 def s3():
     import boto3
@@ -98,13 +108,20 @@ def s3():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                          region_name="us-east-1")
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
     client.create_bucket(Bucket="acav-warehouse")
     client.create_bucket(Bucket="acav-landing")
     # conditional puts make concurrent Delta commits safe on S3-compatible stores
-    yield {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true", "aws_conditional_put": "etag"}
+    yield {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+        "aws_conditional_put": "etag",
+    }
     server.stop()
 
 
@@ -139,8 +156,10 @@ def test_concurrent_batch_writes_on_s3_lose_nothing(s3, tmp_path):
 
     script = tmp_path / "w.py"
     script.write_text(_S3_WRITER)
-    procs = [subprocess.Popen([sys.executable, str(script), json.dumps(s3), f"b{i}"], stderr=subprocess.PIPE, text=True)
-             for i in range(6)]
+    procs = [
+        subprocess.Popen([sys.executable, str(script), json.dumps(s3), f"b{i}"], stderr=subprocess.PIPE, text=True)
+        for i in range(6)
+    ]
     errors = [p.communicate()[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(errors)
     df = Warehouse("s3://acav-warehouse/concurrent", s3).read("clips")
@@ -149,17 +168,27 @@ def test_concurrent_batch_writes_on_s3_lose_nothing(s3, tmp_path):
 
 # --- the landing area on object storage ----------------------------------------------------
 
+
 def _fsspec_options(s3: dict) -> dict:
     """s3fs options for the same server (fsspec names them differently from delta-rs)."""
-    return {"key": s3["AWS_ACCESS_KEY_ID"], "secret": s3["AWS_SECRET_ACCESS_KEY"],
-            "endpoint_url": s3["AWS_ENDPOINT_URL"], "client_kwargs": {"region_name": s3["AWS_REGION"]}}
+    return {
+        "key": s3["AWS_ACCESS_KEY_ID"],
+        "secret": s3["AWS_SECRET_ACCESS_KEY"],
+        "endpoint_url": s3["AWS_ENDPOINT_URL"],
+        "client_kwargs": {"region_name": s3["AWS_REGION"]},
+    }
 
 
 def _upload(s3: dict, folder: Path, prefix: str) -> list[str]:
     import boto3
 
-    client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], aws_access_key_id="test",
-                          aws_secret_access_key="test", region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3["AWS_ENDPOINT_URL"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
     keys = []
     for f in sorted(folder.rglob("*")):
         if f.is_file() and not f.is_symlink():
@@ -172,8 +201,8 @@ def _upload(s3: dict, folder: Path, prefix: str) -> list[str]:
 def test_landing_area_on_s3_lists_checks_completeness_and_stages(s3, tmp_path):
     import boto3
 
-    from acav_assets.core.media.landing import READY_MARKER, Landing
     from acav_assets.core.generators.demo import write_demo_videos
+    from acav_assets.core.media.landing import READY_MARKER, Landing
 
     local = tmp_path / "src"
     write_demo_videos(local / "b1", 3, seed=5, duration_s=(4, 5), workers=1)
@@ -210,8 +239,13 @@ def test_landing_area_on_s3_lists_checks_completeness_and_stages(s3, tmp_path):
     assert (again.copied, again.kept) == (1, 2) and cached.read_bytes() == (local / "b1" / staged[2]).read_bytes()
     assert sorted(os.path.basename(p) for p in list_media_files(rep.local_root / "b1")) == staged
     # a file deleted on the remote disappears from the stage; a replaced one is copied again
-    client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"], aws_access_key_id="test",
-                          aws_secret_access_key="test", region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3["AWS_ENDPOINT_URL"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
     client.delete_object(Bucket="acav-landing", Key=f"unit/b1/{staged[0]}")
     client.put_object(Bucket="acav-landing", Key=f"unit/b1/{staged[1]}", Body=b"not a video any more")
     rep = area.stage("b1")
@@ -226,8 +260,8 @@ def test_landing_area_on_s3_lists_checks_completeness_and_stages(s3, tmp_path):
 
 
 def test_landing_sensor_watches_an_s3_prefix(s3, tmp_path, monkeypatch):
-    from acav_assets.core.media.landing import READY_MARKER
     from acav_assets.core.generators.demo import write_demo_videos
+    from acav_assets.core.media.landing import READY_MARKER
     from acav_assets.defs.automation import landing_sensor
     from acav_assets.defs.resources import LandingResource
 
@@ -247,8 +281,9 @@ def test_landing_sensor_watches_an_s3_prefix(s3, tmp_path, monkeypatch):
     assert [r.partition_key for r in result.run_requests] == ["ready"]
     (local / "uploading" / READY_MARKER).touch()
     _upload(s3, local, "sensor")
-    result = landing_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor,
-                                                    resources={"landing": resource}))
+    result = landing_sensor(
+        dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={"landing": resource})
+    )
     assert [r.partition_key for r in result.run_requests] == ["uploading"]
 
 
@@ -267,10 +302,16 @@ def test_pipeline_end_to_end_with_landing_and_warehouse_on_s3(s3, tmp_path):
     (local / "b" / "corrupt.mp4").write_bytes(b"\x00" * 1000)
     _upload(s3, local, "pipeline")
     landing, root, cache = "s3://acav-landing/pipeline", "s3://acav-warehouse/pipeline", tmp_path / "cache"
-    report = curate_landing(landing, root, instance=dg.DagsterInstance.ephemeral(), log_level="ERROR",
-                            resources=resources_for(landing, root, storage_options=s3, landing_cache=str(cache),
-                                                    landing_storage_options=_fsspec_options(s3)),
-                            run_config={"ops": {"curated_subset": {"config": {"budget": 0.5}}}})
+    report = curate_landing(
+        landing,
+        root,
+        instance=dg.DagsterInstance.ephemeral(),
+        log_level="ERROR",
+        resources=resources_for(
+            landing, root, storage_options=s3, landing_cache=str(cache), landing_storage_options=_fsspec_options(s3)
+        ),
+        run_config={"ops": {"curated_subset": {"config": {"budget": 0.5}}}},
+    )
     assert report.batches == ["a", "b"]
     assert len(report.checks) == 11 and not report.failed_checks(), report.checks
     wh = Warehouse(root, s3)
@@ -284,8 +325,7 @@ def test_pipeline_end_to_end_with_landing_and_warehouse_on_s3(s3, tmp_path):
     assert not any(p.is_file() for p in cache.rglob("*"))  # released after the embeddings
 
 
-def test_acav_curate_twice_on_an_object_store_warehouse_runs_nothing_the_second_time(s3, tmp_path, monkeypatch,
-                                                                                     capsys):
+def test_acav_curate_twice_on_an_object_store_warehouse_runs_nothing_the_second_time(s3, tmp_path, monkeypatch, capsys):
     """Without a Dagster home, an S3 warehouse's data versions go to this machine's cache, so
     the same command again finds everything up to date (it re-ran every step before)."""
     from acav_assets.cli import main as acav_main
@@ -308,8 +348,10 @@ def test_acav_curate_twice_on_an_object_store_warehouse_runs_nothing_the_second_
 
 # --- Celery: a Redis broker on loopback and two worker processes ------------------------------
 
+
 def _redis_bin():
     import shutil
+
     return shutil.which("redis-server")
 
 
@@ -324,30 +366,73 @@ def test_batches_run_on_celery_workers(tmp_path, monkeypatch):
 
     port = free_port()
     password = "celery-test-secret"  # as deployed: the broker asks for a password
-    redis = subprocess.Popen([_redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                              "--requirepass", password], stdout=subprocess.DEVNULL, start_new_session=True)
+    redis = subprocess.Popen(
+        [
+            _redis_bin(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            password,
+        ],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     landing, warehouse, home = tmp_path / "landing", tmp_path / "wh", tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     batches = ["c1", "c2", "c3"]
     for i, b in enumerate(batches):
         write_demo_videos(landing / b, 3, seed=70 + i, duration_s=(4.0, 6.0), workers=1)
-    env = {"DAGSTER_HOME": str(home), "ACAV_LANDING": str(landing), "ACAV_WAREHOUSE": str(warehouse),
-           "ACAV_EXECUTOR": "celery", "ACAV_CELERY_BROKER": f"redis://:{password}@127.0.0.1:{port}/0"}
+    env = {
+        "DAGSTER_HOME": str(home),
+        "ACAV_LANDING": str(landing),
+        "ACAV_WAREHOUSE": str(warehouse),
+        "ACAV_EXECUTOR": "celery",
+        "ACAV_CELERY_BROKER": f"redis://:{password}@127.0.0.1:{port}/0",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     wenv = {**os.environ, **env, "PYTHONPATH": str(REPO / "deploy" / "celery"), "OMP_NUM_THREADS": "1"}
-    workers = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker", "--pool", "solo",
-                                 "-Q", "dagster,gpu", "-n", f"w{i}@%h", "--loglevel", "WARNING"],
-                                env=wenv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True) for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "dagster_celery.app",
+                "worker",
+                "--pool",
+                "solo",
+                "-Q",
+                "dagster,gpu",
+                "-n",
+                f"w{i}@%h",
+                "--loglevel",
+                "WARNING",
+            ],
+            env=wenv,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for i in range(2)
+    ]
     try:
         instance = dg.DagsterInstance.get()
         instance.add_dynamic_partitions("batches", batches)
         step_pids = set()
         for b in batches:
-            result = dg.execute_job(dg.reconstructable(ingest_job_from_env), instance=instance,
-                                    tags={"dagster/partition": b})
+            result = dg.execute_job(
+                dg.reconstructable(ingest_job_from_env), instance=instance, tags={"dagster/partition": b}
+            )
             assert result.success, b
             for ev in instance.all_logs(result.run_id):
                 if ev.dagster_event and ev.dagster_event.event_type_value == "STEP_START":

@@ -14,7 +14,7 @@ import pytest
 from acav_assets.cli import main as acav_main
 from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.warehouse.tables import Warehouse
-from acav_assets.defs.assets import ASSETS, clip_embeddings, cluster_assignments, clips, videos
+from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, cluster_assignments, videos
 from acav_assets.defs.runner import resources_for
 
 
@@ -31,14 +31,25 @@ def held(tmp_path):
     instance.add_dynamic_partitions("batches", ["b"])
     res = resources_for(str(landing), str(wh_root))
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-    assert dg.materialize(ASSETS, selection=[videos, clips, clip_embeddings, cluster_assignments], partition_key="b",
-                          instance=instance, resources=res, run_config=quiet).success
+    assert dg.materialize(
+        ASSETS,
+        selection=[videos, clips, clip_embeddings, cluster_assignments],
+        partition_key="b",
+        instance=instance,
+        resources=res,
+        run_config=quiet,
+    ).success
     return landing, wh, instance, res, first, quiet
 
 
 def _select(instance, res, run_config):
-    result = dg.materialize(ASSETS, selection=["curated_subset", "selection_lineage"], instance=instance,
-                            resources=res, run_config=run_config)
+    result = dg.materialize(
+        ASSETS,
+        selection=["curated_subset", "selection_lineage"],
+        instance=instance,
+        resources=res,
+        run_config=run_config,
+    )
     assert result.success
     meta = result.asset_materializations_for_node("curated_subset")[0].metadata
     logs = [e.message for e in instance.all_logs(result.run_id) if e.message]

@@ -27,18 +27,26 @@ from pathlib import Path
 
 import numpy as np
 
-from acav_assets.core.media.clips import clip_windows
-from acav_assets.core.clustering import KMeansConfig, fit_kmeans
+from acav_assets.core.clustering import KMeansConfig, auto_k, auto_nredo, fit_kmeans
 from acav_assets.core.features.embed import embed_clips
 from acav_assets.core.features.profiles import build_profile
-from acav_assets.core.media.probe import probe_file
-from acav_assets.core.clustering import auto_k, auto_nredo
+from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.generators.planted import planted_assignments, precision
+from acav_assets.core.media.clips import clip_windows
+from acav_assets.core.media.probe import probe_file
 from acav_assets.core.selection import mutual_information, pair_weights, resolve_pairs, select_subset
 from acav_assets.core.selection.agreement import agreement_scores, standardise
-from acav_assets.core.generators.demo import write_demo_videos
 
-__all__ = ["CORPORA", "Row", "contrastive_scores", "format_table", "nmi", "pca_cosine_scores", "run_planted", "run_videos"]
+__all__ = [
+    "CORPORA",
+    "Row",
+    "contrastive_scores",
+    "format_table",
+    "nmi",
+    "pca_cosine_scores",
+    "run_planted",
+    "run_videos",
+]
 
 
 @dataclass
@@ -75,7 +83,9 @@ def _select(labels, modalities, budget, pairing, seed, *, refine=50, restarts=4,
     return best.indices
 
 
-def run_planted(n: int = 20_000, seeds: int = 3, mismatch: float = 0.5, log: Callable[[str], None] = print) -> list[Row]:
+def run_planted(
+    n: int = 20_000, seeds: int = 3, mismatch: float = 0.5, log: Callable[[str], None] = print
+) -> list[Row]:
     rows: dict[str, list[float]] = {}
     for seed in range(seeds):
         pa = planted_assignments(n, matched_fraction=1 - mismatch, seed=seed)
@@ -84,32 +94,48 @@ def run_planted(n: int = 20_000, seeds: int = 3, mismatch: float = 0.5, log: Cal
         rows.setdefault("random", []).append(precision(rng.choice(n, budget, replace=False), pa.matched))
         for pairing in ("combination", "bipartite", "diagonal"):
             for refine, label in ((0, "reference greedy"), (50, "+ refinement")):
-                sel = select_subset(pa.labels, budget, pairing=pairing, modalities=pa.modalities, seed=seed, refine=refine)
+                sel = select_subset(
+                    pa.labels, budget, pairing=pairing, modalities=pa.modalities, seed=seed, refine=refine
+                )
                 rows.setdefault(f"MI {pairing}, {label}", []).append(precision(sel.indices, pa.matched))
             pairs = resolve_pairs(pairing, pa.labels.shape[1], pa.modalities)
             w = pair_weights(pa.labels, pairs, modalities=pa.modalities, seed=seed).weights
             sel = select_subset(pa.labels, budget, pairing=pairs, seed=seed, refine=50, pair_weights=w)
             default = " (platform default)" if pairing == "bipartite" else ""
             rows.setdefault(f"MI {pairing}, + refinement + pair weighting{default}", []).append(
-                precision(sel.indices, pa.matched))
+                precision(sel.indices, pa.matched)
+            )
         log(f"planted seed {seed} done")
     return [Row(k, v) for k, v in rows.items()]
 
 
-def contrastive_scores(a_train, v_train, a_test, v_test, *, dim: int = 32, steps: int = 300, lr: float = 1e-2,
-                       temperature: float = 0.1, seed: int = 0) -> np.ndarray:
+def contrastive_scores(
+    a_train,
+    v_train,
+    a_test,
+    v_test,
+    *,
+    dim: int = 32,
+    steps: int = 300,
+    lr: float = 1e-2,
+    temperature: float = 0.1,
+    seed: int = 0,
+) -> np.ndarray:
     """Cosine similarity after linear InfoNCE projections trained on matched pairs (a labelled
     clean split: the supervised baseline of the label-free refinement)."""
-    return agreement_scores(a_train, v_train, a_test, v_test, dim=dim, steps=steps, lr=lr, temperature=temperature,
-                            seed=seed)
+    return agreement_scores(
+        a_train, v_train, a_test, v_test, dim=dim, steps=steps, lr=lr, temperature=temperature, seed=seed
+    )
 
 
 def pca_cosine_scores(a_train, v_train, a_test, v_test, *, dim: int = 16) -> np.ndarray:
     """Cosine of PCA projections of the two modalities (no learned alignment)."""
+
     def project(train, test):
         tr = standardise(train, train)
         _, _, vt = np.linalg.svd(tr, full_matrices=False)
         return standardise(test, train) @ vt[:dim].T
+
     pa, pv = project(a_train, a_test), project(v_train, v_test)
     d = min(pa.shape[1], pv.shape[1])
     pa, pv = pa[:, :d], pv[:, :d]
@@ -141,12 +167,15 @@ def _writer(corpus: str):
         return write_demo_videos
     if corpus == "digits":
         from acav_assets.core.generators.spoken_digits import write_spoken_digit_videos
+
         return write_spoken_digit_videos
     if corpus == "photos":
         from acav_assets.core.generators.photos_sounds import write_photo_sound_videos
+
         return write_photo_sound_videos
     if corpus == "stamps":
         from acav_assets.core.generators.stamps_sounds import write_stamp_sound_videos
+
         return write_stamp_sound_videos
     raise ValueError(f"unknown corpus {corpus!r}: expected one of {CORPORA}")
 
@@ -155,9 +184,11 @@ def _class_names(corpus: str) -> list[str]:
     """Class names of a corpus for the per-class rows (class numbers where it has none)."""
     if corpus == "stamps":
         from acav_assets.core.generators.stamps_sounds import class_names
+
         return class_names()
     if corpus == "photos":
         from acav_assets.core.generators.photos_sounds import PHOTOS
+
         return [p.rsplit(".", 1)[0] for p in PHOTOS]
     return []
 
@@ -167,17 +198,28 @@ def nmi(labels: np.ndarray, classes: np.ndarray) -> float:
     ka, kb = int(labels.max()) + 1, int(classes.max()) + 1
     table = np.bincount(labels.astype(np.int64) * kb + classes, minlength=ka * kb).reshape(ka, kb)
     mi = mutual_information(table)
+
     def h(x):
         p = x[x > 0] / x.sum()
         return float(-(p * np.log(p)).sum())
+
     denom = 0.5 * (h(table.sum(1)) + h(table.sum(0)))
     return mi / denom if denom > 0 else 0.0
 
 
-def run_videos(n_videos: int = 300, seeds: int = 3, mismatch: float = 0.5, *, ks: tuple[int, ...] = (0, 8, 16, 32),
-               n_clean: int = 100, log: Callable[[str], None] = print, workdir: str | None = None,
-               corpus: str = "demo", profile: str = "weightfree",
-               extractor_options: dict | None = None) -> tuple[list[Row], list[Row]]:
+def run_videos(
+    n_videos: int = 300,
+    seeds: int = 3,
+    mismatch: float = 0.5,
+    *,
+    ks: tuple[int, ...] = (0, 8, 16, 32),
+    n_clean: int = 100,
+    log: Callable[[str], None] = print,
+    workdir: str | None = None,
+    corpus: str = "demo",
+    profile: str = "weightfree",
+    extractor_options: dict | None = None,
+) -> tuple[list[Row], list[Row]]:
     """End to end on a generated corpus (``demo``: our own generator; ``digits``: written and
     spoken digits, classes we did not design); ``k=0`` means the platform's automatic k.
 
@@ -205,11 +247,21 @@ def run_videos(n_videos: int = 300, seeds: int = 3, mismatch: float = 0.5, *, ks
             rows.setdefault("random", []).append(float(matched[rng.choice(n_videos, budget, replace=False)].mean()))
             names = sorted(vec, key=lambda n: (not n.startswith("audio"), n))
             modalities = [n.split("/")[0] for n in names]
-            classes = {"audio": np.array([v.audio_class for v in pool]), "visual": np.array([v.visual_class for v in pool])}
+            classes = {
+                "audio": np.array([v.audio_class for v in pool]),
+                "visual": np.array([v.visual_class for v in pool]),
+            }
             for k in ks:
                 kk = k or auto_k(n_videos)
-                labels = np.stack([fit_kmeans(vec[n], n, KMeansConfig(k=kk, nredo=auto_nredo(n_videos, vec[n].shape[1]),
-                                                                      seed=seed)).assign(vec[n])[0] for n in names], 1)
+                labels = np.stack(
+                    [
+                        fit_kmeans(
+                            vec[n], n, KMeansConfig(k=kk, nredo=auto_nredo(n_videos, vec[n].shape[1]), seed=seed)
+                        ).assign(vec[n])[0]
+                        for n in names
+                    ],
+                    1,
+                )
                 kname = "auto (" + str(kk) + ")" if k == 0 else str(k)
                 if k == 0:
                     for n, col, mod in zip(names, labels.T, modalities):
@@ -218,12 +270,18 @@ def run_videos(n_videos: int = 300, seeds: int = 3, mismatch: float = 0.5, *, ks
                     for pairing in ("combination", "bipartite", "diagonal")[: 3 if square else 2]:
                         sel = _select(labels, modalities, budget, pairing, seed, weighting="plain")
                         rows.setdefault(f"MI {pairing}, plain mean (reference), k={kname}", []).append(
-                            float(matched[sel].mean()))
-                    sel = _select(labels, modalities, budget, "bipartite", seed, refine=0, restarts=1, weighting="plain")
+                            float(matched[sel].mean())
+                        )
+                    sel = _select(
+                        labels, modalities, budget, "bipartite", seed, refine=0, restarts=1, weighting="plain"
+                    )
                     rows.setdefault(f"MI bipartite, plain mean, k={kname}, reference greedy only", []).append(
-                        float(matched[sel].mean()))
+                        float(matched[sel].mean())
+                    )
                 sel = _select(labels, modalities, budget, "bipartite", seed)
-                rows.setdefault(f"MI bipartite, pair weighting (default), k={kname}", []).append(float(matched[sel].mean()))
+                rows.setdefault(f"MI bipartite, pair weighting (default), k={kname}", []).append(
+                    float(matched[sel].mean())
+                )
                 if k == 0:  # per-class recall of the default selection: share of each class's matched videos selected
                     chosen = np.zeros(n_videos, bool)
                     chosen[sel] = True
@@ -235,12 +293,15 @@ def run_videos(n_videos: int = 300, seeds: int = 3, mismatch: float = 0.5, *, ks
             _, v = _modality(vec, "visual")
             _, ca = _modality(cvec, "audio")
             _, cv = _modality(cvec, "visual")
-            for label, scores in (("contrastive (linear InfoNCE, clean split)", contrastive_scores(ca, cv, a, v, seed=seed)),
-                                  ("PCA cosine similarity", pca_cosine_scores(ca, cv, a, v))):
+            for label, scores in (
+                ("contrastive (linear InfoNCE, clean split)", contrastive_scores(ca, cv, a, v, seed=seed)),
+                ("PCA cosine similarity", pca_cosine_scores(ca, cv, a, v)),
+            ):
                 top = np.argsort(-scores, kind="stable")[:budget]
                 rows.setdefault(label, []).append(float(matched[top].mean()))
             log(f"{corpus} seed {seed} done")
     names = _class_names(corpus)
-    rows.update((f"recall[{names[c] if c < len(names) else c}], default selection, k=auto", recall[c])
-                for c in sorted(recall))
+    rows.update(
+        (f"recall[{names[c] if c < len(names) else c}], default selection, k=auto", recall[c]) for c in sorted(recall)
+    )
     return [Row(k, v) for k, v in rows.items()], [Row(k, v) for k, v in nmis.items()]

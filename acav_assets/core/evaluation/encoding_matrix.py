@@ -127,8 +127,16 @@ def reference(src: str | os.PathLike) -> StageReference:
     clip = decode_clip(src, w.start_s, w.end_s)
     extractors = build_profile("weightfree", device="cpu")
     cut = cut_clip(src, w.start_s, w.end_s, CutConfig(with_arrays=True))
-    return StageReference(src, (w.start_s, w.end_s), clip.frames, _envelope(clip.audio, clip.sample_rate),
-                          _embed(clip, extractors), fingerprint_file(src), cut.frames, extractors)
+    return StageReference(
+        src,
+        (w.start_s, w.end_s),
+        clip.frames,
+        _envelope(clip.audio, clip.sample_rate),
+        _embed(clip, extractors),
+        fingerprint_file(src),
+        cut.frames,
+        extractors,
+    )
 
 
 def run_encoding(ref: StageReference, enc: Encoding, out_dir: str | os.PathLike) -> EncodingResult:
@@ -137,8 +145,29 @@ def run_encoding(ref: StageReference, enc: Encoding, out_dir: str | os.PathLike)
     reencode(ref.path, dst, enc)
     t0 = time.perf_counter()
     rec = probe_file(dst)
-    row = EncodingResult(enc.name, rec.status, rec.error or "", rec.duration_s, rec.width, rec.height,
-                         _keyframes(dst), 0, None, None, None, None, 0, False, False, "", 0, "", 0, None, 0.0)
+    row = EncodingResult(
+        enc.name,
+        rec.status,
+        rec.error or "",
+        rec.duration_s,
+        rec.width,
+        rec.height,
+        _keyframes(dst),
+        0,
+        None,
+        None,
+        None,
+        None,
+        0,
+        False,
+        False,
+        "",
+        0,
+        "",
+        0,
+        None,
+        0.0,
+    )
     if rec.status != "ok":
         row.seconds = time.perf_counter() - t0
         return row

@@ -26,8 +26,10 @@ from acav_assets.core.media.probe import probe_file
 __all__ = ["TOLERANCE_S", "Transition", "evaluate_detector", "write_shot_video"]
 
 TOLERANCE_S = 0.5
-ENCODINGS = {"x264_defaults": Encoding("x264_defaults"),
-             "gop_10s_no_scenecut": Encoding("gop_10s", gop_s=10.0, video_options={"sc_threshold": "0"})}
+ENCODINGS = {
+    "x264_defaults": Encoding("x264_defaults"),
+    "gop_10s_no_scenecut": Encoding("gop_10s", gop_s=10.0, video_options={"sc_threshold": "0"}),
+}
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,15 @@ def _view(img: np.ndarray, cx: float, cy: float, h: float, w: int, hh: int) -> n
     return img[ys][:, xs]
 
 
-def write_shot_video(path: str | os.PathLike, rng: np.random.Generator, pictures: list[np.ndarray], *,
-                     n_shots: int = 5, fps: float = 25.0, size: tuple[int, int] = (160, 96)) -> list[Transition]:
+def write_shot_video(
+    path: str | os.PathLike,
+    rng: np.random.Generator,
+    pictures: list[np.ndarray],
+    *,
+    n_shots: int = 5,
+    fps: float = 25.0,
+    size: tuple[int, int] = (160, 96),
+) -> list[Transition]:
     """Write a video of ``n_shots`` shots joined by cuts and dissolves; returns the transitions."""
     w, h = size
     shots = []
@@ -72,8 +81,9 @@ def write_shot_video(path: str | os.PathLike, rng: np.random.Generator, pictures
         if not fast:
             x1, y1 = x0 + (x1 - x0) * 0.2, y0 + (y1 - y0) * 0.2
         a = np.linspace(0, 1, n)
-        shots.append(np.stack([_view(img, x0 + (x1 - x0) * t, y0 + (y1 - y0) * t, h0 + (h1 - h0) * t, w, h)
-                               for t in a]))
+        shots.append(
+            np.stack([_view(img, x0 + (x1 - x0) * t, y0 + (y1 - y0) * t, h0 + (h1 - h0) * t, w, h) for t in a])
+        )
     frames = [shots[0]]
     transitions = []
     pos = shots[0].shape[0]
@@ -130,13 +140,22 @@ def evaluate_detector(detector: str, videos: list[tuple[Path, list[Transition], 
     recall = float(np.mean(all_hits)) if all_hits else 0.0
     precision = n_true_found / n_found if n_found else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"detector": detector, "recall_cut": float(np.mean(hits["cut"])) if hits["cut"] else None,
-            "recall_dissolve": float(np.mean(hits["dissolve"])) if hits["dissolve"] else None,
-            "recall": recall, "precision": precision, "f1": f1, "seconds_per_video": seconds,
-            "true": len(all_hits), "found": n_found}
+    return {
+        "detector": detector,
+        "recall_cut": float(np.mean(hits["cut"])) if hits["cut"] else None,
+        "recall_dissolve": float(np.mean(hits["dissolve"])) if hits["dissolve"] else None,
+        "recall": recall,
+        "precision": precision,
+        "f1": f1,
+        "seconds_per_video": seconds,
+        "true": len(all_hits),
+        "found": n_found,
+    }
 
 
-def write_corpus(out: str | os.PathLike, n_videos: int, seed: int, encoding: str) -> list[tuple[Path, list[Transition], float]]:
+def write_corpus(
+    out: str | os.PathLike, n_videos: int, seed: int, encoding: str
+) -> list[tuple[Path, list[Transition], float]]:
     """``n_videos`` shot videos written with ``encoding`` (a key of :data:`ENCODINGS`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -189,18 +189,27 @@ def _cut(src, start_s: float, end_s: float, cfg: CutConfig) -> CutClip:
             i0 = int(round((start_s - audio_t0) * sr))
             s0, d0 = max(i0, 0), max(-i0, 0)
             n = max(0, min(n_need - d0, allsamples.shape[1] - s0))
-            audio[:, d0:d0 + n] = allsamples[:, s0:s0 + n]
+            audio[:, d0 : d0 + n] = allsamples[:, s0 : s0 + n]
         step = oas.codec_context.frame_size or 1024
         for k in range(0, n_need, step):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, k:k + step]), format="fltp", layout=layout)
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, k : k + step]), format="fltp", layout=layout)
             af.sample_rate, af.pts = sr, k
             for p in oas.encode(af):
                 out.mux(p)
         for p in oas.encode():
             out.mux(p)
     out.close()
-    return CutClip(buf.getvalue(), float(fps), n_out, w, h, sr if oas is not None else None, n_need if oas else 0,
-                   np.stack(frames_rgb) if frames_rgb else None, audio if cfg.with_arrays else None)
+    return CutClip(
+        buf.getvalue(),
+        float(fps),
+        n_out,
+        w,
+        h,
+        sr if oas is not None else None,
+        n_need if oas else 0,
+        np.stack(frames_rgb) if frames_rgb else None,
+        audio if cfg.with_arrays else None,
+    )
 
 
 def cut_or_reason(job: tuple[str, float, float, CutConfig]) -> CutClip | tuple[str, str]:

@@ -54,14 +54,22 @@ from acav_assets.core.media.probe import resolves_inside
 from acav_assets.core.processes import die_with_parent
 from acav_assets.core.warehouse.tables import SCHEMAS
 
-__all__ = ["ExportConfig", "ExportReport", "MANIFEST_SCHEMA", "export_key", "export_lock", "export_subset",
-           "read_manifest"]
+__all__ = [
+    "ExportConfig",
+    "ExportReport",
+    "MANIFEST_SCHEMA",
+    "export_key",
+    "export_lock",
+    "export_subset",
+    "read_manifest",
+]
 
 SHARD_PREFIX = "clips"
 
 #: Columns of manifest.parquet (the warehouse's ``export_manifest`` adds export_key, export_dir).
 MANIFEST_SCHEMA: dict[str, pl.DataType] = {
-    c: t for c, t in SCHEMAS["export_manifest"].items() if c not in ("export_key", "export_dir")}
+    c: t for c, t in SCHEMAS["export_manifest"].items() if c not in ("export_key", "export_dir")
+}
 
 
 @dataclass(frozen=True)
@@ -163,8 +171,9 @@ def _verified(manifest: pl.DataFrame, out: Path) -> tuple[pl.DataFrame, list[str
     if ok.height == 0:
         return ok, []
     sizes = {s.name: s.stat().st_size for s in _shards(out)}
-    need = ok.group_by("shard").agg((pl.col("offset_bytes").fill_null(0) + pl.col("sample_bytes").fill_null(0))
-                                    .max().alias("end"))
+    need = ok.group_by("shard").agg(
+        (pl.col("offset_bytes").fill_null(0) + pl.col("sample_bytes").fill_null(0)).max().alias("end")
+    )
     whole = set()
     for shard, end in need.iter_rows():
         if shard in sizes and sizes[shard] >= end:
@@ -186,8 +195,16 @@ def _recover(shard: Path) -> list[dict]:
             if m.name.endswith(".json"):
                 meta = json.loads(tar.extractfile(m).read())
                 off, idx = first[key]
-                rows.append({**{k: meta.get(k) for k in MANIFEST_SCHEMA}, "status": "ok", "shard": shard.name,
-                             "index_in_shard": idx, "offset_bytes": off, "sample_bytes": None})
+                rows.append(
+                    {
+                        **{k: meta.get(k) for k in MANIFEST_SCHEMA},
+                        "status": "ok",
+                        "shard": shard.name,
+                        "index_in_shard": idx,
+                        "offset_bytes": off,
+                        "sample_bytes": None,
+                    }
+                )
     return rows
 
 
@@ -221,8 +238,14 @@ def _in_order(jobs: list, workers: int) -> Iterator:
 class _ShardWriter:
     """Writes samples into ``clips-NNNNNN.tar.tmp`` and renames each shard when it is full."""
 
-    def __init__(self, out: Path, first_index: int, max_bytes: int, max_clips: int,
-                 on_shard: Callable[[str, int, int], None] | None = None):
+    def __init__(
+        self,
+        out: Path,
+        first_index: int,
+        max_bytes: int,
+        max_clips: int,
+        on_shard: Callable[[str, int, int], None] | None = None,
+    ):
         from webdataset import TarWriter
 
         self._tarwriter = TarWriter
@@ -249,8 +272,14 @@ class _ShardWriter:
         # the archive's own position: tarfile's stream mode buffers up to 10 KB before the file sees it
         offset = self.writer.tarstream.offset
         self.writer.write(sample)
-        self.pending.append({**row, "index_in_shard": self.count, "offset_bytes": offset,
-                             "sample_bytes": self.writer.tarstream.offset - offset})
+        self.pending.append(
+            {
+                **row,
+                "index_in_shard": self.count,
+                "offset_bytes": offset,
+                "sample_bytes": self.writer.tarstream.offset - offset,
+            }
+        )
         self.count += 1
         if self.writer.tarstream.offset >= self.max_bytes or (self.max_clips and self.count >= self.max_clips):
             self.close()
@@ -307,12 +336,19 @@ class _ShardWriter:
             return target.name
 
 
-def export_subset(subset: pl.DataFrame, media_root: Callable[[str], Path], out_dir: str | os.PathLike, *,
-                  subset_version: str, config: ExportConfig = ExportConfig(),
-                  progress: Callable[[int, int], None] | None = None,
-                  on_shard: Callable[[str, int, int], None] | None = None,
-                  log: Callable[[str], None] = lambda m: None, lock: bool = True,
-                  allowed_roots: tuple[str, ...] = ()) -> ExportReport:
+def export_subset(
+    subset: pl.DataFrame,
+    media_root: Callable[[str], Path],
+    out_dir: str | os.PathLike,
+    *,
+    subset_version: str,
+    config: ExportConfig = ExportConfig(),
+    progress: Callable[[int, int], None] | None = None,
+    on_shard: Callable[[str, int, int], None] | None = None,
+    log: Callable[[str], None] = lambda m: None,
+    lock: bool = True,
+    allowed_roots: tuple[str, ...] = (),
+) -> ExportReport:
     """Export the clips of ``subset`` (rows of ``curated_subset``) into ``out_dir``.
 
     ``media_root(batch)`` is the local folder the clips' ``path`` is relative to (the landing
@@ -350,10 +386,19 @@ def _export(subset, media_root, out: Path, subset_version, config, progress, on_
 
     jobs, metas, outside = [], [], []
     for r in todo.iter_rows(named=True):
-        meta = {"clip_id": r["clip_id"], "video_id": r["video_id"], "batch": r["batch"], "source_path": r["path"],
-                "start_s": r["start_s"], "end_s": r["end_s"], "rank": r["rank"], "gain": r["gain"],
-                "clusters": list(r["clusters"]) if r.get("clusters") is not None else None,
-                "selection_id": r["selection_id"], "subset_version": subset_version}
+        meta = {
+            "clip_id": r["clip_id"],
+            "video_id": r["video_id"],
+            "batch": r["batch"],
+            "source_path": r["path"],
+            "start_s": r["start_s"],
+            "end_s": r["end_s"],
+            "rank": r["rank"],
+            "gain": r["gain"],
+            "clusters": list(r["clusters"]) if r.get("clusters") is not None else None,
+            "selection_id": r["selection_id"],
+            "subset_version": subset_version,
+        }
         path = media_root(r["batch"]) / r["path"]
         if not resolves_inside(path, (str(media_root(r["batch"])), *allowed_roots)):
             outside.append(meta)  # a link changed since probing: never opened
@@ -376,8 +421,14 @@ def _export(subset, media_root, out: Path, subset_version, config, progress, on_
                 report.failed[meta["clip_id"]] = f"{res[0]}: {res[1]}"
                 failed_rows.append({**meta, "status": res[0], "error": res[1], "exported_at": now})
             else:
-                info = {"n_frames": res.n_frames, "fps": res.fps, "n_samples": res.n_samples,
-                        "sample_rate": res.sample_rate, "width": res.width, "height": res.height}
+                info = {
+                    "n_frames": res.n_frames,
+                    "fps": res.fps,
+                    "n_samples": res.n_samples,
+                    "sample_rate": res.sample_rate,
+                    "width": res.width,
+                    "height": res.height,
+                }
                 writer.write(_sample(res, {**meta, **info}), {**meta, **info, "status": "ok", "exported_at": now})
                 report.written += 1
             if progress:
@@ -392,10 +443,13 @@ def _export(subset, media_root, out: Path, subset_version, config, progress, on_
     report.bytes_written = sum(size for _, _, size in writer.closed)
     new_rows = [r for _, rows, _ in writer.closed for r in rows]
     in_sel = set(wanted["clip_id"].to_list())
-    rows = pl.concat([ok_rows, pl.DataFrame(new_rows, schema=MANIFEST_SCHEMA),
-                      pl.DataFrame(failed_rows, schema=MANIFEST_SCHEMA)], how="vertical_relaxed")
+    rows = pl.concat(
+        [ok_rows, pl.DataFrame(new_rows, schema=MANIFEST_SCHEMA), pl.DataFrame(failed_rows, schema=MANIFEST_SCHEMA)],
+        how="vertical_relaxed",
+    )
     rows = rows.with_columns(pl.col("clip_id").is_in(list(in_sel)).alias("in_selection")).select(
-        [pl.col(c).cast(t) for c, t in MANIFEST_SCHEMA.items()])
+        [pl.col(c).cast(t) for c, t in MANIFEST_SCHEMA.items()]
+    )
     report.stale = rows.filter(~pl.col("in_selection") & (pl.col("status") == "ok")).height
     tmp = out / "manifest.parquet.tmp"
     rows.write_parquet(tmp)

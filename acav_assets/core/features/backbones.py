@@ -54,8 +54,15 @@ class RandomWeightsWarning(UserWarning):
     """A backbone runs with random weights because none were configured."""
 
 
-def load_weights(model: nn.Module, weights: str | os.PathLike | None, *, name: str, seed: int,
-                 cache_file: str | None = None, translate=None) -> str:
+def load_weights(
+    model: nn.Module,
+    weights: str | os.PathLike | None,
+    *,
+    name: str,
+    seed: int,
+    cache_file: str | None = None,
+    translate=None,
+) -> str:
     """Initialise ``model`` from ``weights`` (see module docs); returns where weights came from."""
     if weights is None:
         # each module's own default initialisation, under a fixed seed (the global RNG is untouched)
@@ -64,21 +71,26 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | None, *, name: s
             for m in model.modules():
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()
-        warnings.warn(f"{name}: no weights configured, using seeded random weights (seed {seed}); "
-                      f"features are deterministic but not semantic", RandomWeightsWarning, stacklevel=3)
+        warnings.warn(
+            f"{name}: no weights configured, using seeded random weights (seed {seed}); "
+            f"features are deterministic but not semantic",
+            RandomWeightsWarning,
+            stacklevel=3,
+        )
         return f"random(seed={seed})"
     if weights == "cache":
         if cache_file is None:
             raise ValueError(f"{name}: weights='cache' is not supported for this backbone; give a file path")
         path = Path(torch.hub.get_dir()) / "checkpoints" / cache_file
         if not path.is_file():
-            raise FileNotFoundError(f"{name}: weights='cache' but {path} is not in the torch cache "
-                                    f"(nothing is downloaded; place the file there or give a path)")
+            raise FileNotFoundError(
+                f"{name}: weights='cache' but {path} is not in the torch cache "
+                f"(nothing is downloaded; place the file there or give a path)"
+            )
     else:
         path = weights_file(weights, name=name, default=Path, expected="a torch state dict of this architecture")
     load_state_file(model, path, name=name, translate=translate)
     return str(path)
-
 
 
 class R2Plus1D(Extractor):
@@ -88,8 +100,7 @@ class R2Plus1D(Extractor):
 
     LAYERS = (("stem", 64), ("layer1", 64), ("layer2", 128), ("layer3", 256), ("layer4", 512))
 
-    def __init__(self, device="cpu", weights: str | None = None, n_frames: int = 16, size: int = 112,
-                 seed: int = 0):
+    def __init__(self, device="cpu", weights: str | None = None, n_frames: int = 16, size: int = 112, seed: int = 0):
         super().__init__(device)
         from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
 
@@ -111,8 +122,13 @@ class R2Plus1D(Extractor):
         x = x[:, idx].permute(0, 4, 1, 2, 3).float().div_(255.0)  # B 3 T H W
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             b, c, tt, h, w = x.shape
-            x = F.interpolate(x.reshape(b, c * tt, h, w), size=(self.size, self.size), mode="bilinear",
-                              align_corners=False, antialias=True).reshape(b, c, tt, self.size, self.size)
+            x = F.interpolate(
+                x.reshape(b, c * tt, h, w),
+                size=(self.size, self.size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            ).reshape(b, c, tt, self.size, self.size)
         x = (x - self.mean) / self.std
         x = x.to(next(self.net.parameters()).dtype)
         out = {}
@@ -139,8 +155,13 @@ class VGGishNet(nn.Module):
         self.block2 = block(64, [128])
         self.block3 = block(128, [256, 256])
         self.block4 = block(256, [512, 512])
-        self.embeddings = nn.Sequential(nn.Linear(512 * 6 * 4, 4096), nn.ReLU(inplace=True),
-                                        nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Linear(4096, 128))
+        self.embeddings = nn.Sequential(
+            nn.Linear(512 * 6 * 4, 4096),
+            nn.ReLU(inplace=True),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Linear(4096, 128),
+        )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         taps = {}
@@ -153,9 +174,17 @@ class VGGishNet(nn.Module):
 
 
 # torchvggish's layout: one `features` Sequential (conv, relu, pool, ...) and `embeddings`
-_TORCHVGGISH = {"features.0": "block1.0", "features.3": "block2.0", "features.6": "block3.0",
-                "features.8": "block3.2", "features.11": "block4.0", "features.13": "block4.2",
-                "embeddings.0": "embeddings.0", "embeddings.2": "embeddings.2", "embeddings.4": "embeddings.4"}
+_TORCHVGGISH = {
+    "features.0": "block1.0",
+    "features.3": "block2.0",
+    "features.6": "block3.0",
+    "features.8": "block3.2",
+    "features.11": "block4.0",
+    "features.13": "block4.2",
+    "embeddings.0": "embeddings.0",
+    "embeddings.2": "embeddings.2",
+    "embeddings.4": "embeddings.4",
+}
 
 
 def from_torchvggish(state: dict) -> dict:
@@ -188,8 +217,15 @@ class VGGish(Extractor):
         self.net = prepare_network(self.net, self.device)
         # VGGish front end: 25 ms windows, 10 ms hop, 64 mel bands 125-7500 Hz, log(mel + 0.01)
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=512, win_length=400, hop_length=160, n_mels=64,
-            f_min=125.0, f_max=7500.0, power=1.0).to(self.device)
+            sample_rate=sample_rate,
+            n_fft=512,
+            win_length=400,
+            hop_length=160,
+            n_mels=64,
+            f_min=125.0,
+            f_max=7500.0,
+            power=1.0,
+        ).to(self.device)
 
     def feature_spaces(self):
         return [FeatureSpace(f"{self.name}/{layer}", dim) for layer, dim in self.LAYERS]
@@ -208,8 +244,9 @@ class VGGish(Extractor):
         counts = [p.shape[0] for p in patches]
         x = torch.cat(patches).to(next(self.net.parameters()).dtype)
         taps = self.net(x)
-        owner = torch.repeat_interleave(torch.arange(len(counts), device=x.device),
-                                        torch.tensor(counts, device=x.device))
+        owner = torch.repeat_interleave(
+            torch.arange(len(counts), device=x.device), torch.tensor(counts, device=x.device)
+        )
         out = {}
         for layer, dim in self.LAYERS:
             v = taps[layer].float()
@@ -225,8 +262,16 @@ class SlowFast(Extractor):
 
     name = "visual/slowfast_r50"
 
-    def __init__(self, device="cpu", weights: str | None = None, size: int = 224, alpha: int = 4,
-                 n_frames: int = 32, depth: int = 50, seed: int = 0):
+    def __init__(
+        self,
+        device="cpu",
+        weights: str | None = None,
+        size: int = 224,
+        alpha: int = 4,
+        n_frames: int = 32,
+        depth: int = 50,
+        seed: int = 0,
+    ):
         super().__init__(device)
         try:
             from pytorchvideo.models.slowfast import create_slowfast
@@ -252,8 +297,13 @@ class SlowFast(Extractor):
         x = x[:, idx].permute(0, 4, 1, 2, 3).float().div_(255.0)  # B 3 T H W
         b, c, t, h, w = x.shape
         if (h, w) != (self.size, self.size):
-            x = F.interpolate(x.reshape(b, c * t, h, w), size=(self.size, self.size), mode="bilinear",
-                              align_corners=False, antialias=True).reshape(b, c, t, self.size, self.size)
+            x = F.interpolate(
+                x.reshape(b, c * t, h, w),
+                size=(self.size, self.size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            ).reshape(b, c, t, self.size, self.size)
         return self._forward(((x - self.mean) / self.std).to(next(self.net.parameters()).dtype))
 
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -18,8 +18,16 @@ import torch
 
 from acav_assets.core.media.decode import DecodedClip
 
-__all__ = ["ClipBatch", "Extractor", "FeatureSpace", "load_state_file", "prepare_network", "profile_feature_spaces",
-           "resolve_device", "weights_file"]
+__all__ = [
+    "ClipBatch",
+    "Extractor",
+    "FeatureSpace",
+    "load_state_file",
+    "prepare_network",
+    "profile_feature_spaces",
+    "resolve_device",
+    "weights_file",
+]
 
 
 @dataclass(frozen=True)
@@ -82,8 +90,14 @@ class Extractor:
         return result
 
 
-def load_state_file(model: torch.nn.Module, path: Path, *, name: str, arch: str = "the architecture",
-                    translate: Callable[[dict], dict] | None = None) -> None:
+def load_state_file(
+    model: torch.nn.Module,
+    path: Path,
+    *,
+    name: str,
+    arch: str = "the architecture",
+    translate: Callable[[dict], dict] | None = None,
+) -> None:
     """Load a torch checkpoint file into ``model`` (strict): a plain state dict, or one wrapped as
     ``{"state_dict": ...}`` / ``{"model_state": ...}``; ``translate`` renames keys of another
     layout. An unreadable file or weights of another shape are a ValueError naming the path."""

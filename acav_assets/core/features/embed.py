@@ -39,7 +39,9 @@ def _decode_one(item, config: DecodeConfig) -> tuple[str, DecodedClip | None, st
         return cid, None, f"{type(exc).__name__}: {exc}"
 
 
-def _decode_ahead(items, config: DecodeConfig, workers: int, depth: int) -> Iterator[tuple[str, DecodedClip | None, str]]:
+def _decode_ahead(
+    items, config: DecodeConfig, workers: int, depth: int
+) -> Iterator[tuple[str, DecodedClip | None, str]]:
     """Decode in ``workers`` threads (FFmpeg releases the GIL), yielding in input order, with at
     most ``depth`` clips in flight ahead of the consumer (bounded memory)."""
     it = iter(items)
@@ -111,12 +113,16 @@ def embed_clips(
         flush()
     finally:
         pending.clear()
-    vectors = {name: (np.concatenate(v) if v else np.zeros((0, fs.dim), np.float32))
-               for (name, v), fs in zip(out.items(), spaces)}
+    vectors = {
+        name: (np.concatenate(v) if v else np.zeros((0, fs.dim), np.float32))
+        for (name, v), fs in zip(out.items(), spaces)
+    }
     return EmbeddingResult(ids, vectors, failed, pads, time.perf_counter() - t0)
 
 
-def _run_batches(clips: list[DecodedClip], extractors: Sequence[Extractor], device: torch.device) -> list[dict[str, np.ndarray]]:
+def _run_batches(
+    clips: list[DecodedClip], extractors: Sequence[Extractor], device: torch.device
+) -> list[dict[str, np.ndarray]]:
     """Run every extractor on one batch; halve and retry on CUDA out-of-memory."""
     try:
         batch = ClipBatch.from_clips(clips, device)

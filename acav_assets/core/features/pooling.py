@@ -21,7 +21,9 @@ import numpy as np
 __all__ = ["DEFAULT_POOLING", "POOLINGS", "LOUDNESS_SOFTNESS_DB", "patch_loudness_db", "pool_over_time"]
 
 POOLINGS = ("mean", "loudness", "top3", "max")
-DEFAULT_POOLING = "loudness"  # YAMNet's (the extractor option ``pooling``): chosen by benchmarks/pooling.py (docs/quality.md)
+DEFAULT_POOLING = (
+    "loudness"  # YAMNet's (the extractor option ``pooling``): chosen by benchmarks/pooling.py (docs/quality.md)
+)
 LOUDNESS_SOFTNESS_DB = 2.0  # a patch this much quieter than the loudest weighs 1/e as much
 _FLOOR_DB = -100.0  # digital silence
 

@@ -28,7 +28,15 @@ import torch
 
 from acav_assets.core.features.base import Extractor, profile_feature_spaces, resolve_device
 
-__all__ = ["DEFAULT_PROFILE", "EXTRACTORS", "PROFILES", "build_profile", "extractor_class", "profile_entries", "profile_feature_spaces"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "EXTRACTORS",
+    "PROFILES",
+    "build_profile",
+    "extractor_class",
+    "profile_entries",
+    "profile_feature_spaces",
+]
 
 #: Extractor name -> (module, class). The class's ``name`` attribute is the same name.
 EXTRACTORS: dict[str, tuple[str, str]] = {
@@ -74,8 +82,9 @@ def extractor_class(name: str) -> type[Extractor]:
     return getattr(importlib.import_module(module), cls)
 
 
-def build_profile(profile: str, device: str | torch.device | None = None,
-                  options: dict[str, dict] | None = None) -> list[Extractor]:
+def build_profile(
+    profile: str, device: str | torch.device | None = None, options: dict[str, dict] | None = None
+) -> list[Extractor]:
     """Instantiate a profile's extractors on ``device``; ``options`` overrides keyword arguments
     per extractor name (e.g. ``{"visual/r2plus1d_18": {"weights": "/models/r2p1d.pth"}}``)."""
     entries = profile_entries(profile)
@@ -95,8 +104,9 @@ def profile_entries(profile: str) -> list[tuple[str, dict]]:
     entries: dict[str, dict] = {}
     for part in profile.split("+"):
         if part not in PROFILES:
-            raise ValueError(f"unknown extractor profile {part!r}: expected one of {sorted(PROFILES)} "
-                             f"(or several joined with '+')")
+            raise ValueError(
+                f"unknown extractor profile {part!r}: expected one of {sorted(PROFILES)} (or several joined with '+')"
+            )
         for name, kw in PROFILES[part]:
             entries.setdefault(name, kw)
     return list(entries.items())

@@ -46,9 +46,12 @@ class StructureStats(Extractor):
 
     def feature_spaces(self):
         base = self.name
-        return [FeatureSpace(f"{base}/gradients", _N_ORIENT * len(_SCALES)),
-                FeatureSpace(f"{base}/spectrum", _RADIAL * _ANGULAR),
-                FeatureSpace(f"{base}/texture", 20), FeatureSpace(f"{base}/colour", 20)]
+        return [
+            FeatureSpace(f"{base}/gradients", _N_ORIENT * len(_SCALES)),
+            FeatureSpace(f"{base}/spectrum", _RADIAL * _ANGULAR),
+            FeatureSpace(f"{base}/texture", 20),
+            FeatureSpace(f"{base}/colour", 20),
+        ]
 
     def _extract(self, batch: ClipBatch):
         frames = batch.frames  # B T H W 3 uint8
@@ -60,8 +63,12 @@ class StructureStats(Extractor):
             s = self.work_size / min(h0, w0)
             x = F.interpolate(x, size=(max(8, round(h0 * s)), max(8, round(w0 * s))), mode="area")
         lum = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)  # N 1 H W
-        feats = {"gradients": self._gradients(lum), "spectrum": self._spectrum(lum[:, 0]),
-                 "texture": self._texture(lum[:, 0]), "colour": self._colour(x)}
+        feats = {
+            "gradients": self._gradients(lum),
+            "spectrum": self._spectrum(lum[:, 0]),
+            "texture": self._texture(lum[:, 0]),
+            "colour": self._colour(x),
+        }
         return {f"{self.name}/{k}": v.reshape(b, n, -1).mean(1) for k, v in feats.items()}
 
     @staticmethod
@@ -110,11 +117,15 @@ class StructureStats(Extractor):
             c = lum[:, r:-r, r:-r]
             h, w = c.shape[1:]
             offsets = [(0, r), (-r, r), (-r, 0), (-r, -r), (0, -r), (r, -r), (r, 0), (r, r)]  # a circle, in order
-            bits = torch.stack([(lum[:, r + dy: r + dy + h, r + dx: r + dx + w] >= c) for dy, dx in offsets], 1)
+            bits = torch.stack([(lum[:, r + dy : r + dy + h, r + dx : r + dx + w] >= c) for dy, dx in offsets], 1)
             ones = bits.sum(1)
             transitions = (bits != bits.roll(1, dims=1)).sum(1)
-            code = torch.where(transitions <= 2, ones, torch.full_like(ones, 9)).flatten(1)  # riu2: 0..8 uniform, 9 other
-            hist = torch.zeros(code.shape[0], 10, device=lum.device).scatter_add_(1, code, torch.ones_like(code, dtype=torch.float32))
+            code = torch.where(transitions <= 2, ones, torch.full_like(ones, 9)).flatten(
+                1
+            )  # riu2: 0..8 uniform, 9 other
+            hist = torch.zeros(code.shape[0], 10, device=lum.device).scatter_add_(
+                1, code, torch.ones_like(code, dtype=torch.float32)
+            )
             hists.append(hist / code.shape[1])
         return torch.cat(hists, 1)
 

@@ -43,8 +43,10 @@ def load_local_model(cls, model: str | None, *, name: str, model_types: Sequence
         raise ValueError(f"{name}: give the extractor option model=<folder> (a save_pretrained folder of {example})")
     path = Path(model).expanduser()
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{name}: {path} is not a saved model folder (expected config.json and weights "
-                                f"written by save_pretrained, e.g. of {example})")
+        raise FileNotFoundError(
+            f"{name}: {path} is not a saved model folder (expected config.json and weights "
+            f"written by save_pretrained, e.g. of {example})"
+        )
     kind = json.loads((path / "config.json").read_text()).get("model_type")
     if kind not in model_types:
         raise ValueError(f"{name}: {path} holds a {kind!r} model, expected one of {list(model_types)} ({example})")
@@ -57,8 +59,9 @@ def load_local_model(cls, model: str | None, *, name: str, model_types: Sequence
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ValueError(f"{name}: cannot load {path} ({example}): {str(exc)[:400]}") from None
     if info.get("missing_keys") or info.get("mismatched_keys"):
-        keys = list(info.get("missing_keys") or []) + [k[0] if isinstance(k, tuple) else k
-                                                        for k in info.get("mismatched_keys") or []]
+        keys = list(info.get("missing_keys") or []) + [
+            k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys") or []
+        ]
         raise ValueError(f"{name}: the weights in {path} do not fit the model, e.g. {sorted(keys)[:5]}")
     return net, path
 
@@ -106,13 +109,24 @@ class CLIPImage(_TransformersEncoder):
 
     name = "visual/clip"
 
-    def __init__(self, device="cpu", model: str | None = None, layers: Sequence[int] | None = None,
-                 n_frames: int = 4, batch_frames: int = 64):
+    def __init__(
+        self,
+        device="cpu",
+        model: str | None = None,
+        layers: Sequence[int] | None = None,
+        n_frames: int = 4,
+        batch_frames: int = 64,
+    ):
         super().__init__(device)
         from transformers import CLIPVisionModelWithProjection
 
-        net, path = load_local_model(CLIPVisionModelWithProjection, model, name=self.name,
-                                     model_types=("clip", "clip_vision_model"), example="openai/clip-vit-base-patch32")
+        net, path = load_local_model(
+            CLIPVisionModelWithProjection,
+            model,
+            name=self.name,
+            model_types=("clip", "clip_vision_model"),
+            example="openai/clip-vit-base-patch32",
+        )
         self.n_frames, self.batch_frames = n_frames, batch_frames
         self.size = net.config.image_size
         mean, std = _CLIP_MEAN, _CLIP_STD
@@ -141,7 +155,7 @@ class CLIPImage(_TransformersEncoder):
             c = chunk.float().div_(255.0)
             h, w = c.shape[-2:]
             s = min(h, w)  # centre square, then the model's size
-            c = c[..., (h - s) // 2: (h - s) // 2 + s, (w - s) // 2: (w - s) // 2 + s]
+            c = c[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
             c = F.interpolate(c, size=(self.size, self.size), mode="bicubic", align_corners=False, antialias=True)
             for k, v in self._taps(self._run((c - self.mean) / self.std)).items():
                 parts.setdefault(k, []).append(v)
@@ -160,8 +174,10 @@ class _AudioEncoder(_TransformersEncoder):
         try:
             self.features = AutoFeatureExtractor.from_pretrained(str(path), local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise ValueError(f"{self.name}: {path} has no usable preprocessor_config.json (save the feature "
-                             f"extractor with save_pretrained next to the model): {str(exc)[:300]}") from None
+            raise ValueError(
+                f"{self.name}: {path} has no usable preprocessor_config.json (save the feature "
+                f"extractor with save_pretrained next to the model): {str(exc)[:300]}"
+            ) from None
         self.model_rate = int(getattr(self.features, "sampling_rate", self.model_rate))
 
     def _inputs(self, waves: list[np.ndarray]) -> dict[str, torch.Tensor]:
@@ -189,8 +205,13 @@ class AST(_AudioEncoder):
         super().__init__(device)
         from transformers import ASTModel
 
-        net, path = load_local_model(ASTModel, model, name=self.name, model_types=("audio-spectrogram-transformer",),
-                                     example="MIT/ast-finetuned-audioset-10-10-0.4593")
+        net, path = load_local_model(
+            ASTModel,
+            model,
+            name=self.name,
+            model_types=("audio-spectrogram-transformer",),
+            example="MIT/ast-finetuned-audioset-10-10-0.4593",
+        )
         self._load_features(path)
         self._setup(net, layers)
 
@@ -212,16 +233,25 @@ class CLAPAudio(_AudioEncoder):
         super().__init__(device)
         from transformers import ClapAudioModelWithProjection
 
-        net, path = load_local_model(ClapAudioModelWithProjection, model, name=self.name,
-                                     model_types=("clap", "clap_audio_model"), example="laion/clap-htsat-unfused")
+        net, path = load_local_model(
+            ClapAudioModelWithProjection,
+            model,
+            name=self.name,
+            model_types=("clap", "clap_audio_model"),
+            example="laion/clap-htsat-unfused",
+        )
         self._load_features(path)
         self.fusion = bool(getattr(net.config, "enable_fusion", False))
         self._setup(net, layers)
 
     def _inputs(self, waves):
         # clips are at most the model's 10 s window: no random crop happens without fusion
-        x = self.features(waves, sampling_rate=self.model_rate, return_tensors="pt",
-                          truncation="fusion" if self.fusion else "rand_trunc")
+        x = self.features(
+            waves,
+            sampling_rate=self.model_rate,
+            return_tensors="pt",
+            truncation="fusion" if self.fusion else "rand_trunc",
+        )
         out = {"input_features": x["input_features"].to(self.device, self._dtype)}
         if "is_longer" in x:
             out["is_longer"] = x["is_longer"].to(self.device)

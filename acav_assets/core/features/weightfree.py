@@ -49,9 +49,13 @@ class PixelStats(Extractor):
 
     def feature_spaces(self):
         base = "visual/pixels"
-        return [FeatureSpace(f"{base}/colour", 67), FeatureSpace(f"{base}/shape", 64),
-                FeatureSpace(f"{base}/trajectory", 24), FeatureSpace(f"{base}/motion_fast", 16),
-                FeatureSpace(f"{base}/motion_slow", 16)]
+        return [
+            FeatureSpace(f"{base}/colour", 67),
+            FeatureSpace(f"{base}/shape", 64),
+            FeatureSpace(f"{base}/trajectory", 24),
+            FeatureSpace(f"{base}/motion_fast", 16),
+            FeatureSpace(f"{base}/motion_slow", 16),
+        ]
 
     def _extract(self, batch: ClipBatch):
         b, t, h0, w0, _ = batch.frames.shape
@@ -94,9 +98,16 @@ class PixelStats(Extractor):
         # coordinate barely moves): ~1 for diagonal paths, ~0 for horizontal, vertical or circles
         sx, sy = cx.std(1), cy.std(1)
         comove = _cov(cx, cy) / torch.maximum(sx, sy).pow(2).clamp_min(1e-4)
-        feats = [sx, sy, (cx.diff(dim=1)).abs().mean(1), (cy.diff(dim=1)).abs().mean(1),
-                 comove * 0.25, rel_area.std(1) / rel_area.mean(1).clamp_min(1e-6), rel_area.mean(1),
-                 (cx - cy).std(1)]
+        feats = [
+            sx,
+            sy,
+            (cx.diff(dim=1)).abs().mean(1),
+            (cy.diff(dim=1)).abs().mean(1),
+            comove * 0.25,
+            rel_area.std(1) / rel_area.mean(1).clamp_min(1e-6),
+            rel_area.mean(1),
+            (cx - cy).std(1),
+        ]
         spec_x = torch.fft.rfft(cx - cx.mean(1, keepdim=True), dim=1).abs()[:, 1:9]
         spec_y = torch.fft.rfft(cy - cy.mean(1, keepdim=True), dim=1).abs()[:, 1:9]
         spec_x = F.pad(spec_x, (0, 8 - spec_x.shape[1]))
@@ -128,8 +139,15 @@ class LogMelStats(Extractor):
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=512, win_length=400, hop_length=160, n_mels=n_mels,
-            f_min=60.0, f_max=sample_rate / 2, power=2.0).to(self.device)
+            sample_rate=sample_rate,
+            n_fft=512,
+            win_length=400,
+            hop_length=160,
+            n_mels=n_mels,
+            f_min=60.0,
+            f_max=sample_rate / 2,
+            power=2.0,
+        ).to(self.device)
         self.n_fft_fine = 2048
         self.window_fine = torch.hann_window(self.n_fft_fine, device=self.device)
         freqs = torch.linspace(0, sample_rate / 2, self.n_fft_fine // 2 + 1)
@@ -142,9 +160,13 @@ class LogMelStats(Extractor):
 
     def feature_spaces(self):
         base = "audio/logmel"
-        return [FeatureSpace(f"{base}/spectrum", self.n_mels), FeatureSpace(f"{base}/spectrum_fine", 96),
-                FeatureSpace(f"{base}/dynamics", self.n_mels), FeatureSpace(f"{base}/onsets", self.n_mels),
-                FeatureSpace(f"{base}/modulation", 96)]
+        return [
+            FeatureSpace(f"{base}/spectrum", self.n_mels),
+            FeatureSpace(f"{base}/spectrum_fine", 96),
+            FeatureSpace(f"{base}/dynamics", self.n_mels),
+            FeatureSpace(f"{base}/onsets", self.n_mels),
+            FeatureSpace(f"{base}/modulation", 96),
+        ]
 
     def _one(self, wave: torch.Tensor) -> dict[str, torch.Tensor]:
         wave = wave.float()
@@ -155,8 +177,13 @@ class LogMelStats(Extractor):
         spectrum = logmel.mean(1)
         dynamics = logmel.std(1)
         onsets = F.relu(logmel.diff(dim=1)).mean(1)
-        stft = torch.stft(wave, self.n_fft_fine, hop_length=self.n_fft_fine // 2, window=self.window_fine,
-                          return_complex=True).abs().pow(2)  # F x frames
+        stft = (
+            torch.stft(
+                wave, self.n_fft_fine, hop_length=self.n_fft_fine // 2, window=self.window_fine, return_complex=True
+            )
+            .abs()
+            .pow(2)
+        )  # F x frames
         fine = torch.log(self.fine_proj @ stft + 1e-6).mean(1)
         fine = fine - fine.mean()
         # modulation: energy envelopes of 8 band groups, spectrum over time at 0.5-10 Hz
@@ -171,8 +198,13 @@ class LogMelStats(Extractor):
             sel = (fr >= lo) & (fr < hi)
             cols.append(mod[:, sel].mean(1) if sel.any() else torch.zeros(8, device=groups.device))
         modulation = torch.log1p(torch.stack(cols, 1) / math.sqrt(n) * 10).reshape(-1)
-        return {"spectrum": spectrum, "spectrum_fine": fine, "dynamics": dynamics, "onsets": onsets,
-                "modulation": modulation}
+        return {
+            "spectrum": spectrum,
+            "spectrum_fine": fine,
+            "dynamics": dynamics,
+            "onsets": onsets,
+            "modulation": modulation,
+        }
 
     def _extract(self, batch: ClipBatch):
         if batch.sample_rate != self.sample_rate:

@@ -58,13 +58,24 @@ def write_bad_inputs(out_dir: str | os.PathLike, *, seed: int = 0) -> dict[str, 
     expected["video_only.mp4"] = "no_audio"
     good("too_short.mp4", duration=1.5)
     expected["too_short.mp4"] = "too_short"
-    write_video(out / "huge_frame.mp4", np.zeros((2, 4320, 7680, 3), np.uint8), 1.0,
-                _audio(3, rng, 3 * 22050, 22050), 22050, codec="mpeg4")
+    write_video(
+        out / "huge_frame.mp4",
+        np.zeros((2, 4320, 7680, 3), np.uint8),
+        1.0,
+        _audio(3, rng, 3 * 22050, 22050),
+        22050,
+        codec="mpeg4",
+    )
     expected["huge_frame.mp4"] = "too_large"
     times = np.cumsum(rng.uniform(0.04, 0.2, 120))
-    write_video(out / "variable_fps.mp4", _frames(4, rng, 120, 8.0, 96, 64), 8.0,
-                _audio(4, rng, int(math.ceil(times[-1] + 0.2) * 22050), 22050), 22050,
-                frame_times=times - times[0])
+    write_video(
+        out / "variable_fps.mp4",
+        _frames(4, rng, 120, 8.0, 96, 64),
+        8.0,
+        _audio(4, rng, int(math.ceil(times[-1] + 0.2) * 22050), 22050),
+        22050,
+        frame_times=times - times[0],
+    )
     expected["variable_fps.mp4"] = "ok"
     good("vidéo ünïcödé 日本.mp4")
     expected["vidéo ünïcödé 日本.mp4"] = "ok"

@@ -27,8 +27,16 @@ from acav_assets.core.media.encode import write_video
 __all__ = ["SynthVideo", "write_demo_videos", "write_video", "read_ground_truth"]
 
 # Per class: colour (RGB), shape, motion; pitch (Hz), timbre, rhythm (beats per second, 0 = steady).
-_COLOURS = [(230, 40, 40), (40, 200, 60), (50, 90, 235), (240, 210, 40), (200, 60, 220),
-            (40, 210, 220), (245, 140, 30), (245, 245, 245)]
+_COLOURS = [
+    (230, 40, 40),
+    (40, 200, 60),
+    (50, 90, 235),
+    (240, 210, 40),
+    (200, 60, 220),
+    (40, 210, 220),
+    (245, 140, 30),
+    (245, 245, 245),
+]
 _SHAPES = ["disc", "square", "triangle", "ring", "cross", "bar_h", "bar_v", "diamond"]
 _MOTIONS = ["horizontal", "vertical", "circle", "diagonal", "pulse", "zigzag", "still_shake", "orbit"]
 _PITCHES = [220.0, 311.1, 440.0, 587.3, 783.9, 1046.5, 1396.9, 1864.7]
@@ -56,7 +64,7 @@ def _shape_mask(shape: str, s: int) -> np.ndarray:
     elif shape == "square":
         m = np.ones((s, s), bool)
     elif shape == "triangle":
-        m = (yy >= abs(dx) * 1.6 - 1)
+        m = yy >= abs(dx) * 1.6 - 1
     elif shape == "ring":
         d = np.sqrt(dx**2 + dy**2)
         m = (d <= s / 2) & (d >= s / 4)
@@ -109,7 +117,7 @@ def _frames(cls: int, rng: np.random.Generator, n: int, fps: float, width: int, 
         mask = _shape_mask(_SHAPES[cls], s)
         cx = int(x[f] * (width - s))
         cy = int(y[f] * (height - s))
-        region = out[f, cy:cy + s, cx:cx + s]
+        region = out[f, cy : cy + s, cx : cx + s]
         region[mask[: region.shape[0], : region.shape[1]]] = colour
         out[f] += noise
     return out
@@ -175,9 +183,18 @@ def write_demo_videos(
     Deterministic per ``seed`` (content and names). ``size`` is (width, height), even numbers.
     Mismatched videos take the audio of a *different* class, so ``matched`` is unambiguous.
     """
-    out, jobs = plan_corpus(out_dir, n_videos, prefix="video", matched_fraction=matched_fraction, n_classes=n_classes,
-                            max_classes=MAX_CLASSES, duration_s=duration_s, size=size, seed=seed,
-                            extra=(fps, *size, sample_rate))
+    out, jobs = plan_corpus(
+        out_dir,
+        n_videos,
+        prefix="video",
+        matched_fraction=matched_fraction,
+        n_classes=n_classes,
+        max_classes=MAX_CLASSES,
+        duration_s=duration_s,
+        size=size,
+        seed=seed,
+        extra=(fps, *size, sample_rate),
+    )
     return write_corpus(out, jobs, _write_one, workers)
 
 
@@ -185,7 +202,8 @@ def read_ground_truth(path: str | os.PathLike) -> dict[str, SynthVideo]:
     """Read a ``ground_truth.csv`` written by :func:`write_demo_videos`, keyed by file name."""
     with open(path, newline="") as fh:
         return {
-            r["file"]: SynthVideo(r["file"], int(r["visual_class"]), int(r["audio_class"]),
-                                  r["matched"] == "True", float(r["duration_s"]))
+            r["file"]: SynthVideo(
+                r["file"], int(r["visual_class"]), int(r["audio_class"]), r["matched"] == "True", float(r["duration_s"])
+            )
             for r in csv.DictReader(fh)
         }

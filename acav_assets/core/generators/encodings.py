@@ -39,7 +39,9 @@ class Encoding:
     layout: str = "mono"  # "stereo", "5.1"
     rotate: int = 0  # display rotation in degrees (a phone held upright): frames stored turned
     vfr: bool = False  # variable frame rate: frame durations vary between 1 and 3 source frames
-    audio_delay_s: float = 0.0  # the sound track starts this late (in time with the picture: its first seconds are missing)
+    audio_delay_s: float = (
+        0.0  # the sound track starts this late (in time with the picture: its first seconds are missing)
+    )
     audio_cut_s: float = 0.0  # the sound ends this much before the picture
     start_s: float = 0.0  # a sub-clip: [start_s, end_s) of the source (end None: to the end)
     end_s: float | None = None
@@ -60,10 +62,22 @@ ENCODINGS = (
     Encoding("stereo_48k", sample_rate=48_000, layout="stereo"),
     Encoding("surround_5_1", sample_rate=48_000, layout="5.1"),
     Encoding("mov", suffix=".mov"),
-    Encoding("mkv_vorbis", suffix=".mkv", audio_codec="vorbis", sample_rate=44_100, layout="stereo",
-             audio_options={"strict": "experimental"}),
-    Encoding("webm_vp9_opus", suffix=".webm", video_codec="libvpx-vp9", audio_codec="libopus", sample_rate=48_000,
-             video_options={"deadline": "realtime", "cpu-used": "8"}),
+    Encoding(
+        "mkv_vorbis",
+        suffix=".mkv",
+        audio_codec="vorbis",
+        sample_rate=44_100,
+        layout="stereo",
+        audio_options={"strict": "experimental"},
+    ),
+    Encoding(
+        "webm_vp9_opus",
+        suffix=".webm",
+        video_codec="libvpx-vp9",
+        audio_codec="libopus",
+        sample_rate=48_000,
+        video_options={"deadline": "realtime", "cpu-used": "8"},
+    ),
     Encoding("mkv_mp3", suffix=".mkv", audio_codec="libmp3lame", sample_rate=44_100),
     Encoding("audio_late", audio_delay_s=1.5),
     Encoding("audio_ends_early", audio_cut_s=3.0),
@@ -146,7 +160,7 @@ def reencode(src: str | os.PathLike, dst: str | os.PathLike, enc: Encoding, *, s
             t += step / fps
             i += step
         for n, (i, t) in enumerate(zip(keep, times)):
-            vf = av.VideoFrame.from_ndarray(frames[i][:vs.height, :vs.width], format="rgb24")
+            vf = av.VideoFrame.from_ndarray(frames[i][: vs.height, : vs.width], format="rgb24")
             vf.pts = int(round(t * 1000)) if enc.vfr else n
             vf.time_base = tb
             for p in vs.encode(vf):
@@ -157,10 +171,10 @@ def reencode(src: str | os.PathLike, dst: str | os.PathLike, enc: Encoding, *, s
             duration = len(frames) / fps
             lead = int(round(enc.audio_delay_s * rate))
             n_keep = max(0, int(round((duration - enc.audio_cut_s) * rate)) - lead)
-            data = np.ascontiguousarray(sound[:, lead:lead + n_keep], dtype=np.float32)
+            data = np.ascontiguousarray(sound[:, lead : lead + n_keep], dtype=np.float32)
             frame_size = aus.codec_context.frame_size or 1024
             for a in range(0, data.shape[1], frame_size):
-                chunk = np.ascontiguousarray(data[:, a:a + frame_size])
+                chunk = np.ascontiguousarray(data[:, a : a + frame_size])
                 af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=enc.layout)
                 af.sample_rate = rate
                 af.pts = lead + a

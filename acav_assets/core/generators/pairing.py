@@ -26,8 +26,9 @@ def check_corpus_args(n_videos: int, matched_fraction: float, size: tuple[int, i
         raise ValueError(f"frame size must be even, got {size}")
 
 
-def paired_classes(rng: np.random.Generator, n_videos: int, matched_fraction: float,
-                   n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def paired_classes(
+    rng: np.random.Generator, n_videos: int, matched_fraction: float, n_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(matched, visual class, audio class) per video: a ``matched_fraction`` share has audio class
     = visual class, the others a *different* class (so ``matched`` is unambiguous)."""
     matched = np.zeros(n_videos, bool)
@@ -37,9 +38,19 @@ def paired_classes(rng: np.random.Generator, n_videos: int, matched_fraction: fl
     return matched, vcls, acls
 
 
-def plan_corpus(out_dir: str | os.PathLike, n_videos: int, *, prefix: str, matched_fraction: float, n_classes: int,
-                max_classes: int, duration_s: tuple[float, float], size: tuple[int, int], seed: int,
-                extra: tuple = ()) -> tuple[Path, list[tuple]]:
+def plan_corpus(
+    out_dir: str | os.PathLike,
+    n_videos: int,
+    *,
+    prefix: str,
+    matched_fraction: float,
+    n_classes: int,
+    max_classes: int,
+    duration_s: tuple[float, float],
+    size: tuple[int, int],
+    seed: int,
+    extra: tuple = (),
+) -> tuple[Path, list[tuple]]:
     """Check the arguments, create the folder and draw every video's classes and duration (in
     this order from ``seed``). Returns the folder and one job per video:
     ``(path, visual class, audio class, duration, *extra, [seed, index])``."""
@@ -51,8 +62,10 @@ def plan_corpus(out_dir: str | os.PathLike, n_videos: int, *, prefix: str, match
     rng = np.random.default_rng(seed)
     _, vcls, acls = paired_classes(rng, n_videos, matched_fraction, n_classes)
     durations = rng.uniform(*duration_s, n_videos)
-    return out, [(str(out / f"{prefix}_{i:05d}.mp4"), int(vcls[i]), int(acls[i]), float(durations[i]), *extra, [seed, i])
-                 for i in range(n_videos)]
+    return out, [
+        (str(out / f"{prefix}_{i:05d}.mp4"), int(vcls[i]), int(acls[i]), float(durations[i]), *extra, [seed, i])
+        for i in range(n_videos)
+    ]
 
 
 def write_corpus(out: Path, jobs: Sequence, write_one: Callable, workers: int | None, chunksize: int = 8) -> list:

@@ -37,13 +37,38 @@ from acav_assets.core.media.encode import write_video
 
 __all__ = ["PHOTOS", "SOUNDS", "PhotoSoundVideo", "check_available", "write_photo_sound_videos"]
 
-PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
-          "hubble_deep_field.jpg", "retina.jpg", "coins.png", "ihc.png", "page.png")
+PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "coins.png",
+    "ihc.png",
+    "page.png",
+)
 BACKGROUNDS = ("brick.png", "grass.png", "gravel.png", "moon.png", "text.png", "clock_motion.png")
-SOUNDS = ("alarm-clock-elapsed", "bell", "camera-shutter", "complete", "dialog-warning", "message-new-instant",
-          "phone-incoming-call", "phone-outgoing-busy", "service-login", "trash-empty")
-DISTRACTORS = ("audio-channel-front-left", "audio-channel-front-right", "audio-channel-rear-center",
-               "audio-channel-side-left", "audio-channel-side-right")
+SOUNDS = (
+    "alarm-clock-elapsed",
+    "bell",
+    "camera-shutter",
+    "complete",
+    "dialog-warning",
+    "message-new-instant",
+    "phone-incoming-call",
+    "phone-outgoing-busy",
+    "service-login",
+    "trash-empty",
+)
+DISTRACTORS = (
+    "audio-channel-front-left",
+    "audio-channel-front-right",
+    "audio-channel-rear-center",
+    "audio-channel-side-left",
+    "audio-channel-side-right",
+)
 SOUND_DIR = Path("/usr/share/sounds/freedesktop/stereo")
 _SAMPLE_RATE = 22050
 
@@ -62,6 +87,7 @@ class PhotoSoundVideo:
 def _photo_dir() -> Path | None:
     try:
         from importlib import resources
+
         return Path(str(resources.files("skimage").joinpath("data")))
     except ModuleNotFoundError:
         return None
@@ -98,7 +124,7 @@ def _sound(name: str) -> np.ndarray:
         chunks += [f.to_ndarray().reshape(-1) for f in res.resample(None)]
     x = np.concatenate(chunks).astype(np.float32)
     loud = np.flatnonzero(np.abs(x) > 0.01 * max(1e-6, float(np.abs(x).max())))
-    return x[loud[0]: loud[-1] + 1] if loud.size else x
+    return x[loud[0] : loud[-1] + 1] if loud.size else x
 
 
 def _window(rng: np.random.Generator, iw: int, ih: int, aspect: float) -> np.ndarray:
@@ -129,15 +155,17 @@ def _frames(cls: int, rng: np.random.Generator, n: int, width: int, height: int)
         bw, bh = bg_img.size
         s = rng.uniform(0.4, 1.0) * min(bh, bw * height / width)
         bx, by = rng.uniform(0, bw - s * width / height), rng.uniform(0, bh - s)
-        bg = np.asarray(bg_img.resize((width, height), Image.BILINEAR, box=(bx, by, bx + s * width / height, by + s)),
-                        np.float32) * rng.uniform(0.5, 1.1)
+        bg = np.asarray(
+            bg_img.resize((width, height), Image.BILINEAR, box=(bx, by, bx + s * width / height, by + s)), np.float32
+        ) * rng.uniform(0.5, 1.1)
         ox, oy = int(rng.integers(0, width - vw + 1)), int(rng.integers(0, height - vh + 1))
     out = np.empty((n, height, width, 3), np.uint8)
     for f in range(n):
         cx, cy, h = start + (end - start) * move * f / max(1, n - 1)
         w = h * vw / vh
-        view = np.asarray(img.resize((vw, vh), Image.BILINEAR, box=(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)),
-                          np.float32)
+        view = np.asarray(
+            img.resize((vw, vh), Image.BILINEAR, box=(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)), np.float32
+        )
         if flip:
             view = view[:, ::-1]
         if grey:
@@ -146,7 +174,7 @@ def _frames(cls: int, rng: np.random.Generator, n: int, width: int, height: int)
         view = view * gain
         if inset:
             frame = bg.copy()
-            frame[oy: oy + vh, ox: ox + vw] = view
+            frame[oy : oy + vh, ox : ox + vw] = view
         else:
             frame = view
         frame = frame + rng.normal(0, noise, frame.shape)
@@ -167,24 +195,24 @@ def _audio(cls: int, rng: np.random.Generator, n: int) -> np.ndarray:
     pos = int(rng.uniform(0.0, 1.0) * _SAMPLE_RATE)
     while pos < n:  # the sound again and again, with pauses, at varying loudness
         seg = sound[: n - pos] * rng.uniform(0.4, 1.0)
-        x[pos: pos + seg.size] += seg
+        x[pos : pos + seg.size] += seg
         pos += sound.size + int(rng.uniform(0.2, 2.0) * _SAMPLE_RATE)
-    power = float((x ** 2).mean()) + 1e-9
+    power = float((x**2).mean()) + 1e-9
     if rng.random() < 0.5:  # a voice talking under it, 10-20 dB quieter
         voice = _sound(DISTRACTORS[rng.integers(len(DISTRACTORS))])
         talk = np.zeros(n, np.float32)
         p = int(rng.uniform(0, 2) * _SAMPLE_RATE)
         while p < n:
             seg = voice[: n - p]
-            talk[p: p + seg.size] += seg
+            talk[p : p + seg.size] += seg
             p += voice.size + int(rng.uniform(0.5, 3.0) * _SAMPLE_RATE)
-        talk *= np.sqrt(power / (float((talk ** 2).mean()) + 1e-12) / 10 ** (rng.uniform(10, 20) / 10))
+        talk *= np.sqrt(power / (float((talk**2).mean()) + 1e-12) / 10 ** (rng.uniform(10, 20) / 10))
         x += talk
     noise = rng.standard_normal(n).astype(np.float32)
     if rng.random() < 0.5:  # brown-ish noise half of the time
         noise = np.cumsum(noise)
         noise -= np.convolve(noise, np.ones(256) / 256, mode="same")
-    noise *= np.sqrt(power / (float((noise ** 2).mean()) + 1e-12) / 10 ** (rng.uniform(5, 25) / 10))
+    noise *= np.sqrt(power / (float((noise**2).mean()) + 1e-12) / 10 ** (rng.uniform(5, 25) / 10))
     return np.clip(x + noise, -1, 1).astype(np.float32)
 
 
@@ -195,8 +223,9 @@ def _write_one(job) -> PhotoSoundVideo:
     frames = _frames(vcls, rng, n, width, height)
     audio = _audio(acls, rng, int(round(duration * _SAMPLE_RATE)))
     write_video(path, frames, fps, audio, _SAMPLE_RATE)
-    return PhotoSoundVideo(Path(path).name, vcls, acls, vcls == acls, round(n / fps, 6),
-                           PHOTOS[vcls].rsplit(".", 1)[0], SOUNDS[acls])
+    return PhotoSoundVideo(
+        Path(path).name, vcls, acls, vcls == acls, round(n / fps, 6), PHOTOS[vcls].rsplit(".", 1)[0], SOUNDS[acls]
+    )
 
 
 def write_photo_sound_videos(
@@ -219,6 +248,16 @@ def write_photo_sound_videos(
     missing = check_available()
     if missing:
         raise RuntimeError("the photos-and-sounds corpus needs " + " and ".join(missing))
-    out, jobs = plan_corpus(out_dir, n_videos, prefix="photos", matched_fraction=matched_fraction, n_classes=n_classes,
-                            max_classes=len(PHOTOS), duration_s=duration_s, size=size, seed=seed, extra=(fps, *size))
+    out, jobs = plan_corpus(
+        out_dir,
+        n_videos,
+        prefix="photos",
+        matched_fraction=matched_fraction,
+        n_classes=n_classes,
+        max_classes=len(PHOTOS),
+        duration_s=duration_s,
+        size=size,
+        seed=seed,
+        extra=(fps, *size),
+    )
     return write_corpus(out, jobs, _write_one, workers, chunksize=4)

@@ -95,15 +95,19 @@ def speak(word: str, voice: str, speed: int, pitch: int) -> np.ndarray:
     """The word spoken by espeak-ng (float32 mono at 22,050 Hz), silence trimmed."""
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "w.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), word],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), word],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         with wave.open(io.BytesIO(wav.read_bytes())) as w:
             if w.getsampwidth() != 2 or w.getframerate() != _SAMPLE_RATE:
                 raise RuntimeError(f"espeak-ng wrote {w.getsampwidth() * 8}-bit audio at {w.getframerate()} Hz")
             x = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768.0
             x = x.reshape(-1, w.getnchannels()).mean(1)
     loud = np.flatnonzero(np.abs(x) > 0.01)
-    return x[loud[0]: loud[-1] + 1] if loud.size else x
+    return x[loud[0] : loud[-1] + 1] if loud.size else x
 
 
 def _glyph(font_path: str, char: str, size: int) -> np.ndarray:
@@ -116,7 +120,7 @@ def _glyph(font_path: str, char: str, size: int) -> np.ndarray:
     ys, xs = np.nonzero(arr > 0.05)
     if ys.size == 0:
         return np.zeros((1, 1), np.float32)
-    return arr[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+    return arr[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
 def _paste(frame: np.ndarray, mask: np.ndarray, colour: np.ndarray, x: float, y: float) -> None:
@@ -127,13 +131,14 @@ def _paste(frame: np.ndarray, mask: np.ndarray, colour: np.ndarray, x: float, y:
     fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x0 + mw), min(h, y0 + mh)
     if fx1 <= fx0 or fy1 <= fy0:
         return
-    a = mask[fy0 - y0: fy1 - y0, fx0 - x0: fx1 - x0, None]
+    a = mask[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0, None]
     region = frame[fy0:fy1, fx0:fx1]
     region[:] = region * (1 - a) + colour * a
 
 
-def _frames(cls: int, rng: np.random.Generator, n: int, fps: float, width: int, height: int,
-            fonts: tuple[str, ...]) -> tuple[np.ndarray, str]:
+def _frames(
+    cls: int, rng: np.random.Generator, n: int, fps: float, width: int, height: int, fonts: tuple[str, ...]
+) -> tuple[np.ndarray, str]:
     font = fonts[rng.integers(len(fonts))]
     glyph = _glyph(font, str(cls), int(height * rng.uniform(0.45, 0.85)))
     gh, gw = glyph.shape
@@ -152,8 +157,15 @@ def _frames(cls: int, rng: np.random.Generator, n: int, fps: float, width: int, 
     for _ in range(rng.integers(2, 6)):
         letter = "ABCDEFGHJKLMNPQRSTUVWXYZabdefghkmnpqrtwxyz"[rng.integers(42)]
         m = _glyph(fonts[rng.integers(len(fonts))], letter, int(height * rng.uniform(0.15, 0.35)))
-        clutter.append((m, rng.uniform(0, 255, 3), rng.uniform(-m.shape[1] / 2, width), rng.uniform(-m.shape[0] / 2, height),
-                        rng.uniform(-8, 8, 2)))
+        clutter.append(
+            (
+                m,
+                rng.uniform(0, 255, 3),
+                rng.uniform(-m.shape[1] / 2, width),
+                rng.uniform(-m.shape[0] / 2, height),
+                rng.uniform(-8, 8, 2),
+            )
+        )
     # the digit drifts slowly inside the frame; the camera shakes and pans a little
     x0, y0 = rng.uniform(0, max(1, width - gw)), rng.uniform(0, max(1, height - gh))
     vx, vy = rng.uniform(-4, 4, 2)
@@ -184,15 +196,15 @@ def _audio(cls: int, rng: np.random.Generator, n: int) -> tuple[np.ndarray, str]
     pos = int(rng.uniform(0.0, 0.8) * _SAMPLE_RATE)
     while pos < n:  # the word again and again, with pauses, at varying loudness
         seg = word[: n - pos] * rng.uniform(0.4, 1.0) / max(1e-3, float(np.abs(word).max()))
-        x[pos: pos + seg.size] += seg
+        x[pos : pos + seg.size] += seg
         pos += word.size + int(rng.uniform(0.25, 1.5) * _SAMPLE_RATE)
-    speech_power = float((x ** 2).mean()) + 1e-9
+    speech_power = float((x**2).mean()) + 1e-9
     noise = rng.standard_normal(n).astype(np.float32)
     if rng.random() < 0.5:  # brown-ish noise half of the time
         noise = np.cumsum(noise)
         noise -= np.convolve(noise, np.ones(256) / 256, mode="same")
     snr_db = rng.uniform(5, 25)
-    noise *= np.sqrt(speech_power / (float((noise ** 2).mean()) + 1e-12) / 10 ** (snr_db / 10))
+    noise *= np.sqrt(speech_power / (float((noise**2).mean()) + 1e-12) / 10 ** (snr_db / 10))
     return np.clip(x + noise, -1, 1).astype(np.float32), voice
 
 
@@ -236,7 +248,16 @@ def write_spoken_digit_videos(
     missing = check_available()
     if missing:
         raise RuntimeError("the spoken-digits corpus needs " + " and ".join(missing))
-    out, jobs = plan_corpus(out_dir, n_videos, prefix="digits", matched_fraction=matched_fraction, n_classes=n_classes,
-                            max_classes=len(DIGIT_WORDS), duration_s=duration_s, size=size, seed=seed,
-                            extra=(fps, *size, font_files()))
+    out, jobs = plan_corpus(
+        out_dir,
+        n_videos,
+        prefix="digits",
+        matched_fraction=matched_fraction,
+        n_classes=n_classes,
+        max_classes=len(DIGIT_WORDS),
+        duration_s=duration_s,
+        size=size,
+        seed=seed,
+        extra=(fps, *size, font_files()),
+    )
     return write_corpus(out, jobs, _write_one, workers, chunksize=4)

@@ -65,8 +65,16 @@ from acav_assets.core.generators.photos_sounds import (
 )
 from acav_assets.core.media.encode import write_video
 
-__all__ = ["BACKGROUND_PHOTOS", "CLASSES", "PhotoSoundVideo", "available_classes", "check_available", "class_names",
-           "unpack_rcc", "write_stamp_sound_videos"]
+__all__ = [
+    "BACKGROUND_PHOTOS",
+    "CLASSES",
+    "PhotoSoundVideo",
+    "available_classes",
+    "check_available",
+    "class_names",
+    "unpack_rcc",
+    "write_stamp_sound_videos",
+]
 
 TUXPAINT_DIR = Path("/usr/share/tuxpaint/stamps")
 GCOMPRIS_RCC_DIR = Path("/usr/share/gcompris-qt/rcc")
@@ -77,156 +85,285 @@ MIN_PER_CLASS = 3  # pictures and recordings a class needs to be used
 #: ``<name>.rcc``, ``core/...`` in ``core.rcc``). Photographs only.
 CLASSES: dict[str, dict[str, tuple[str, ...]]] = {
     "cow": {
-        "pictures": ("tuxpaint/animals/mammals/bovines/cow.png", "tuxpaint/animals/mammals/bovines/cow_white.png",
-                     "tuxpaint/animals/mammals/bovines/bull.png", "tuxpaint/animals/mammals/bovines/zebu.png",
-                     "tuxpaint/animals/mammals/bovines/yak.png", "tuxpaint/animals/mammals/bovines/bison.png",
-                     "gcompris/activities/explore_farm_animals/resource/animals/cow.webp",
-                     "gcompris/activities/explore_world_animals/resource/animals/bison.webp"),
-        "sounds": ("tuxpaint/animals/mammals/bovines/cow.ogg", "tuxpaint/animals/mammals/bovines/cow_white.ogg",
-                   "tuxpaint/animals/mammals/bovines/bull.ogg", "tuxpaint/animals/mammals/bovines/bison.ogg",
-                   "gcompris/activities/explore_farm_animals/resource/animals/cow.ogg"),
+        "pictures": (
+            "tuxpaint/animals/mammals/bovines/cow.png",
+            "tuxpaint/animals/mammals/bovines/cow_white.png",
+            "tuxpaint/animals/mammals/bovines/bull.png",
+            "tuxpaint/animals/mammals/bovines/zebu.png",
+            "tuxpaint/animals/mammals/bovines/yak.png",
+            "tuxpaint/animals/mammals/bovines/bison.png",
+            "gcompris/activities/explore_farm_animals/resource/animals/cow.webp",
+            "gcompris/activities/explore_world_animals/resource/animals/bison.webp",
+        ),
+        "sounds": (
+            "tuxpaint/animals/mammals/bovines/cow.ogg",
+            "tuxpaint/animals/mammals/bovines/cow_white.ogg",
+            "tuxpaint/animals/mammals/bovines/bull.ogg",
+            "tuxpaint/animals/mammals/bovines/bison.ogg",
+            "gcompris/activities/explore_farm_animals/resource/animals/cow.ogg",
+        ),
     },
     "dog": {
-        "pictures": ("tuxpaint/animals/mammals/dogs/dog.png", "tuxpaint/animals/mammals/dogs/dingo.png",
-                     "tuxpaint/animals/mammals/dogs/fox.png",
-                     "gcompris/activities/explore_farm_animals/resource/animals/dog.webp"),
-        "sounds": ("tuxpaint/animals/mammals/dogs/dog.ogg", "tuxpaint/animals/mammals/dogs/fox.ogg",
-                   "gcompris/activities/explore_farm_animals/resource/animals/dog.ogg",
-                   "gcompris/activities/memory-sound/resource/LRBark_1_LA_cut.ogg",
-                   "gcompris/activities/memory-sound/resource/LRBark_3_LA_cut.ogg"),
+        "pictures": (
+            "tuxpaint/animals/mammals/dogs/dog.png",
+            "tuxpaint/animals/mammals/dogs/dingo.png",
+            "tuxpaint/animals/mammals/dogs/fox.png",
+            "gcompris/activities/explore_farm_animals/resource/animals/dog.webp",
+        ),
+        "sounds": (
+            "tuxpaint/animals/mammals/dogs/dog.ogg",
+            "tuxpaint/animals/mammals/dogs/fox.ogg",
+            "gcompris/activities/explore_farm_animals/resource/animals/dog.ogg",
+            "gcompris/activities/memory-sound/resource/LRBark_1_LA_cut.ogg",
+            "gcompris/activities/memory-sound/resource/LRBark_3_LA_cut.ogg",
+        ),
     },
     "bird": {
-        "pictures": ("tuxpaint/animals/birds/blackbird.png", "tuxpaint/animals/birds/crow.png",
-                     "tuxpaint/animals/birds/cuckoo.png", "tuxpaint/animals/birds/lark.png",
-                     "tuxpaint/animals/birds/owl.png", "tuxpaint/animals/birds/seagull.png",
-                     "tuxpaint/animals/birds/silver-gull.png", "tuxpaint/animals/birds/tucan.png",
-                     "tuxpaint/animals/birds/vulture.png", "tuxpaint/animals/birds/quetzal.png",
-                     "tuxpaint/animals/birds/magpie.png", "tuxpaint/animals/birds/pigeon.png",
-                     "tuxpaint/animals/birds/adelaide-rosella.png", "tuxpaint/animals/birds/rainbow-lorikeet.png",
-                     "tuxpaint/animals/birds/heron_greatblue.png", "tuxpaint/animals/birds/penguin.png",
-                     "gcompris/activities/explore_farm_animals/resource/animals/owl.webp",
-                     "gcompris/activities/explore_world_animals/resource/animals/scarlet_macaw.webp"),
-        "sounds": ("tuxpaint/animals/birds/blackbird.ogg", "tuxpaint/animals/birds/crow.ogg",
-                   "tuxpaint/animals/birds/cuckoo.ogg", "tuxpaint/animals/birds/lark.ogg",
-                   "tuxpaint/animals/birds/owl.ogg", "tuxpaint/animals/birds/seagull.ogg",
-                   "tuxpaint/animals/birds/tucan.ogg", "tuxpaint/animals/birds/vulture.ogg",
-                   "tuxpaint/animals/birds/quetzal.ogg", "tuxpaint/animals/birds/heron_greatblue_flying.ogg",
-                   "tuxpaint/animals/birds/penguin.ogg",
-                   "gcompris/activities/explore_farm_animals/resource/animals/owl.ogg"),
+        "pictures": (
+            "tuxpaint/animals/birds/blackbird.png",
+            "tuxpaint/animals/birds/crow.png",
+            "tuxpaint/animals/birds/cuckoo.png",
+            "tuxpaint/animals/birds/lark.png",
+            "tuxpaint/animals/birds/owl.png",
+            "tuxpaint/animals/birds/seagull.png",
+            "tuxpaint/animals/birds/silver-gull.png",
+            "tuxpaint/animals/birds/tucan.png",
+            "tuxpaint/animals/birds/vulture.png",
+            "tuxpaint/animals/birds/quetzal.png",
+            "tuxpaint/animals/birds/magpie.png",
+            "tuxpaint/animals/birds/pigeon.png",
+            "tuxpaint/animals/birds/adelaide-rosella.png",
+            "tuxpaint/animals/birds/rainbow-lorikeet.png",
+            "tuxpaint/animals/birds/heron_greatblue.png",
+            "tuxpaint/animals/birds/penguin.png",
+            "gcompris/activities/explore_farm_animals/resource/animals/owl.webp",
+            "gcompris/activities/explore_world_animals/resource/animals/scarlet_macaw.webp",
+        ),
+        "sounds": (
+            "tuxpaint/animals/birds/blackbird.ogg",
+            "tuxpaint/animals/birds/crow.ogg",
+            "tuxpaint/animals/birds/cuckoo.ogg",
+            "tuxpaint/animals/birds/lark.ogg",
+            "tuxpaint/animals/birds/owl.ogg",
+            "tuxpaint/animals/birds/seagull.ogg",
+            "tuxpaint/animals/birds/tucan.ogg",
+            "tuxpaint/animals/birds/vulture.ogg",
+            "tuxpaint/animals/birds/quetzal.ogg",
+            "tuxpaint/animals/birds/heron_greatblue_flying.ogg",
+            "tuxpaint/animals/birds/penguin.ogg",
+            "gcompris/activities/explore_farm_animals/resource/animals/owl.ogg",
+        ),
     },
     "strings": {
-        "pictures": ("tuxpaint/hobbies/music/string/cello.png", "tuxpaint/hobbies/music/string/violin.png",
-                     "tuxpaint/hobbies/music/string/guitar2.png", "tuxpaint/hobbies/music/string/guitar_classical.png",
-                     "tuxpaint/hobbies/music/string/guitar_electric.png",
-                     "tuxpaint/hobbies/music/string/guitar_electric_bass.png"),
-        "sounds": ("tuxpaint/hobbies/music/string/cello.ogg", "tuxpaint/hobbies/music/string/violin.ogg",
-                   "gcompris/activities/instruments/resource/cello.ogg",
-                   "gcompris/activities/instruments/resource/violin.ogg",
-                   "gcompris/activities/instruments/resource/harp.ogg",
-                   "gcompris/activities/instruments/resource/guitar.ogg",
-                   "gcompris/activities/instruments/resource/banjo.ogg",
-                   "gcompris/activities/instruments/resource/electric_guitar.ogg",
-                   "gcompris/activities/memory-sound/resource/guitar_son1.ogg",
-                   "gcompris/activities/memory-sound/resource/guitar_son2.ogg",
-                   "gcompris/activities/memory-sound/resource/guitar_son3.ogg",
-                   "gcompris/activities/memory-sound/resource/guitar_son4.ogg"),
+        "pictures": (
+            "tuxpaint/hobbies/music/string/cello.png",
+            "tuxpaint/hobbies/music/string/violin.png",
+            "tuxpaint/hobbies/music/string/guitar2.png",
+            "tuxpaint/hobbies/music/string/guitar_classical.png",
+            "tuxpaint/hobbies/music/string/guitar_electric.png",
+            "tuxpaint/hobbies/music/string/guitar_electric_bass.png",
+        ),
+        "sounds": (
+            "tuxpaint/hobbies/music/string/cello.ogg",
+            "tuxpaint/hobbies/music/string/violin.ogg",
+            "gcompris/activities/instruments/resource/cello.ogg",
+            "gcompris/activities/instruments/resource/violin.ogg",
+            "gcompris/activities/instruments/resource/harp.ogg",
+            "gcompris/activities/instruments/resource/guitar.ogg",
+            "gcompris/activities/instruments/resource/banjo.ogg",
+            "gcompris/activities/instruments/resource/electric_guitar.ogg",
+            "gcompris/activities/memory-sound/resource/guitar_son1.ogg",
+            "gcompris/activities/memory-sound/resource/guitar_son2.ogg",
+            "gcompris/activities/memory-sound/resource/guitar_son3.ogg",
+            "gcompris/activities/memory-sound/resource/guitar_son4.ogg",
+        ),
     },
     "hammer": {
-        "pictures": ("tuxpaint/household/tools/hammer.png", "tuxpaint/household/tools/mallet_metal.png",
-                     *(f"gcompris/activities/categorization/resource/images/tools/hammer{i}.webp" for i in range(1, 10))),
-        "sounds": ("tuxpaint/household/tools/hammer.ogg", "tuxpaint/household/tools/mallet_metal.ogg",
-                   "gcompris/activities/mining/resource/pickaxe.wav",
-                   "gcompris/activities/scalesboard/resource/metal_hit.wav",
-                   "gcompris/activities/memory-sound/resource/LRHits_01_LA.ogg"),
+        "pictures": (
+            "tuxpaint/household/tools/hammer.png",
+            "tuxpaint/household/tools/mallet_metal.png",
+            *(f"gcompris/activities/categorization/resource/images/tools/hammer{i}.webp" for i in range(1, 10)),
+        ),
+        "sounds": (
+            "tuxpaint/household/tools/hammer.ogg",
+            "tuxpaint/household/tools/mallet_metal.ogg",
+            "gcompris/activities/mining/resource/pickaxe.wav",
+            "gcompris/activities/scalesboard/resource/metal_hit.wav",
+            "gcompris/activities/memory-sound/resource/LRHits_01_LA.ogg",
+        ),
     },
     "water": {
         "pictures": tuple(f"gcompris/activities/clickgame/resource/sea{i}.webp" for i in range(1, 7)),
-        "sounds": ("gcompris/core/resource/sounds/water.wav", "gcompris/activities/canal_lock/resource/water_fill.wav",
-                   "gcompris/activities/clickgame/resource/drip.wav", "gcompris/activities/clickgame/resource/bubble.wav",
-                   "gcompris/activities/memory-sound/resource/LRRain_in_garden_01_LA_cut.ogg"),
+        "sounds": (
+            "gcompris/core/resource/sounds/water.wav",
+            "gcompris/activities/canal_lock/resource/water_fill.wav",
+            "gcompris/activities/clickgame/resource/drip.wav",
+            "gcompris/activities/clickgame/resource/bubble.wav",
+            "gcompris/activities/memory-sound/resource/LRRain_in_garden_01_LA_cut.ogg",
+        ),
     },
     "cat": {
-        "pictures": ("tuxpaint/animals/mammals/cats/lion.png", "tuxpaint/animals/mammals/cats/lion-2.png",
-                     "tuxpaint/animals/mammals/cats/tiger.png", "tuxpaint/animals/mammals/cats/tiger_sumatran.png",
-                     "gcompris/activities/explore_farm_animals/resource/animals/cat.webp",
-                     "gcompris/activities/explore_world_animals/resource/animals/jaguar.webp"),
-        "sounds": ("tuxpaint/seasonal/halloween/blackcat.ogg", "tuxpaint/animals/mammals/cats/lion.ogg",
-                   "tuxpaint/animals/mammals/cats/tiger.ogg",
-                   "gcompris/activities/explore_farm_animals/resource/animals/cat.ogg"),
+        "pictures": (
+            "tuxpaint/animals/mammals/cats/lion.png",
+            "tuxpaint/animals/mammals/cats/lion-2.png",
+            "tuxpaint/animals/mammals/cats/tiger.png",
+            "tuxpaint/animals/mammals/cats/tiger_sumatran.png",
+            "gcompris/activities/explore_farm_animals/resource/animals/cat.webp",
+            "gcompris/activities/explore_world_animals/resource/animals/jaguar.webp",
+        ),
+        "sounds": (
+            "tuxpaint/seasonal/halloween/blackcat.ogg",
+            "tuxpaint/animals/mammals/cats/lion.ogg",
+            "tuxpaint/animals/mammals/cats/tiger.ogg",
+            "gcompris/activities/explore_farm_animals/resource/animals/cat.ogg",
+        ),
     },
     "sheep": {
-        "pictures": ("tuxpaint/animals/mammals/bovines/sheep.png", "tuxpaint/animals/mammals/bovines/sheep_lamb.png",
-                     "tuxpaint/animals/mammals/bovines/ram.png", "tuxpaint/animals/mammals/bovines/goat.png",
-                     "tuxpaint/animals/mammals/bovines/mountaingoat.png",
-                     "gcompris/activities/explore_farm_animals/resource/animals/sheep.webp"),
-        "sounds": ("tuxpaint/animals/mammals/bovines/sheep.ogg", "tuxpaint/animals/mammals/bovines/sheep_lamb.ogg",
-                   "tuxpaint/animals/mammals/bovines/goat.ogg",  # = mountaingoat.ogg = ram.ogg
-                   "gcompris/activities/explore_farm_animals/resource/animals/sheep.ogg"),
+        "pictures": (
+            "tuxpaint/animals/mammals/bovines/sheep.png",
+            "tuxpaint/animals/mammals/bovines/sheep_lamb.png",
+            "tuxpaint/animals/mammals/bovines/ram.png",
+            "tuxpaint/animals/mammals/bovines/goat.png",
+            "tuxpaint/animals/mammals/bovines/mountaingoat.png",
+            "gcompris/activities/explore_farm_animals/resource/animals/sheep.webp",
+        ),
+        "sounds": (
+            "tuxpaint/animals/mammals/bovines/sheep.ogg",
+            "tuxpaint/animals/mammals/bovines/sheep_lamb.ogg",
+            "tuxpaint/animals/mammals/bovines/goat.ogg",  # = mountaingoat.ogg = ram.ogg
+            "gcompris/activities/explore_farm_animals/resource/animals/sheep.ogg",
+        ),
     },
     "chicken": {
-        "pictures": ("tuxpaint/animals/birds/chicken_profile.png", "tuxpaint/animals/birds/hen.png",
-                     "tuxpaint/animals/birds/rooster.png", "tuxpaint/animals/birds/turkey.png",
-                     "tuxpaint/animals/birds/guineafowl.png", "tuxpaint/animals/birds/helmeted_guineafowl.png",
-                     "gcompris/activities/explore_farm_animals/resource/animals/chicken.webp"),
-        "sounds": ("tuxpaint/animals/birds/hen.ogg", "tuxpaint/animals/birds/rooster.ogg",
-                   "tuxpaint/animals/birds/turkey.ogg",
-                   "gcompris/activities/explore_farm_animals/resource/animals/chickens.ogg"),
+        "pictures": (
+            "tuxpaint/animals/birds/chicken_profile.png",
+            "tuxpaint/animals/birds/hen.png",
+            "tuxpaint/animals/birds/rooster.png",
+            "tuxpaint/animals/birds/turkey.png",
+            "tuxpaint/animals/birds/guineafowl.png",
+            "tuxpaint/animals/birds/helmeted_guineafowl.png",
+            "gcompris/activities/explore_farm_animals/resource/animals/chicken.webp",
+        ),
+        "sounds": (
+            "tuxpaint/animals/birds/hen.ogg",
+            "tuxpaint/animals/birds/rooster.ogg",
+            "tuxpaint/animals/birds/turkey.ogg",
+            "gcompris/activities/explore_farm_animals/resource/animals/chickens.ogg",
+        ),
     },
     "horse": {
-        "pictures": ("tuxpaint/animals/mammals/equines/horse.png", "tuxpaint/animals/mammals/equines/donkey.png",
-                     "tuxpaint/animals/mammals/equines/donkey_eating.png", "tuxpaint/animals/mammals/equines/zebra.png",
-                     "gcompris/activities/explore_farm_animals/resource/animals/horse.webp"),
-        "sounds": ("tuxpaint/animals/mammals/equines/horse.ogg", "tuxpaint/animals/mammals/equines/donkey.ogg",
-                   "tuxpaint/animals/mammals/equines/zebra.ogg",
-                   "gcompris/activities/explore_farm_animals/resource/animals/horse.ogg"),
+        "pictures": (
+            "tuxpaint/animals/mammals/equines/horse.png",
+            "tuxpaint/animals/mammals/equines/donkey.png",
+            "tuxpaint/animals/mammals/equines/donkey_eating.png",
+            "tuxpaint/animals/mammals/equines/zebra.png",
+            "gcompris/activities/explore_farm_animals/resource/animals/horse.webp",
+        ),
+        "sounds": (
+            "tuxpaint/animals/mammals/equines/horse.ogg",
+            "tuxpaint/animals/mammals/equines/donkey.ogg",
+            "tuxpaint/animals/mammals/equines/zebra.ogg",
+            "gcompris/activities/explore_farm_animals/resource/animals/horse.ogg",
+        ),
     },
     "pig": {
-        "pictures": ("tuxpaint/animals/mammals/pig.png", "tuxpaint/animals/mammals/pig_golden.png",
-                     "tuxpaint/animals/mammals/pig_golden2.png", "tuxpaint/animals/mammals/wildboar.png",
-                     "gcompris/activities/explore_farm_animals/resource/animals/pig.webp"),
-        "sounds": ("tuxpaint/animals/mammals/pig.ogg", "tuxpaint/animals/mammals/pig_golden.ogg",
-                   "tuxpaint/animals/mammals/pig_golden2.ogg",
-                   "gcompris/activities/explore_farm_animals/resource/animals/pig.ogg"),
+        "pictures": (
+            "tuxpaint/animals/mammals/pig.png",
+            "tuxpaint/animals/mammals/pig_golden.png",
+            "tuxpaint/animals/mammals/pig_golden2.png",
+            "tuxpaint/animals/mammals/wildboar.png",
+            "gcompris/activities/explore_farm_animals/resource/animals/pig.webp",
+        ),
+        "sounds": (
+            "tuxpaint/animals/mammals/pig.ogg",
+            "tuxpaint/animals/mammals/pig_golden.ogg",
+            "tuxpaint/animals/mammals/pig_golden2.ogg",
+            "gcompris/activities/explore_farm_animals/resource/animals/pig.ogg",
+        ),
     },
     "duck": {
-        "pictures": ("tuxpaint/animals/birds/drake.png", "tuxpaint/animals/birds/duck.png",
-                     "tuxpaint/animals/birds/gander.png",
-                     "gcompris/activities/explore_farm_animals/resource/animals/duck.webp"),
-        "sounds": ("tuxpaint/animals/birds/drake.ogg", "tuxpaint/animals/birds/duck.ogg",
-                   "tuxpaint/animals/birds/gander.ogg",
-                   "gcompris/activities/explore_farm_animals/resource/animals/duck.ogg"),
+        "pictures": (
+            "tuxpaint/animals/birds/drake.png",
+            "tuxpaint/animals/birds/duck.png",
+            "tuxpaint/animals/birds/gander.png",
+            "gcompris/activities/explore_farm_animals/resource/animals/duck.webp",
+        ),
+        "sounds": (
+            "tuxpaint/animals/birds/drake.ogg",
+            "tuxpaint/animals/birds/duck.ogg",
+            "tuxpaint/animals/birds/gander.ogg",
+            "gcompris/activities/explore_farm_animals/resource/animals/duck.ogg",
+        ),
     },
     "drum": {
-        "pictures": ("tuxpaint/hobbies/music/percussion/cymbal_crash.png",
-                     "tuxpaint/hobbies/music/percussion/drum_tomtom_floor.png",
-                     "tuxpaint/hobbies/music/percussion/drumkit.png"),
-        "sounds": ("tuxpaint/hobbies/music/percussion/cymbal_crash.ogg",
-                   "tuxpaint/hobbies/music/percussion/drum_tomtom_floor.ogg",
-                   "tuxpaint/hobbies/music/percussion/drumkit.ogg",
-                   *(f"gcompris/activities/instruments/resource/{x}.ogg"
-                     for x in ("bongo", "cymbal", "drum_kit", "snare_drum", "timpani", "tambourine"))),
+        "pictures": (
+            "tuxpaint/hobbies/music/percussion/cymbal_crash.png",
+            "tuxpaint/hobbies/music/percussion/drum_tomtom_floor.png",
+            "tuxpaint/hobbies/music/percussion/drumkit.png",
+        ),
+        "sounds": (
+            "tuxpaint/hobbies/music/percussion/cymbal_crash.ogg",
+            "tuxpaint/hobbies/music/percussion/drum_tomtom_floor.ogg",
+            "tuxpaint/hobbies/music/percussion/drumkit.ogg",
+            *(
+                f"gcompris/activities/instruments/resource/{x}.ogg"
+                for x in ("bongo", "cymbal", "drum_kit", "snare_drum", "timpani", "tambourine")
+            ),
+        ),
     },
     "car": {
-        "pictures": ("tuxpaint/vehicles/auto/beetle.png", "tuxpaint/vehicles/auto/sedan.png",
-                     "tuxpaint/vehicles/auto/sportscar2.png", "tuxpaint/vehicles/auto/truck.png",
-                     "tuxpaint/vehicles/emergency/firetruck.png", "tuxpaint/vehicles/race/indycar.png",
-                     "tuxpaint/vehicles/garbagetruck.png"),
-        "sounds": ("gcompris/activities/traffic/resource/car.wav",
-                   "gcompris/activities/memory-sound/resource/LRStartAndStopCarEngine1LACut.ogg",
-                   "tuxpaint/vehicles/emergency/firetruck.ogg"),
+        "pictures": (
+            "tuxpaint/vehicles/auto/beetle.png",
+            "tuxpaint/vehicles/auto/sedan.png",
+            "tuxpaint/vehicles/auto/sportscar2.png",
+            "tuxpaint/vehicles/auto/truck.png",
+            "tuxpaint/vehicles/emergency/firetruck.png",
+            "tuxpaint/vehicles/race/indycar.png",
+            "tuxpaint/vehicles/garbagetruck.png",
+        ),
+        "sounds": (
+            "gcompris/activities/traffic/resource/car.wav",
+            "gcompris/activities/memory-sound/resource/LRStartAndStopCarEngine1LACut.ogg",
+            "tuxpaint/vehicles/emergency/firetruck.ogg",
+        ),
     },
 }
 
 #: Full photographs of no class, used (blurred) behind the cut-outs, besides the full photographs of
 #: the other classes and scikit-image's textures.
 BACKGROUND_PHOTOS: tuple[str, ...] = (
-    *(f"gcompris/activities/explore_world_animals/resource/animals/{x}.webp"
-      for x in ("chameleon", "crocodile", "dragon", "giraffe", "hedgehog", "kangaroo", "koala", "lemur", "moose",
-                "narwhal", "panda", "polar_bear")),
-    *(f"gcompris/activities/explore_monuments/resource/{x}.webp"
-      for x in ("wonders/colosseum", "wonders/greatWallofChina", "wonders/machuPicchu", "wonders/petra",
-                "india/ajantaCave", "france/montStMichel", "france/pontduGard", "germany/neuschwansteinCastle",
-                "usa/canyondeChelly", "usa/navajo")),
+    *(
+        f"gcompris/activities/explore_world_animals/resource/animals/{x}.webp"
+        for x in (
+            "chameleon",
+            "crocodile",
+            "dragon",
+            "giraffe",
+            "hedgehog",
+            "kangaroo",
+            "koala",
+            "lemur",
+            "moose",
+            "narwhal",
+            "panda",
+            "polar_bear",
+        )
+    ),
+    *(
+        f"gcompris/activities/explore_monuments/resource/{x}.webp"
+        for x in (
+            "wonders/colosseum",
+            "wonders/greatWallofChina",
+            "wonders/machuPicchu",
+            "wonders/petra",
+            "india/ajantaCave",
+            "france/montStMichel",
+            "france/pontduGard",
+            "germany/neuschwansteinCastle",
+            "usa/canyondeChelly",
+            "usa/navajo",
+        )
+    ),
 )
 
 
@@ -255,7 +392,7 @@ def unpack_rcc(path: str | os.PathLike, dest: str | os.PathLike) -> int:
 
     def name_at(offset: int) -> str:
         (length,) = struct.unpack_from(">H", data, names + offset)
-        name = data[names + offset + 6: names + offset + 6 + 2 * length].decode("utf-16-be")
+        name = data[names + offset + 6 : names + offset + 6 + 2 * length].decode("utf-16-be")
         if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
             raise ValueError(f"{path}: unsafe entry name {name!r}")
         return name
@@ -275,7 +412,7 @@ def unpack_rcc(path: str | os.PathLike, dest: str | os.PathLike) -> int:
             continue
         (offset,) = struct.unpack_from(">I", data, node + 10)
         (size,) = struct.unpack_from(">I", data, payload + offset)
-        blob = data[payload + offset + 4: payload + offset + 4 + size]
+        blob = data[payload + offset + 4 : payload + offset + 4 + size]
         if flags & 1:
             blob = zlib.decompress(blob[4:])
         elif flags & 4:
@@ -321,8 +458,11 @@ def _unpacked(archive: str) -> Path:
 
 
 def _all_files() -> tuple[str, ...]:
-    return tuple(dict.fromkeys([p for c in CLASSES.values() for k in ("pictures", "sounds") for p in c[k]]
-                               + list(BACKGROUND_PHOTOS)))
+    return tuple(
+        dict.fromkeys(
+            [p for c in CLASSES.values() for k in ("pictures", "sounds") for p in c[k]] + list(BACKGROUND_PHOTOS)
+        )
+    )
 
 
 def _resolve(rel: str) -> Path:
@@ -348,6 +488,7 @@ def check_available() -> list[str]:
         missing.append(f"the Debian package gcompris-qt-data ({GCOMPRIS_RCC_DIR}; scripts/install_corpora.sh)")
     try:
         from PIL import features
+
         if not features.check("webp"):
             missing.append("Pillow with WebP support")
     except ModuleNotFoundError:
@@ -417,7 +558,7 @@ def _recording(path: str) -> np.ndarray:
     x = np.concatenate(chunks).astype(np.float32)
     peak = float(np.abs(x).max()) if x.size else 0.0
     loud = np.flatnonzero(np.abs(x) > 0.01 * max(1e-6, peak))
-    x = x[loud[0]: loud[-1] + 1] if loud.size else x
+    x = x[loud[0] : loud[-1] + 1] if loud.size else x
     return x / max(1e-6, peak)
 
 
@@ -446,8 +587,15 @@ def _shake(rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
-def _view(img, box_path: tuple[np.ndarray, np.ndarray], move: float, shake: np.ndarray, width: int, height: int,
-          blur: float = 0.0) -> np.ndarray:
+def _view(
+    img,
+    box_path: tuple[np.ndarray, np.ndarray],
+    move: float,
+    shake: np.ndarray,
+    width: int,
+    height: int,
+    blur: float = 0.0,
+) -> np.ndarray:
     """Frames of ``img`` seen through a window that travels ``move`` of the way between two windows."""
     from PIL import Image, ImageFilter
 
@@ -468,8 +616,9 @@ def _view(img, box_path: tuple[np.ndarray, np.ndarray], move: float, shake: np.n
     return out
 
 
-def _frames(picture: str, backgrounds: list[str], rng: np.random.Generator, n: int, width: int,
-            height: int) -> np.ndarray:
+def _frames(
+    picture: str, backgrounds: list[str], rng: np.random.Generator, n: int, width: int, height: int
+) -> np.ndarray:
     from PIL import Image
 
     shake = _shake(rng, n)
@@ -499,10 +648,15 @@ def _frames(picture: str, backgrounds: list[str], rng: np.random.Generator, n: i
     s0 = 1 / 1.15
     s1 = s0 * rng.uniform(0.88, 1.12)  # slow zoom
     ow, oh = cut.width * s0, cut.height * s0
-    c0 = np.array([rng.uniform(min(ow / 2, width / 2), max(width - ow / 2, width / 2)),
-                   rng.uniform(min(oh / 2, height / 2), max(height - oh / 2, height / 2))])
-    c1 = (c0 + rng.uniform(-0.2, 0.2, 2) * (width, height)).clip((0.15 * width, 0.15 * height),
-                                                                  (0.85 * width, 0.85 * height))
+    c0 = np.array(
+        [
+            rng.uniform(min(ow / 2, width / 2), max(width - ow / 2, width / 2)),
+            rng.uniform(min(oh / 2, height / 2), max(height - oh / 2, height / 2)),
+        ]
+    )
+    c1 = (c0 + rng.uniform(-0.2, 0.2, 2) * (width, height)).clip(
+        (0.15 * width, 0.15 * height), (0.85 * width, 0.85 * height)
+    )
     theta0, theta1 = np.deg2rad(rng.uniform(-10, 10)), np.deg2rad(rng.uniform(-10, 10))
     ocx, ocy = cut.width / 2, cut.height / 2
     for f in range(n):
@@ -512,8 +666,12 @@ def _frames(picture: str, backgrounds: list[str], rng: np.random.Generator, n: i
         # output pixel -> cut-out pixel: rotate by -theta, scale by 1/s, around the two centres
         a, b = np.cos(th) / s, np.sin(th) / s
         d, e = -np.sin(th) / s, np.cos(th) / s
-        layer = cut.transform((width, height), Image.AFFINE,
-                              (a, b, ocx - a * cx - b * cy, d, e, ocy - d * cx - e * cy), resample=Image.BILINEAR)
+        layer = cut.transform(
+            (width, height),
+            Image.AFFINE,
+            (a, b, ocx - a * cx - b * cy, d, e, ocy - d * cx - e * cy),
+            resample=Image.BILINEAR,
+        )
         rgba = np.asarray(layer, np.float32)
         alpha = rgba[..., 3:] / 255
         back[f] = back[f] * (1 - alpha) + rgba[..., :3] * alpha
@@ -535,13 +693,13 @@ def _events(rec: np.ndarray, rng: np.random.Generator, n: int) -> tuple[np.ndarr
         if rec.size > n // 2:
             length = min(rec.size, int(rng.uniform(0.3, 0.6) * n))
             start = int(rng.integers(0, rec.size - length + 1))
-            seg = rec[start: start + length].copy()
+            seg = rec[start : start + length].copy()
             ramp = np.linspace(0, 1, fade, dtype=np.float32)
             seg[:fade] *= ramp
             seg[-fade:] *= ramp[::-1]
         played = seg[: n - pos] * rng.uniform(0.4, 1.0)
-        x[pos: pos + played.size] += played
-        active[pos: pos + played.size] = True
+        x[pos : pos + played.size] += played
+        active[pos : pos + played.size] = True
         pos += seg.size + int(rng.uniform(0.3, 2.0) * _SAMPLE_RATE)
     return x, active
 
@@ -614,8 +772,16 @@ def write_stamp_sound_videos(
     a *different* class.
     """
     classes = available_classes()  # raises when material is missing; unpacks before the workers start
-    out, jobs = plan_corpus(out_dir, n_videos, prefix="stamps", matched_fraction=matched_fraction,
-                            n_classes=n_classes or len(classes), max_classes=len(classes), duration_s=duration_s,
-                            size=size, seed=seed, extra=(fps, *size))
+    out, jobs = plan_corpus(
+        out_dir,
+        n_videos,
+        prefix="stamps",
+        matched_fraction=matched_fraction,
+        n_classes=n_classes or len(classes),
+        max_classes=len(classes),
+        duration_s=duration_s,
+        size=size,
+        seed=seed,
+        extra=(fps, *size),
+    )
     return write_corpus(out, jobs, _write_one, workers, chunksize=4)
-

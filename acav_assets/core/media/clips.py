@@ -82,8 +82,9 @@ def _window(video_id: str, centre: float, duration: float, clip_s: float) -> Cli
     return ClipWindow(clip_id(video_id, start, end), video_id, start, end)
 
 
-def clip_windows(video_id: str, duration_s: float, config: ClipConfig = ClipConfig(),
-                 shots: list[Shot] | None = None) -> list[ClipWindow]:
+def clip_windows(
+    video_id: str, duration_s: float, config: ClipConfig = ClipConfig(), shots: list[Shot] | None = None
+) -> list[ClipWindow]:
     """Windows for one video of ``duration_s`` seconds (no windows if shorter than the minimum).
 
     With ``config.max_clips > 1`` and ``shots`` (from :func:`detect_shots`), up to that many
@@ -103,8 +104,10 @@ def clip_windows(video_id: str, duration_s: float, config: ClipConfig = ClipConf
     remaining = sorted(shots, key=lambda s: -s.length_s)
     while remaining and len(windows) < config.max_clips:
         if chosen:
+
             def diversity(s: Shot) -> tuple[float, float]:
                 return (min(float(np.abs(s.histogram - c.histogram).sum()) for c in chosen), s.length_s)
+
             remaining.sort(key=diversity, reverse=True)
         shot = remaining.pop(0)
         w = _window(video_id, (shot.start_s + shot.end_s) / 2, duration_s, config.clip_s)
@@ -134,8 +137,9 @@ def detect_shots(path: str | os.PathLike, duration_s: float, config: ClipConfig 
 def _transnet_shots(path, duration_s: float, config: ClipConfig) -> list[Shot]:
     from acav_assets.core.media.shots import transnet_boundaries
 
-    b = transnet_boundaries(path, duration_s=duration_s, threshold=config.transnet_threshold,
-                            max_fps=config.transnet_fps)
+    b = transnet_boundaries(
+        path, duration_s=duration_s, threshold=config.transnet_threshold, max_fps=config.transnet_fps
+    )
     cuts = [0.0, *[float(t) for t in b.times]]
     ends = cuts[1:] + [duration_s]
     shots = []

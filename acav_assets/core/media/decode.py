@@ -17,8 +17,16 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-__all__ = ["DecodeConfig", "DecodedClip", "decode_clip", "iter_decoded", "DecodeError", "walk_window",
-           "display_turns", "upright"]
+__all__ = [
+    "DecodeConfig",
+    "DecodedClip",
+    "decode_clip",
+    "iter_decoded",
+    "DecodeError",
+    "walk_window",
+    "display_turns",
+    "upright",
+]
 
 # Audio packets may be muxed up to this far from video packets of the same time.
 _AUDIO_MARGIN_S = 0.5
@@ -73,8 +81,9 @@ def _target_size(w: int, h: int, short: int) -> tuple[int, int]:
     return max(2, int(round(w * short / h / 2)) * 2), short
 
 
-def walk_window(container, vs, aus, t0: float, start_s: float, end_s: float, resampler,
-                video_done: Callable[[], bool]) -> Iterator[tuple[str, float, object]]:
+def walk_window(
+    container, vs, aus, t0: float, start_s: float, end_s: float, resampler, video_done: Callable[[], bool]
+) -> Iterator[tuple[str, float, object]]:
     """One demux pass over a window ``[start_s, end_s)`` (times from the first video frame,
     ``t0`` in stream time), after one seek to the key frame before it (``_AUDIO_MARGIN_S``
     earlier when there is audio). Yields ``("video", t, frame)`` for every decoded video frame
@@ -118,8 +127,9 @@ def walk_window(container, vs, aus, t0: float, start_s: float, end_s: float, res
             yield "audio", audio_t0, out.to_ndarray()
 
 
-def decode_clip(path: str | os.PathLike, start_s: float, end_s: float, config: DecodeConfig = DecodeConfig(),
-                *, clip_id: str = "") -> DecodedClip:
+def decode_clip(
+    path: str | os.PathLike, start_s: float, end_s: float, config: DecodeConfig = DecodeConfig(), *, clip_id: str = ""
+) -> DecodedClip:
     """Decode one window ``[start_s, end_s)`` of ``path``. Raises :class:`DecodeError` if the
     file yields no video frame for it."""
     if not end_s > start_s >= 0:
@@ -165,8 +175,7 @@ def _decode(container, start_s, end_s, config: DecodeConfig, clip_id: str) -> De
             frame_times[ti] = frame_time
             ti += 1
 
-    for kind, t, item in walk_window(container, vs, aus, t0, start_s, end_s, resampler,
-                                     lambda: ti >= config.n_frames):
+    for kind, t, item in walk_window(container, vs, aus, t0, start_s, end_s, resampler, lambda: ti >= config.n_frames):
         if kind == "audio":
             audio_t0 = t
             chunks.append(item.reshape(-1))
@@ -190,17 +199,19 @@ def _decode(container, start_s, end_s, config: DecodeConfig, clip_id: str) -> De
         i0 = int(round((start_s - audio_t0) * sr))
         src0, dst0 = max(i0, 0), max(-i0, 0)
         n = max(0, min(n_need - dst0, allsamples.size - src0))
-        audio[dst0:dst0 + n] = allsamples[src0:src0 + n]
+        audio[dst0 : dst0 + n] = allsamples[src0 : src0 + n]
         covered = n
     if config.center_crop:
         s = config.short_side
         y0, x0 = (th - s) // 2, (tw - s) // 2
-        frames = np.ascontiguousarray(frames[:, y0:y0 + s, x0:x0 + s])
+        frames = np.ascontiguousarray(frames[:, y0 : y0 + s, x0 : x0 + s])
     return DecodedClip(clip_id, frames, frame_times, audio, sr, (n_need - covered) / sr, video_pad)
 
 
-def iter_decoded(items: Iterable[tuple[str, str, float, float]], config: DecodeConfig = DecodeConfig(),
-                 ) -> Iterator[tuple[str, DecodedClip | None, str]]:
+def iter_decoded(
+    items: Iterable[tuple[str, str, float, float]],
+    config: DecodeConfig = DecodeConfig(),
+) -> Iterator[tuple[str, DecodedClip | None, str]]:
     """Decode ``(clip_id, path, start_s, end_s)`` items one at a time (bounded memory).
 
     Yields ``(clip_id, clip, error)``: ``clip`` is None and ``error`` says why when a window

@@ -12,10 +12,19 @@ import numpy as np
 __all__ = ["write_video"]
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray | None, fps: float,
-                audio: np.ndarray | None = None, sample_rate: int = 22050, *,
-                codec: str = "libx264", gop_s: float = 2.0, frame_times: np.ndarray | None = None,
-                faststart: bool = False, time_offset_s: float = 0.0) -> None:
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray | None,
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 22050,
+    *,
+    codec: str = "libx264",
+    gop_s: float = 2.0,
+    frame_times: np.ndarray | None = None,
+    faststart: bool = False,
+    time_offset_s: float = 0.0,
+) -> None:
     """Encode ``frames`` (T×H×W×3 uint8) and/or mono ``audio`` (float32) into a container.
 
     ``frame_times`` (seconds) gives each frame its own timestamp: variable frame rate.
@@ -46,7 +55,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | None, fps: float,
             upto = a.size if t == math.inf else min(a.size, int(t * sample_rate))
             while a_pos < upto:
                 n = min(1024, upto - a_pos)
-                af = av.AudioFrame.from_ndarray(a[a_pos:a_pos + n].reshape(1, -1), format="fltp", layout="mono")
+                af = av.AudioFrame.from_ndarray(a[a_pos : a_pos + n].reshape(1, -1), format="fltp", layout="mono")
                 af.sample_rate = sample_rate
                 af.pts = a_pos + int(round(time_offset_s * sample_rate))
                 for packet in aus.encode(af):

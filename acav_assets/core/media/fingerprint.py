@@ -50,8 +50,15 @@ import scipy.fft
 
 from acav_assets.core.media.decode import display_turns
 
-__all__ = ["Fingerprint", "NearDuplicateConfig", "compare", "fingerprint_file", "fingerprint_or_reason", "picture_samples",
-           "popcount64"]
+__all__ = [
+    "Fingerprint",
+    "NearDuplicateConfig",
+    "compare",
+    "fingerprint_file",
+    "fingerprint_or_reason",
+    "picture_samples",
+    "popcount64",
+]
 
 HOP_S = 0.25  # sound hashes every quarter second
 VISUAL_WINDOW_S = 0.3  # a picture sample is compared with the other's samples this close in time (half a sound hop + a frame at 6 fps)
@@ -90,8 +97,10 @@ class Fingerprint:
 
     @property
     def duration_s(self) -> float:
-        return max(float(self.frame_times[-1]) if self.frame_times.size else 0.0,
-                   self.audio_start_s + self.audio_hashes.size * HOP_S)
+        return max(
+            float(self.frame_times[-1]) if self.frame_times.size else 0.0,
+            self.audio_start_s + self.audio_hashes.size * HOP_S,
+        )
 
 
 @dataclass(frozen=True)
@@ -110,10 +119,14 @@ class NearDuplicateConfig:
 
     def __post_init__(self):
         if self.window_s < 0 or (0 < self.window_s < self.min_overlap_s):
-            raise ValueError(f"window_s must be 0 (whole videos) or at least min_overlap_s ({self.min_overlap_s} s), "
-                             f"got {self.window_s}")
+            raise ValueError(
+                f"window_s must be 0 (whole videos) or at least min_overlap_s ({self.min_overlap_s} s), "
+                f"got {self.window_s}"
+            )
         if not (0 <= self.audio_bits <= 15 and 0 <= self.lookup_bits <= 15):
-            raise ValueError("audio_bits and lookup_bits must be in [0, 15] (the lookup finds codes up to 15 bits away)")
+            raise ValueError(
+                "audio_bits and lookup_bits must be in [0, 15] (the lookup finds codes up to 15 bits away)"
+            )
         if not -1 <= self.visual_cos <= 1:
             raise ValueError("visual_cos must be in [-1, 1]")
         if not (0 < self.audio_match <= 1 and 0 < self.visual_match <= 1):
@@ -192,9 +205,9 @@ def _audio_hashes(x: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     if x.size < max(win, n_fft):
         return np.zeros(0, np.uint64), np.zeros(0, bool)
     frames = np.lib.stride_tricks.sliding_window_view(x.astype(np.float32, copy=False), n_fft)[::step] * window
-    spectrum = scipy.fft.rfft(frames, axis=1, workers=1)[:, :edges[-1]]  # the bins up to 3.4 kHz
+    spectrum = scipy.fft.rfft(frames, axis=1, workers=1)[:, : edges[-1]]  # the bins up to 3.4 kHz
     bands = np.zeros((spectrum.shape[0], filled.size))  # (frames, 33) energies; bands without bins stay 0
-    bands[:, filled] = np.add.reduceat(spectrum.real ** 2 + spectrum.imag ** 2, edges[:-1][filled], axis=1)
+    bands[:, filled] = np.add.reduceat(spectrum.real**2 + spectrum.imag**2, edges[:-1][filled], axis=1)
     n_win = 1 + (x.size - win) // hop_w
     fpw = win // step  # spectrogram frames per 1 s window
     starts = (np.arange(n_win) * hop_w) // step
@@ -303,12 +316,13 @@ def _sample_sound(c, aus, t0: float, lo: float, hi: float) -> tuple[np.ndarray, 
     lead = int(round((first - lo) * rate))  # align the sound with the window's start
     audio = np.concatenate([np.zeros(lead, np.float32), audio]) if lead > 0 else audio[-lead:]
     if np.isfinite(hi):
-        audio = audio[:int(round((hi - lo) * rate))]
-    return _audio_hashes(audio[:int(MAX_AUDIO_S * rate)], rate)
+        audio = audio[: int(round((hi - lo) * rate))]
+    return _audio_hashes(audio[: int(MAX_AUDIO_S * rate)], rate)
 
 
-def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
-                     duration_s: float | None = None) -> Fingerprint:
+def fingerprint_file(
+    path: str | os.PathLike, window_s: float = WINDOW_S, duration_s: float | None = None
+) -> Fingerprint:
     """Fingerprint of a media file: its picture at fixed times of the centre ``PICTURE_SPAN_S``
     (whatever the keyframe placement: one seek, then decoding forward) and its sound within the
     centre ``window_s`` seconds (the whole file when it is shorter, or ``window_s`` is 0; one
@@ -346,9 +360,14 @@ def fingerprint_file(path: str | os.PathLike, window_s: float = WINDOW_S,
                 ah, sounding = _sample_sound(c, aus, t0, lo, hi)
     except (av.error.FFmpegError, ValueError) as exc:
         raise ValueError(f"{p}: {exc}") from exc
-    return Fingerprint(np.asarray(times, np.float64), np.asarray(hashes, np.uint64),
-                       np.asarray(vectors, np.float32).reshape(-1, 63), ah, sounding,
-                       float(lo if np.isfinite(hi) else 0.0))
+    return Fingerprint(
+        np.asarray(times, np.float64),
+        np.asarray(hashes, np.uint64),
+        np.asarray(vectors, np.float32).reshape(-1, 63),
+        ah,
+        sounding,
+        float(lo if np.isfinite(hi) else 0.0),
+    )
 
 
 def picture_samples(path: str | os.PathLike, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -369,8 +388,7 @@ def picture_samples(path: str | os.PathLike, times: np.ndarray) -> tuple[np.ndar
     return np.asarray(t, np.float64), np.asarray(h, np.uint64), np.asarray(v, np.float32).reshape(-1, 63)
 
 
-def fingerprint_or_reason(path: str, duration_s: float | None = None,
-                          window_s: float = WINDOW_S) -> Fingerprint | str:
+def fingerprint_or_reason(path: str, duration_s: float | None = None, window_s: float = WINDOW_S) -> Fingerprint | str:
     """:func:`fingerprint_file`, or why it failed (a worker's task)."""
     try:
         return fingerprint_file(path, window_s, duration_s)
@@ -388,8 +406,8 @@ def _audio_alignment(a: Fingerprint, b: Fingerprint, cfg: NearDuplicateConfig) -
         i0, i1 = max(0, shift), min(na, nb + shift)
         if i1 - i0 < min_overlap:
             continue
-        ha, hb = a.audio_hashes[i0:i1], b.audio_hashes[i0 - shift:i1 - shift]
-        both = a.audio_sounding[i0:i1] & b.audio_sounding[i0 - shift:i1 - shift]
+        ha, hb = a.audio_hashes[i0:i1], b.audio_hashes[i0 - shift : i1 - shift]
+        both = a.audio_sounding[i0:i1] & b.audio_sounding[i0 - shift : i1 - shift]
         n = int(both.sum())
         if n < min_overlap // 2:
             continue
@@ -399,8 +417,9 @@ def _audio_alignment(a: Fingerprint, b: Fingerprint, cfg: NearDuplicateConfig) -
     return best
 
 
-def _visual_agreement(a: Fingerprint, b: Fingerprint, shift_s: float, cfg: NearDuplicateConfig
-                      ) -> tuple[float, int, float]:
+def _visual_agreement(
+    a: Fingerprint, b: Fingerprint, shift_s: float, cfg: NearDuplicateConfig
+) -> tuple[float, int, float]:
     """At ``shift_s`` (b's clock -> a's), over the informative samples in the overlap of the
     video with fewer of them: the share that find a sample of the other (informative or not: a
     borderline frame may fall either side in two encodes) within ``VISUAL_WINDOW_S`` with
@@ -412,8 +431,10 @@ def _visual_agreement(a: Fingerprint, b: Fingerprint, shift_s: float, cfg: NearD
     hi = min(a.frame_times[-1], tb[-1]) + VISUAL_WINDOW_S
     ia = (a.frame_times >= lo) & (a.frame_times <= hi)
     ib = (tb >= lo) & (tb <= hi)
-    sides = [(a.frame_times, a.frame_units, ia, ia & a.frame_informative),
-             (tb, b.frame_units, ib, ib & b.frame_informative)]
+    sides = [
+        (a.frame_times, a.frame_units, ia, ia & a.frame_informative),
+        (tb, b.frame_units, ib, ib & b.frame_informative),
+    ]
     (qt, qv, _, qi), (rt, rv, ri, _) = sorted(sides, key=lambda s: int(s[3].sum()))
     if not qi.any() or not ri.any():
         return 0.0, 0, 0.0
@@ -433,9 +454,13 @@ def compare(a: Fingerprint, b: Fingerprint, cfg: NearDuplicateConfig = NearDupli
         visual, frames, _ = _visual_agreement(a, b, shift_s, cfg) if audio >= cfg.audio_match else (0.0, 0, 0.0)
         known = frames >= cfg.min_frames
         ok = audio >= cfg.audio_match and known and visual >= cfg.visual_match
-        return ok, {"audio_agreement": round(audio, 3),
-                    "visual_agreement": round(visual, 3) if known or audio < cfg.audio_match else None,
-                    "shift_s": shift_s, "overlap_s": n * HOP_S, "frames_compared": frames}
+        return ok, {
+            "audio_agreement": round(audio, 3),
+            "visual_agreement": round(visual, 3) if known or audio < cfg.audio_match else None,
+            "shift_s": shift_s,
+            "overlap_s": n * HOP_S,
+            "frames_compared": frames,
+        }
     # no usable sound on one side: the picture alone, at its best shift (step 0.25 s), and strong
     best, best_shift, best_frames, best_span = 0.0, 0.0, 0, 0.0
     span = max(a.duration_s, b.duration_s)
@@ -443,7 +468,15 @@ def compare(a: Fingerprint, b: Fingerprint, cfg: NearDuplicateConfig = NearDupli
         v, frames, matched_span = _visual_agreement(a, b, float(shift), cfg)
         if frames >= cfg.silent_min_frames and (v, matched_span) > (best, best_span):
             best, best_shift, best_frames, best_span = v, float(shift), frames, matched_span
-    ok = (best >= max(cfg.visual_match, cfg.silent_match) and best * best_frames >= cfg.silent_min_frames
-          and best_span >= cfg.silent_min_span_s)
-    return ok, {"audio_agreement": None, "visual_agreement": round(best, 3) if best_frames else None,
-                "shift_s": best_shift, "overlap_s": None, "frames_compared": best_frames}
+    ok = (
+        best >= max(cfg.visual_match, cfg.silent_match)
+        and best * best_frames >= cfg.silent_min_frames
+        and best_span >= cfg.silent_min_span_s
+    )
+    return ok, {
+        "audio_agreement": None,
+        "visual_agreement": round(best, 3) if best_frames else None,
+        "shift_s": best_shift,
+        "overlap_s": None,
+        "frames_compared": best_frames,
+    }

@@ -40,10 +40,11 @@ def is_remote(root: str | os.PathLike) -> bool:
 
 def _local(root: str | os.PathLike) -> Path:
     s = os.fspath(root)
-    return Path(s[len("file://"):] if s.startswith("file://") else s)
+    return Path(s[len("file://") :] if s.startswith("file://") else s)
 
 
 # --- local folders ---------------------------------------------------------------------------
+
 
 def batch_dir(landing_root: str | os.PathLike, batch: str) -> Path:
     """The folder of ``batch`` under a local landing root; refuses names that could escape it."""
@@ -76,7 +77,9 @@ def landing_batches(landing_root: str | os.PathLike) -> tuple[list[str], dict[st
     return _sort_batches([p.name for p in root.iterdir() if p.is_dir()])
 
 
-def _completeness(marker: bool, mtimes: list[float | None], quiet_period_s: float, now: float | None) -> tuple[bool, str]:
+def _completeness(
+    marker: bool, mtimes: list[float | None], quiet_period_s: float, now: float | None
+) -> tuple[bool, str]:
     if marker:
         return True, f"{READY_MARKER} present"
     if quiet_period_s <= 0:
@@ -102,6 +105,7 @@ def batch_is_complete(folder: str | os.PathLike, quiet_period_s: float, now: flo
 
 
 # --- either ----------------------------------------------------------------------------------
+
 
 def _mtime(info: dict[str, Any]) -> float | None:
     """A modification time in epoch seconds from an fsspec info dict (keys differ by store)."""
@@ -143,8 +147,14 @@ class Landing:
     may resolve into (:meth:`media_roots`).
     """
 
-    def __init__(self, root: str | os.PathLike, storage_options: dict[str, Any] | None = None,
-                 cache_dir: str | os.PathLike | None = None, *, allowed_link_roots=()):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        *,
+        allowed_link_roots=(),
+    ):
         self.root = os.fspath(root).rstrip("/") if is_remote(root) else os.fspath(root)
         #: folders outside the landing area its links may point into (every step checks, before it opens a file)
         self.allowed_link_roots = tuple(os.fspath(r) for r in allowed_link_roots)
@@ -232,9 +242,11 @@ class Landing:
             fs = self.fs()
             fs.invalidate_cache(prefix)
             for name, info in sorted(fs.find(prefix, detail=True, withdirs=True).items()):
-                if name[len(prefix):].lstrip("/") == READY_MARKER:
+                if name[len(prefix) :].lstrip("/") == READY_MARKER:
                     continue
-                entries.append(f"{name[len(prefix):].lstrip('/')}\t{info.get('size')}\t{_mtime(info)}\t{info.get('type')}")
+                entries.append(
+                    f"{name[len(prefix) :].lstrip('/')}\t{info.get('size')}\t{_mtime(info)}\t{info.get('type')}"
+                )
         return hashlib.blake2b("\n".join(entries).encode(), digest_size=12).hexdigest()
 
     # staging
@@ -276,7 +288,11 @@ class Landing:
                 local.mkdir(exist_ok=True)
                 continue
             size, mtime = int(e.get("size") or 0), _mtime(e)
-            if local.is_file() and local.stat().st_size == size and (mtime is None or int(local.stat().st_mtime) == int(mtime)):
+            if (
+                local.is_file()
+                and local.stat().st_size == size
+                and (mtime is None or int(local.stat().st_mtime) == int(mtime))
+            ):
                 report.kept += 1
                 continue
             tmp = dest / f".{name}.part-{os.getpid()}"

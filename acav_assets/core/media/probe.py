@@ -42,16 +42,16 @@ OK = "ok"
 #: Every status a file can get. Bad input is recorded with one of these, never raised.
 STATUSES = (
     OK,
-    "no_audio",     # no audio stream (or no decodable audio)
-    "no_video",     # no video stream (cover art does not count)
-    "too_short",    # shorter than ProbeConfig.min_duration_s
-    "too_long",     # longer than ProbeConfig.max_duration_s
-    "too_large",    # frame or file larger than the configured limits
-    "corrupt",      # not a media file, truncated, or undecodable
-    "unreadable",   # cannot be read: permissions, broken link, not a regular file
+    "no_audio",  # no audio stream (or no decodable audio)
+    "no_video",  # no video stream (cover art does not count)
+    "too_short",  # shorter than ProbeConfig.min_duration_s
+    "too_long",  # longer than ProbeConfig.max_duration_s
+    "too_large",  # frame or file larger than the configured limits
+    "corrupt",  # not a media file, truncated, or undecodable
+    "unreadable",  # cannot be read: permissions, broken link, not a regular file
     "outside_landing",  # a link that resolves outside the landing area (never opened)
-    "duplicate",    # same content as a file seen earlier
-    "timeout",      # probing took longer than the per-file time limit
+    "duplicate",  # same content as a file seen earlier
+    "timeout",  # probing took longer than the per-file time limit
 )
 
 _HASH_CHUNK = 1 << 20
@@ -84,8 +84,7 @@ class ProbeConfig:
         if self.min_duration_s < 0:
             raise ValueError(f"min_duration_s must be >= 0, got {self.min_duration_s}")
         if self.max_duration_s is not None and self.max_duration_s < self.min_duration_s:
-            raise ValueError(
-                f"max_duration_s ({self.max_duration_s}) is below min_duration_s ({self.min_duration_s})")
+            raise ValueError(f"max_duration_s ({self.max_duration_s}) is below min_duration_s ({self.min_duration_s})")
         if self.max_pixels <= 0:
             raise ValueError("max_pixels must be positive")
 
@@ -151,9 +150,13 @@ def probe_file(path: str | os.PathLike, config: ProbeConfig = ProbeConfig()) -> 
     """Probe one file. Never raises for a bad file; returns a record with a status."""
     spath = os.fspath(path)
     if config.allowed_roots and not resolves_inside(spath, config.allowed_roots):
-        return VideoRecord(_path_id(spath), spath, "outside_landing",
-                           f"a link that resolves outside the landing area (to {os.path.realpath(spath)}): "
-                           f"not read; allow its folder explicitly to ingest it")
+        return VideoRecord(
+            _path_id(spath),
+            spath,
+            "outside_landing",
+            f"a link that resolves outside the landing area (to {os.path.realpath(spath)}): "
+            f"not read; allow its folder explicitly to ingest it",
+        )
     try:
         st = os.stat(spath)  # follows symlinks
     except FileNotFoundError:
@@ -166,13 +169,19 @@ def probe_file(path: str | os.PathLike, config: ProbeConfig = ProbeConfig()) -> 
         return VideoRecord(_path_id(spath), spath, "unreadable", f"not a regular file ({kind})")
     if st.st_mode & 0o444 == 0:
         # Refuse even when running as root, so that behaviour does not depend on the user.
-        return VideoRecord(_path_id(spath), spath, "unreadable",
-                           f"permission denied (mode {stat.filemode(st.st_mode)})", size_bytes=st.st_size)
+        return VideoRecord(
+            _path_id(spath),
+            spath,
+            "unreadable",
+            f"permission denied (mode {stat.filemode(st.st_mode)})",
+            size_bytes=st.st_size,
+        )
     try:
         vid = content_id(spath, st.st_size, full_limit=config.hash_full_limit_bytes)
     except OSError as exc:
-        return VideoRecord(_path_id(spath), spath, "unreadable", f"cannot read: {exc.strerror or exc}",
-                           size_bytes=st.st_size)
+        return VideoRecord(
+            _path_id(spath), spath, "unreadable", f"cannot read: {exc.strerror or exc}", size_bytes=st.st_size
+        )
     rec = VideoRecord(vid, spath, OK, size_bytes=st.st_size)
     if st.st_size == 0:
         return _fail(rec, "corrupt", "empty file (0 bytes)")
@@ -249,16 +258,21 @@ def _inspect(rec: VideoRecord, path: str, config: ProbeConfig) -> None:
             _fail(rec, "corrupt", "duration unknown")
             return
         if rec.duration_s < config.min_duration_s:
-            _fail(rec, "too_short", f"duration {rec.duration_s:.2f} s is below the minimum of {config.min_duration_s:g} s")
+            _fail(
+                rec, "too_short", f"duration {rec.duration_s:.2f} s is below the minimum of {config.min_duration_s:g} s"
+            )
         elif config.max_duration_s is not None and rec.duration_s > config.max_duration_s:
-            _fail(rec, "too_long", f"duration {rec.duration_s:.2f} s is above the maximum of {config.max_duration_s:g} s")
+            _fail(
+                rec, "too_long", f"duration {rec.duration_s:.2f} s is above the maximum of {config.max_duration_s:g} s"
+            )
 
 
 def _too_large(rec: VideoRecord, config: ProbeConfig) -> bool:
     """Refuse frames above the pixel limit (checked before decoding when the size is declared)."""
     if rec.width and rec.height and rec.width * rec.height > config.max_pixels:
-        _fail(rec, "too_large", f"frame size {rec.width}x{rec.height} is above the limit of "
-                                 f"{config.max_pixels:,} pixels")
+        _fail(
+            rec, "too_large", f"frame size {rec.width}x{rec.height} is above the limit of {config.max_pixels:,} pixels"
+        )
         return True
     return False
 
@@ -337,8 +351,14 @@ class _ProbeWorker:
         self._start()
 
     def _start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "acav_assets.core.media.probe_worker"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "acav_assets.core.media.probe_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
         if self._read(120) != "ready":  # start-up is not charged to a file
             self._stop()
             raise RuntimeError("the probe worker process did not start")

@@ -77,8 +77,15 @@ def _frames(path: str, max_fps: float, max_frames: int) -> tuple[np.ndarray, np.
     return np.asarray(times), (np.stack(thumbs) if thumbs else np.zeros((0, _H, _W, 3), np.uint8))
 
 
-def transnet_boundaries(path: str | os.PathLike, *, duration_s: float | None = None, threshold: float = 0.5,
-                        max_fps: float = 12.5, max_frames: int = 15_000, device: str = "auto") -> ShotBoundaries:
+def transnet_boundaries(
+    path: str | os.PathLike,
+    *,
+    duration_s: float | None = None,
+    threshold: float = 0.5,
+    max_fps: float = 12.5,
+    max_frames: int = 15_000,
+    device: str = "auto",
+) -> ShotBoundaries:
     """Where ``path`` changes shot, by TransNetV2 (``device`` "auto": CUDA when torch sees a
     GPU). Raises ValueError for a file without decodable frames."""
     import torch
@@ -101,7 +108,7 @@ def transnet_boundaries(path: str | os.PathLike, *, duration_s: float | None = N
             j = i
             while j + 1 < p.size and above[j + 1]:
                 j += 1
-            k = i + int(np.argmax(p[i:j + 1]))  # the most probable frame of the transition
+            k = i + int(np.argmax(p[i : j + 1]))  # the most probable frame of the transition
             if k > 0:
                 starts.append(times[k])
             i = j + 1

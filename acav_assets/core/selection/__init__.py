@@ -15,6 +15,16 @@ from acav_assets.core.selection.greedy import (
 from acav_assets.core.selection.weighting import RULES as WEIGHTING_RULES
 from acav_assets.core.selection.weighting import PairWeighting, pair_weights
 
-__all__ = ["DEFAULT_PAIRING", "PAIRINGS", "Selection", "marginal_effects", "mean_mutual_information",
-           "mutual_information", "resolve_pairs", "select_subset", "PairWeighting", "pair_weights",
-           "WEIGHTING_RULES"]
+__all__ = [
+    "DEFAULT_PAIRING",
+    "PAIRINGS",
+    "Selection",
+    "marginal_effects",
+    "mean_mutual_information",
+    "mutual_information",
+    "resolve_pairs",
+    "select_subset",
+    "PairWeighting",
+    "pair_weights",
+    "WEIGHTING_RULES",
+]

@@ -31,9 +31,18 @@ def standardise(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return (x - mu) / sd
 
 
-def agreement_scores(audio_train: np.ndarray, visual_train: np.ndarray, audio: np.ndarray, visual: np.ndarray, *,
-                     dim: int = 32, steps: int = 300, lr: float = 1e-2, temperature: float = 0.1,
-                     seed: int = 0) -> np.ndarray:
+def agreement_scores(
+    audio_train: np.ndarray,
+    visual_train: np.ndarray,
+    audio: np.ndarray,
+    visual: np.ndarray,
+    *,
+    dim: int = 32,
+    steps: int = 300,
+    lr: float = 1e-2,
+    temperature: float = 0.1,
+    seed: int = 0,
+) -> np.ndarray:
     """Per clip of ``audio``/``visual`` (``(N, Da)``, ``(N, Dv)``), the cosine of its sound's and
     its picture's projections, learnt on the corresponding rows ``audio_train``/``visual_train``
     (a selection, or a labelled clean split)."""
@@ -53,21 +62,33 @@ def agreement_scores(audio_train: np.ndarray, visual_train: np.ndarray, audio: n
         za = torch.nn.functional.normalize(wa(at), dim=1)
         zv = torch.nn.functional.normalize(wv(vt), dim=1)
         logits = za @ zv.T / temperature
-        loss = (torch.nn.functional.cross_entropy(logits, target)
-                + torch.nn.functional.cross_entropy(logits.T, target)) / 2
+        loss = (
+            torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)
+        ) / 2
         loss.backward()
         opt.step()
     with torch.no_grad():
-        za = torch.nn.functional.normalize(wa(torch.tensor(standardise(audio, audio_train), dtype=torch.float32)), dim=1)
-        zv = torch.nn.functional.normalize(wv(torch.tensor(standardise(visual, visual_train), dtype=torch.float32)), dim=1)
+        za = torch.nn.functional.normalize(
+            wa(torch.tensor(standardise(audio, audio_train), dtype=torch.float32)), dim=1
+        )
+        zv = torch.nn.functional.normalize(
+            wv(torch.tensor(standardise(visual, visual_train), dtype=torch.float32)), dim=1
+        )
         return (za * zv).sum(1).numpy()
 
 
-def ridge_agreement(audio_train: np.ndarray, visual_train: np.ndarray, audio: np.ndarray, visual: np.ndarray, *,
-                    alpha: float = RIDGE_ALPHA) -> np.ndarray:
+def ridge_agreement(
+    audio_train: np.ndarray,
+    visual_train: np.ndarray,
+    audio: np.ndarray,
+    visual: np.ndarray,
+    *,
+    alpha: float = RIDGE_ALPHA,
+) -> np.ndarray:
     """Per clip, the cosine between its sound and the sound that ridge regression (learnt on the
     corresponding training rows) predicts from its picture, averaged with the same the other way
     round. Solved in whichever of the primal or dual form is smaller."""
+
     def fit_predict(x_train, y_train, x):
         xs, ys = standardise(x_train, x_train), standardise(y_train, y_train)
         xq = standardise(x, x_train)
@@ -83,18 +104,29 @@ def ridge_agreement(audio_train: np.ndarray, visual_train: np.ndarray, audio: np
 
     a = standardise(audio, audio_train)
     v = standardise(visual, visual_train)
-    return 0.5 * (cosine(fit_predict(visual_train, audio_train, visual), a)
-                  + cosine(fit_predict(audio_train, visual_train, audio), v))
+    return 0.5 * (
+        cosine(fit_predict(visual_train, audio_train, visual), a)
+        + cosine(fit_predict(audio_train, visual_train, audio), v)
+    )
 
 
-def cross_fitted_scores(audio: np.ndarray, visual: np.ndarray, selected: np.ndarray, *, folds: int = 5,
-                        seed: int = 0, alpha: float = RIDGE_ALPHA) -> np.ndarray:
+def cross_fitted_scores(
+    audio: np.ndarray,
+    visual: np.ndarray,
+    selected: np.ndarray,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    alpha: float = RIDGE_ALPHA,
+) -> np.ndarray:
     """:func:`ridge_agreement` of every clip, learnt on the ``selected`` ones (bool ``(N,)``):
     each selected clip by the map learnt on the other folds of the selection, each other clip by
     the mean over the folds' maps."""
     chosen = np.flatnonzero(selected)
     if chosen.size < 2 * folds:
-        raise ValueError(f"cross-fitting over {folds} folds needs at least {2 * folds} selected clips, got {chosen.size}")
+        raise ValueError(
+            f"cross-fitting over {folds} folds needs at least {2 * folds} selected clips, got {chosen.size}"
+        )
     audio, visual = np.asarray(audio, np.float64), np.asarray(visual, np.float64)
     part = np.random.default_rng(seed).permutation(chosen.size) % folds
     scores = np.zeros(len(selected))

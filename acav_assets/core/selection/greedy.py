@@ -182,9 +182,7 @@ def mutual_information(table: np.ndarray) -> float:
     a = table.sum(axis=1)
     b = table.sum(axis=0)
     nz = table[table > 0]
-    return float(
-        (np.sum(nz * np.log(nz)) - _xlogx_sum(a) - _xlogx_sum(b)) / n + math.log(n)
-    )
+    return float((np.sum(nz * np.log(nz)) - _xlogx_sum(a) - _xlogx_sum(b)) / n + math.log(n))
 
 
 def _xlogx_sum(x: np.ndarray) -> float:
@@ -337,7 +335,9 @@ def select_subset(
     weights = _as_pair_weights(pair_weights, len(pairs))
     active = [p for p in range(len(pairs)) if weights[p] > 0]  # weight-0 pairs cost nothing
 
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
     if isinstance(take, bool) or not isinstance(take, (int, np.integer)) or take < 1:
         raise ValueError(f"take must be a positive int, got {take!r}")
@@ -392,10 +392,38 @@ def select_subset(
     while done < n_budget:
         stop = min(n_budget, done + _CHUNK)
         done, step, n_free = _k.greedy_chunk(
-            labels, space_arr, space is not None, state, n_free, pair_i, pair_j, pair_w, pair_off, ks,
-            counts, gcell, col_w, col_off, marg, gmarg, scalars, bsz, int(take), int(seed),
-            int(init.size), done, stop, step, out_idx, out_pos, out_gain, out_obj, out_step,
-            scratch_pos, scratch_score, 0,
+            labels,
+            space_arr,
+            space is not None,
+            state,
+            n_free,
+            pair_i,
+            pair_j,
+            pair_w,
+            pair_off,
+            ks,
+            counts,
+            gcell,
+            col_w,
+            col_off,
+            marg,
+            gmarg,
+            scalars,
+            bsz,
+            int(take),
+            int(seed),
+            int(init.size),
+            done,
+            stop,
+            step,
+            out_idx,
+            out_pos,
+            out_gain,
+            out_obj,
+            out_step,
+            scratch_pos,
+            scratch_score,
+            0,
         )
         if progress is not None:
             progress(int(done), n_budget)
@@ -405,11 +433,41 @@ def select_subset(
     rows, steps, gains, objs = out_idx[:done], out_step[:done], out_gain[:done], out_obj[:done]
     rounds = swaps = 0
     if refine and done:
-        greedy = (labels, space_arr, space is not None, state, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell,
-                  col_w, col_off, marg, gmarg, scalars, bsz, int(take), int(seed), int(init.size))
-        rows, pos, steps, rounds, swaps = _refine(greedy, args, out_pos[:done].copy(), rows.copy(), steps.copy(),
-                                                  step, n_free, int(refine), float(refine_fraction),
-                                                  scratch_pos, scratch_score)
+        greedy = (
+            labels,
+            space_arr,
+            space is not None,
+            state,
+            pair_i,
+            pair_j,
+            pair_w,
+            pair_off,
+            ks,
+            counts,
+            gcell,
+            col_w,
+            col_off,
+            marg,
+            gmarg,
+            scalars,
+            bsz,
+            int(take),
+            int(seed),
+            int(init.size),
+        )
+        rows, pos, steps, rounds, swaps = _refine(
+            greedy,
+            args,
+            out_pos[:done].copy(),
+            rows.copy(),
+            steps.copy(),
+            step,
+            n_free,
+            int(refine),
+            float(refine_fraction),
+            scratch_pos,
+            scratch_score,
+        )
         # gains and objectives along the final order, from fresh tables
         for arr in (counts, gcell, marg, gmarg, scalars):
             arr[:] = 0
@@ -424,9 +482,19 @@ def select_subset(
     chosen = labels[np.concatenate([init, rows])] if n_total else labels[:0]
     pair_mi = np.array([_pair_mi(chosen, i, j, ks) for i, j in pairs])
     return Selection(
-        indices=rows, gains=gains, objectives=objs, steps=steps, objective=objective,
-        initial_objective=initial_objective, pairs=tuple(pairs), pair_mi=pair_mi, pair_weights=weights,
-        n_initial=int(init.size), pool_size=pool_size, refine_rounds=rounds, refine_swaps=swaps,
+        indices=rows,
+        gains=gains,
+        objectives=objs,
+        steps=steps,
+        objective=objective,
+        initial_objective=initial_objective,
+        pairs=tuple(pairs),
+        pair_mi=pair_mi,
+        pair_weights=weights,
+        n_initial=int(init.size),
+        pool_size=pool_size,
+        refine_rounds=rounds,
+        refine_swaps=swaps,
     )
 
 
@@ -459,9 +527,39 @@ def _refine(greedy, args, pos, rows, steps, next_step, n_free, max_rounds, fract
         add_gain, add_obj = np.zeros(m), np.zeros(m)
         add_step = np.zeros(m, np.int64)
         got, new_step, free_after = _k.greedy_chunk(
-            labels, space_arr, use_space, state, n_free + m, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell,
-            col_w, col_off, marg, gmarg, scalars, bsz, take, seed, n_init + int(keep.sum()), 0, m,
-            next_step, add_idx, add_pos, add_gain, add_obj, add_step, scratch_pos, scratch_score, r + 1)
+            labels,
+            space_arr,
+            use_space,
+            state,
+            n_free + m,
+            pair_i,
+            pair_j,
+            pair_w,
+            pair_off,
+            ks,
+            counts,
+            gcell,
+            col_w,
+            col_off,
+            marg,
+            gmarg,
+            scalars,
+            bsz,
+            take,
+            seed,
+            n_init + int(keep.sum()),
+            0,
+            m,
+            next_step,
+            add_idx,
+            add_pos,
+            add_gain,
+            add_obj,
+            add_step,
+            scratch_pos,
+            scratch_score,
+            r + 1,
+        )
         rounds += 1
         now = objective()
         if got == m and now > best + 1e-12:
@@ -494,11 +592,23 @@ def _empty_tables(pairs, ks: np.ndarray, weights: np.ndarray | None = None) -> t
     sizes = ks[pair_i] * ks[pair_j]
     pair_off = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
     col_off = np.r_[0, np.cumsum(ks)[:-1]].astype(np.int64)
-    col_w = (np.bincount(pair_i, weights=pair_w, minlength=m) + np.bincount(pair_j, weights=pair_w, minlength=m))
+    col_w = np.bincount(pair_i, weights=pair_w, minlength=m) + np.bincount(pair_j, weights=pair_w, minlength=m)
     counts = np.zeros(int(sizes.sum()), dtype=np.int64)
     marg = np.zeros(int(ks.sum()), dtype=np.int64)
-    return (pair_i, pair_j, pair_w, pair_off, ks, counts, np.zeros(counts.size), col_w, col_off, marg,
-            np.zeros(marg.size), np.zeros(2))
+    return (
+        pair_i,
+        pair_j,
+        pair_w,
+        pair_off,
+        ks,
+        counts,
+        np.zeros(counts.size),
+        col_w,
+        col_off,
+        marg,
+        np.zeros(marg.size),
+        np.zeros(2),
+    )
 
 
 def _resolve_budget(budget, pool_size: int) -> int:
@@ -524,11 +634,14 @@ def _exact_objective(counts, marg, pair_i, pair_j, pair_w, pair_off, ks, col_off
     total = 0.0
     for p in range(pair_i.size):
         i, j = pair_i[p], pair_j[p]
-        cells = counts[pair_off[p]: pair_off[p] + ks[i] * ks[j]]
-        a = marg[col_off[i]: col_off[i] + ks[i]]
-        b = marg[col_off[j]: col_off[j] + ks[j]]
-        total += pair_w[p] * ((_xlogx_sum(cells.astype(np.float64)) - _xlogx_sum(a.astype(np.float64))
-                               - _xlogx_sum(b.astype(np.float64))) / n_total + math.log(n_total))
+        cells = counts[pair_off[p] : pair_off[p] + ks[i] * ks[j]]
+        a = marg[col_off[i] : col_off[i] + ks[i]]
+        b = marg[col_off[j] : col_off[j] + ks[j]]
+        total += pair_w[p] * (
+            (_xlogx_sum(cells.astype(np.float64)) - _xlogx_sum(a.astype(np.float64)) - _xlogx_sum(b.astype(np.float64)))
+            / n_total
+            + math.log(n_total)
+        )
     return total / float(pair_w.sum())
 
 

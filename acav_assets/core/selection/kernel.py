@@ -69,8 +69,7 @@ def _delta(labels, row, pair_i, pair_j, pair_w, pair_off, ks, gcell, col_w, col_
 
 
 @nb.njit(cache=True)
-def _add(labels, row, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg,
-         scalars):
+def _add(labels, row, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars):
     """Add clip ``row`` to the tables; returns the change of T."""
     d = 0.0
     for p in range(pair_i.shape[0]):
@@ -100,10 +99,40 @@ def _objective(t, n, total_weight):
 
 
 @nb.njit(cache=True)
-def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_w, pair_off, ks, counts,
-                 gcell, col_w, col_off, marg, gmarg, scalars, batch_size, take, seed, n_prior,
-                 done, stop, step0, out_idx, out_pos, out_gain, out_obj, out_step, scratch_pos,
-                 scratch_score, salt):
+def greedy_chunk(
+    labels,
+    space,
+    use_space,
+    state,
+    n_free,
+    pair_i,
+    pair_j,
+    pair_w,
+    pair_off,
+    ks,
+    counts,
+    gcell,
+    col_w,
+    col_off,
+    marg,
+    gmarg,
+    scalars,
+    batch_size,
+    take,
+    seed,
+    n_prior,
+    done,
+    stop,
+    step0,
+    out_idx,
+    out_pos,
+    out_gain,
+    out_obj,
+    out_step,
+    scratch_pos,
+    scratch_score,
+    salt,
+):
     """Select clips until ``stop`` clips are in the output (or the pool is empty).
 
     ``space`` maps pool positions to rows of ``labels`` (identity when ``use_space`` is
@@ -130,8 +159,7 @@ def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_w
                 while True:
                     s += _GOLDEN
                     r = _mix(s)
-                    pos = np.int64(((r >> np.uint64(32)) * np.uint64(space_len))
-                                   >> np.uint64(32))
+                    pos = np.int64(((r >> np.uint64(32)) * np.uint64(space_len)) >> np.uint64(32))
                     if state[pos] == 0:
                         break
                 state[pos] = 2
@@ -143,8 +171,7 @@ def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_w
             row = scratch_pos[t]
             if use_space:
                 row = space[row]
-            scratch_score[t] = _delta(labels, row, pair_i, pair_j, pair_w, pair_off, ks, gcell, col_w,
-                                      col_off, gmarg)
+            scratch_score[t] = _delta(labels, row, pair_i, pair_j, pair_w, pair_off, ks, gcell, col_w, col_off, gmarg)
         # --- keep the best `take` (ties: first drawn), add them in order ----------------------
         k = min(take, nb_, stop - done)
         for r in range(k):
@@ -159,8 +186,7 @@ def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_w
             if use_space:
                 row = space[pos]
             before = _objective(scalars[0], scalars[1], n_pairs)
-            _add(labels, row, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
-                 gmarg, scalars)
+            _add(labels, row, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars)
             after = _objective(scalars[0], scalars[1], n_pairs)
             state[pos] = 1
             n_free -= 1
@@ -175,17 +201,14 @@ def greedy_chunk(labels, space, use_space, state, n_free, pair_i, pair_j, pair_w
 
 
 @nb.njit(cache=True)
-def add_rows(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
-             gmarg, scalars):
+def add_rows(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars):
     """Seed the tables with already-selected clips (warm start)."""
     for r in range(rows.shape[0]):
-        _add(labels, rows[r], pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
-             gmarg, scalars)
+        _add(labels, rows[r], pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars)
 
 
 @nb.njit(cache=True)
-def _remove(labels, row, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg,
-            scalars):
+def _remove(labels, row, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars):
     """Take clip ``row`` out of the tables (inverse of ``_add``)."""
     d = 0.0
     for p in range(pair_i.shape[0]):
@@ -206,8 +229,7 @@ def _remove(labels, row, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, co
 
 
 @nb.njit(cache=True)
-def removal_scores(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
-                   gmarg, out):
+def removal_scores(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, out):
     """Change of T if each of ``rows`` (all in the tables) were taken out."""
     for r in range(rows.shape[0]):
         row = rows[r]
@@ -223,22 +245,39 @@ def removal_scores(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, g
 
 
 @nb.njit(cache=True)
-def remove_rows(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
-                gmarg, scalars):
+def remove_rows(
+    labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars
+):
     for r in range(rows.shape[0]):
-        _remove(labels, rows[r], pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
-                gmarg, scalars)
+        _remove(
+            labels, rows[r], pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars
+        )
 
 
 @nb.njit(cache=True)
-def replay(labels, rows, pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg,
-           scalars, out_gain, out_obj):
+def replay(
+    labels,
+    rows,
+    pair_i,
+    pair_j,
+    pair_w,
+    pair_off,
+    ks,
+    counts,
+    gcell,
+    col_w,
+    col_off,
+    marg,
+    gmarg,
+    scalars,
+    out_gain,
+    out_obj,
+):
     """Add ``rows`` in order, recording each one's gain and the objective after it."""
     n_pairs = pair_w.sum()  # total pair weight (P when all weights are 1)
     for r in range(rows.shape[0]):
         before = _objective(scalars[0], scalars[1], n_pairs)
-        _add(labels, rows[r], pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg,
-             gmarg, scalars)
+        _add(labels, rows[r], pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars)
         after = _objective(scalars[0], scalars[1], n_pairs)
         out_gain[r] = after - before
         out_obj[r] = after

@@ -19,8 +19,9 @@ import numpy as np
 __all__ = ["semantic_duplicates"]
 
 
-def semantic_duplicates(vectors: list[np.ndarray], buckets: np.ndarray, threshold: float, *,
-                        removable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def semantic_duplicates(
+    vectors: list[np.ndarray], buckets: np.ndarray, threshold: float, *, removable: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Duplicate rows, the kept row each repeats, and their cosine (the lowest over the spaces).
 
     ``vectors``: one (n, d) float32 array per feature space, rows L2-normalised (a zero row
@@ -51,7 +52,7 @@ def semantic_duplicates(vectors: list[np.ndarray], buckets: np.ndarray, threshol
         for i in range(rows.size):
             if gone[i]:
                 continue  # a removed row keeps nothing: its own duplicates are compared with kept rows
-            for j, sim in zip(nbrs[lims[i]:lims[i + 1]], sims[lims[i]:lims[i + 1]]):
+            for j, sim in zip(nbrs[lims[i] : lims[i + 1]], sims[lims[i] : lims[i + 1]]):
                 if j <= i or gone[j] or not removable[rows[j]]:
                     continue
                 low = min([float(sim)] + [float(v[rows[i]] @ v[rows[j]]) for v in vectors[1:]])

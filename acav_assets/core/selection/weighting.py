@@ -63,8 +63,10 @@ class PairWeighting:
     def to_records(self, pairs: Sequence[tuple[int, int]], names: Sequence[str]) -> list[dict]:
         """JSON-able rows: the two feature spaces (by column name), score and weight."""
         z = self.z if self.z is not None else np.full(len(self.scores), np.nan)
-        return [{"a": names[i], "b": names[j], "score": _num(s), "z": _num(zz), "weight": _num(w)}
-                for (i, j), s, zz, w in zip(pairs, self.scores, z, self.weights)]
+        return [
+            {"a": names[i], "b": names[j], "score": _num(s), "z": _num(zz), "weight": _num(w)}
+            for (i, j), s, zz, w in zip(pairs, self.scores, z, self.weights)
+        ]
 
 
 def _num(x) -> float | None:
@@ -91,8 +93,14 @@ def _mi_with_nulls(a: np.ndarray, bs: np.ndarray, ka: int, kb: int) -> tuple[flo
     return float(mi[0]), mi[1:]
 
 
-def adjusted_pair_scores(labels: np.ndarray, pairs: Sequence[tuple[int, int]], *, max_clips: int = 200_000,
-                         permutations: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+def adjusted_pair_scores(
+    labels: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    *,
+    max_clips: int = 200_000,
+    permutations: int = 8,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Adjusted MI of each pair over the pool (a seeded sample of at most ``max_clips`` rows),
     against ``permutations`` random permutations of the second column. Returns the scores, the
     z-scores of the pool's MI against the permutation null, and the number of rows used."""
@@ -123,10 +131,18 @@ def adjusted_pair_scores(labels: np.ndarray, pairs: Sequence[tuple[int, int]], *
     return scores, z, m
 
 
-def pair_weights(labels: np.ndarray, pairs: Sequence[tuple[int, int]], *, rule: str = "ami",
-                 keep: float = DEFAULT_KEEP, min_z: float = DEFAULT_MIN_Z, max_clips: int = 200_000,
-                 modalities: Sequence[str] | None = None, min_pool: int = DEFAULT_MIN_POOL,
-                 seed: int = 0) -> PairWeighting:
+def pair_weights(
+    labels: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    *,
+    rule: str = "ami",
+    keep: float = DEFAULT_KEEP,
+    min_z: float = DEFAULT_MIN_Z,
+    max_clips: int = 200_000,
+    modalities: Sequence[str] | None = None,
+    min_pool: int = DEFAULT_MIN_POOL,
+    seed: int = 0,
+) -> PairWeighting:
     """Weights of ``pairs`` for :func:`~acav_assets.core.selection.select_subset` by ``rule``
     (see the module docstring). ``keep`` in [0, 1]: the share of the best pair's score that a
     pair needs to count (0 keeps every pair above chance); ``min_z``: how many standard
@@ -143,15 +159,31 @@ def pair_weights(labels: np.ndarray, pairs: Sequence[tuple[int, int]], *, rule: 
         return PairWeighting("plain", np.full(len(pairs), np.nan), np.ones(len(pairs)), keep=keep)
     n = int(np.asarray(labels).shape[0])
     if n < min_pool:
-        return PairWeighting(rule, np.full(len(pairs), np.nan), np.ones(len(pairs)), keep=keep, sample_size=n,
-                             note=f"a pool of {n} clips is too small to judge pairs (< {min_pool}): plain mean")
+        return PairWeighting(
+            rule,
+            np.full(len(pairs), np.nan),
+            np.ones(len(pairs)),
+            keep=keep,
+            sample_size=n,
+            note=f"a pool of {n} clips is too small to judge pairs (< {min_pool}): plain mean",
+        )
     scores, z, used = adjusted_pair_scores(labels, pairs, max_clips=max_clips, seed=seed)
     above = z >= min_z
     if not above.any():
-        return PairWeighting(rule, scores, np.ones(len(pairs)), z=z, keep=keep,
-                             note=f"no pair's MI stands {min_z} null deviations above chance: plain mean", sample_size=used)
-    kinds = (np.array(["/".join(sorted((modalities[i], modalities[j]))) for i, j in pairs]) if modalities is not None
-             else np.zeros(len(pairs), dtype=str))
+        return PairWeighting(
+            rule,
+            scores,
+            np.ones(len(pairs)),
+            z=z,
+            keep=keep,
+            note=f"no pair's MI stands {min_z} null deviations above chance: plain mean",
+            sample_size=used,
+        )
+    kinds = (
+        np.array(["/".join(sorted((modalities[i], modalities[j]))) for i, j in pairs])
+        if modalities is not None
+        else np.zeros(len(pairs), dtype=str)
+    )
     weights = np.zeros(len(pairs))
     for kind in np.unique(kinds):
         mine = above & (kinds == kind)

@@ -18,8 +18,13 @@ def assignment_rows(wh: Warehouse, batch: str, clusterings: list[Clustering]) ->
     arbitrary cluster."""
     frames = []
     for cl in clusterings:
-        df = (wh.scan("clip_embeddings").filter((pl.col("batch") == batch) & (pl.col("feature_space") == cl.feature_space))
-              .select("clip_id", "vector").sort("clip_id").collect())
+        df = (
+            wh.scan("clip_embeddings")
+            .filter((pl.col("batch") == batch) & (pl.col("feature_space") == cl.feature_space))
+            .select("clip_id", "vector")
+            .sort("clip_id")
+            .collect()
+        )
         if df.height == 0:
             continue
         x = df["vector"].cast(pl.Array(pl.Float32, cl.dim)).to_numpy()
@@ -27,9 +32,27 @@ def assignment_rows(wh: Warehouse, batch: str, clusterings: list[Clustering]) ->
         if not finite.all():
             x, df = x[finite], df.filter(pl.Series(finite))
         labels, dist = cl.assign(x)
-        frames.append(pl.DataFrame({"batch": batch, "clip_id": df["clip_id"], "clustering_id": cl.clustering_id,
-                                    "feature_space": cl.feature_space, "cluster": labels, "distance": dist}))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "batch": batch,
+                    "clip_id": df["clip_id"],
+                    "clustering_id": cl.clustering_id,
+                    "feature_space": cl.feature_space,
+                    "cluster": labels,
+                    "distance": dist,
+                }
+            )
+        )
     if not frames:
-        return pl.DataFrame(schema={"batch": pl.String, "clip_id": pl.String, "clustering_id": pl.String,
-                                    "feature_space": pl.String, "cluster": pl.Int32, "distance": pl.Float32})
+        return pl.DataFrame(
+            schema={
+                "batch": pl.String,
+                "clip_id": pl.String,
+                "clustering_id": pl.String,
+                "feature_space": pl.String,
+                "cluster": pl.Int32,
+                "distance": pl.Float32,
+            }
+        )
     return pl.concat(frames)

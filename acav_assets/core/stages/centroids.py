@@ -31,8 +31,7 @@ def _vectors(wh: Warehouse, feature_space: str, *, max_rows: int | None, seed: i
         bound = int(max_rows / n * 2**32)
         lf = lf.filter((pl.col("clip_id").hash(seed) % (2**32)) < bound)
     # rows with NaN/inf (a batch that failed its embedding check) are left out of the fit
-    df = (lf.select("clip_id", "vector").filter(_finite_vector())
-          .sort("clip_id").collect())
+    df = lf.select("clip_id", "vector").filter(_finite_vector()).sort("clip_id").collect()
     if df.height == 0:
         return [], np.zeros((0, 0), np.float32)
     dim = df["vector"].list.len().max()
@@ -40,8 +39,14 @@ def _vectors(wh: Warehouse, feature_space: str, *, max_rows: int | None, seed: i
     return df["clip_id"].to_list(), np.ascontiguousarray(mat, dtype=np.float32)
 
 
-def fit_clusterings(wh: Warehouse, config: KMeansConfig, *, k: int | None = None, nredo: int | None = None,
-                    log: Callable[[str], None] = lambda m: None) -> list[Clustering]:
+def fit_clusterings(
+    wh: Warehouse,
+    config: KMeansConfig,
+    *,
+    k: int | None = None,
+    nredo: int | None = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> list[Clustering]:
     """Fit one k-means per feature space in ``clip_embeddings`` on a bounded sample of all
     batches (vectors with NaN/inf left out). ``k=None``: :func:`auto_k` of the number of clips; ``nredo=None``:
     :func:`auto_nredo`. The fit version is derived from the sampled clips, so re-fitting the
@@ -69,8 +74,13 @@ def too_few_to_cluster(wh: Warehouse, k: int | None = None, *, empty_waits: bool
     ``empty_waits=False`` an empty ``clip_embeddings`` is not a waiting state (None: fitting then
     says that nothing was embedded)."""
     need = max(k or 0, MIN_CLIPS_TO_CLUSTER)
-    per_space = (wh.scan("clip_embeddings").filter(_finite_vector()).group_by("feature_space")
-                 .agg(pl.col("clip_id").n_unique()).collect())  # one pass over the table
+    per_space = (
+        wh.scan("clip_embeddings")
+        .filter(_finite_vector())
+        .group_by("feature_space")
+        .agg(pl.col("clip_id").n_unique())
+        .collect()
+    )  # one pass over the table
     if per_space.height == 0 and not empty_waits:
         return None
     n = int(per_space["clip_id"].min()) if per_space.height else 0

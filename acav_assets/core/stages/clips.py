@@ -13,8 +13,12 @@ from acav_assets.core.media.probe import OK, resolves_inside
 __all__ = ["clip_rows"]
 
 
-def clip_rows(video_rows: list[dict], landing_root: str | os.PathLike, config: ClipConfig = ClipConfig(),
-              allowed_roots: tuple[str, ...] = ()) -> list[dict]:
+def clip_rows(
+    video_rows: list[dict],
+    landing_root: str | os.PathLike,
+    config: ClipConfig = ClipConfig(),
+    allowed_roots: tuple[str, ...] = (),
+) -> list[dict]:
     """Clip windows of the batch's ``ok`` videos (shot detection only when ``max_clips > 1``; a
     video that can no longer be read, or now resolves outside ``landing_root`` and
     ``allowed_roots``, gets centred windows unread, and fails later, per clip, at embedding)."""
@@ -31,6 +35,14 @@ def clip_rows(video_rows: list[dict], landing_root: str | os.PathLike, config: C
                 # out of memory): centred windows instead
                 shots = None
         for w in clip_windows(v["video_id"], v["duration_s"], config, shots):
-            out.append({"batch": v["batch"], "clip_id": w.clip_id, "video_id": v["video_id"], "path": v["path"],
-                        "start_s": w.start_s, "end_s": w.end_s})
+            out.append(
+                {
+                    "batch": v["batch"],
+                    "clip_id": w.clip_id,
+                    "video_id": v["video_id"],
+                    "path": v["path"],
+                    "start_s": w.start_s,
+                    "end_s": w.end_s,
+                }
+            )
     return out

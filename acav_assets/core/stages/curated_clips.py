@@ -17,10 +17,17 @@ from acav_assets.core.warehouse.tables import Warehouse
 __all__ = ["export_curated"]
 
 
-def export_curated(wh: Warehouse, landing: Landing, out_dir: str | os.PathLike, *, as_of: str | int | None = None,
-                   config: ExportConfig = ExportConfig(), progress: Callable[[int, int], None] | None = None,
-                   on_shard: Callable[[str, int, int], None] | None = None,
-                   log: Callable[[str], None] = lambda m: None) -> ExportReport:
+def export_curated(
+    wh: Warehouse,
+    landing: Landing,
+    out_dir: str | os.PathLike,
+    *,
+    as_of: str | int | None = None,
+    config: ExportConfig = ExportConfig(),
+    progress: Callable[[int, int], None] | None = None,
+    on_shard: Callable[[str, int, int], None] | None = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> ExportReport:
     """Export ``curated_subset`` (as of a Delta version or time with ``as_of``) into ``out_dir``
     and record the manifest as the ``export_manifest`` rows of that folder."""
     if as_of is None:
@@ -46,12 +53,21 @@ def export_curated(wh: Warehouse, landing: Landing, out_dir: str | os.PathLike, 
     # the folder's lock is held until the warehouse's copy of the manifest is written too, so a
     # second export into it (waiting meanwhile) records the manifest after this one
     with export_lock(out_dir, log):
-        report = export_subset(subset, media_root, out_dir, subset_version=str(label), config=config,
-                               progress=progress, on_shard=on_shard, lock=False,
-                               allowed_roots=landing.allowed_link_roots)
+        report = export_subset(
+            subset,
+            media_root,
+            out_dir,
+            subset_version=str(label),
+            config=config,
+            progress=progress,
+            on_shard=on_shard,
+            lock=False,
+            allowed_roots=landing.allowed_link_roots,
+        )
         key = export_key(out_dir)
-        rows = report.manifest.with_columns(pl.lit(key).alias("export_key"),
-                                            pl.lit(str(Path(out_dir).resolve())).alias("export_dir"))
+        rows = report.manifest.with_columns(
+            pl.lit(key).alias("export_key"), pl.lit(str(Path(out_dir).resolve())).alias("export_dir")
+        )
         wh.replace_key("export_manifest", "export_key", key, rows)
     if report.lost:
         log(f"{len(report.lost)} clip(s) listed by the manifest were missing from their shards: exported again")

@@ -25,8 +25,16 @@ from acav_assets.core.stages.centroids import load_clusterings
 from acav_assets.core.stages.labels import ClipIndex, assignment_matrix
 from acav_assets.core.warehouse.tables import Warehouse
 
-__all__ = ["SELECTION_KEYS", "Curation", "SelectionParams", "choose_mode", "curate", "curate_incremental", "held_settings",
-           "previous_run"]
+__all__ = [
+    "SELECTION_KEYS",
+    "Curation",
+    "SelectionParams",
+    "choose_mode",
+    "curate",
+    "curate_incremental",
+    "held_settings",
+    "previous_run",
+]
 
 
 @dataclass(frozen=True)
@@ -73,8 +81,9 @@ class Curation:
 
 
 def _weighting(labels: np.ndarray, params: SelectionParams, pairs, modalities) -> PairWeighting:
-    return pair_weights(labels, pairs, rule=params.weighting, keep=params.weight_keep, modalities=modalities,
-                        seed=params.seed)
+    return pair_weights(
+        labels, pairs, rule=params.weighting, keep=params.weight_keep, modalities=modalities, seed=params.seed
+    )
 
 
 def _weighting_from_run(run: dict, pairs, names: list[str]) -> PairWeighting | None:
@@ -86,19 +95,33 @@ def _weighting_from_run(run: dict, pairs, names: list[str]) -> PairWeighting | N
     if [(r["a"], r["b"]) for r in recs] != [(names[i], names[j]) for i, j in pairs]:
         return None
     nan = float("nan")
-    return PairWeighting(run.get("weighting") or "ami", np.array([nan if r["score"] is None else r["score"] for r in recs]),
-                         np.array([r["weight"] for r in recs], dtype=np.float64),
-                         z=np.array([nan if r.get("z") is None else r["z"] for r in recs]),
-                         note=f"weights of selection {run['selection_id']}")
+    return PairWeighting(
+        run.get("weighting") or "ami",
+        np.array([nan if r["score"] is None else r["score"] for r in recs]),
+        np.array([r["weight"] for r in recs], dtype=np.float64),
+        z=np.array([nan if r.get("z") is None else r["z"] for r in recs]),
+        note=f"weights of selection {run['selection_id']}",
+    )
 
 
 def _best_of_restarts(labels, budget, params: SelectionParams, modalities, pool: int, progress, **kw):
     runs = []
     for r in range(params.n_restarts(pool)):
-        runs.append(select_subset(labels, budget, pairing=params.pairing, modalities=modalities,
-                                  batch_size=params.batch_size, take=params.take, seed=params.seed + r,
-                                  refine=params.refine, refine_fraction=params.refine_fraction,
-                                  progress=progress if r == 0 else None, **kw))
+        runs.append(
+            select_subset(
+                labels,
+                budget,
+                pairing=params.pairing,
+                modalities=modalities,
+                batch_size=params.batch_size,
+                take=params.take,
+                seed=params.seed + r,
+                refine=params.refine,
+                refine_fraction=params.refine_fraction,
+                progress=progress if r == 0 else None,
+                **kw,
+            )
+        )
     return runs, max(range(len(runs)), key=lambda r: runs[r].objective)
 
 
@@ -120,8 +143,19 @@ def previous_run(wh: Warehouse) -> dict | None:
 
 #: The parameters that decide which clips a selection picks: a warehouse holds them (the current
 #: subset's run records them) until a run gives others, and a change re-selects fully.
-SELECTION_KEYS = ("budget", "pairing", "batch_size", "take", "seed", "refine", "refine_fraction", "weighting",
-                  "weight_keep", "dedup_cosine", "dedup_spaces")
+SELECTION_KEYS = (
+    "budget",
+    "pairing",
+    "batch_size",
+    "take",
+    "seed",
+    "refine",
+    "refine_fraction",
+    "weighting",
+    "weight_keep",
+    "dedup_cosine",
+    "dedup_spaces",
+)
 
 
 def held_settings(wh: Warehouse) -> dict:
@@ -145,8 +179,10 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
     clusterings, _ = _ordered_clusterings(wh)
     if [c.clustering_id for c in clusterings] != list(prev["clustering_ids"]):
         if params.mode == "incremental":
-            raise ValueError("incremental selection asked for, but the centroids changed since the last selection: "
-                             "run a full selection")
+            raise ValueError(
+                "incremental selection asked for, but the centroids changed since the last selection: "
+                "run a full selection"
+            )
         return "full", "the centroids were refitted since the previous subset"
     if params.budget > 1:
         return "full", "an absolute budget is re-selected fully"
@@ -154,8 +190,10 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
     redone = _reassigned_since(wh, before.get("assignments_version"), set(prev["batches"]))
     if redone:
         if params.mode == "incremental":
-            raise ValueError(f"incremental selection asked for, but batch(es) {', '.join(redone)} were re-assigned "
-                             f"since the last selection: run a full selection")
+            raise ValueError(
+                f"incremental selection asked for, but batch(es) {', '.join(redone)} were re-assigned "
+                f"since the last selection: run a full selection"
+            )
         return "full", f"batch(es) {', '.join(redone)} re-assigned since the previous selection"
     now = json.loads(json.dumps(asdict(params)))  # as recorded (tuples read back as lists)
     changed = [k for k in SELECTION_KEYS if before.get(k, now[k] if k.startswith("dedup_") else None) != now[k]]
@@ -174,9 +212,14 @@ def _reassigned_since(wh: Warehouse, version: int | None, batches: set[str]) -> 
     return [b for b in wh.batches_rewritten_after("cluster_assignments", version) if b in batches]
 
 
-def _semantic_duplicates(wh: Warehouse, params: SelectionParams, labels: np.ndarray, clusterings: list[Clustering],
-                         ids_of: Callable[[np.ndarray], list[tuple[str, str]]],
-                         removable: np.ndarray) -> tuple[np.ndarray, pl.DataFrame]:
+def _semantic_duplicates(
+    wh: Warehouse,
+    params: SelectionParams,
+    labels: np.ndarray,
+    clusterings: list[Clustering],
+    ids_of: Callable[[np.ndarray], list[tuple[str, str]]],
+    removable: np.ndarray,
+) -> tuple[np.ndarray, pl.DataFrame]:
     """Semantic dedup of the pool (:mod:`acav_assets.core.selection.semantic_dedup`): the rows
     removed, and a ``semantic_duplicates`` frame without its selection id (clip, the clip it
     repeats, cosine). Embeddings are read only for clips that share every cluster label with
@@ -184,10 +227,14 @@ def _semantic_duplicates(wh: Warehouse, params: SelectionParams, labels: np.ndar
     spaces = list(params.dedup_spaces) or sorted({c.feature_space for c in clusterings})
     unknown = sorted(set(spaces) - {c.feature_space for c in clusterings})
     if unknown:
-        raise ValueError(f"dedup_spaces {unknown} are not clustered feature spaces: expected some of "
-                         f"{sorted({c.feature_space for c in clusterings})}")
-    none = (np.zeros(0, np.int64), pl.DataFrame(schema={"clip_id": pl.String, "duplicate_of": pl.String,
-                                                         "cosine": pl.Float32}))
+        raise ValueError(
+            f"dedup_spaces {unknown} are not clustered feature spaces: expected some of "
+            f"{sorted({c.feature_space for c in clusterings})}"
+        )
+    none = (
+        np.zeros(0, np.int64),
+        pl.DataFrame(schema={"clip_id": pl.String, "duplicate_of": pl.String, "cosine": pl.Float32}),
+    )
     if labels.shape[0] < 2:
         return none
     _, bucket, sizes = np.unique(labels, axis=0, return_inverse=True, return_counts=True)
@@ -196,13 +243,22 @@ def _semantic_duplicates(wh: Warehouse, params: SelectionParams, labels: np.ndar
     if shared.size == 0:
         return none
     keys = ids_of(shared)
-    where = pl.DataFrame({"clip_id": [k for k, _ in keys], "batch": [b for _, b in keys],
-                          "row": np.arange(shared.size)})
+    where = pl.DataFrame(
+        {"clip_id": [k for k, _ in keys], "batch": [b for _, b in keys], "row": np.arange(shared.size)}
+    )
     vectors: dict[str, np.ndarray] = {}
     for batch, part in where.group_by("batch", maintain_order=True):
-        got = (wh.scan("clip_embeddings").filter((pl.col("batch") == batch[0]) & pl.col("feature_space").is_in(spaces)
-                                                  & pl.col("clip_id").is_in(part["clip_id"].implode()))
-               .select("clip_id", "feature_space", "vector").collect().join(part.select("clip_id", "row"), on="clip_id"))
+        got = (
+            wh.scan("clip_embeddings")
+            .filter(
+                (pl.col("batch") == batch[0])
+                & pl.col("feature_space").is_in(spaces)
+                & pl.col("clip_id").is_in(part["clip_id"].implode())
+            )
+            .select("clip_id", "feature_space", "vector")
+            .collect()
+            .join(part.select("clip_id", "row"), on="clip_id")
+        )
         for (space,), rows in got.group_by("feature_space"):
             vec = np.asarray(rows["vector"].to_list(), np.float32)
             if space not in vectors:
@@ -214,12 +270,15 @@ def _semantic_duplicates(wh: Warehouse, params: SelectionParams, labels: np.ndar
     for v in vectors.values():
         norms = np.linalg.norm(v, axis=1, keepdims=True)
         np.divide(v, norms, out=v, where=norms > 0)
-    dup, kept, cos = semantic_duplicates([vectors[s] for s in spaces], bucket[shared], params.dedup_cosine,
-                                         removable=removable[shared])
+    dup, kept, cos = semantic_duplicates(
+        [vectors[s] for s in spaces], bucket[shared], params.dedup_cosine, removable=removable[shared]
+    )
     if dup.size == 0:
         return none
-    return shared[dup], pl.DataFrame({"clip_id": [keys[i][0] for i in dup], "duplicate_of": [keys[i][0] for i in kept],
-                                      "cosine": cos}, schema=none[1].schema)
+    return shared[dup], pl.DataFrame(
+        {"clip_id": [keys[i][0] for i in dup], "duplicate_of": [keys[i][0] for i in kept], "cosine": cos},
+        schema=none[1].schema,
+    )
 
 
 def _duplicates_table(selection_id: str, found: pl.DataFrame | None) -> pl.DataFrame | None:
@@ -227,8 +286,9 @@ def _duplicates_table(selection_id: str, found: pl.DataFrame | None) -> pl.DataF
     return None if found is None else found.select(pl.lit(selection_id).alias("selection_id"), pl.all())
 
 
-def curate_incremental(wh: Warehouse, params: SelectionParams, *,
-                       progress: Callable[[int, int], None] | None = None) -> Curation | None:
+def curate_incremental(
+    wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, int], None] | None = None
+) -> Curation | None:
     """Keep the previous subset and select the new batches' share of the budget given it.
 
     Reads the previous subset's stored cluster labels and the new batches' assignments only, so
@@ -245,9 +305,13 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
         return None
     prev_subset = wh.read("curated_subset").sort("rank")
     read_version = wh.version("cluster_assignments")
-    wide = (wh.scan("cluster_assignments").filter(pl.col("batch").is_in(new_batches) & pl.col("clustering_id").is_in(columns))
-            .select("clip_id", "batch", "clustering_id", "cluster").collect()
-            .pivot(on="clustering_id", index=["clip_id", "batch"], values="cluster", aggregate_function="first"))
+    wide = (
+        wh.scan("cluster_assignments")
+        .filter(pl.col("batch").is_in(new_batches) & pl.col("clustering_id").is_in(columns))
+        .select("clip_id", "batch", "clustering_id", "cluster")
+        .collect()
+        .pivot(on="clustering_id", index=["clip_id", "batch"], values="cluster", aggregate_function="first")
+    )
     missing = [c for c in columns if c not in wide.columns]
     total = wide.height
     wide = wide.drop_nulls([c for c in columns if c in wide.columns]).sort("clip_id") if not missing else wide.head(0)
@@ -259,57 +323,114 @@ def curate_incremental(wh: Warehouse, params: SelectionParams, *,
         return None
     old_labels = np.asarray(prev_subset["clusters"].to_list(), dtype=np.int64).reshape(prev_subset.height, len(columns))
     new_labels = wide.select(columns).to_numpy().astype(np.int64) if new_ids else np.zeros((0, len(columns)), np.int64)
-    labels = np.concatenate([old_labels, new_labels]).astype(np.uint8 if max(c.k for c in clusterings) <= 256 else np.uint16)
+    labels = np.concatenate([old_labels, new_labels]).astype(
+        np.uint8 if max(c.k for c in clusterings) <= 256 else np.uint16
+    )
     modalities = [modal[c] for c in columns]
     n_old = prev_subset.height
     candidates, dup, found = np.arange(n_old, labels.shape[0]), np.zeros(0, np.int64), None
     if params.dedup_cosine > 0:
         # new clips are compared with each other and with the subset kept (which stays whole)
         keys = list(zip(prev_subset["clip_id"].to_list(), prev_subset["batch"].to_list())) + list(
-            zip(new_ids, wide["batch"].to_list()))
+            zip(new_ids, wide["batch"].to_list())
+        )
         removable = np.arange(labels.shape[0]) >= n_old
-        dup, found = _semantic_duplicates(wh, params, labels, clusterings, lambda rows: [keys[r] for r in rows],
-                                          removable)
+        dup, found = _semantic_duplicates(
+            wh, params, labels, clusterings, lambda rows: [keys[r] for r in rows], removable
+        )
         candidates = np.setdiff1d(candidates, dup)
     budget = int(round(params.budget * candidates.size))
     pairs = resolve_pairs(params.pairing, len(columns), modalities)
     # a warm start extends a selection: it keeps the weights that selection used
     weighting = _weighting_from_run(prev, pairs, [c.feature_space for c in clusterings]) or _weighting(
-        labels[candidates], params, pairs, modalities)
-    runs, best = _best_of_restarts(labels, budget, params, modalities, candidates.size, progress,
-                                   initial=np.arange(n_old), candidates=candidates,
-                                   pair_weights=weighting.weights)
+        labels[candidates], params, pairs, modalities
+    )
+    runs, best = _best_of_restarts(
+        labels,
+        budget,
+        params,
+        modalities,
+        candidates.size,
+        progress,
+        initial=np.arange(n_old),
+        candidates=candidates,
+        pair_weights=weighting.weights,
+    )
     sel = runs[best]
-    payload = json.dumps({"params": asdict(params), "after": prev["selection_id"], "batches": contributed}, sort_keys=True)
+    payload = json.dumps(
+        {"params": asdict(params), "after": prev["selection_id"], "batches": contributed}, sort_keys=True
+    )
     selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
     chosen_ids = [new_ids[i - n_old] for i in sel.indices]
     last_step = int(prev_subset["step"].max()) + 1 if n_old else 0
-    added = pl.DataFrame({"clip_id": chosen_ids, "rank": np.arange(n_old + 1, n_old + len(sel) + 1), "gain": sel.gains,
-                          "step": sel.steps + last_step,
-                          "clusters": pl.Series(labels[sel.indices].astype(np.int32).tolist(), dtype=pl.List(pl.Int32))})
-    clips = wh.scan("clips").filter(pl.col("batch").is_in(new_batches)).select("clip_id", "video_id", "path", "batch",
-                                                                               "start_s", "end_s")
+    added = pl.DataFrame(
+        {
+            "clip_id": chosen_ids,
+            "rank": np.arange(n_old + 1, n_old + len(sel) + 1),
+            "gain": sel.gains,
+            "step": sel.steps + last_step,
+            "clusters": pl.Series(labels[sel.indices].astype(np.int32).tolist(), dtype=pl.List(pl.Int32)),
+        }
+    )
+    clips = (
+        wh.scan("clips")
+        .filter(pl.col("batch").is_in(new_batches))
+        .select("clip_id", "video_id", "path", "batch", "start_s", "end_s")
+    )
     added = added.lazy().join(clips, on="clip_id", how="left").collect()
-    subset = (pl.concat([prev_subset.drop("selection_id"), added.select(prev_subset.drop("selection_id").columns)])
-              .with_columns(pl.lit(selection_id).alias("selection_id")).sort("rank"))
-    run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-           "params": json.dumps({**asdict(params), "mode": "incremental", "after": prev["selection_id"],
-                                 "assignments_version": read_version}, sort_keys=True),
-           "clustering_ids": columns, "feature_spaces": [c.feature_space for c in clusterings],
-           "batches": sorted(old_batches | set(contributed)), "pool_size": int(prev["pool_size"]) + candidates.size,
-           "size": subset.height, "objective": float(sel.objective), "seed": params.seed + best,
-           "semantic_duplicates": int(prev.get("semantic_duplicates") or 0) + int(dup.size),
-           **_weighting_columns(weighting, pairs, clusterings)}
-    return Curation(sel, new_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
-                    selection_id, total - len(new_ids), [r.objective for r in runs], params.seed + best, run,
-                    weighting, pairs, _duplicates_table(selection_id, found),
-                    None if not dup.size else np.r_[np.arange(n_old), candidates])
+    subset = (
+        pl.concat([prev_subset.drop("selection_id"), added.select(prev_subset.drop("selection_id").columns)])
+        .with_columns(pl.lit(selection_id).alias("selection_id"))
+        .sort("rank")
+    )
+    run = {
+        "selection_id": selection_id,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "params": json.dumps(
+            {
+                **asdict(params),
+                "mode": "incremental",
+                "after": prev["selection_id"],
+                "assignments_version": read_version,
+            },
+            sort_keys=True,
+        ),
+        "clustering_ids": columns,
+        "feature_spaces": [c.feature_space for c in clusterings],
+        "batches": sorted(old_batches | set(contributed)),
+        "pool_size": int(prev["pool_size"]) + candidates.size,
+        "size": subset.height,
+        "objective": float(sel.objective),
+        "seed": params.seed + best,
+        "semantic_duplicates": int(prev.get("semantic_duplicates") or 0) + int(dup.size),
+        **_weighting_columns(weighting, pairs, clusterings),
+    }
+    return Curation(
+        sel,
+        new_ids,
+        columns,
+        [c.feature_space for c in clusterings],
+        modalities,
+        labels,
+        subset,
+        selection_id,
+        total - len(new_ids),
+        [r.objective for r in runs],
+        params.seed + best,
+        run,
+        weighting,
+        pairs,
+        _duplicates_table(selection_id, found),
+        None if not dup.size else np.r_[np.arange(n_old), candidates],
+    )
 
 
 def _weighting_columns(weighting: PairWeighting, pairs, clusterings: list[Clustering]) -> dict:
     names = [c.feature_space for c in clusterings]
-    return {"pair_weights": json.dumps(weighting.to_records(pairs, names)),
-            "weighting": weighting.rule + (f" ({weighting.note})" if weighting.note else "")}
+    return {
+        "pair_weights": json.dumps(weighting.to_records(pairs, names)),
+        "weighting": weighting.rule + (f" ({weighting.note})" if weighting.note else ""),
+    }
 
 
 def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, int], None] | None = None) -> Curation:
@@ -333,32 +454,81 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
         pool_rows = np.setdiff1d(np.arange(len(clip_ids)), dup) if dup.size else None
     pool = labels if pool_rows is None else labels[pool_rows]
     weighting = _weighting(pool, params, pairs, modalities)
-    runs, best = _best_of_restarts(labels, budget, params, modalities, pool.shape[0], progress,
-                                   pair_weights=weighting.weights,
-                                   **({} if pool_rows is None else {"candidates": pool_rows}))
+    runs, best = _best_of_restarts(
+        labels,
+        budget,
+        params,
+        modalities,
+        pool.shape[0],
+        progress,
+        pair_weights=weighting.weights,
+        **({} if pool_rows is None else {"candidates": pool_rows}),
+    )
     sel = runs[best]
     # the pool by content: which batches, how many clips each, and a digest of their labels
     # (two pools of the same size must not share an id: the run row would be overwritten; the
     # same pool re-selected gets the same id, so re-running everything changes no table)
-    payload = json.dumps({"params": asdict(params), "clusterings": columns, "n": len(clip_ids), "removed": dup.size,
-                          "batches": list(clip_ids.batches), "counts": [int(c) for c in clip_ids.counts],
-                          "labels": hashlib.blake2b(np.ascontiguousarray(labels).tobytes(), digest_size=16).hexdigest()},
-                         sort_keys=True)
+    payload = json.dumps(
+        {
+            "params": asdict(params),
+            "clusterings": columns,
+            "n": len(clip_ids),
+            "removed": dup.size,
+            "batches": list(clip_ids.batches),
+            "counts": [int(c) for c in clip_ids.counts],
+            "labels": hashlib.blake2b(np.ascontiguousarray(labels).tobytes(), digest_size=16).hexdigest(),
+        },
+        sort_keys=True,
+    )
     selection_id = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
-    chosen = pl.DataFrame({"clip_id": clip_ids.ids_at(sel.indices), "rank": np.arange(1, len(sel) + 1),
-                           "gain": sel.gains, "step": sel.steps,
-                           "clusters": pl.Series(labels[sel.indices].astype(np.int32).tolist(), dtype=pl.List(pl.Int32))})
+    chosen = pl.DataFrame(
+        {
+            "clip_id": clip_ids.ids_at(sel.indices),
+            "rank": np.arange(1, len(sel) + 1),
+            "gain": sel.gains,
+            "step": sel.steps,
+            "clusters": pl.Series(labels[sel.indices].astype(np.int32).tolist(), dtype=pl.List(pl.Int32)),
+        }
+    )
     clips = wh.scan("clips").select("clip_id", "video_id", "path", "batch", "start_s", "end_s")
     # streaming: the clips table is read in morsels against the chosen ids, never whole
-    subset = (chosen.lazy().join(clips, on="clip_id", how="left").with_columns(pl.lit(selection_id).alias("selection_id"))
-              .sort("rank").collect(engine="streaming"))
+    subset = (
+        chosen.lazy()
+        .join(clips, on="clip_id", how="left")
+        .with_columns(pl.lit(selection_id).alias("selection_id"))
+        .sort("rank")
+        .collect(engine="streaming")
+    )
     batches = [b for b, n in zip(clip_ids.batches, clip_ids.counts) if n > 0]  # only batches that contributed rows
-    run = {"selection_id": selection_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-           "params": json.dumps({**asdict(params), "assignments_version": clip_ids.version}, sort_keys=True),
-           "clustering_ids": columns,
-           "feature_spaces": [c.feature_space for c in clusterings], "batches": batches, "pool_size": pool.shape[0],
-           "size": len(sel), "objective": float(sel.objective), "seed": params.seed + best,
-           "semantic_duplicates": int(dup.size), **_weighting_columns(weighting, pairs, clusterings)}
-    return Curation(sel, clip_ids, columns, [c.feature_space for c in clusterings], modalities, labels, subset,
-                    selection_id, excluded, [r.objective for r in runs], params.seed + best, run, weighting, pairs,
-                    _duplicates_table(selection_id, found), pool_rows)
+    run = {
+        "selection_id": selection_id,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "params": json.dumps({**asdict(params), "assignments_version": clip_ids.version}, sort_keys=True),
+        "clustering_ids": columns,
+        "feature_spaces": [c.feature_space for c in clusterings],
+        "batches": batches,
+        "pool_size": pool.shape[0],
+        "size": len(sel),
+        "objective": float(sel.objective),
+        "seed": params.seed + best,
+        "semantic_duplicates": int(dup.size),
+        **_weighting_columns(weighting, pairs, clusterings),
+    }
+    return Curation(
+        sel,
+        clip_ids,
+        columns,
+        [c.feature_space for c in clusterings],
+        modalities,
+        labels,
+        subset,
+        selection_id,
+        excluded,
+        [r.objective for r in runs],
+        params.seed + best,
+        run,
+        weighting,
+        pairs,
+        _duplicates_table(selection_id, found),
+        pool_rows,
+    )

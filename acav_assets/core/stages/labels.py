@@ -89,8 +89,12 @@ class ClipIndex:
     def rows_of(self, wanted: pl.Series | list[str]) -> np.ndarray:
         """Matrix rows of the ``wanted`` clip ids that it holds, in ``wanted``'s order."""
         want = pl.DataFrame({"clip_id": pl.Series(wanted, dtype=pl.String)}).with_row_index("o")
-        parts = [want.join(pl.DataFrame({"clip_id": ids}).with_row_index("r", offset=start), on="clip_id", how="inner")
-                 .select("o", "r") for _, start, ids in self._batches()]
+        parts = [
+            want.join(
+                pl.DataFrame({"clip_id": ids}).with_row_index("r", offset=start), on="clip_id", how="inner"
+            ).select("o", "r")
+            for _, start, ids in self._batches()
+        ]
         if not parts:
             return np.zeros(0, np.int64)
         return pl.concat(parts).sort("o")["r"].to_numpy().astype(np.int64)

@@ -34,8 +34,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from acav_assets.core.media.fingerprint import (HOP_S, WINDOW_S, Fingerprint, NearDuplicateConfig, compare,
-                                                fingerprint_or_reason, picture_samples)
+from acav_assets.core.media.fingerprint import (
+    HOP_S,
+    WINDOW_S,
+    Fingerprint,
+    NearDuplicateConfig,
+    compare,
+    fingerprint_or_reason,
+    picture_samples,
+)
 from acav_assets.core.media.probe import resolves_inside
 from acav_assets.core.processes import die_with_parent
 from acav_assets.core.warehouse.fingerprint_index import PICTURE, SOUND, FingerprintIndex
@@ -53,9 +60,15 @@ def _enough_votes(votes: int, hashes: int) -> bool:
     return votes >= MIN_VOTES * min(hashes, _VOTED_SPAN)
 
 
-def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int = 1, window_s: float = WINDOW_S,
-                     progress: Callable[[int, int], None] | None = None,
-                     log: Callable[[str], None] = lambda m: None) -> list[dict]:
+def fingerprint_rows(
+    rows: list[dict],
+    landing_root: str | Path,
+    *,
+    workers: int = 1,
+    window_s: float = WINDOW_S,
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> list[dict]:
     """``video_fingerprints`` rows for the ``ok`` videos among ``rows`` (a video that cannot be
     fingerprinted is logged and left out of near-duplicate detection). Each covers the centre
     ``window_s`` seconds of its video (0: all of it)."""
@@ -67,8 +80,14 @@ def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int
     results = []
     with contextlib.ExitStack() as stack:
         if workers > 1 and len(paths) >= 8:
-            pool = stack.enter_context(cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                              initializer=die_with_parent, initargs=(os.getpid(),)))
+            pool = stack.enter_context(
+                cf.ProcessPoolExecutor(
+                    workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=die_with_parent,
+                    initargs=(os.getpid(),),
+                )
+            )
             prints = pool.map(task, paths, [r.get("duration_s") for r in todo], chunksize=4)
         else:
             prints = map(task, paths, [r.get("duration_s") for r in todo])
@@ -81,20 +100,31 @@ def fingerprint_rows(rows: list[dict], landing_root: str | Path, *, workers: int
         if isinstance(fp, str):
             log(f"{r['path']}: no fingerprint ({fp}); not checked for near-duplicates")
             continue
-        out.append({"batch": r["batch"], "video_id": r["video_id"], "path": r["path"],
-                    "key_times": fp.frame_times.tolist(), "key_hashes": fp.frame_hashes.view(np.int64).tolist(),
-                    "key_vectors": fp.frame_vectors.reshape(-1).tolist(),
-                    "audio_hashes": fp.audio_hashes.view(np.int64).tolist(),
-                    "audio_sounding": fp.audio_sounding.tolist(), "audio_start_s": fp.audio_start_s})
+        out.append(
+            {
+                "batch": r["batch"],
+                "video_id": r["video_id"],
+                "path": r["path"],
+                "key_times": fp.frame_times.tolist(),
+                "key_hashes": fp.frame_hashes.view(np.int64).tolist(),
+                "key_vectors": fp.frame_vectors.reshape(-1).tolist(),
+                "audio_hashes": fp.audio_hashes.view(np.int64).tolist(),
+                "audio_sounding": fp.audio_sounding.tolist(),
+                "audio_start_s": fp.audio_start_s,
+            }
+        )
     return out
 
 
 def from_row(row: dict) -> Fingerprint:
-    return Fingerprint(np.asarray(row["key_times"], np.float64),
-                       np.asarray(row["key_hashes"], np.int64).view(np.uint64),
-                       np.asarray(row["key_vectors"], np.float32).reshape(-1, 63),
-                       np.asarray(row["audio_hashes"], np.int64).view(np.uint64),
-                       np.asarray(row["audio_sounding"], bool), float(row.get("audio_start_s") or 0.0))
+    return Fingerprint(
+        np.asarray(row["key_times"], np.float64),
+        np.asarray(row["key_hashes"], np.int64).view(np.uint64),
+        np.asarray(row["key_vectors"], np.float32).reshape(-1, 63),
+        np.asarray(row["audio_hashes"], np.int64).view(np.uint64),
+        np.asarray(row["audio_sounding"], bool),
+        float(row.get("audio_start_s") or 0.0),
+    )
 
 
 class _HashIndex:
@@ -130,11 +160,12 @@ class _HashIndex:
         if not hashes.size or not self.owner:
             return {}
         lims, _, ids = self.index.range_search(
-            np.ascontiguousarray(hashes, dtype=np.uint64).view(np.uint8).reshape(-1, 8), self.radius + 1)
+            np.ascontiguousarray(hashes, dtype=np.uint64).view(np.uint8).reshape(-1, 8), self.radius + 1
+        )
         owners = self.freeze()
         counts: dict[int, int] = {}
         for q in range(hashes.size):
-            for o in set(owners[ids[lims[q]:lims[q + 1]]].tolist()):
+            for o in set(owners[ids[lims[q] : lims[q + 1]]].tolist()):
                 counts[o] = counts.get(o, 0) + 1
         return counts
 
@@ -152,8 +183,9 @@ def _lookup_hashes(fp: Fingerprint) -> tuple[np.ndarray, int]:
     return (sounding, SOUND) if sounding.size else (fp.frame_hashes, PICTURE)
 
 
-def _earlier_candidates(index: FingerprintIndex, here: list[tuple[dict, Fingerprint]], batch: str | None,
-                        config: NearDuplicateConfig) -> tuple[list[tuple[dict, Fingerprint]], list[dict[int, int]]]:
+def _earlier_candidates(
+    index: FingerprintIndex, here: list[tuple[dict, Fingerprint]], batch: str | None, config: NearDuplicateConfig
+) -> tuple[list[tuple[dict, Fingerprint]], list[dict[int, int]]]:
     """The kept videos of other batches that some video of ``here`` votes for (looked up in the
     index; only their fingerprints are read), and each ``here`` video's votes by position in
     that list."""
@@ -161,16 +193,26 @@ def _earlier_candidates(index: FingerprintIndex, here: list[tuple[dict, Fingerpr
     for _, fp in here:
         hashes, kind = _lookup_hashes(fp)
         radius = config.audio_bits if kind == SOUND else config.lookup_bits
-        votes = {o: v for o, v in index.votes(hashes, kind, radius, exclude_batch=batch).items()
-                 if _enough_votes(v, hashes.size)}
+        votes = {
+            o: v
+            for o, v in index.votes(hashes, kind, radius, exclude_batch=batch).items()
+            if _enough_votes(v, hashes.size)
+        }
         per_video.append(votes)
         wanted.update(votes)
     if not wanted:
         return [], per_video
     where = index.videos(sorted(wanted))  # ordinal -> (batch, video_id, path)
-    rows = {(r["batch"], r["video_id"]): r for r in index.wh.scan("video_fingerprints").filter(
-        pl.col("batch").is_in(sorted({b for b, _, _ in where.values()}))
-        & pl.col("video_id").is_in(sorted({v for _, v, _ in where.values()}))).collect().iter_rows(named=True)}
+    rows = {
+        (r["batch"], r["video_id"]): r
+        for r in index.wh.scan("video_fingerprints")
+        .filter(
+            pl.col("batch").is_in(sorted({b for b, _, _ in where.values()}))
+            & pl.col("video_id").is_in(sorted({v for _, v, _ in where.values()}))
+        )
+        .collect()
+        .iter_rows(named=True)
+    }
     # earliest batch first: the copy kept when several earlier videos match
     ordinals = sorted((o for o in where if where[o][:2] in rows), key=lambda o: (where[o][0], where[o][2]))
     position = {o: i for i, o in enumerate(ordinals)}
@@ -191,15 +233,24 @@ def local_files(landing_root: str | Path, allowed_roots: tuple[str, ...] = ()) -
     return locate
 
 
-def _compare_on_demand(a: tuple[dict, Fingerprint], b: tuple[dict, Fingerprint], config: NearDuplicateConfig,
-                       locate: Callable[[dict], str | None] | None) -> tuple[bool, dict]:
+def _compare_on_demand(
+    a: tuple[dict, Fingerprint],
+    b: tuple[dict, Fingerprint],
+    config: NearDuplicateConfig,
+    locate: Callable[[dict], str | None] | None,
+) -> tuple[bool, dict]:
     """:func:`compare`, and when the sound agrees but no stored picture samples overlap at its
     alignment (a short excerpt of a long video: each video's samples lie in its own centre), the
     picture of the video that holds the other's sample times is sampled at those times from its
     file, and compared there."""
     ok, ev = compare(a[1], b[1], config)
-    if ok or locate is None or ev["visual_agreement"] is not None or ev["audio_agreement"] is None \
-            or ev["audio_agreement"] < config.audio_match:
+    if (
+        ok
+        or locate is None
+        or ev["visual_agreement"] is not None
+        or ev["audio_agreement"] is None
+        or ev["audio_agreement"] < config.audio_match
+    ):
         return ok, ev
     shift = ev["shift_s"]  # b's clock -> a's clock
     for (x_row, x_fp), (_, y_fp), to_x in ((a, b, shift), (b, a, -shift)):
@@ -220,9 +271,13 @@ def _compare_on_demand(a: tuple[dict, Fingerprint], b: tuple[dict, Fingerprint],
     return ok, ev
 
 
-def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: FingerprintIndex | None = None,
-                         config: NearDuplicateConfig = NearDuplicateConfig(),
-                         locate: Callable[[dict], str | None] | None = None) -> list[dict]:
+def mark_near_duplicates(
+    rows: list[dict],
+    fingerprints: list[dict],
+    earlier: FingerprintIndex | None = None,
+    config: NearDuplicateConfig = NearDuplicateConfig(),
+    locate: Callable[[dict], str | None] | None = None,
+) -> list[dict]:
     """Mark the batch's near-duplicate videos in ``rows`` (its ``videos`` rows). ``fingerprints``
     are this batch's ``video_fingerprints`` rows; ``earlier`` the index of the kept videos of
     the other batches (None: this batch alone); ``locate`` where a video's file can be read
@@ -230,8 +285,9 @@ def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: Fi
     (kept path, duplicate path, evidence)."""
     here = [(r, from_row(r)) for r in fingerprints]
     batch = rows[0]["batch"] if rows else None
-    prior, prior_votes = _earlier_candidates(earlier, here, batch, config) if earlier is not None and here \
-        else ([], [{} for _ in here])
+    prior, prior_votes = (
+        _earlier_candidates(earlier, here, batch, config) if earlier is not None and here else ([], [{} for _ in here])
+    )
     everyone = prior + here  # index i < len(prior): another batch's kept video
     audio_idx, key_idx = _HashIndex(config.audio_bits), _HashIndex(config.lookup_bits)
     for i, (_, fp) in enumerate(here):
@@ -269,19 +325,26 @@ def mark_near_duplicates(rows: list[dict], fingerprints: list[dict], earlier: Fi
         if len(members) < 2:
             continue
         olds = [i for i in members if i < len(prior)]
-        news = sorted((i for i in members if i >= len(prior)), key=lambda i: _keep_order(by_path[everyone[i][0]["path"]]))
+        news = sorted(
+            (i for i in members if i >= len(prior)), key=lambda i: _keep_order(by_path[everyone[i][0]["path"]])
+        )
         keeper = min(olds) if olds else news[0]
         kept_path = everyone[keeper][0]["path"]
         for i in news:
             if i == keeper:
                 continue
-            ev = evidence.get((keeper, i)) or evidence.get((i, keeper)) or next(
-                (e for (a, b), e in evidence.items() if i in (a, b)), {})
+            ev = (
+                evidence.get((keeper, i))
+                or evidence.get((i, keeper))
+                or next((e for (a, b), e in evidence.items() if i in (a, b)), {})
+            )
             row = by_path[everyone[i][0]["path"]]
             row["status"], row["duplicate_of"] = NEAR_DUPLICATE, kept_path
-            row["error"] = (f"near-duplicate of {kept_path} (kept: "
-                            f"{'an earlier batch' if olds else 'longest, then largest, then landed first'}; "
-                            f"sound agreement {ev.get('audio_agreement')}, picture {ev.get('visual_agreement')}, "
-                            f"shift {ev.get('shift_s')} s)")
+            row["error"] = (
+                f"near-duplicate of {kept_path} (kept: "
+                f"{'an earlier batch' if olds else 'longest, then largest, then landed first'}; "
+                f"sound agreement {ev.get('audio_agreement')}, picture {ev.get('visual_agreement')}, "
+                f"shift {ev.get('shift_s')} s)"
+            )
             pairs.append({"kept": kept_path, "near_duplicate": row["path"], **ev})
     return pairs

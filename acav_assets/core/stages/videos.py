@@ -34,9 +34,14 @@ def mark_known_duplicates(rows: list[dict], known: dict[str, str]) -> list[dict]
     return rows
 
 
-def probe_rows(landing_root: str | os.PathLike, batch: str, config: ProbeConfig = ProbeConfig(),
-               known: dict[str, str] | None = None, timeout_s: float | None = None,
-               progress: Callable[[int, int], None] | None = None) -> list[dict]:
+def probe_rows(
+    landing_root: str | os.PathLike,
+    batch: str,
+    config: ProbeConfig = ProbeConfig(),
+    known: dict[str, str] | None = None,
+    timeout_s: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict]:
     """One ``videos`` row per input file of the batch (every file, whatever its status);
     ``timeout_s`` bounds the time spent on any one file (status ``timeout``). Files that
     resolve outside ``landing_root`` and ``config.allowed_roots`` are never opened (status
@@ -48,8 +53,9 @@ def probe_rows(landing_root: str | os.PathLike, batch: str, config: ProbeConfig 
     # a link may point anywhere: only files that resolve inside the landing area (or a folder
     # the user allowed) are read; the others get status outside_landing
     config = replace(config, allowed_roots=(str(root), *config.allowed_roots))
-    records = probe_files(list_media_files(folder), config, known=known, root=root, timeout_s=timeout_s,
-                          progress=progress)
+    records = probe_files(
+        list_media_files(folder), config, known=known, root=root, timeout_s=timeout_s, progress=progress
+    )
     rows = []
     for r in records:
         row = r.to_row()

@@ -9,16 +9,21 @@ __all__ = ["COLUMN_DESCRIPTIONS", "column_description"]
 COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "videos": {
         "batch": "Batch key: the landing folder the file arrived in (the Delta partition)",
-        "video_id": ("Content id: BLAKE2b hex of the file bytes (size + 64 sampled MiB above 1 GiB); "
-                     "'p…': path hash (content unread)"),
+        "video_id": (
+            "Content id: BLAKE2b hex of the file bytes (size + 64 sampled MiB above 1 GiB); "
+            "'p…': path hash (content unread)"
+        ),
         "path": "Path of the file relative to the landing root, e.g. batch_003/x.mp4",
-        "status": ("ok/no_audio/no_video/too_short/too_long/too_large/corrupt/unreadable/outside_landing/"
-                   "timeout/duplicate/near_duplicate"),
+        "status": (
+            "ok/no_audio/no_video/too_short/too_long/too_large/corrupt/unreadable/outside_landing/"
+            "timeout/duplicate/near_duplicate"
+        ),
         "error": "What happened to the file, in words; empty when status is ok",
         "size_bytes": "File size in bytes; null when not learnt (stat failed, outside_landing, timeout, prober crash)",
         "duration_s": "Duration in seconds (video stream, else audio stream, else container); null if unknown",
-        "video_start_s": ("Start time of the video stream in seconds (0 if unset); clip and fingerprint times "
-                          "count from it"),
+        "video_start_s": (
+            "Start time of the video stream in seconds (0 if unset); clip and fingerprint times count from it"
+        ),
         "video_codec": "FFmpeg codec name of the first video stream (cover art ignored); null without one",
         "width": "Frame width in pixels as displayed (swapped for rotated videos); null if unknown",
         "height": "Frame height in pixels as displayed (swapped for rotated videos); null if unknown",
@@ -26,8 +31,9 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "audio_codec": "FFmpeg codec name of the first audio stream; null without one",
         "sample_rate": "Audio sample rate in Hz of the first audio stream; null without one",
         "channels": "Number of audio channels of the first audio stream; null without one",
-        "duplicate_of": ("duplicate: path of the first copy with the same content; near_duplicate: path of "
-                         "the kept copy; else null"),
+        "duplicate_of": (
+            "duplicate: path of the first copy with the same content; near_duplicate: path of the kept copy; else null"
+        ),
     },
     "clips": {
         "batch": "Batch key of the clip's video (the Delta partition)",
@@ -44,8 +50,9 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "vector": "The clip's float32 embedding in that space, as the extractor gave it (one fixed length per space)",
     },
     "cluster_centroids": {
-        "clustering_id": ("Clustering id: <feature space>@k<k>-<hash of the fit settings, the sampled clips "
-                          "and the centroids>"),
+        "clustering_id": (
+            "Clustering id: <feature space>@k<k>-<hash of the fit settings, the sampled clips and the centroids>"
+        ),
         "feature_space": "Embedding space the k-means was fitted on (clip_embeddings.feature_space)",
         "cluster": "Cluster index, 0 to k - 1",
         "centroid": "Centre of the cluster, in the space after L2 normalisation and whitening (if enabled)",
@@ -54,8 +61,9 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "normalize": "Whether embeddings are L2-normalised before distances are taken",
         "params": "JSON: the k-means settings and fit facts (fit_version, n_rows, n_sample, objective, device)",
         "mean": "Whitening mean (dim values), on the cluster-0 row only; null there too without whitening",
-        "projection": ("Whitening matrix (dim x centroid length, row-major), on the cluster-0 row only; "
-                       "null without whitening"),
+        "projection": (
+            "Whitening matrix (dim x centroid length, row-major), on the cluster-0 row only; null without whitening"
+        ),
     },
     "cluster_assignments": {
         "batch": "Batch key of the clip (the Delta partition)",
@@ -79,11 +87,15 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "clusters": "The clip's cluster in each clustering of its run, in selection_runs.clustering_ids order",
     },
     "selection_runs": {
-        "selection_id": ("Selection id: 16 hex of a hash of its parameters and pool (a warm start: of the run "
-                         "extended and new batches)"),
+        "selection_id": (
+            "Selection id: 16 hex of a hash of its parameters and pool (a warm start: of the run "
+            "extended and new batches)"
+        ),
         "created_at": "When the selection ran: ISO 8601 UTC time with microseconds",
-        "params": ("JSON: the selection parameters, the cluster_assignments version read, and for a "
-                   "warm start the run extended"),
+        "params": (
+            "JSON: the selection parameters, the cluster_assignments version read, and for a "
+            "warm start the run extended"
+        ),
         "clustering_ids": "Clusterings used, audio first then visual, each by feature space: the clusters order",
         "feature_spaces": "Feature space of each clustering, in clustering_ids order",
         "batches": "Batches whose clips were in the pool (a warm start: the extended run's and the new ones)",
@@ -91,8 +103,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "size": "Clips in the resulting subset (a warm start: kept clips included)",
         "objective": "Final objective: weighted mean over clustering pairs of the subset's plug-in MI, in nats",
         "seed": "Random seed of the restart that was kept (the given seed plus the restart index)",
-        "pair_weights": ("JSON list per clustering pair: a, b (feature spaces), score (pool's adjusted MI), "
-                         "z, weight"),
+        "pair_weights": ("JSON list per clustering pair: a, b (feature spaces), score (pool's adjusted MI), z, weight"),
         "weighting": "Pair weighting rule (ami or plain), with a note when it fell back or reused earlier weights",
         "semantic_duplicates": "Clips semantic dedup left out of the pool, summed over the runs this one extends",
     },
@@ -125,8 +136,10 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "key_times": "Picture sample times in seconds from the first frame: every 0.25 s over the centre 2 s",
         "key_hashes": "64-bit picture hash per sample (low DCT coefficients above their median), int64 bits",
         "key_vectors": "63 low DCT coefficients of a 32x32 grey thumbnail per sample, concatenated in sample order",
-        "audio_hashes": ("64-bit sound hash per 1 s window, every 0.25 s from audio_start_s over the centre 6 s "
-                         "(default), int64 bits"),
+        "audio_hashes": (
+            "64-bit sound hash per 1 s window, every 0.25 s from audio_start_s over the centre 6 s "
+            "(default), int64 bits"
+        ),
         "audio_sounding": "Per sound window: whether it sounds (false: silent, its hash means nothing)",
         "audio_start_s": "Start of sound window 0 in seconds from the first frame (0: whole file fingerprinted)",
     },

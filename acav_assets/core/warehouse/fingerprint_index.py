@@ -91,8 +91,9 @@ def _keys(hashes: np.ndarray, kind: int, flips: np.ndarray) -> tuple[np.ndarray,
     lo, hi = _halves(hashes)
     base = np.int64(kind) << np.int64(33)
     q = np.repeat(np.arange(len(lo)), flips.size)
-    keys = np.concatenate([(base | (lo[:, None] ^ flips)).ravel(),
-                           (base | np.int64(1 << 32) | (hi[:, None] ^ flips)).ravel()])
+    keys = np.concatenate(
+        [(base | (lo[:, None] ^ flips)).ravel(), (base | np.int64(1 << 32) | (hi[:, None] ^ flips)).ravel()]
+    )
     return keys, np.concatenate([q, q])
 
 
@@ -127,8 +128,10 @@ class FingerprintIndex:
         for t in _TABLES:
             found = self.wh.batch_files(t)
             table_id, files = found if found is not None else ("", {})
-            state[t] = (table_id, {b: hashlib.blake2b("\n".join(p).encode(), digest_size=12).hexdigest()
-                                   for b, p in files.items()})
+            state[t] = (
+                table_id,
+                {b: hashlib.blake2b("\n".join(p).encode(), digest_size=12).hexdigest() for b, p in files.items()},
+            )
         return state
 
     def _stale(self, db: sqlite3.Connection, state) -> tuple[list[str], bool]:
@@ -190,17 +193,24 @@ class FingerprintIndex:
     def _index_batch(self, db: sqlite3.Connection, batch: str) -> None:
         db.execute("UPDATE videos SET live = 0 WHERE batch = ? AND live = 1", (batch,))
         kept = self.wh.scan("videos").filter((pl.col("batch") == batch) & (pl.col("status") == "ok")).select("video_id")
-        rows = (self.wh.scan("video_fingerprints").filter(pl.col("batch") == batch)
-                .join(kept, on="video_id", how="semi")
-                .select("video_id", "path", "key_hashes", "audio_hashes", "audio_sounding").collect())
+        rows = (
+            self.wh.scan("video_fingerprints")
+            .filter(pl.col("batch") == batch)
+            .join(kept, on="video_id", how="semi")
+            .select("video_id", "path", "key_hashes", "audio_hashes", "audio_sounding")
+            .collect()
+        )
         for r in rows.iter_rows(named=True):
-            ordinal = db.execute("INSERT INTO videos (batch, video_id, path) VALUES (?, ?, ?)",
-                                 (batch, r["video_id"], r["path"])).lastrowid
+            ordinal = db.execute(
+                "INSERT INTO videos (batch, video_id, path) VALUES (?, ?, ?)", (batch, r["video_id"], r["path"])
+            ).lastrowid
             sound = np.asarray(r["audio_hashes"], np.int64).view(np.uint64)[np.asarray(r["audio_sounding"], bool)]
             for kind, hashes in ((SOUND, sound), (PICTURE, np.asarray(r["key_hashes"], np.int64).view(np.uint64))):
                 keys, pos = _keys(hashes, kind, _FLIPS[:1])  # filed under its two halves as they are
-                db.executemany("INSERT OR IGNORE INTO hashes VALUES (?, ?, ?)",
-                               zip(keys.tolist(), hashes.view(np.int64)[pos].tolist(), [ordinal] * keys.size))
+                db.executemany(
+                    "INSERT OR IGNORE INTO hashes VALUES (?, ?, ?)",
+                    zip(keys.tolist(), hashes.view(np.int64)[pos].tolist(), [ordinal] * keys.size),
+                )
 
     def prune(self) -> int:
         """Drop the entries of retired (re-indexed) videos; returns how many videos were dropped."""
@@ -232,7 +242,8 @@ class FingerprintIndex:
             found = db.execute(
                 "SELECT p.q, h.hash, h.ordinal FROM probe p CROSS JOIN hashes h ON h.key = p.key "
                 "CROSS JOIN videos v ON v.ordinal = h.ordinal WHERE v.live = 1 AND v.batch IS NOT ?",
-                (exclude_batch,)).fetchall()
+                (exclude_batch,),
+            ).fetchall()
         if not found:
             return {}
         arr = np.asarray(found, dtype=np.int64)
@@ -247,9 +258,12 @@ class FingerprintIndex:
             return {}
         with self._connect() as db:
             marks = ",".join("?" * len(ordinals))
-            return {o: (b, v, p) for o, b, v, p in
-                    db.execute(f"SELECT ordinal, batch, video_id, path FROM videos WHERE ordinal IN ({marks})",
-                               ordinals)}
+            return {
+                o: (b, v, p)
+                for o, b, v, p in db.execute(
+                    f"SELECT ordinal, batch, video_id, path FROM videos WHERE ordinal IN ({marks})", ordinals
+                )
+            }
 
     def retired_videos(self) -> int:
         """How many re-indexed videos' entries :meth:`prune` would drop."""

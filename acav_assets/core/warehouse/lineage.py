@@ -41,8 +41,17 @@ def tables_from_lineage(lineage: pl.DataFrame, pairs, ks) -> list[np.ndarray]:
     return out
 
 
-def lineage_rows(pool: list[np.ndarray], selected: list[np.ndarray], pairs, columns: list[str],
-                 feature_spaces: list[str], selection_id: str, *, scores=None, weights=None) -> pl.DataFrame:
+def lineage_rows(
+    pool: list[np.ndarray],
+    selected: list[np.ndarray],
+    pairs,
+    columns: list[str],
+    feature_spaces: list[str],
+    selection_id: str,
+    *,
+    scores=None,
+    weights=None,
+) -> pl.DataFrame:
     """``selection_lineage`` rows from per-pair pool and subset count tables (non-empty pool cells),
     with each pair's weighting score and weight (None: unweighted, weight 1)."""
     scores = np.full(len(pairs), np.nan) if scores is None else np.asarray(scores, dtype=np.float64)
@@ -59,15 +68,26 @@ def lineage_rows(pool: list[np.ndarray], selected: list[np.ndarray], pairs, colu
         nn = sub_flat[cells].astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             contrib = np.where(nn > 0, nn / max(n, 1) * np.log(nn * n / (a[ci] * b[cj])), 0.0)
-        frames.append(pl.DataFrame({
-            "selection_id": selection_id, "pair_index": np.full(cells.size, p, np.int32),
-            "clustering_a": columns[i], "clustering_b": columns[j],
-            "feature_space_a": feature_spaces[i], "feature_space_b": feature_spaces[j],
-            "cluster_a": ci.astype(np.int32), "cluster_b": cj.astype(np.int32),
-            "pool_count": pool_flat[cells].astype(np.int64), "selected_count": sub_flat[cells].astype(np.int64),
-            "mi_contribution": contrib, "pair_mi": np.full(cells.size, contrib.sum()),
-            "pair_score": np.full(cells.size, scores[p]), "pair_weight": np.full(cells.size, weights[p]),
-        }).with_columns(pl.col("pair_score").fill_nan(None)))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "selection_id": selection_id,
+                    "pair_index": np.full(cells.size, p, np.int32),
+                    "clustering_a": columns[i],
+                    "clustering_b": columns[j],
+                    "feature_space_a": feature_spaces[i],
+                    "feature_space_b": feature_spaces[j],
+                    "cluster_a": ci.astype(np.int32),
+                    "cluster_b": cj.astype(np.int32),
+                    "pool_count": pool_flat[cells].astype(np.int64),
+                    "selected_count": sub_flat[cells].astype(np.int64),
+                    "mi_contribution": contrib,
+                    "pair_mi": np.full(cells.size, contrib.sum()),
+                    "pair_score": np.full(cells.size, scores[p]),
+                    "pair_weight": np.full(cells.size, weights[p]),
+                }
+            ).with_columns(pl.col("pair_score").fill_nan(None))
+        )
     return pl.concat(frames)
 
 
@@ -82,5 +102,7 @@ def lineage_of(wh, selection_id: str, *, max_versions: int = 20) -> pl.DataFrame
         df = wh.read("selection_lineage", version=v)
         if df.height and df["selection_id"][0] == selection_id:
             return df
-    raise ValueError(f"the lineage of selection {selection_id} is not among the last {max_versions} versions of "
-                     f"selection_lineage: re-select fully (mode 'full')")
+    raise ValueError(
+        f"the lineage of selection {selection_id} is not among the last {max_versions} versions of "
+        f"selection_lineage: re-select fully (mode 'full')"
+    )

@@ -24,7 +24,7 @@ def local_state_dir(root: str, name: str, env: str | None = None) -> Path:
     """The folder for state ``name`` (``_indexes``, ``_dagster``) of the warehouse at ``root``;
     ``env`` names the variable that moves the object-store cache."""
     if root.startswith("file://"):
-        root = root[len("file://"):]
+        root = root[len("file://") :]
     if "://" not in root:
         return Path(root) / name
     base = Path((os.environ.get(env) if env else None) or Path.home() / ".cache" / "acav_assets" / name.lstrip("_"))
@@ -63,8 +63,10 @@ def check_free_space(path: str | os.PathLike, what: str, need: int = MIN_FREE_BY
     st = os.statvfs(_nearest_existing(Path(os.fspath(path)).expanduser()))
     free = st.f_bavail * st.f_frsize
     if free < need:
-        raise ValueError(f"{what} {path}: only {free / 2**20:.1f} MiB free on its file system, "
-                         f"{need / 2**20:.0f} MiB needed: free some space first")
+        raise ValueError(
+            f"{what} {path}: only {free / 2**20:.1f} MiB free on its file system, "
+            f"{need / 2**20:.0f} MiB needed: free some space first"
+        )
 
 
 _FULL_MESSAGES = ("no space left on device", "database or disk is full", "disk quota exceeded")

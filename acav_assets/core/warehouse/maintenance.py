@@ -33,11 +33,14 @@ class TableMaintenance:
 @dataclass
 class Maintenance:
     tables: list[TableMaintenance]
-    index_retired: int | None = None  # retired videos dropped (or, dry run, to drop) from the lookup index; None: no index
+    index_retired: int | None = (
+        None  # retired videos dropped (or, dry run, to drop) from the lookup index; None: no index
+    )
 
 
-def maintain(wh: Warehouse, *, retain_hours: float = 168.0, tables: list[str] | None = None,
-             dry_run: bool = False) -> Maintenance:
+def maintain(
+    wh: Warehouse, *, retain_hours: float = 168.0, tables: list[str] | None = None, dry_run: bool = False
+) -> Maintenance:
     """Compact, then vacuum, each existing table (every known table by default); then tidy the
     near-duplicate lookup index."""
     if retain_hours < 0:

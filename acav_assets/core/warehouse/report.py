@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from acav_assets.core.stages.labels import label_matrix
 from acav_assets.core.selection import marginal_effects, resolve_pairs
 from acav_assets.core.selection.weighting import space_summary
+from acav_assets.core.stages.labels import label_matrix
 from acav_assets.core.warehouse.tables import Warehouse
 
 __all__ = ["explain_clip", "heatmap_png", "latest_run", "subset_as_of", "write_report"]
@@ -58,11 +58,21 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
     clip_ids, labels, _, _ = label_matrix(wh, run["clustering_ids"])
     found = clip_ids.rows_of([clip_id])
     subset = wh.read("curated_subset").sort("rank")
-    out = {"clip_id": clip_id, "path": info["path"], "batch": info["batch"], "window": [info["start_s"], info["end_s"]],
-           "selection_id": run["selection_id"], "pairing": params["pairing"], "objective": run["objective"]}
+    out = {
+        "clip_id": clip_id,
+        "path": info["path"],
+        "batch": info["batch"],
+        "window": [info["start_s"], info["end_s"]],
+        "selection_id": run["selection_id"],
+        "pairing": params["pairing"],
+        "objective": run["objective"],
+    }
     if found.size == 0:
-        out.update(selected=False, reason="the clip has no cluster assignment for every clustering of the run "
-                                          "(not embedded, or its batch was not assigned)")
+        out.update(
+            selected=False,
+            reason="the clip has no cluster assignment for every clustering of the run "
+            "(not embedded, or its batch was not assigned)",
+        )
         return out
     modal = [fs.split("/", 1)[0] for fs in run["feature_spaces"]]
     pairs = resolve_pairs(params["pairing"], len(run["clustering_ids"]), modal)
@@ -80,21 +90,40 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
         for p, (i, j) in enumerate(pairs):
             if weights is not None and weights[p] == 0:
                 continue  # a pair the selection did not count
-            cell = lineage.filter((pl.col("pair_index") == p) & (pl.col("cluster_a") == int(labels[row, i]))
-                                  & (pl.col("cluster_b") == int(labels[row, j])))
+            cell = lineage.filter(
+                (pl.col("pair_index") == p)
+                & (pl.col("cluster_a") == int(labels[row, i]))
+                & (pl.col("cluster_b") == int(labels[row, j]))
+            )
             if cell.height:
                 c = cell.row(0, named=True)
-                cells.append({"pair": [c["feature_space_a"], c["feature_space_b"]], "cell": [c["cluster_a"], c["cluster_b"]],
-                              "selected_in_cell": c["selected_count"], "pool_in_cell": c["pool_count"],
-                              "mi_contribution": c["mi_contribution"]})
+                cells.append(
+                    {
+                        "pair": [c["feature_space_a"], c["feature_space_b"]],
+                        "cell": [c["cluster_a"], c["cluster_b"]],
+                        "selected_in_cell": c["selected_count"],
+                        "pool_in_cell": c["pool_count"],
+                        "mi_contribution": c["mi_contribution"],
+                    }
+                )
         cells.sort(key=lambda c: -c["mi_contribution"])
-        out.update(selected=True, rank=r["rank"], step=r["step"], gain_when_chosen=r["gain"],
-                   loss_if_removed_now=float(loss[pos]), cells=cells[:5])
+        out.update(
+            selected=True,
+            rank=r["rank"],
+            step=r["step"],
+            gain_when_chosen=r["gain"],
+            loss_if_removed_now=float(loss[pos]),
+            cells=cells[:5],
+        )
     else:
         objective, loss, gain = marginal_effects(labels, sel_rows, [row], pairing=pairs, pair_weights=weights)
         weakest = int(np.argmin(loss))
-        out.update(selected=False, gain_if_added_now=float(gain[0]), bar_to_beat=float(loss[weakest]),
-                   weakest_selected=clip_ids.ids_at([sel_rows[weakest]])[0])
+        out.update(
+            selected=False,
+            gain_if_added_now=float(gain[0]),
+            bar_to_beat=float(loss[weakest]),
+            weakest_selected=clip_ids.ids_at([sel_rows[weakest]])[0],
+        )
     return out
 
 
@@ -124,19 +153,32 @@ def heatmap_png(matrix: np.ndarray, cell: int | None = None) -> bytes:
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 def strongest_pair(lineage: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
     """The cells of the counted pair (weight > 0) with the highest MI, and that pair's description."""
     if "pair_weight" in lineage.columns and (lineage["pair_weight"].fill_null(1.0) > 0).any():
         lineage = lineage.filter(pl.col("pair_weight").fill_null(1.0) > 0)
-    best = lineage.group_by("pair_index").agg(pl.col("pair_mi").first()).sort("pair_mi", descending=True).row(0, named=True)
+    best = (
+        lineage.group_by("pair_index")
+        .agg(pl.col("pair_mi").first())
+        .sort("pair_mi", descending=True)
+        .row(0, named=True)
+    )
     cells = lineage.filter(pl.col("pair_index") == best["pair_index"])
     first = cells.row(0, named=True)
-    return cells, {"pair_index": best["pair_index"], "pair_mi": best["pair_mi"],
-                   "feature_space_a": first["feature_space_a"], "feature_space_b": first["feature_space_b"]}
+    return cells, {
+        "pair_index": best["pair_index"],
+        "pair_mi": best["pair_mi"],
+        "feature_space_a": first["feature_space_a"],
+        "feature_space_b": first["feature_space_b"],
+    }
 
 
 def write_report(wh: Warehouse, out_dir: str | os.PathLike) -> dict[str, str]:
@@ -152,37 +194,73 @@ def write_report(wh: Warehouse, out_dir: str | os.PathLike) -> dict[str, str]:
     counts[cells["cluster_a"].to_numpy(), cells["cluster_b"].to_numpy()] = cells["selected_count"].to_numpy()
     png = out / "heatmap.png"
     png.write_bytes(heatmap_png(counts))
-    pairs = (lineage.group_by("pair_index", "feature_space_a", "feature_space_b")
-             .agg(pl.col("pair_mi").first(), pl.col("pair_score").first(), pl.col("pair_weight").first())
-             .sort(pl.col("pair_weight").fill_null(1.0), "pair_mi", descending=True))
+    pairs = (
+        lineage.group_by("pair_index", "feature_space_a", "feature_space_b")
+        .agg(pl.col("pair_mi").first(), pl.col("pair_score").first(), pl.col("pair_weight").first())
+        .sort(pl.col("pair_weight").fill_null(1.0), "pair_mi", descending=True)
+    )
     top_cells = lineage.sort("mi_contribution", descending=True).head(15)
     by_batch = subset.group_by("batch").len().sort("batch")
-    lines = [f"# Curated subset {run['selection_id']}", "",
-             f"{subset.height} of {run['pool_size']} clips, objective {run['objective']:.4f} nats, "
-             f"created {run['created_at']}, batches {', '.join(run['batches'])}", "",
-             f"Parameters: `{run['params']}`", "", "## Clips per batch", "", "| batch | selected |", "|---|---|"]
+    lines = [
+        f"# Curated subset {run['selection_id']}",
+        "",
+        f"{subset.height} of {run['pool_size']} clips, objective {run['objective']:.4f} nats, "
+        f"created {run['created_at']}, batches {', '.join(run['batches'])}",
+        "",
+        f"Parameters: `{run['params']}`",
+        "",
+        "## Clips per batch",
+        "",
+        "| batch | selected |",
+        "|---|---|",
+    ]
     lines += [f"| {b} | {n} |" for b, n in by_batch.iter_rows()]
-    lines += ["", "## Clustering pairs (what the objective averages, by weight)", "",
-              f"Pair weighting: {run.get('weighting') or 'plain (recorded before pair weighting)'}. The score is the "
-              "pool's adjusted MI of the pair (0 = chance), measured without labels before selecting; pairs of "
-              "weight 0 carried no correspondence and did not count.", "",
-              "| audio/first | visual/second | pool score | weight | subset MI (nats) |", "|---|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {'-' if s is None else f'{s:.4f}'} | {1.0 if w is None else w:g} | {mi:.4f} |"
-              for _, a, b, mi, s, w in pairs.iter_rows()]
+    lines += [
+        "",
+        "## Clustering pairs (what the objective averages, by weight)",
+        "",
+        f"Pair weighting: {run.get('weighting') or 'plain (recorded before pair weighting)'}. The score is the "
+        "pool's adjusted MI of the pair (0 = chance), measured without labels before selecting; pairs of "
+        "weight 0 carried no correspondence and did not count.",
+        "",
+        "| audio/first | visual/second | pool score | weight | subset MI (nats) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {a} | {b} | {'-' if s is None else f'{s:.4f}'} | {1.0 if w is None else w:g} | {mi:.4f} |"
+        for _, a, b, mi, s, w in pairs.iter_rows()
+    ]
     recs = json.loads(run["pair_weights"]) if run.get("pair_weights") else []
     if recs:
-        lines += ["", "## Feature spaces (which carried correspondence in the pool)", "",
-                  "| feature space | best pair score | share of the weight |", "|---|---|---|"]
+        lines += [
+            "",
+            "## Feature spaces (which carried correspondence in the pool)",
+            "",
+            "| feature space | best pair score | share of the weight |",
+            "|---|---|---|",
+        ]
         for r in space_summary(recs):
             best = "-" if r["best_score"] is None else f"{r['best_score']:.4f}"
             lines.append(f"| {r['feature_space']} | {best} | {r['weight_share']:.2f} |")
-    lines += ["", "## Cells contributing most (which kinds of content dominate)", "",
-              "| pair | cell | selected | pool | contribution |", "|---|---|---|---|---|"]
-    lines += [f"| {r['feature_space_a']} × {r['feature_space_b']} | ({r['cluster_a']}, {r['cluster_b']}) | "
-              f"{r['selected_count']} | {r['pool_count']} | {r['mi_contribution']:.4f} |" for r in top_cells.iter_rows(named=True)]
-    lines += ["", f"![selected clips per cell of the strongest pair]({png.name})", "",
-              f"Heatmap: rows {pair['feature_space_a']} clusters, columns {pair['feature_space_b']} clusters, "
-              f"colour = selected clips in the cell (pair MI {pair['pair_mi']:.4f})."]
+    lines += [
+        "",
+        "## Cells contributing most (which kinds of content dominate)",
+        "",
+        "| pair | cell | selected | pool | contribution |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['feature_space_a']} × {r['feature_space_b']} | ({r['cluster_a']}, {r['cluster_b']}) | "
+        f"{r['selected_count']} | {r['pool_count']} | {r['mi_contribution']:.4f} |"
+        for r in top_cells.iter_rows(named=True)
+    ]
+    lines += [
+        "",
+        f"![selected clips per cell of the strongest pair]({png.name})",
+        "",
+        f"Heatmap: rows {pair['feature_space_a']} clusters, columns {pair['feature_space_b']} clusters, "
+        f"colour = selected clips in the cell (pair MI {pair['pair_mi']:.4f}).",
+    ]
     md = out / "report.md"
     md.write_text("\n".join(lines) + "\n")
     return {"report": str(md), "heatmap": str(png)}
@@ -203,8 +281,10 @@ def subset_as_of(wh: Warehouse, as_of: str | int) -> tuple[pl.DataFrame, int | s
         if first is None:
             raise ValueError("curated_subset does not exist: curate first (acav curate, or materialize it)")
         if stamp < first:
-            raise ValueError(f"--as-of {as_of} is before curated_subset's first version "
-                             f"({first.isoformat(timespec='seconds')}): there was no subset then")
+            raise ValueError(
+                f"--as-of {as_of} is before curated_subset's first version "
+                f"({first.isoformat(timespec='seconds')}): there was no subset then"
+            )
         return wh.scan("curated_subset", version=stamp).collect().sort("rank"), stamp.isoformat()
     current = wh.version("curated_subset")
     if current is None or not 0 <= as_of <= current:

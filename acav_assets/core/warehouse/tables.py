@@ -34,71 +34,151 @@ _VEC = pl.List(pl.Float32)
 #: Column names and types of every table. Names are the contract; tools outside read them.
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "videos": {
-        "batch": pl.String, "video_id": pl.String, "path": pl.String, "status": pl.String, "error": pl.String,
-        "size_bytes": pl.Int64, "duration_s": pl.Float64, "video_start_s": pl.Float64, "video_codec": pl.String,
-        "width": pl.Int32, "height": pl.Int32, "fps": pl.Float64, "audio_codec": pl.String,
-        "sample_rate": pl.Int32, "channels": pl.Int32, "duplicate_of": pl.String,
+        "batch": pl.String,
+        "video_id": pl.String,
+        "path": pl.String,
+        "status": pl.String,
+        "error": pl.String,
+        "size_bytes": pl.Int64,
+        "duration_s": pl.Float64,
+        "video_start_s": pl.Float64,
+        "video_codec": pl.String,
+        "width": pl.Int32,
+        "height": pl.Int32,
+        "fps": pl.Float64,
+        "audio_codec": pl.String,
+        "sample_rate": pl.Int32,
+        "channels": pl.Int32,
+        "duplicate_of": pl.String,
     },
     "clips": {
-        "batch": pl.String, "clip_id": pl.String, "video_id": pl.String, "path": pl.String,
-        "start_s": pl.Float64, "end_s": pl.Float64,
+        "batch": pl.String,
+        "clip_id": pl.String,
+        "video_id": pl.String,
+        "path": pl.String,
+        "start_s": pl.Float64,
+        "end_s": pl.Float64,
     },
     "clip_embeddings": {
-        "batch": pl.String, "clip_id": pl.String, "feature_space": pl.String, "vector": _VEC,
+        "batch": pl.String,
+        "clip_id": pl.String,
+        "feature_space": pl.String,
+        "vector": _VEC,
     },
     "cluster_centroids": {
-        "clustering_id": pl.String, "feature_space": pl.String, "cluster": pl.Int32, "centroid": _VEC,
-        "k": pl.Int32, "dim": pl.Int32, "normalize": pl.Boolean, "params": pl.String,
-        "mean": _VEC, "projection": _VEC,
+        "clustering_id": pl.String,
+        "feature_space": pl.String,
+        "cluster": pl.Int32,
+        "centroid": _VEC,
+        "k": pl.Int32,
+        "dim": pl.Int32,
+        "normalize": pl.Boolean,
+        "params": pl.String,
+        "mean": _VEC,
+        "projection": _VEC,
     },
     "cluster_assignments": {
-        "batch": pl.String, "clip_id": pl.String, "clustering_id": pl.String, "feature_space": pl.String,
-        "cluster": pl.Int32, "distance": pl.Float32,
+        "batch": pl.String,
+        "clip_id": pl.String,
+        "clustering_id": pl.String,
+        "feature_space": pl.String,
+        "cluster": pl.Int32,
+        "distance": pl.Float32,
     },
     "curated_subset": {
-        "clip_id": pl.String, "video_id": pl.String, "path": pl.String, "rank": pl.Int64, "gain": pl.Float64,
-        "batch": pl.String, "step": pl.Int64, "start_s": pl.Float64, "end_s": pl.Float64, "selection_id": pl.String,
+        "clip_id": pl.String,
+        "video_id": pl.String,
+        "path": pl.String,
+        "rank": pl.Int64,
+        "gain": pl.Float64,
+        "batch": pl.String,
+        "step": pl.Int64,
+        "start_s": pl.Float64,
+        "end_s": pl.Float64,
+        "selection_id": pl.String,
         "clusters": pl.List(pl.Int32),  # the clip's cluster in each clustering of its selection run, in order
     },
     "selection_runs": {
-        "selection_id": pl.String, "created_at": pl.String, "params": pl.String, "clustering_ids": pl.List(pl.String),
-        "feature_spaces": pl.List(pl.String), "batches": pl.List(pl.String), "pool_size": pl.Int64,
-        "size": pl.Int64, "objective": pl.Float64, "seed": pl.Int64,
+        "selection_id": pl.String,
+        "created_at": pl.String,
+        "params": pl.String,
+        "clustering_ids": pl.List(pl.String),
+        "feature_spaces": pl.List(pl.String),
+        "batches": pl.List(pl.String),
+        "pool_size": pl.Int64,
+        "size": pl.Int64,
+        "objective": pl.Float64,
+        "seed": pl.Int64,
         # JSON list, one entry per clustering pair: {"a", "b" (feature spaces), "score" (the pool's
         # adjusted MI), "z" (distance from the permutation null), "weight"}; see selection.weighting
-        "pair_weights": pl.String, "weighting": pl.String,
+        "pair_weights": pl.String,
+        "weighting": pl.String,
         "semantic_duplicates": pl.Int64,  # clips left out of the pool by semantic dedup (all runs it extends)
     },
     # clips that semantic dedup left out of a selection's pool, and the kept clip each repeats
     "semantic_duplicates": {
-        "selection_id": pl.String, "clip_id": pl.String, "duplicate_of": pl.String, "cosine": pl.Float32,
+        "selection_id": pl.String,
+        "clip_id": pl.String,
+        "duplicate_of": pl.String,
+        "cosine": pl.Float32,
     },
     "selection_lineage": {
-        "selection_id": pl.String, "pair_index": pl.Int32, "clustering_a": pl.String, "clustering_b": pl.String,
-        "feature_space_a": pl.String, "feature_space_b": pl.String, "cluster_a": pl.Int32, "cluster_b": pl.Int32,
-        "pool_count": pl.Int64, "selected_count": pl.Int64, "mi_contribution": pl.Float64, "pair_mi": pl.Float64,
-        "pair_score": pl.Float64, "pair_weight": pl.Float64,  # the pool's adjusted MI of the pair; its weight
+        "selection_id": pl.String,
+        "pair_index": pl.Int32,
+        "clustering_a": pl.String,
+        "clustering_b": pl.String,
+        "feature_space_a": pl.String,
+        "feature_space_b": pl.String,
+        "cluster_a": pl.Int32,
+        "cluster_b": pl.Int32,
+        "pool_count": pl.Int64,
+        "selected_count": pl.Int64,
+        "mi_contribution": pl.Float64,
+        "pair_mi": pl.Float64,
+        "pair_score": pl.Float64,
+        "pair_weight": pl.Float64,  # the pool's adjusted MI of the pair; its weight
     },
     # perceptual fingerprints of the ok videos (see core.media.fingerprint), over the centre span
     # of each: picture sample times ("key_*": informative frames at fixed times), 64-bit picture
     # hashes and DCT coefficients; sound hashes every
     # 0.25 s, and which windows sound
     "video_fingerprints": {
-        "batch": pl.String, "video_id": pl.String, "path": pl.String, "key_times": pl.List(pl.Float64),
-        "key_hashes": pl.List(pl.Int64), "key_vectors": pl.List(pl.Float32),  # 63 per picture sample
-        "audio_hashes": pl.List(pl.Int64), "audio_sounding": pl.List(pl.Boolean),
+        "batch": pl.String,
+        "video_id": pl.String,
+        "path": pl.String,
+        "key_times": pl.List(pl.Float64),
+        "key_hashes": pl.List(pl.Int64),
+        "key_vectors": pl.List(pl.Float32),  # 63 per picture sample
+        "audio_hashes": pl.List(pl.Int64),
+        "audio_sounding": pl.List(pl.Boolean),
         "audio_start_s": pl.Float64,  # where sound window 0 starts (the fingerprinted span's start)
     },
     # one row per sample of an export folder (WebDataset shards; see core.export.shards)
     "export_manifest": {
-        "export_key": pl.String, "export_dir": pl.String,
-        "clip_id": pl.String, "video_id": pl.String, "batch": pl.String, "source_path": pl.String,
-        "start_s": pl.Float64, "end_s": pl.Float64, "rank": pl.Int64, "gain": pl.Float64,
-        "selection_id": pl.String, "subset_version": pl.String,
-        "status": pl.String, "error": pl.String,  # ok | missing_media | decode_error
-        "shard": pl.String, "index_in_shard": pl.Int64, "offset_bytes": pl.Int64, "sample_bytes": pl.Int64,
-        "n_frames": pl.Int64, "fps": pl.Float64, "width": pl.Int64, "height": pl.Int64,
-        "n_samples": pl.Int64, "sample_rate": pl.Int64,
+        "export_key": pl.String,
+        "export_dir": pl.String,
+        "clip_id": pl.String,
+        "video_id": pl.String,
+        "batch": pl.String,
+        "source_path": pl.String,
+        "start_s": pl.Float64,
+        "end_s": pl.Float64,
+        "rank": pl.Int64,
+        "gain": pl.Float64,
+        "selection_id": pl.String,
+        "subset_version": pl.String,
+        "status": pl.String,
+        "error": pl.String,  # ok | missing_media | decode_error
+        "shard": pl.String,
+        "index_in_shard": pl.Int64,
+        "offset_bytes": pl.Int64,
+        "sample_bytes": pl.Int64,
+        "n_frames": pl.Int64,
+        "fps": pl.Float64,
+        "width": pl.Int64,
+        "height": pl.Int64,
+        "n_samples": pl.Int64,
+        "sample_rate": pl.Int64,
         "in_selection": pl.Boolean,  # in the subset the export was made from (else left in a shard)
         "exported_at": pl.String,
     },
@@ -117,7 +197,8 @@ def validate_batch_key(key: str) -> str:
     if not isinstance(key, str) or not _BATCH_RE.fullmatch(key) or key in (".", ".."):
         raise ValueError(
             f"invalid batch name {key!r}: use 1-128 characters from letters, digits, '.', '_' and '-', "
-            f"starting with a letter or digit (no spaces, quotes, commas or path separators)")
+            f"starting with a letter or digit (no spaces, quotes, commas or path separators)"
+        )
     return key
 
 
@@ -205,8 +286,15 @@ class Warehouse:
             try:
                 # schema_mode="merge": a table written by an earlier version gains the columns
                 # added since (older rows read them as null); a type change still fails
-                write_deltalake(self.uri(table), df, mode=mode, predicate=predicate, schema_mode="merge",
-                                partition_by=partition_by, storage_options=self._opts())
+                write_deltalake(
+                    self.uri(table),
+                    df,
+                    mode=mode,
+                    predicate=predicate,
+                    schema_mode="merge",
+                    partition_by=partition_by,
+                    storage_options=self._opts(),
+                )
                 return
             except (CommitFailedError, DeltaError) as exc:
                 # A concurrent writer created the table or committed first: try again on top.
@@ -214,7 +302,7 @@ class Warehouse:
                 # table stays at its previous version; its orphaned data files are ignored.)
                 if attempt == self.retries - 1 or not _retryable(exc):
                     raise
-                time.sleep(0.05 * (2 ** attempt))
+                time.sleep(0.05 * (2**attempt))
 
     def write_batch(self, table: str, batch: str, rows: list[dict] | pl.DataFrame) -> int:
         """Replace exactly ``batch``'s rows of a partitioned table; returns rows written."""
@@ -285,7 +373,9 @@ def _retryable(exc: Exception) -> bool:
     version). Schema and protocol errors, a missing table, anything else: never retried."""
     if isinstance(exc, CommitFailedError):
         return True
-    if isinstance(exc, (SchemaMismatchError, TableNotFoundError, DeltaProtocolError)) or not isinstance(exc, DeltaError):
+    if isinstance(exc, (SchemaMismatchError, TableNotFoundError, DeltaProtocolError)) or not isinstance(
+        exc, DeltaError
+    ):
         return False
     text = str(exc).lower()
     return any(s in text for s in ("already exists", "conflict", "concurrent"))

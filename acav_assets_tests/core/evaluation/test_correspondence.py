@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from acav_assets.core.evaluation.correspondence import contrastive_scores, nmi, pca_cosine_scores, run_planted, run_videos
+from acav_assets.core.evaluation.correspondence import (
+    contrastive_scores,
+    nmi,
+    pca_cosine_scores,
+    run_planted,
+    run_videos,
+)
 from acav_assets.core.generators import photos_sounds
 from acav_assets.core.generators.spoken_digits import check_available, write_spoken_digit_videos
 
@@ -40,7 +46,9 @@ def test_spoken_digits_corpus_is_what_its_ground_truth_says(tmp_path):
     assert len({v.font for v in videos}) > 3 and len({v.voice for v in videos}) > 3  # nuisances vary
     again = write_spoken_digit_videos(tmp_path / "again", 12, matched_fraction=0.5, seed=3, workers=1)
     assert [(v.font, v.voice, v.visual_class) for v in videos] == [(v.font, v.voice, v.visual_class) for v in again]
-    assert (tmp_path / "ground_truth.csv").read_text().splitlines()[0].startswith("file,visual_class,audio_class,matched")
+    assert (
+        (tmp_path / "ground_truth.csv").read_text().splitlines()[0].startswith("file,visual_class,audio_class,matched")
+    )
 
 
 def test_photos_corpus_is_what_its_ground_truth_says(tmp_path):
@@ -50,14 +58,18 @@ def test_photos_corpus_is_what_its_ground_truth_says(tmp_path):
     videos = photos_sounds.write_photo_sound_videos(tmp_path, 12, matched_fraction=0.5, seed=3, workers=1)
     assert sum(v.matched for v in videos) == 6
     assert all((v.visual_class == v.audio_class) == v.matched for v in videos)
-    assert all(v.photo == photos_sounds.PHOTOS[v.visual_class].rsplit(".", 1)[0]
-               and v.sound == photos_sounds.SOUNDS[v.audio_class] for v in videos)
+    assert all(
+        v.photo == photos_sounds.PHOTOS[v.visual_class].rsplit(".", 1)[0]
+        and v.sound == photos_sounds.SOUNDS[v.audio_class]
+        for v in videos
+    )
     again = photos_sounds.write_photo_sound_videos(tmp_path / "again", 12, matched_fraction=0.5, seed=3, workers=1)
     assert again == videos
     for name in ("photos_00000.mp4", "photos_00007.mp4"):  # deterministic per seed, byte for byte
         assert (tmp_path / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
-    rows, nmis = run_videos(n_videos=40, seeds=1, ks=(0,), n_clean=20, log=lambda m: None, workdir=str(tmp_path),
-                            corpus="photos")
+    rows, nmis = run_videos(
+        n_videos=40, seeds=1, ks=(0,), n_clean=20, log=lambda m: None, workdir=str(tmp_path), corpus="photos"
+    )
     assert {r.method for r in nmis} >= {"audio/logmel/onsets", "visual/pixels/colour"}
 
 

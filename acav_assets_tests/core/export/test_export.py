@@ -50,8 +50,13 @@ def sample_contents(folder) -> dict[str, tuple]:
                     frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
                 with av.open(io.BytesIO(data)) as c:
                     samples = sum(f.samples for f in c.decode(audio=0))
-                out[key] = (members[key + ".json"], len(frames), samples, frames[0].shape,
-                            hashlib.sha256(members[key + ".frames.npy"]).hexdigest())
+                out[key] = (
+                    members[key + ".json"],
+                    len(frames),
+                    samples,
+                    frames[0].shape,
+                    hashlib.sha256(members[key + ".frames.npy"]).hexdigest(),
+                )
     return out
 
 
@@ -103,8 +108,9 @@ def test_every_selected_clip_is_exported_once_and_decodes_through_a_dataloader(c
 
     base, landing, wh = curated
     subset = wh.read("curated_subset")
-    report = export_curated(wh, Landing(str(landing)), tmp_path / "out",
-                            config=ExportConfig(shard_max_clips=3, workers=2))
+    report = export_curated(
+        wh, Landing(str(landing)), tmp_path / "out", config=ExportConfig(shard_max_clips=3, workers=2)
+    )
     assert report.written == subset.height and not report.failed
     keys = shard_keys(tmp_path / "out")
     assert sorted(keys) == sorted(subset["clip_id"]) and len(keys) == len(set(keys))
@@ -137,8 +143,9 @@ def test_every_selected_clip_is_exported_once_and_decodes_through_a_dataloader(c
         return sample["__key__"], torch.from_numpy(video), torch.from_numpy(audio), fps, sr, sample["json"]
 
     urls = [str(p) for p in sorted((tmp_path / "out").glob("*.tar"))]
-    loader = torch.utils.data.DataLoader(wds.WebDataset(urls, shardshuffle=False, empty_check=False).map(decode),
-                                         batch_size=None, num_workers=2)
+    loader = torch.utils.data.DataLoader(
+        wds.WebDataset(urls, shardshuffle=False, empty_check=False).map(decode), batch_size=None, num_workers=2
+    )
     seen = []
     for key, video, audio, fps, sr, meta in loader:
         seen.append(key)
@@ -153,7 +160,8 @@ def test_every_selected_clip_is_exported_once_and_decodes_through_a_dataloader(c
 
 
 def test_export_after_a_warm_start_writes_only_new_clips_into_new_shards_and_as_of_exports_the_earlier_subset(
-        curated, tmp_path):
+    curated, tmp_path
+):
     base, landing, wh = curated
     first = wh.read("curated_subset", version=0)
     now = wh.read("curated_subset")
@@ -181,16 +189,21 @@ def test_vanished_media_is_recorded_not_fatal_and_exported_once_it_is_back(curat
     subset = wh.read("curated_subset").sort("rank")
     gone = subset.row(0, named=True)
     (copy / gone["path"]).rename(tmp_path / "moved.mp4")
-    rc = acav_main(["export", "--warehouse", wh.root, "--landing", str(copy), "--out", str(tmp_path / "out"),
-                    "--workers", "1"])
+    rc = acav_main(
+        ["export", "--warehouse", wh.root, "--landing", str(copy), "--out", str(tmp_path / "out"), "--workers", "1"]
+    )
     out = capsys.readouterr().out
     assert rc == 1 and f"not exported: {gone['clip_id']}: missing_media" in out
     manifest = read_manifest(tmp_path / "out")
     assert manifest.filter(pl.col("status") == "ok").height == subset.height - 1
     assert manifest.filter(pl.col("clip_id") == gone["clip_id"])["status"].to_list() == ["missing_media"]
     (tmp_path / "moved.mp4").rename(copy / gone["path"])
-    assert acav_main(["export", "--warehouse", wh.root, "--landing", str(copy), "--out", str(tmp_path / "out"),
-                      "--workers", "1"]) == 0
+    assert (
+        acav_main(
+            ["export", "--warehouse", wh.root, "--landing", str(copy), "--out", str(tmp_path / "out"), "--workers", "1"]
+        )
+        == 0
+    )
     manifest = read_manifest(tmp_path / "out")
     assert set(manifest["status"]) == {"ok"} and manifest.height == subset.height
     keys = shard_keys(tmp_path / "out")
@@ -200,8 +213,23 @@ def test_vanished_media_is_recorded_not_fatal_and_exported_once_it_is_back(curat
 def test_an_export_killed_mid_way_resumes_to_the_same_clips_without_duplicates(curated, tmp_path):
     base, landing, wh = curated
     subset = wh.read("curated_subset")
-    cmd = [sys.executable, "-m", "acav_assets.cli", "export", "--warehouse", wh.root, "--landing", str(landing),
-           "--out", str(tmp_path / "killed"), "--shard-clips", "1", "--workers", "1", "--with-arrays"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "acav_assets.cli",
+        "export",
+        "--warehouse",
+        wh.root,
+        "--landing",
+        str(landing),
+        "--out",
+        str(tmp_path / "killed"),
+        "--shard-clips",
+        "1",
+        "--workers",
+        "1",
+        "--with-arrays",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((tmp_path / "killed").glob("*.tar"))) < 2:
@@ -217,7 +245,11 @@ def test_an_export_killed_mid_way_resumes_to_the_same_clips_without_duplicates(c
     assert not list((tmp_path / "killed").glob("*.tmp"))
     # the same contents as an export that was never interrupted
     clean = tmp_path / "clean"
-    export_curated(wh, Landing(str(landing)), clean,
-                   config=ExportConfig(shard_max_clips=1, workers=1, cut=CutConfig(with_arrays=True)))
+    export_curated(
+        wh,
+        Landing(str(landing)),
+        clean,
+        config=ExportConfig(shard_max_clips=1, workers=1, cut=CutConfig(with_arrays=True)),
+    )
     assert sample_contents(tmp_path / "killed") == sample_contents(clean)
     assert sorted(read_manifest(tmp_path / "killed")["clip_id"]) == sorted(subset["clip_id"])

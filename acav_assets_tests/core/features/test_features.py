@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from acav_assets.core.features.backbones import RandomWeightsWarning, VGGish
-from acav_assets.core.media.clips import clip_windows
 from acav_assets.core.clustering import KMeansConfig, fit_kmeans
-from acav_assets.core.media.decode import DecodeConfig
+from acav_assets.core.features.backbones import RandomWeightsWarning, VGGish
 from acav_assets.core.features.base import ClipBatch, profile_feature_spaces, resolve_device
 from acav_assets.core.features.embed import embed_clips
 from acav_assets.core.features.profiles import PROFILES, build_profile
-from acav_assets.core.media.probe import probe_file
 from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.media.clips import clip_windows
+from acav_assets.core.media.decode import DecodeConfig
+from acav_assets.core.media.probe import probe_file
 
 SMALL_NETS = {"visual/r2plus1d_18": {"n_frames": 4, "size": 32}}
 
@@ -155,8 +155,14 @@ def test_vggish_accepts_the_torchvggish_layout(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
         ours = VGGish(seed=4)
-    names = {"block1.0": "features.0", "block2.0": "features.3", "block3.0": "features.6", "block3.2": "features.8",
-             "block4.0": "features.11", "block4.2": "features.13"}
+    names = {
+        "block1.0": "features.0",
+        "block2.0": "features.3",
+        "block3.0": "features.6",
+        "block3.2": "features.8",
+        "block4.0": "features.11",
+        "block4.2": "features.13",
+    }
     state = {}
     for k, v in ours.net.state_dict().items():
         prefix, _, leaf = k.rpartition(".")
@@ -166,8 +172,12 @@ def test_vggish_accepts_the_torchvggish_layout(tmp_path):
     torch.save(state, path)
     loaded = VGGish(weights=str(path))
     rng = np.random.default_rng(0)
-    batch = ClipBatch(["a", "b"], torch.zeros(2, 1, 8, 8, 3, dtype=torch.uint8),
-                      [torch.from_numpy(rng.standard_normal(32_000).astype(np.float32) * 0.1) for _ in range(2)], 16_000)
+    batch = ClipBatch(
+        ["a", "b"],
+        torch.zeros(2, 1, 8, 8, 3, dtype=torch.uint8),
+        [torch.from_numpy(rng.standard_normal(32_000).astype(np.float32) * 0.1) for _ in range(2)],
+        16_000,
+    )
     a, b = ours.extract(batch), loaded.extract(batch)
     assert all(np.allclose(a[k], b[k], atol=1e-5) for k in a)
 
@@ -181,8 +191,13 @@ def test_slowfast_loads_a_model_zoo_checkpoint(tmp_path, demo_videos):
         trained = SlowFast(seed=1, **small)
     path = tmp_path / "SLOWFAST_8x8_R18.pyth"
     torch.save({"model_state": trained.net.state_dict(), "epoch": 1}, path)  # pytorchvideo's checkpoint layout
-    (loaded,) = [e for e in build_profile("reference", "cpu", {"visual/slowfast_r50": {"weights": str(path), **small},
-                                                                "audio/vggish": {}}) if e.name.startswith("visual")]
+    (loaded,) = [
+        e
+        for e in build_profile(
+            "reference", "cpu", {"visual/slowfast_r50": {"weights": str(path), **small}, "audio/vggish": {}}
+        )
+        if e.name.startswith("visual")
+    ]
     assert [fs.name.rsplit("/", 1)[1] for fs in loaded.feature_spaces()] == ["res2", "res3", "res4", "res5", "logits"]
     folder, videos = demo_videos
     items = clip_items(folder, videos[:2])

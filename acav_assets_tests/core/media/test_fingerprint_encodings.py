@@ -30,8 +30,17 @@ def _rows(folder: Path, root: Path) -> list[dict]:
     for p in sorted(folder.iterdir()):
         rec = probe_file(p)
         assert rec.status == "ok", (p.name, rec.error)
-        rows.append({"batch": "b", "video_id": p.stem, "path": str(p.relative_to(root)), "status": "ok",
-                     "duration_s": rec.duration_s, "width": rec.width, "height": rec.height})
+        rows.append(
+            {
+                "batch": "b",
+                "video_id": p.stem,
+                "path": str(p.relative_to(root)),
+                "status": "ok",
+                "duration_s": rec.duration_s,
+                "width": rec.width,
+                "height": rec.height,
+            }
+        )
     return rows
 
 
@@ -63,8 +72,12 @@ def test_copy_families_in_x264_default_encodes_keep_one_ok_video_each(corpus):
     families = {}
     for src in sources[:4]:
         dur = probe_file(src).duration_s
-        members = {"orig": DEFAULTS, "crf35": Encoding("crf35", video_options={"crf": "35"}),
-                   "half": Encoding("half", short_side=48), "trim": Encoding("trim", start_s=1.0, end_s=dur - 1.0)}
+        members = {
+            "orig": DEFAULTS,
+            "crf35": Encoding("crf35", video_options={"crf": "35"}),
+            "half": Encoding("half", short_side=48),
+            "trim": Encoding("trim", start_s=1.0, end_s=dur - 1.0),
+        }
         names = []
         for tag, enc in members.items():
             out = landing / "b" / f"{src.stem}_{tag}.mp4"
@@ -119,9 +132,9 @@ def test_no_merge_on_one_weak_signal(tmp_path):
     for i, src in enumerate(list(pictures.values())[:4]):
         frames, fps, _, _ = _decode(src)
         n = min(len(frames), int(len(bed) / rate * fps))
-        write_video(folder / f"bed_{i}.mp4", frames[:n], fps, bed[:int(n / fps * rate)], rate)
+        write_video(folder / f"bed_{i}.mp4", frames[:n], fps, bed[: int(n / fps * rate)], rate)
         black = np.zeros_like(frames[:n]) + np.uint8(3)
-        write_video(folder / f"black_bed_{i}.mp4", black, fps, bed[:int(n / fps * rate)], rate)
+        write_video(folder / f"black_bed_{i}.mp4", black, fps, bed[: int(n / fps * rate)], rate)
         write_video(folder / f"black_silent_{i}.mp4", black, fps, np.zeros(int(n / fps * rate), np.float32), rate)
     rows = _rows(folder, tmp_path)
     prints = fingerprint_rows(rows, tmp_path)
@@ -143,8 +156,11 @@ def test_the_lead_in_before_the_picture_samples_is_bounded(tmp_path):
     n = int(dur * fps)
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
-    audio = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(dur * rate)) / rate)
-             * (1 + np.sign(np.sin(np.arange(int(dur * rate)) / rate * 7)))).astype(np.float32)
+    audio = (
+        0.3
+        * np.sin(2 * np.pi * 440 * np.arange(int(dur * rate)) / rate)
+        * (1 + np.sign(np.sin(np.arange(int(dur * rate)) / rate * 7)))
+    ).astype(np.float32)
     path = tmp_path / "long.mp4"
     write_video(path, frames, fps, audio, rate, gop_s=10 * dur)
     assert _keyframes(path) == 1
@@ -152,5 +168,5 @@ def test_the_lead_in_before_the_picture_samples_is_bounded(tmp_path):
     assert fp.frame_times.size == 0 and fp.audio_sounding.any()
     short = tmp_path / "short.mp4"  # the same with its centre within reach of the keyframe
     keep = MAX_LEAD_FRAMES / fps
-    write_video(short, frames[:MAX_LEAD_FRAMES], fps, audio[:int(keep * rate)], rate, gop_s=10 * dur)
+    write_video(short, frames[:MAX_LEAD_FRAMES], fps, audio[: int(keep * rate)], rate, gop_s=10 * dur)
     assert fingerprint_file(short).frame_times.size >= 6

@@ -64,8 +64,13 @@ def test_an_allowed_folder_is_read(landing):
 
 def test_a_curation_never_clips_or_selects_a_file_from_outside(landing):
     base, land, private = landing
-    report = curate_landing(str(land), str(base / "wh"), instance=dg.DagsterInstance.ephemeral(), log_level="ERROR",
-                            run_config={"ops": {"curated_subset": {"config": {"budget": 1.0}}}})
+    report = curate_landing(
+        str(land),
+        str(base / "wh"),
+        instance=dg.DagsterInstance.ephemeral(),
+        log_level="ERROR",
+        run_config={"ops": {"curated_subset": {"config": {"budget": 1.0}}}},
+    )
     assert report.batches == ["b0", "b1"]
     wh = Warehouse(str(base / "wh"))
     vids = wh.read("videos")
@@ -90,11 +95,14 @@ def test_a_link_changed_after_probing_is_not_read_by_later_steps(landing):
     link.unlink()
     link.symlink_to(private / "secret.mp4")  # retargeted after probing
     good = next(n for n, r in rows.items() if r["status"] == "ok" and not n.startswith("link"))
-    clips = [{"batch": "b1", "clip_id": "c_link", "path": "b1/link_inside.mp4", "start_s": 0.0, "end_s": 3.0},
-             {"batch": "b1", "clip_id": "c_ok", "path": f"b1/{good}", "start_s": 0.0, "end_s": 3.0}]
+    clips = [
+        {"batch": "b1", "clip_id": "c_link", "path": "b1/link_inside.mp4", "start_s": 0.0, "end_s": 3.0},
+        {"batch": "b1", "clip_id": "c_ok", "path": f"b1/{good}", "start_s": 0.0, "end_s": 3.0},
+    ]
     df, failed = embedding_rows(clips, land, build_profile("weightfree", device="cpu"))
     assert failed["c_link"].startswith("outside_landing")
     assert set(df["clip_id"].to_list()) == {"c_ok"}
-    allowed, failed = embedding_rows(clips, land, build_profile("weightfree", device="cpu"),
-                                     allowed_roots=(str(private),))
+    allowed, failed = embedding_rows(
+        clips, land, build_profile("weightfree", device="cpu"), allowed_roots=(str(private),)
+    )
     assert set(allowed["clip_id"].to_list()) == {"c_ok", "c_link"} and not failed

@@ -10,14 +10,14 @@ import shutil
 import numpy as np
 import pytest
 
+from acav_assets.core.generators.demo import read_ground_truth, write_demo_videos
 from acav_assets.core.media.clips import ClipConfig, clip_windows, detect_shots
 from acav_assets.core.media.decode import DecodeConfig, DecodeError, decode_clip, iter_decoded
-from acav_assets.core.media.probe import STATUSES, ProbeConfig, list_media_files, probe_file, probe_files
-from acav_assets.core.generators.demo import read_ground_truth, write_demo_videos
 from acav_assets.core.media.encode import write_video
-
+from acav_assets.core.media.probe import STATUSES, ProbeConfig, list_media_files, probe_file, probe_files
 
 # --- probing -------------------------------------------------------------------------------
+
 
 def test_every_bad_input_gets_its_status_and_a_readable_error(bad_inputs):
     folder, expected = bad_inputs
@@ -83,6 +83,7 @@ def test_duration_filter_gives_its_own_statuses(demo_videos):
 
 # --- clip windows --------------------------------------------------------------------------
 
+
 def test_clip_windows_follow_the_reference():
     cfg = ClipConfig()
     assert clip_windows("v", 1.5, cfg) == []
@@ -126,6 +127,7 @@ def test_shot_detection_places_windows_on_distinct_shots(tmp_path):
 
 
 # --- decoding ------------------------------------------------------------------------------
+
 
 def _index_video(path, n, fps, **kw):
     """Each frame's colour encodes its index; audio frequency encodes the second."""
@@ -171,8 +173,8 @@ def test_decoded_frames_and_audio_are_those_at_the_window_timestamps(tmp_path, s
     assert clip.audio.dtype == np.float32 and clip.audio.shape == (160_000,)
     assert clip.audio_pad_s == 0.0
     sr = clip.sample_rate
-    assert abs(_dominant_freq(clip.audio[int(0.05 * sr): int(0.45 * sr)], sr) - 250 * (1 + 12 % 8)) < 30
-    assert abs(_dominant_freq(clip.audio[int(0.55 * sr): int(1.45 * sr)], sr) - 250 * (1 + 13 % 8)) < 30
+    assert abs(_dominant_freq(clip.audio[int(0.05 * sr) : int(0.45 * sr)], sr) - 250 * (1 + 12 % 8)) < 30
+    assert abs(_dominant_freq(clip.audio[int(0.55 * sr) : int(1.45 * sr)], sr) - 250 * (1 + 13 % 8)) < 30
 
 
 def test_window_past_the_end_is_padded_and_recorded(tmp_path):
@@ -183,7 +185,7 @@ def test_window_past_the_end_is_padded_and_recorded(tmp_path):
     assert clip.video_pad_frames == 6  # targets at 6.5 .. 11.5 s are past the last frame (6 s video)
     assert _frame_index(clip.frames[-1]) == 59
     assert 5.5 < clip.audio_pad_s < 6.5
-    assert np.all(clip.audio[-int(5.5 * 16000):] == 0)
+    assert np.all(clip.audio[-int(5.5 * 16000) :] == 0)
 
 
 def test_variable_frame_rate_frames_follow_timestamps(bad_inputs):
@@ -221,6 +223,7 @@ def test_decode_shapes_batch_of_generated_clips_and_errors(demo_videos, bad_inpu
 
 # --- generators ----------------------------------------------------------------------------
 
+
 def test_generator_is_deterministic_and_plants_the_requested_share(tmp_path):
     a = write_demo_videos(tmp_path / "a", 10, seed=5, matched_fraction=0.3, workers=1)
     b = write_demo_videos(tmp_path / "b", 10, seed=5, matched_fraction=0.3, workers=2)
@@ -230,6 +233,7 @@ def test_generator_is_deterministic_and_plants_the_requested_share(tmp_path):
 
     def digest(p):
         return hashlib.sha256(p.read_bytes()).hexdigest()
+
     assert [digest(tmp_path / "a" / v.file) for v in a] == [digest(tmp_path / "b" / v.file) for v in b]
     with pytest.raises(ValueError):
         write_demo_videos(tmp_path / "c", 3, n_classes=99)

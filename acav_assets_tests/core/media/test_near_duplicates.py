@@ -16,8 +16,12 @@ from acav_assets.core.media.fingerprint import NearDuplicateConfig, compare, fin
 from acav_assets.core.stages.near_duplicates import fingerprint_rows, mark_near_duplicates
 from acav_assets.core.warehouse.tables import Warehouse
 
-VARIANTS = {"crf45": CutConfig(crf=45), "half": CutConfig(short_side=32), "trim": CutConfig(),
-            "abr24k": CutConfig(audio_bitrate=24_000)}
+VARIANTS = {
+    "crf45": CutConfig(crf=45),
+    "half": CutConfig(short_side=32),
+    "trim": CutConfig(),
+    "abr24k": CutConfig(audio_bitrate=24_000),
+}
 
 
 def write_family(original: Path, out: Path) -> list[Path]:
@@ -61,9 +65,16 @@ def test_each_family_keeps_exactly_one_ok_video_and_controls_stay_ok(families):
     res = resources_for(str(landing), str(base / "wh"))
     from acav_assets.defs.checks import CHECKS
 
-    result = dg.materialize([*ASSETS, *CHECKS], selection=dg.AssetSelection.assets(videos), partition_key="b1",
-                            instance=instance, resources=res)
-    (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "near_duplicates_point_at_kept_copies"]
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=dg.AssetSelection.assets(videos),
+        partition_key="b1",
+        instance=instance,
+        resources=res,
+    )
+    (check,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "near_duplicates_point_at_kept_copies"
+    ]
     assert check.passed and check.metadata["near_duplicates"].value == 24 and check.metadata["families"].value == 6
     rows = Warehouse(str(base / "wh")).read("videos")
     status = {Path(p).name: s for p, s in zip(rows["path"], rows["status"])}
@@ -79,7 +90,9 @@ def test_each_family_keeps_exactly_one_ok_video_and_controls_stay_ok(families):
     nd = rows.filter(pl.col("status") == "near_duplicate")
     assert nd["duplicate_of"].is_in(rows.filter(pl.col("status") == "ok")["path"].implode()).all()
     (mat,) = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
-    assert mat.metadata["near_duplicates"].value == 6 * 4 and "near_duplicate" in str(mat.metadata["near_duplicate_pairs"])
+    assert mat.metadata["near_duplicates"].value == 6 * 4 and "near_duplicate" in str(
+        mat.metadata["near_duplicate_pairs"]
+    )
 
     # a later batch brings another copy of an original: it is the near-duplicate of the earlier one
     (landing / "b2").mkdir()
@@ -100,8 +113,19 @@ def test_no_distinct_videos_are_merged(tmp_path):
     """False-merge rate on 200 distinct generated videos (8 sound and picture classes, so many
     share their kind of sound and picture): 0."""
     write_demo_videos(tmp_path / "b", 200, seed=74, duration_s=(6, 12))
-    rows = [{"batch": "b", "video_id": p.stem, "path": f"b/{p.name}", "status": "ok", "duration_s": 10.0,
-             "width": 96, "height": 64, "size_bytes": p.stat().st_size} for p in sorted((tmp_path / "b").glob("*.mp4"))]
+    rows = [
+        {
+            "batch": "b",
+            "video_id": p.stem,
+            "path": f"b/{p.name}",
+            "status": "ok",
+            "duration_s": 10.0,
+            "width": 96,
+            "height": 64,
+            "size_bytes": p.stat().st_size,
+        }
+        for p in sorted((tmp_path / "b").glob("*.mp4"))
+    ]
     prints = fingerprint_rows(rows, tmp_path, workers=2)
     assert len(prints) == 200
     pairs = mark_near_duplicates(rows, prints)
@@ -155,7 +179,10 @@ def test_index_of_earlier_batches_follows_the_tables_and_reads_only_candidates(f
     pairs = mark_near_duplicates(new, prints, index)
     assert {p["near_duplicate"]: p["kept"] for p in pairs} == {
         str(c.relative_to(landing)): str(o.relative_to(landing))
-        for c, o in zip(copies + [landing / "b1" / "control_video_00001.mp4"], [originals[0], originals[3], controls[1]])}
+        for c, o in zip(
+            copies + [landing / "b1" / "control_video_00001.mp4"], [originals[0], originals[3], controls[1]]
+        )
+    }
 
     # the earlier batch is rewritten with one video no longer kept: re-indexed, the old entries retired
     old[0]["status"] = "corrupt"
@@ -164,7 +191,8 @@ def test_index_of_earlier_batches_follows_the_tables_and_reads_only_candidates(f
     assert index.prune() == 20
     new = rows_of("new", copies)
     assert [p["kept"] for p in mark_near_duplicates(new, fingerprint_rows(new, landing), index)] == [
-        str(originals[3].relative_to(landing))]
+        str(originals[3].relative_to(landing))
+    ]
 
     # a lost index is rebuilt from the tables
     index.path.unlink()
@@ -223,8 +251,10 @@ def test_an_excerpt_of_a_long_video_is_found_in_either_landing_order(tmp_path, o
     wh, config = Warehouse(str(tmp_path / "wh")), NearDuplicateConfig(window_s=0)
     status = {}
     for batch in ("b1", "b2"):
-        rows = [{**probe_file(f).to_row(), "batch": batch, "path": f"{batch}/{f.name}"}
-                for f in sorted((landing / batch).glob("*.mp4"))]
+        rows = [
+            {**probe_file(f).to_row(), "batch": batch, "path": f"{batch}/{f.name}"}
+            for f in sorted((landing / batch).glob("*.mp4"))
+        ]
         prints = fingerprint_rows(rows, landing, window_s=config.window_s)
         index = FingerprintIndex(wh)
         index.sync()

@@ -40,7 +40,8 @@ def test_a_rough_selection_teaches_scores_that_rank_matched_clips_first():
 def test_the_refinement_reads_no_labels():
     """Its only inputs are features and the selection (no truth, no class can be passed in)."""
     params = set(inspect.signature(cross_fitted_scores).parameters) | set(
-        inspect.signature(agreement.agreement_scores).parameters)
+        inspect.signature(agreement.agreement_scores).parameters
+    )
     assert not params & {"matched", "labels", "truth", "classes", "y"}
     with pytest.raises(ValueError, match="at least 10 selected clips"):
         cross_fitted_scores(*_pool(20)[:2], np.ones(20, bool) & (np.arange(20) < 6))

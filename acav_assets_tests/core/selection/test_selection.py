@@ -46,8 +46,9 @@ def test_incremental_gains_equal_brute_force_differences(seed):
     pairing = ["combination", "bipartite", [(0, 3), (4, 1), (2, 0)]][seed % 3]
     pairs = resolve_pairs(pairing, 5, modalities)
     initial = rng.choice(80, size=seed % 3 * 5, replace=False)
-    sel = select_subset(labels, 30, pairing=pairing, modalities=modalities, batch_size=6, take=2,
-                        seed=seed, initial=initial)
+    sel = select_subset(
+        labels, 30, pairing=pairing, modalities=modalities, batch_size=6, take=2, seed=seed, initial=initial
+    )
     assert len(sel) == 30
     assert sel.initial_objective == pytest.approx(brute_objective(labels, initial, pairs), abs=1e-9)
     chosen = list(initial)
@@ -60,7 +61,8 @@ def test_incremental_gains_equal_brute_force_differences(seed):
         before = after
     assert sel.objective == pytest.approx(before, abs=1e-9)
     assert sel.pair_mi == pytest.approx(
-        [brute_mi(labels[chosen, i].tolist(), labels[chosen, j].tolist()) for i, j in pairs], abs=1e-9)
+        [brute_mi(labels[chosen, i].tolist(), labels[chosen, j].tolist()) for i, j in pairs], abs=1e-9
+    )
 
 
 def test_objective_equals_independent_mi_on_planted_data():
@@ -70,8 +72,9 @@ def test_objective_equals_independent_mi_on_planted_data():
         pairs = resolve_pairs(mode, pa.labels.shape[1], pa.modalities)
         expected = brute_objective(pa.labels, sel.indices, pairs)
         assert sel.objective == pytest.approx(expected, abs=1e-9)
-        assert mean_mutual_information(pa.labels, sel.indices, pairing=mode, modalities=pa.modalities) == \
-            pytest.approx(expected, abs=1e-9)
+        assert mean_mutual_information(pa.labels, sel.indices, pairing=mode, modalities=pa.modalities) == pytest.approx(
+            expected, abs=1e-9
+        )
         # the running objective of the compiled loop agrees with the exact one at the end
         assert sel.objectives[-1] == pytest.approx(sel.objective, abs=1e-9)
 
@@ -85,8 +88,7 @@ def test_exact_greedy_picks_a_best_clip_at_every_step(seed):
     chosen: list[int] = []
     for t, idx in enumerate(sel.indices):
         base = brute_objective(labels, chosen, pairs) if chosen else 0.0
-        gains = {r: brute_objective(labels, chosen + [r], pairs) - base
-                 for r in range(25) if r not in chosen}
+        gains = {r: brute_objective(labels, chosen + [r], pairs) - base for r in range(25) if r not in chosen}
         best = max(gains.values())
         assert gains[int(idx)] == pytest.approx(best, abs=1e-9), f"step {t} chose a sub-optimal clip"
         # ties go to the lowest index, as a brute-force argmax over rows in order would
@@ -126,8 +128,7 @@ def test_warm_start_with_candidates_keeps_old_selection_and_picks_only_new_clips
     old, new = np.arange(600), np.arange(600, 1000)
     first = select_subset(pa.labels, 0.2, modalities=pa.modalities, candidates=old, seed=1)
     assert set(first.indices.tolist()) <= set(old.tolist())
-    second = select_subset(pa.labels, 0.2, modalities=pa.modalities, candidates=new,
-                           initial=first.indices, seed=1)
+    second = select_subset(pa.labels, 0.2, modalities=pa.modalities, candidates=new, initial=first.indices, seed=1)
     assert len(second) == 80  # 20% of the new batch
     assert set(second.indices.tolist()) <= set(new.tolist())
     assert second.initial_objective == pytest.approx(first.objective, abs=1e-9)
@@ -142,8 +143,9 @@ def test_planted_correspondence_is_found():
     assert 0.45 < share < 0.55
     assert got >= 0.7, f"precision {got:.3f} is not far above the matched share {share:.3f}"
     rng = np.random.default_rng(0)
-    random_obj = mean_mutual_information(pa.labels, rng.choice(20_000, len(sel), replace=False),
-                                         modalities=pa.modalities)
+    random_obj = mean_mutual_information(
+        pa.labels, rng.choice(20_000, len(sel), replace=False), modalities=pa.modalities
+    )
     assert sel.objective > random_obj + 0.1
 
 
@@ -263,8 +265,9 @@ def test_refinement_raises_the_objective_and_keeps_the_contract(seed):
     pairs = resolve_pairs("bipartite", 4, modalities)
     initial = rng.choice(300, 10, replace=False)
     plain = select_subset(labels, 60, modalities=modalities, seed=seed, initial=initial)
-    refined = select_subset(labels, 60, modalities=modalities, seed=seed, initial=initial, refine=40,
-                            refine_fraction=0.05)
+    refined = select_subset(
+        labels, 60, modalities=modalities, seed=seed, initial=initial, refine=40, refine_fraction=0.05
+    )
     assert refined.refine_rounds >= 1 and refined.refine_swaps >= 1
     assert refined.objective > plain.objective
     assert len(refined) == 60 and len(np.unique(refined.indices)) == 60

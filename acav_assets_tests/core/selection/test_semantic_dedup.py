@@ -61,16 +61,19 @@ def test_curation_leaves_semantic_copies_out_of_the_pool_and_records_them(copies
 
     base, landing, originals = copies_landing
     wh_root = str(base / "wh")
-    ops = {"videos": {"config": {"near_duplicates": False}},  # the copies reach the pool
-           "curated_subset": {"config": {"budget": 0.25, "dedup_cosine": 0.99}}}
+    ops = {
+        "videos": {"config": {"near_duplicates": False}},  # the copies reach the pool
+        "curated_subset": {"config": {"budget": 0.25, "dedup_cosine": 0.99}},
+    }
     instance = dg.DagsterInstance.ephemeral()
     curate_landing(str(landing), wh_root, instance=instance, log_level="WARNING", run_config={"ops": ops})
     wh = Warehouse(wh_root)
     run = wh.read("selection_runs").row(0, named=True)
     dups = wh.read("semantic_duplicates")
     clips = wh.read("clips").select("clip_id", "path")
-    named = dups.join(clips, on="clip_id").join(clips.rename({"clip_id": "duplicate_of", "path": "kept_path"}),
-                                                on="duplicate_of")
+    named = dups.join(clips, on="clip_id").join(
+        clips.rename({"clip_id": "duplicate_of", "path": "kept_path"}), on="duplicate_of"
+    )
     pairs = {Path(p).name: Path(k).name for p, k in zip(named["path"], named["kept_path"])}
     # every re-encoded copy is found (in either direction: the earlier clip id is kept)
     for v in originals:

@@ -90,14 +90,16 @@ def test_weighted_objective_is_the_weighted_mean_of_pair_mi_and_matches_the_sele
 
     brute = sum(w * pair_mi(i, j) for w, (i, j) in zip(weights, pairs)) / weights.sum()
     assert sel.objective == pytest.approx(brute, rel=1e-9)
-    assert mean_mutual_information(labels, sel.indices, modalities=pa.modalities, pair_weights=weights) == \
-        pytest.approx(brute, rel=1e-9)
+    assert mean_mutual_information(
+        labels, sel.indices, modalities=pa.modalities, pair_weights=weights
+    ) == pytest.approx(brute, rel=1e-9)
     assert sel.objectives[-1] == pytest.approx(brute, rel=1e-6)  # the kernel's running value agrees
     assert np.allclose(sel.pair_weights, weights)
     assert sel.pair_mi[0] == pytest.approx(pair_mi(*pairs[0]))  # reported for dropped pairs too
     # marginal effects speak of the same weighted objective
-    objective, loss, gain = marginal_effects(labels, sel.indices[:50], [int(sel.indices[60])],
-                                             modalities=pa.modalities, pair_weights=weights)
+    objective, loss, gain = marginal_effects(
+        labels, sel.indices[:50], [int(sel.indices[60])], modalities=pa.modalities, pair_weights=weights
+    )
     rest = mean_mutual_information(labels, sel.indices[1:50], modalities=pa.modalities, pair_weights=weights)
     assert loss[0] == pytest.approx(objective - rest, abs=1e-9)
 
@@ -109,12 +111,15 @@ def test_unit_weights_reproduce_the_reference_plain_mean_exactly():
     assert np.array_equal(plain.indices, ones.indices) and plain.objective == pytest.approx(ones.objective)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.ones(3), "3 weights for 25 pairs"),
-    (-np.ones(25), "non-negative"),
-    (np.zeros(25), "all zero"),
-    (np.full(25, np.nan), "finite"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.ones(3), "3 weights for 25 pairs"),
+        (-np.ones(25), "non-negative"),
+        (np.zeros(25), "all zero"),
+        (np.full(25, np.nan), "finite"),
+    ],
+)
 def test_bad_pair_weights_are_refused_clearly(bad, match):
     pa = planted_assignments(500, seed=0)
     with pytest.raises(ValueError, match=match):
@@ -122,9 +127,11 @@ def test_bad_pair_weights_are_refused_clearly(bad, match):
 
 
 def test_space_summary_shares_the_weight_between_the_spaces_of_counted_pairs():
-    records = [{"a": "audio/x", "b": "visual/p", "score": 0.5, "weight": 1.0},
-               {"a": "audio/x", "b": "visual/q", "score": 0.01, "weight": 0.0},
-               {"a": "audio/y", "b": "visual/p", "score": 0.4, "weight": 1.0}]
+    records = [
+        {"a": "audio/x", "b": "visual/p", "score": 0.5, "weight": 1.0},
+        {"a": "audio/x", "b": "visual/q", "score": 0.01, "weight": 0.0},
+        {"a": "audio/y", "b": "visual/p", "score": 0.4, "weight": 1.0},
+    ]
     rows = {r["feature_space"]: r for r in space_summary(records)}
     assert rows["visual/p"]["weight_share"] == pytest.approx(0.5) and rows["audio/x"]["weight_share"] == 0.25
     assert rows["visual/q"]["weight_share"] == 0 and rows["visual/q"]["best_score"] == 0.01

@@ -12,20 +12,31 @@ from acav_assets.core.warehouse.tables import Warehouse
 
 
 def _rows(batch: str, clips: list[str], clustering: str, labels: list[int]) -> pl.DataFrame:
-    return pl.DataFrame({"batch": batch, "clip_id": clips, "clustering_id": clustering, "feature_space": "x/y/z",
-                         "cluster": pl.Series(labels, dtype=pl.Int32), "distance": pl.Series([0.0] * len(clips),
-                                                                                             dtype=pl.Float32)})
+    return pl.DataFrame(
+        {
+            "batch": batch,
+            "clip_id": clips,
+            "clustering_id": clustering,
+            "feature_space": "x/y/z",
+            "cluster": pl.Series(labels, dtype=pl.Int32),
+            "distance": pl.Series([0.0] * len(clips), dtype=pl.Float32),
+        }
+    )
 
 
 @pytest.fixture
 def wh(tmp_path):
     wh = Warehouse(str(tmp_path / "wh"))
     # b1: three clips, labelled by both clusterings, written out of order
-    wh.write_batch("cluster_assignments", "b1", pl.concat([_rows("b1", ["c", "a", "b"], "A", [2, 0, 1]),
-                                                           _rows("b1", ["b", "c", "a"], "V", [11, 12, 10])]))
+    wh.write_batch(
+        "cluster_assignments",
+        "b1",
+        pl.concat([_rows("b1", ["c", "a", "b"], "A", [2, 0, 1]), _rows("b1", ["b", "c", "a"], "V", [11, 12, 10])]),
+    )
     # b2: clip "e" lacks its V label (left out and counted)
-    wh.write_batch("cluster_assignments", "b2", pl.concat([_rows("b2", ["d", "e"], "A", [3, 4]),
-                                                           _rows("b2", ["d"], "V", [13])]))
+    wh.write_batch(
+        "cluster_assignments", "b2", pl.concat([_rows("b2", ["d", "e"], "A", [3, 4]), _rows("b2", ["d"], "V", [13])])
+    )
     return wh
 
 
@@ -54,7 +65,9 @@ def test_ids_come_from_the_version_the_labels_were_built_from(wh):
 
 
 def test_wide_labels_use_two_bytes(wh):
-    wh.write_batch("cluster_assignments", "b3", pl.concat([_rows("b3", ["f"], "A", [300]), _rows("b3", ["f"], "V", [1])]))
+    wh.write_batch(
+        "cluster_assignments", "b3", pl.concat([_rows("b3", ["f"], "A", [300]), _rows("b3", ["f"], "V", [1])])
+    )
     _, labels, _, _ = label_matrix(wh, ["A", "V"])
     assert labels.dtype == np.uint16 and labels[-1].tolist() == [300, 1]
 
@@ -73,8 +86,17 @@ def test_a_nonfinite_embedding_gets_no_assignment(tmp_path):
     cl = fit_kmeans(x, "visual/t/a", KMeansConfig(k=3))
     x[5, 2] = np.nan
     wh = Warehouse(str(tmp_path / "wh"))
-    wh.write_batch("clip_embeddings", "b", pl.DataFrame({
-        "batch": "b", "clip_id": [f"c{i:02d}" for i in range(40)], "feature_space": "visual/t/a",
-        "vector": pl.Series([list(map(float, v)) for v in x], dtype=pl.List(pl.Float32))}))
+    wh.write_batch(
+        "clip_embeddings",
+        "b",
+        pl.DataFrame(
+            {
+                "batch": "b",
+                "clip_id": [f"c{i:02d}" for i in range(40)],
+                "feature_space": "visual/t/a",
+                "vector": pl.Series([list(map(float, v)) for v in x], dtype=pl.List(pl.Float32)),
+            }
+        ),
+    )
     df = assignment_rows(wh, "b", [cl])
     assert df.height == 39 and "c05" not in set(df["clip_id"])
