@@ -397,13 +397,14 @@ def test_a_batch_of_mostly_bad_files_warns_and_still_lands(tmp_path, capsys):
     assert rows.height == 12 and (rows["status"] == "ok").sum() == 3
 
 
-def test_the_printed_ui_command_opens_the_curation_from_any_directory_without_warnings(tmp_path):
+def test_the_printed_ui_command_opens_the_curation_from_any_directory_without_warnings(tmp_path, monkeypatch):
     """``acav demo``'s UI command (``ui_command``), run from an unrelated directory: the UI
     comes up on the curation's instance, shows every materialized asset fresh (nothing
     Unsynced) and prints no warning (``dagster dev`` warned to use ``dg dev``)."""
     from acav_assets.cli import ui_command
 
     landing, wh, home = tmp_path / "landing", tmp_path / "wh", tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # --dagster-home exports it: unset again after the test
     write_demo_videos(landing / "a", 8, seed=41, duration_s=(5, 7), size=(96, 64))
     assert (
         acav_main(
