@@ -397,23 +397,40 @@ def test_a_batch_of_mostly_bad_files_warns_and_still_lands(tmp_path, capsys):
     assert rows.height == 12 and (rows["status"] == "ok").sum() == 3
 
 
-def test_the_printed_ui_command_opens_the_curation_from_any_directory_without_warnings(tmp_path, monkeypatch):
-    """``acav demo``'s UI command (``ui_command``), run from an unrelated directory: the UI
-    comes up on the curation's instance, shows every materialized asset fresh (nothing
-    Unsynced) and prints no warning (``dagster dev`` warned to use ``dg dev``)."""
+def _graphql(port: int, query: str) -> dict:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    return json.loads(urllib.request.urlopen(req, timeout=10).read()).get("data") or {}
+
+
+STALE_QUERY = "{ assetNodes { assetKey { path } staleStatus } }"
+SUBSET_QUERY = """{ assetOrError(assetKey: {path: ["curated_subset"]}) { ... on Asset {
+    assetMaterializations(limit: 1) { metadataEntries { label
+        ... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue }
+        ... on TextMetadataEntry { text } } } } } }"""
+
+
+def test_the_printed_ui_command_opens_the_curation_from_any_directory_and_the_daemon_keeps_it(tmp_path, monkeypatch):
+    """``acav demo``'s UI command (``ui_command``: ``dg dev``, webserver and daemon), run from an
+    unrelated directory on a curation made by ``acav curate --budget 0.5``: the UI (its GraphQL)
+    shows every materialized asset fresh; a batch that lands is ingested, assigned and selected
+    by the daemon at the warehouse's budget with a warm start, the subset's row count is the
+    table's, and again nothing shows Unsynced (the frozen centroids included); nothing printed a
+    warning (``dagster dev`` warned to use ``dg dev``)."""
     from acav_assets.cli import ui_command
+    from acav_assets.core.media.landing import READY_MARKER
 
     landing, wh, home = tmp_path / "landing", tmp_path / "wh", tmp_path / "home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))  # --dagster-home exports it: unset again after the test
-    write_demo_videos(landing / "a", 8, seed=41, duration_s=(5, 7), size=(96, 64))
-    assert (
-        acav_main(
-            ["curate", str(landing), "--warehouse", str(wh), "--dagster-home", str(home), "--profile", "weightfree"]
-        )
-        == 0
-    )
+    write_demo_videos(landing / "a", 10, seed=41, duration_s=(5, 7), size=(96, 64))
+    curate = ["curate", str(landing), "--warehouse", str(wh), "--dagster-home", str(home), "--profile", "weightfree"]
+    assert acav_main([*curate, "--budget", "0.5"]) == 0
     port = free_port()
     env, argv = ui_command(home, landing, wh, profile="weightfree", port=port)
+    ticks = {"ACAV_SENSOR_INTERVAL_S": "2", "ACAV_AUTOMATION_INTERVAL_S": "2", "ACAV_QUIET_PERIOD_S": "0"}
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     log = tmp_path / "ui.log"
@@ -421,44 +438,49 @@ def test_the_printed_ui_command_opens_the_curation_from_any_directory_without_wa
         proc = subprocess.Popen(
             argv,
             cwd=elsewhere,
-            env={**os.environ, **env, "ACAV_SENSOR_INTERVAL_S": "3600"},
+            env={**os.environ, **env, **ticks},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    try:
-        deadline, nodes = time.monotonic() + 120, []
-        query = {"query": "{ assetNodes { assetKey { path } staleStatus } }"}
-        while not nodes:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+    fresh = {
+        **dict.fromkeys(
+            ["videos", "clips", "clip_embeddings", "cluster_centroids", "cluster_assignments", "curated_subset"],
+            "FRESH",
+        ),
+        "selection_lineage": "FRESH",
+        "curated_clips": "MISSING",
+    }
+
+    def wait_for(what, ok, seconds=180):
+        deadline = time.monotonic() + seconds
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
             try:
-                req = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/graphql",
-                    data=json.dumps(query).encode(),
-                    headers={"Content-Type": "application/json"},
-                )
-                nodes = (json.loads(urllib.request.urlopen(req, timeout=10).read()).get("data") or {}).get(
-                    "assetNodes"
-                ) or []
+                got = what()
+                if ok(got):
+                    return got
             except OSError:
-                pass
+                got = None
+            assert time.monotonic() < deadline, f"{got}\n{log.read_text()[-3000:]}"
             time.sleep(1)
-        status = {n["assetKey"]["path"][-1]: n["staleStatus"] for n in nodes}
-        assert status == {
-            **{
-                k: "FRESH"
-                for k in (
-                    "videos",
-                    "clips",
-                    "clip_embeddings",
-                    "cluster_centroids",
-                    "cluster_assignments",
-                    "curated_subset",
-                    "selection_lineage",
-                )
-            },
-            "curated_clips": "MISSING",
-        }
+
+    def stale():
+        return {n["assetKey"]["path"][-1]: n["staleStatus"] for n in _graphql(port, STALE_QUERY)["assetNodes"]}
+
+    def subset():
+        mats = _graphql(port, SUBSET_QUERY)["assetOrError"]["assetMaterializations"]
+        entries = mats[0]["metadataEntries"] if mats else []
+        return {e["label"]: e.get("intValue", e.get("floatValue", e.get("text"))) for e in entries}
+
+    try:
+        assert wait_for(stale, lambda s: bool(s)) == fresh
+        assert acav_main(["demo-data", str(landing), "--batch", "b", "--videos", "6"]) == 0  # with its _READY
+        assert (landing / "b" / READY_MARKER).exists()
+        meta = wait_for(subset, lambda m: m.get("mode") == "incremental")
+        assert meta["budget"] == 0.5  # the warehouse's setting, though automation gave none
+        assert meta["dagster/row_count"] == Warehouse(str(wh)).read("curated_subset").height > meta["added"] > 0
+        assert wait_for(stale, lambda s: s == fresh, seconds=30) == fresh
     finally:
         stop_processes(proc, timeout=30)
     printed = log.read_text()
