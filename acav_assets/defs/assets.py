@@ -688,8 +688,8 @@ def cluster_centroids(
             for c in clusterings
         ]
     )
-    spaces = {c.feature_space for c in clusterings}
-    version = versions.centroids_version(spaces, profile_identity(extractors), config.model_dump())
+    fit = versions.fit_version(profile_identity(extractors), config.model_dump())
+    version = versions.centroids_version(fit, [c.clustering_id for c in clusterings])
     yield dg.MaterializeResult(
         **_version(version),
         metadata={
@@ -697,6 +697,7 @@ def cluster_centroids(
             "dagster/column_schema": table_metadata("cluster_centroids", pl.DataFrame())["dagster/column_schema"],
             "clusterings": dg.MetadataValue.md(markdown_table(summary, limit=100)),
             "clustering_ids": dg.MetadataValue.json([c.clustering_id for c in clusterings]),
+            "fit_version": fit,
         },
     )
 
@@ -770,13 +771,19 @@ def cluster_assignments(
             # missing (its ingest failed or is under way: selected when they arrive);
             # new clips alone do not trigger it (their assignments will), and it waits
             # until some batch is assigned at all
+            # a batch's first ingest (its assignments are part of the run) does not hold it
+            # back either; a re-assignment of batches already assigned (a refit) does
             automation_condition=(
                 dg.AutomationCondition.eager()
                 .without(~dg.AutomationCondition.any_deps_missing())
+                .without(~dg.AutomationCondition.any_deps_in_progress())
                 .ignore(dg.AssetSelection.assets("clips"))
                 & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing()).allow(
                     dg.AssetSelection.assets("cluster_assignments")
                 )
+                & ~dg.AutomationCondition.any_deps_match(
+                    dg.AutomationCondition.in_progress() & ~dg.AutomationCondition.missing()
+                ).allow(dg.AssetSelection.assets("cluster_assignments"))
             ).with_label("eager on assignments, missing batches wait"),
             description="The selected clips, in the order chosen: batch-greedy maximisation of the mean "
             "audio-visual mutual information over every batch.",

@@ -244,8 +244,8 @@ def curate_landing(
     fitted = wh.scan("cluster_centroids").select("feature_space").unique().collect()["feature_space"].to_list()
     # the embedding spaces' identity (profile, options such as weight files) and the fit settings:
     # centroids fitted on other embeddings must not label these ones
-    fit_version = versions.centroids_version(spaces, profile, settings(ClusteringConfig, "cluster_centroids"))
-    recorded = versions.recorded_version(instance, "cluster_centroids")
+    fit_version = versions.fit_version(profile, settings(ClusteringConfig, "cluster_centroids"))
+    recorded = versions.recorded_fit_version(instance)
     k = ((ops.get("cluster_centroids") or {}).get("config") or {}).get("k") or None
     if not fitted and (waiting := too_few_to_cluster(wh, k)):
         report.waiting = waiting  # the batches are ingested; clustering and selection wait for more data
@@ -272,7 +272,9 @@ def curate_landing(
     v = versions.subset_version(
         versions.recorded_assignment_versions(instance), sel_cfg.version_settings(held_settings(wh))
     )
-    if up_to_date(versions.recorded_version(instance, "curated_subset"), v, "curated_subset"):
+    # a batch whose files changed was re-ingested: its earlier picks must go, even when its new
+    # embeddings failed their check and left its old assignment version recorded
+    if not changed and up_to_date(versions.recorded_version(instance, "curated_subset"), v, "curated_subset"):
         report.skipped.append("curated_subset, selection_lineage")
     else:
         cfg = ops.setdefault("curated_subset", {}).setdefault("config", {})

@@ -10,8 +10,9 @@ through one door is fresh for the other.
   settings and the landing area's allowed link roots; ``clips`` ← the videos' version and its
   settings; ``clip_embeddings`` ← the clips' version and the extractor profile with its options;
   ``cluster_assignments`` ← the embeddings' version and the clusterings' ids;
-- ``cluster_centroids`` ← the feature spaces, the profile and the fit settings (not the seed:
-  a refit on a fresh sample keeps the centroids' identity);
+- ``cluster_centroids`` ← the fit (the profile and the fit settings, not the seed: recorded as
+  ``fit_version``, which ``acav curate`` compares) and the clustering ids it made (a refit on a
+  fresh sample makes new ones: the assignments and the subset then show stale);
 - ``curated_subset`` ← every batch's recorded assignment version and the effective selection
   settings (not ``mode``: a warm start and a full selection of the same inputs are both current).
 
@@ -65,10 +66,17 @@ def embeddings_version(clips_version: str | None, profile: Mapping) -> str:
     return digest(clips_version, profile, CODE_VERSIONS["clip_embeddings"])
 
 
-def centroids_version(feature_spaces: Iterable[str], profile: Mapping, settings: Mapping) -> str:
-    return digest(
-        sorted(feature_spaces), profile, _what("cluster_centroids", settings), CODE_VERSIONS["cluster_centroids"]
-    )
+def fit_version(profile: Mapping, settings: Mapping) -> str:
+    """What the centroids are fitted on and how (the profile and the fit settings, not the
+    seed): ``acav curate`` refits when it changes. Recorded as the materialization's
+    ``fit_version`` metadata."""
+    return digest(profile, _what("cluster_centroids", settings), CODE_VERSIONS["cluster_centroids"])
+
+
+def centroids_version(fit_version: str, clustering_ids: Iterable[str]) -> str:
+    """The centroids' data version: the fit and the clusterings it made (a refit on a fresh
+    sample makes new ones, so the assignments and the subset show stale until redone)."""
+    return digest(fit_version, sorted(clustering_ids))
 
 
 def assignments_version(embeddings_version: str | None, clustering_ids: Iterable[str]) -> str:
@@ -87,6 +95,13 @@ def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str | 
     records = instance.fetch_materializations(flt, limit=1).records
     mat = records[0].asset_materialization if records else None
     return (mat.tags or {}).get("dagster/data_version") if mat else None
+
+
+def recorded_fit_version(instance: dg.DagsterInstance) -> str | None:
+    """The ``fit_version`` the latest ``cluster_centroids`` materialization recorded."""
+    records = instance.fetch_materializations(dg.AssetKey("cluster_centroids"), limit=1).records
+    value = records[0].asset_materialization.metadata.get("fit_version") if records else None
+    return getattr(value, "value", value)
 
 
 def recorded_assignment_versions(instance: dg.DagsterInstance, partitions_def_name: str = "batches") -> dict[str, str]:

@@ -219,6 +219,17 @@ def test_frozen_centroids_are_not_stale_when_a_batch_arrives_and_the_subset_is(t
     assert status("curated_subset") == StaleStatus.STALE  # new assignments: the subset is behind
     dg.materialize(ASSETS, selection=subset, instance=instance, resources=res)
     assert status("curated_subset") == StaleStatus.FRESH
+    # a refit on a fresh sample (what the schedule does): new clusterings, so every batch's
+    # assignments (and through them the subset) are stale until automation redoes them
+    dg.materialize(
+        ASSETS,
+        selection=[cluster_centroids],
+        instance=instance,
+        resources=res,
+        run_config={"ops": {"cluster_centroids": {"config": {"seed": 7}}}},
+    )
+    assert status("cluster_centroids") == StaleStatus.FRESH
+    assert status("cluster_assignments", "x") == status("cluster_assignments", "y") == StaleStatus.STALE
 
 
 def test_automation_conditions_follow_the_graph(tmp_path):
@@ -668,3 +679,44 @@ def test_a_batch_reassigned_since_the_selection_is_reselected_fully(tmp_path):
     mat([cluster_assignments], "b")  # b re-assigned after the selection that consumed it
     meta = mat(["curated_subset", "selection_lineage"])["curated_subset"]
     assert meta["mode"].value == "full" and "b re-assigned" in meta["mode_reason"].value
+
+
+def test_a_batch_ingesting_does_not_hold_back_the_selection_of_others(tmp_path):
+    """Batch y's ingest run (its assignments are part of it) is under way while batch x gets new
+    assignments: the subset is still requested now, not after y's run (before: eager waited
+    for every assignment partition in progress, and each ingest run now assigns its batch)."""
+    from dagster._core.execution.api import create_execution_plan
+
+    from acav_assets.defs.automation import ingest_job
+
+    landing = tmp_path / "landing"
+    write_demo_videos(landing / "x", 6, seed=21, duration_s=(5, 7))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("batches", ["x", "y"])
+    res = resources_for(str(landing), str(tmp_path / "wh"))
+    dg.materialize(
+        ASSETS, selection=[videos, clips, clip_embeddings], partition_key="x", instance=instance, resources=res
+    )
+    dg.materialize(ASSETS, selection=[cluster_centroids], instance=instance, resources=res)
+    dg.materialize(ASSETS, selection=[cluster_assignments], partition_key="x", instance=instance, resources=res)
+    dg.materialize(ASSETS, selection=["curated_subset", "selection_lineage"], instance=instance, resources=res)
+    selection = dg.AssetSelection.assets(cluster_assignments, "curated_subset")
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection).cursor
+
+    def started(job_name, partition, keys):
+        job = dg.Definitions(assets=ASSETS, jobs=[ingest_job], resources=res).resolve_job_def(job_name)
+        tags = {"dagster/partition": partition}
+        plan = create_execution_plan(job, tags=tags, instance_ref=None)
+        return instance.create_run_for_job(
+            job_def=job,
+            execution_plan=plan,
+            tags=tags,
+            status=dg.DagsterRunStatus.STARTED,
+            asset_selection=frozenset(keys),
+        )
+
+    ingest_y = started(ingest_job.name, "y", [videos.key, clips.key, clip_embeddings.key, cluster_assignments.key])
+    dg.materialize(ASSETS, selection=[cluster_assignments], partition_key="x", instance=instance, resources=res)
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=cursor)
+    assert result.get_num_requested(dg.AssetKey("curated_subset")) == 1  # y's first ingest does not hold it
+    instance.report_run_canceled(ingest_y)

@@ -406,7 +406,9 @@ def _graphql(port: int, query: str) -> dict:
     return json.loads(urllib.request.urlopen(req, timeout=10).read()).get("data") or {}
 
 
-STALE_QUERY = "{ assetNodes { assetKey { path } staleStatus } }"
+STALE_QUERY = "{ assetNodes { assetKey { path } isPartitioned staleStatus } }"
+#: a partitioned asset's staleStatus without a partition is always FRESH: ask per partition
+PARTITION_QUERY = '{ assetNodes(assetKeys: [{path: ["%s"]}]) { staleStatusByPartition(partitions: %s) } }'
 SUBSET_QUERY = """{ assetOrError(assetKey: {path: ["curated_subset"]}) { ... on Asset {
     assetMaterializations(limit: 1) { metadataEntries { label
         ... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue }
@@ -465,8 +467,18 @@ def test_the_printed_ui_command_opens_the_curation_from_any_directory_and_the_da
             assert time.monotonic() < deadline, f"{got}\n{log.read_text()[-3000:]}"
             time.sleep(1)
 
-    def stale():
-        return {n["assetKey"]["path"][-1]: n["staleStatus"] for n in _graphql(port, STALE_QUERY)["assetNodes"]}
+    def stale(batches=("a",)):
+        out = {}
+        for n in _graphql(port, STALE_QUERY)["assetNodes"]:
+            key = n["assetKey"]["path"][-1]
+            if not n["isPartitioned"]:
+                out[key] = n["staleStatus"]
+                continue
+            query = PARTITION_QUERY % (key, json.dumps(list(batches)))
+            (node,) = _graphql(port, query)["assetNodes"]
+            statuses = set(node["staleStatusByPartition"])
+            out[key] = statuses.pop() if len(statuses) == 1 else sorted(statuses)
+        return out
 
     def subset():
         mats = _graphql(port, SUBSET_QUERY)["assetOrError"]["assetMaterializations"]
@@ -480,7 +492,7 @@ def test_the_printed_ui_command_opens_the_curation_from_any_directory_and_the_da
         meta = wait_for(subset, lambda m: m.get("mode") == "incremental")
         assert meta["budget"] == 0.5  # the warehouse's setting, though automation gave none
         assert meta["dagster/row_count"] == Warehouse(str(wh)).read("curated_subset").height > meta["added"] > 0
-        assert wait_for(stale, lambda s: s == fresh, seconds=30) == fresh
+        assert wait_for(lambda: stale(("a", "b")), lambda s: s == fresh, seconds=30) == fresh
     finally:
         stop_processes(proc, timeout=30)
     printed = log.read_text()
