@@ -384,15 +384,6 @@ def final_when_disk_full(fn):
     return step
 
 
-def latest_materialization(
-    instance: dg.DagsterInstance, asset: str, partition: str | None = None
-) -> dg.AssetMaterialization | None:
-    """The asset's (partition's) latest materialization recorded on ``instance``, if any."""
-    flt = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None)
-    records = instance.fetch_materializations(flt, limit=1).records
-    return records[0].asset_materialization if records else None
-
-
 def _exact_copies_elsewhere(wh, batch: str, rows: list[dict]) -> dict[str, str]:
     """Video id -> path of the ``ok`` videos of other batches with the content of ``rows``
     (looked up for these ids only: a dict of every earlier video would not fit at 100M clips)."""

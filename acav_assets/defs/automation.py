@@ -47,10 +47,10 @@ from acav_assets.defs.assets import (
     clips,
     cluster_assignments,
     cluster_centroids,
-    latest_materialization,
     videos,
 )
 from acav_assets.defs.resources import LandingResource, WarehouseResource
+from acav_assets.defs.versions import latest_materialization
 
 __all__ = [
     "CURATION_JOBS",

@@ -89,18 +89,25 @@ def subset_version(assignment_versions: Mapping[str, str], settings: Mapping) ->
     )
 
 
-def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> str | None:
-    """The data version of the asset's (partition's) latest materialization on ``instance``."""
+def latest_materialization(
+    instance: dg.DagsterInstance, asset: str, partition: str | None = None
+) -> dg.AssetMaterialization | None:
+    """The asset's (partition's) latest materialization recorded on ``instance``, if any."""
     flt = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None)
     records = instance.fetch_materializations(flt, limit=1).records
-    mat = records[0].asset_materialization if records else None
+    return records[0].asset_materialization if records else None
+
+
+def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> str | None:
+    """The data version of the asset's (partition's) latest materialization on ``instance``."""
+    mat = latest_materialization(instance, asset, partition)
     return (mat.tags or {}).get("dagster/data_version") if mat else None
 
 
 def recorded_fit_version(instance: dg.DagsterInstance) -> str | None:
     """The ``fit_version`` the latest ``cluster_centroids`` materialization recorded."""
-    records = instance.fetch_materializations(dg.AssetKey("cluster_centroids"), limit=1).records
-    value = records[0].asset_materialization.metadata.get("fit_version") if records else None
+    mat = latest_materialization(instance, "cluster_centroids")
+    value = mat.metadata.get("fit_version") if mat else None
     return getattr(value, "value", value)
 
 
