@@ -120,6 +120,7 @@ _CURATE_FLAGS = {
     ("curated_subset", "refine"): "--refine",
     ("curated_subset", "dedup_cosine"): "--dedup-cosine",
     ("curated_subset", "seed"): "--seed",
+    ("curated_subset", "refinement"): "--refinement",
     ("cluster_centroids", "k"): "--k",
     ("cluster_centroids", "seed"): "--seed",
     ("clips", "max_clips"): "--max-clips",
@@ -134,7 +135,7 @@ _RESOURCE_FLAGS = {
     "landing": "--allow-link-root",
 }
 #: The selection settings ``acav curate`` takes (unset: the warehouse's).
-_SELECTION_OPTIONS = ("budget", "pairing", "seed", "refine", "batch_size", "dedup_cosine")
+_SELECTION_OPTIONS = ("budget", "pairing", "seed", "refine", "batch_size", "dedup_cosine", "refinement")
 
 
 def _check_curate_settings(run_config: dict, resources: dict) -> None:
@@ -364,6 +365,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         f"{facts['clip_id']}  ({facts['path']} [{facts['window'][0]:g}, {facts['window'][1]:g}) s, batch {facts['batch']})"
     )
     print(f"selection {facts['selection_id']}: pairing {facts['pairing']}, objective {facts['objective']:.4f} nats")
+    ref = facts["refinement"]
+    if ref.get("rule") == "agreement":
+        print(
+            f"refinement: agreement, {ref.get('swaps', 0)} clip(s) exchanged"
+            + (f" ({ref['note']})" if ref.get("note") else "")
+        )
     if "clusters" in facts:
         print("clusters: " + ", ".join(f"{fs} {c}" for fs, c in facts["clusters"].items()))
     if facts["selected"]:
@@ -371,6 +378,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             f"SELECTED at rank {facts['rank']} (step {facts['step']}), gain when chosen {facts['gain_when_chosen']:+.5f}; "
             f"removing it now would change the objective by {-facts['loss_if_removed_now']:+.5f}"
         )
+        if facts.get("agreement") is not None:
+            how = "exchanged in by the agreement refinement" if facts["chosen_by"] == "agreement" else "chosen by MI"
+            print(f"{how}; sound-picture agreement {facts['agreement']:+.2f} (label-free, standardised)")
         print("cells it sits in, strongest first:")
         for c in facts["cells"]:
             print(
@@ -581,6 +591,7 @@ def _cmd_select_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS
+    from acav_assets.core.stages.agreement import REFINEMENTS
     from acav_assets.core.stages.curation import SelectionParams
 
     parser = argparse.ArgumentParser(prog="acav", description="Curate audio-visual datasets by audio-visual MI.")
@@ -651,6 +662,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="greedy candidates per step (0: exact greedy)" + held.format(SelectionParams.batch_size),
+    )
+    cur.add_argument(
+        "--refinement",
+        choices=REFINEMENTS,
+        default=None,
+        help="after the MI search: agreement (label-free sound-picture agreement exchanges the worst "
+        "picks) or none" + held.format(SelectionParams.refinement),
     )
     cur.add_argument("--max-clips", type=int, default=1, help="clips per video (> 1: on distinct shots)")
     cur.add_argument(

@@ -33,6 +33,7 @@ from acav_assets.core.media.landing import StageReport
 from acav_assets.core.media.probe import ProbeConfig
 from acav_assets.core.selection import PAIRINGS, WEIGHTING_RULES
 from acav_assets.core.selection.weighting import space_summary
+from acav_assets.core.stages.agreement import REFINEMENTS
 from acav_assets.core.stages.assignments import assignment_rows
 from acav_assets.core.stages.centroids import fit_clusterings, load_clusterings, too_few_to_cluster
 from acav_assets.core.stages.clips import clip_rows
@@ -243,6 +244,13 @@ class SelectionConfig(dg.Config):
         "dedup ('' = every clustered space)" + _HELD.format("''"),
     )
 
+    refinement: str | None = Field(
+        default=None,
+        description="after the MI search: 'agreement' exchanges the picks whose sound agrees least "
+        "with their picture for unpicked clips that agree more (label-free; docs/quality.md); "
+        "'none' keeps the MI selection as it is" + _HELD.format(SelectionParams.refinement),
+    )
+
     def given(self) -> list[str]:
         """The selection settings this run gives (the others are held or default)."""
         return [k for k in SELECTION_KEYS if getattr(self, k) is not None]
@@ -287,6 +295,8 @@ class SelectionConfig(dg.Config):
             raise ValueError(f"weight_keep must be in [0, 1], got {r['weight_keep']}")
         if not 0.0 <= r["dedup_cosine"] <= 1.0:
             raise ValueError(f"dedup_cosine must be in [0, 1] (0 = off), got {r['dedup_cosine']}")
+        if r["refinement"] not in REFINEMENTS:
+            raise ValueError(f"unknown refinement {r['refinement']!r}: expected one of {REFINEMENTS}")
         return SelectionParams(
             **{**r, "dedup_spaces": tuple(r["dedup_spaces"])}, restarts=self.restarts, mode=self.mode
         )

@@ -36,7 +36,7 @@ CODE_VERSIONS = {
     "clip_embeddings": "3",
     "cluster_centroids": "2",
     "cluster_assignments": "1",
-    "curated_subset": "1",
+    "curated_subset": "2",
     "selection_lineage": "1",
     "curated_clips": "2",
 }

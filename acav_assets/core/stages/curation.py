@@ -20,9 +20,12 @@ import polars as pl
 
 from acav_assets.core.clustering import Clustering
 from acav_assets.core.selection import PairWeighting, Selection, pair_weights, resolve_pairs, select_subset
+from acav_assets.core.selection.refinement import RefinementConfig
 from acav_assets.core.selection.semantic_dedup import semantic_duplicates
+from acav_assets.core.stages.agreement import Refinement, refine_by_agreement
 from acav_assets.core.stages.centroids import load_clusterings
 from acav_assets.core.stages.labels import ClipIndex, assignment_matrix
+from acav_assets.core.stages.pool_vectors import read_vectors
 from acav_assets.core.warehouse.tables import Warehouse
 
 __all__ = [
@@ -52,6 +55,7 @@ class SelectionParams:
     weight_keep: float = 0.2  # "ami": share of the best pair's adjusted MI that a pair needs to count
     dedup_cosine: float = 0.0  # semantic dedup before selection: cosine in every space that marks a copy; 0 = off
     dedup_spaces: tuple[str, ...] = ()  # feature spaces whose embeddings must agree (empty: every clustered one)
+    refinement: str = "agreement"  # after the MI search: "agreement" (stages.agreement) or "none"
 
     def n_restarts(self, pool: int) -> int:
         """Automatic: 4 on pools up to 1M clips (cheap there, and the objective tracks precision:
@@ -78,6 +82,7 @@ class Curation:
     # semantic dedup: the rows of ``labels`` left out of the pool and the rows they repeat
     duplicates: pl.DataFrame | None = None  # selection_id, clip_id, duplicate_of, cosine
     pool_rows: np.ndarray | None = None  # rows of ``labels`` that formed the pool (None: all)
+    refinement: Refinement | None = None  # the agreement refinement, when it ran
 
 
 def _weighting(labels: np.ndarray, params: SelectionParams, pairs, modalities) -> PairWeighting:
@@ -155,6 +160,7 @@ SELECTION_KEYS = (
     "weight_keep",
     "dedup_cosine",
     "dedup_spaces",
+    "refinement",
 )
 
 
@@ -243,30 +249,7 @@ def _semantic_duplicates(
     if shared.size == 0:
         return none
     keys = ids_of(shared)
-    where = pl.DataFrame(
-        {"clip_id": [k for k, _ in keys], "batch": [b for _, b in keys], "row": np.arange(shared.size)}
-    )
-    vectors: dict[str, np.ndarray] = {}
-    for batch, part in where.group_by("batch", maintain_order=True):
-        got = (
-            wh.scan("clip_embeddings")
-            .filter(
-                (pl.col("batch") == batch[0])
-                & pl.col("feature_space").is_in(spaces)
-                & pl.col("clip_id").is_in(part["clip_id"].implode())
-            )
-            .select("clip_id", "feature_space", "vector")
-            .collect()
-            .join(part.select("clip_id", "row"), on="clip_id")
-        )
-        for (space,), rows in got.group_by("feature_space"):
-            vec = np.asarray(rows["vector"].to_list(), np.float32)
-            if space not in vectors:
-                vectors[space] = np.zeros((shared.size, vec.shape[1]), np.float32)
-            vectors[space][rows["row"].to_numpy()] = vec
-    missing = [s for s in spaces if s not in vectors]
-    if missing:
-        raise ValueError(f"no embeddings of {missing} for the pool's clips: materialize clip_embeddings")
+    vectors = read_vectors(wh, spaces, keys)
     for v in vectors.values():
         norms = np.linalg.norm(v, axis=1, keepdims=True)
         np.divide(v, norms, out=v, where=norms > 0)
@@ -284,6 +267,49 @@ def _semantic_duplicates(
 def _duplicates_table(selection_id: str, found: pl.DataFrame | None) -> pl.DataFrame | None:
     """``semantic_duplicates`` rows of a selection (None when dedup was off)."""
     return None if found is None else found.select(pl.lit(selection_id).alias("selection_id"), pl.all())
+
+
+def _refine(
+    wh: Warehouse,
+    params: SelectionParams,
+    labels: np.ndarray,
+    keys_of: Callable[[np.ndarray], list[tuple[str, str]]],
+    pool_rows: np.ndarray,
+    sel: Selection,
+    weighting: PairWeighting,
+    pairs,
+    spaces: list[str],
+    initial_rows: np.ndarray | None = None,
+) -> Refinement | None:
+    """The agreement refinement of ``sel`` when the settings ask for it (None: they do not)."""
+    if params.refinement == "none":
+        return None
+    return refine_by_agreement(
+        wh,
+        labels,
+        keys_of,
+        pool_rows,
+        sel,
+        weighting,
+        pairs,
+        spaces,
+        config=RefinementConfig(seed=params.seed),
+        initial_rows=initial_rows,
+    )
+
+
+def _refinement_columns(rows: np.ndarray, refinement: Refinement | None) -> dict:
+    """The subset's ``agreement`` and ``chosen_by`` columns for the chosen label-matrix ``rows``."""
+    if refinement is None:
+        return {"agreement": pl.Series([None] * len(rows), dtype=pl.Float64), "chosen_by": ["mi"] * len(rows)}
+    return {
+        "agreement": pl.Series([refinement.agreement.get(int(r)) for r in rows], dtype=pl.Float64),
+        "chosen_by": ["agreement" if int(r) in refinement.entered else "mi" for r in rows],
+    }
+
+
+def _refinement_record(refinement: Refinement | None) -> dict:
+    return {"refinement": json.dumps(refinement.record if refinement is not None else {"rule": "none"})}
 
 
 def curate_incremental(
@@ -329,11 +355,11 @@ def curate_incremental(
     modalities = [modal[c] for c in columns]
     n_old = prev_subset.height
     candidates, dup, found = np.arange(n_old, labels.shape[0]), np.zeros(0, np.int64), None
+    keys = list(zip(prev_subset["clip_id"].to_list(), prev_subset["batch"].to_list())) + list(
+        zip(new_ids, wide["batch"].to_list())
+    )
     if params.dedup_cosine > 0:
         # new clips are compared with each other and with the subset kept (which stays whole)
-        keys = list(zip(prev_subset["clip_id"].to_list(), prev_subset["batch"].to_list())) + list(
-            zip(new_ids, wide["batch"].to_list())
-        )
         removable = np.arange(labels.shape[0]) >= n_old
         dup, found = _semantic_duplicates(
             wh, params, labels, clusterings, lambda rows: [keys[r] for r in rows], removable
@@ -356,7 +382,21 @@ def curate_incremental(
         candidates=candidates,
         pair_weights=weighting.weights,
     )
-    sel = runs[best]
+    spaces = [c.feature_space for c in clusterings]
+    # the kept subset stays and teaches the refinement; only this run's picks may be exchanged
+    refinement = _refine(
+        wh,
+        params,
+        labels,
+        lambda rows: [keys[r] for r in rows],
+        np.r_[np.arange(n_old), candidates],
+        runs[best],
+        weighting,
+        pairs,
+        spaces,
+        initial_rows=np.arange(n_old),
+    )
+    sel = runs[best] if refinement is None else refinement.selection
     payload = json.dumps(
         {"params": asdict(params), "after": prev["selection_id"], "batches": contributed}, sort_keys=True
     )
@@ -370,6 +410,7 @@ def curate_incremental(
             "gain": sel.gains,
             "step": sel.steps + last_step,
             "clusters": pl.Series(labels[sel.indices].astype(np.int32).tolist(), dtype=pl.List(pl.Int32)),
+            **_refinement_columns(sel.indices, refinement),
         }
     )
     clips = (
@@ -378,6 +419,10 @@ def curate_incremental(
         .select("clip_id", "video_id", "path", "batch", "start_s", "end_s")
     )
     added = added.lazy().join(clips, on="clip_id", how="left").collect()
+    if "chosen_by" not in prev_subset.columns:  # a subset selected before the refinement existed
+        prev_subset = prev_subset.with_columns(
+            pl.lit(None, pl.Float64).alias("agreement"), pl.lit("mi", pl.String).alias("chosen_by")
+        )
     subset = (
         pl.concat([prev_subset.drop("selection_id"), added.select(prev_subset.drop("selection_id").columns)])
         .with_columns(pl.lit(selection_id).alias("selection_id"))
@@ -404,6 +449,7 @@ def curate_incremental(
         "seed": params.seed + best,
         "semantic_duplicates": int(prev.get("semantic_duplicates") or 0) + int(dup.size),
         **_weighting_columns(weighting, pairs, clusterings),
+        **_refinement_record(refinement),
     }
     return Curation(
         sel,
@@ -422,6 +468,7 @@ def curate_incremental(
         pairs,
         _duplicates_table(selection_id, found),
         None if not dup.size else np.r_[np.arange(n_old), candidates],
+        refinement,
     )
 
 
@@ -443,13 +490,13 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     budget: int | float = params.budget if params.budget <= 1.0 else int(params.budget)
     pairs = resolve_pairs(params.pairing, len(columns), modalities)
     pool_rows, dup, found = None, np.zeros(0, np.int64), None
+    starts = np.cumsum([0] + list(clip_ids.counts))
+
+    def ids_of(rows: np.ndarray) -> list[tuple[str, str]]:
+        batch_of = np.searchsorted(starts, rows, side="right") - 1
+        return [(i, clip_ids.batches[b]) for i, b in zip(clip_ids.ids_at(rows).to_list(), batch_of)]
+
     if params.dedup_cosine > 0:
-        starts = np.cumsum([0] + list(clip_ids.counts))
-
-        def ids_of(rows: np.ndarray) -> list[tuple[str, str]]:
-            batch_of = np.searchsorted(starts, rows, side="right") - 1
-            return [(i, clip_ids.batches[b]) for i, b in zip(clip_ids.ids_at(rows).to_list(), batch_of)]
-
         dup, found = _semantic_duplicates(wh, params, labels, clusterings, ids_of, np.ones(len(clip_ids), bool))
         pool_rows = np.setdiff1d(np.arange(len(clip_ids)), dup) if dup.size else None
     pool = labels if pool_rows is None else labels[pool_rows]
@@ -464,7 +511,19 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
         pair_weights=weighting.weights,
         **({} if pool_rows is None else {"candidates": pool_rows}),
     )
-    sel = runs[best]
+    space_of = {c.clustering_id: c.feature_space for c in clusterings}
+    refinement = _refine(
+        wh,
+        params,
+        labels,
+        ids_of,
+        np.arange(len(clip_ids)) if pool_rows is None else pool_rows,
+        runs[best],
+        weighting,
+        pairs,
+        [space_of[c] for c in columns],
+    )
+    sel = runs[best] if refinement is None else refinement.selection
     # the pool by content: which batches, how many clips each, and a digest of their labels
     # (two pools of the same size must not share an id: the run row would be overwritten; the
     # same pool re-selected gets the same id, so re-running everything changes no table)
@@ -488,6 +547,7 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
             "gain": sel.gains,
             "step": sel.steps,
             "clusters": pl.Series(labels[sel.indices].astype(np.int32).tolist(), dtype=pl.List(pl.Int32)),
+            **_refinement_columns(sel.indices, refinement),
         }
     )
     clips = wh.scan("clips").select("clip_id", "video_id", "path", "batch", "start_s", "end_s")
@@ -513,6 +573,7 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
         "seed": params.seed + best,
         "semantic_duplicates": int(dup.size),
         **_weighting_columns(weighting, pairs, clusterings),
+        **_refinement_record(refinement),
     }
     return Curation(
         sel,
@@ -531,4 +592,5 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
         pairs,
         _duplicates_table(selection_id, found),
         pool_rows,
+        refinement,
     )

@@ -85,6 +85,11 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "end_s": "Window end in seconds from the video's first frame",
         "selection_id": "Selection run that produced this subset (selection_runs.selection_id); same on every row",
         "clusters": "The clip's cluster in each clustering of its run, in selection_runs.clustering_ids order",
+        "agreement": (
+            "Label-free agreement of the clip's sound with its picture when the refinement ran (standardised "
+            "neighbour and pseudo-class scores summed; higher agrees more); null without it"
+        ),
+        "chosen_by": "mi: chosen by the MI search; agreement: exchanged in by the agreement refinement",
     },
     "selection_runs": {
         "selection_id": (
@@ -106,6 +111,10 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "pair_weights": ("JSON list per clustering pair: a, b (feature spaces), score (pool's adjusted MI), z, weight"),
         "weighting": "Pair weighting rule (ami or plain), with a note when it fell back or reused earlier weights",
         "semantic_duplicates": "Clips semantic dedup left out of the pool, summed over the runs this one extends",
+        "refinement": (
+            "JSON: the refinement after the MI search: rule (agreement or none), the space pairs scored, "
+            "the clips exchanged, and why it kept the MI selection when it did"
+        ),
     },
     "semantic_duplicates": {
         "selection_id": "Selection whose pool dedup ran for (selection_runs.selection_id)",

@@ -48,6 +48,8 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
     take it out now, and the lineage cells (one per pair) it sits in, strongest first.
     Not selected: its clusters, the objective it would add now, and the bar it misses: the
     smallest loss among the selected clips (what the weakest selected clip is worth).
+    Both: the agreement refinement of the run (pairs scored, clips exchanged); a selected clip
+    also says whether the MI search chose it or the refinement exchanged it in, and its agreement.
     """
     clip = wh.scan("clips").filter(pl.col("clip_id") == clip_id).collect()
     if clip.height == 0:
@@ -66,6 +68,8 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
         "selection_id": run["selection_id"],
         "pairing": params["pairing"],
         "objective": run["objective"],
+        # the label-free refinement after the MI search (runs recorded before it existed: none)
+        "refinement": json.loads(run.get("refinement") or '{"rule": "none"}'),
     }
     if found.size == 0:
         out.update(
@@ -114,6 +118,8 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
             gain_when_chosen=r["gain"],
             loss_if_removed_now=float(loss[pos]),
             cells=cells[:5],
+            chosen_by=r.get("chosen_by") or "mi",
+            agreement=r.get("agreement"),
         )
     else:
         objective, loss, gain = marginal_effects(labels, sel_rows, [row], pairing=pairs, pair_weights=weights)

@@ -97,6 +97,8 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "end_s": pl.Float64,
         "selection_id": pl.String,
         "clusters": pl.List(pl.Int32),  # the clip's cluster in each clustering of its selection run, in order
+        "agreement": pl.Float64,  # label-free sound-picture agreement (stages.agreement); null without it
+        "chosen_by": pl.String,  # "mi" (the MI search) or "agreement" (entered by the refinement)
     },
     "selection_runs": {
         "selection_id": pl.String,
@@ -114,6 +116,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "pair_weights": pl.String,
         "weighting": pl.String,
         "semantic_duplicates": pl.Int64,  # clips left out of the pool by semantic dedup (all runs it extends)
+        "refinement": pl.String,  # JSON: the refinement after the MI search (rule, pairs, swaps, note)
     },
     # clips that semantic dedup left out of a selection's pool, and the kept clip each repeats
     "semantic_duplicates": {
