@@ -64,7 +64,7 @@ def main() -> None:
 
     from acav_assets.cli import main as acav_main
     from acav_assets.cli import ui_command
-    from acav_assets.defs.resources import default_profile
+    from acav_assets.defs.platform.resources import default_profile
 
     profile = args.profile or default_profile()  # before the tests' helpers set the tests' profile
     from acav_assets_tests.conftest import free_port, stop_processes

@@ -27,7 +27,9 @@ import polars as pl
 
 from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.warehouse.tables import Warehouse
-from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, cluster_assignments, videos
+from acav_assets.defs.definitions import ASSETS
+from acav_assets.defs.features import clip_embeddings, cluster_assignments
+from acav_assets.defs.ingest import clips, videos
 from acav_assets.defs.runner import curate_landing, resources_for
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 import faiss
 import numpy as np
 
+from acav_assets.core.settings import setting
+
 __all__ = [
     "KMeansConfig",
     "Clustering",
@@ -47,13 +49,13 @@ class KMeansConfig:
     """Parameters of one k-means fit (the reference: k = 32)."""
 
     k: int = 32
-    niter: int = 25
+    niter: int = setting(25, "k-means iterations")
     nredo: int = 1
-    seed: int = 0
+    seed: int = setting(0, "seed of the sample and of k-means")
     init: str = "kmeans++"  # "kmeans++", "afk-mc2" (faster k-means++ approximation) or "random" (faiss's old default)
-    max_sample: int = 200_000
-    normalize: bool = True  # L2-normalise rows before fitting and assigning (benchmarks/clustering_fit.py)
-    whiten: bool = False  # PCA-whiten (fitted on the sample) before fitting and assigning
+    max_sample: int = setting(200_000, "clips per feature space used to fit")
+    normalize: bool = setting(True, "L2-normalise embeddings before clustering (benchmarks/clustering_fit.py)")
+    whiten: bool = setting(False, "PCA-whiten embeddings (fitted on the sample) before clustering")
     pca_dim: int | None = None  # keep this many principal components when whitening
     gpu: bool | None = None  # None: use a GPU when faiss sees one
 

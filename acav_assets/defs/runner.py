@@ -8,7 +8,7 @@ batch ``assign_batch``; then ``select_subset`` (``curated_subset`` + ``selection
 Asset checks run with the assets they check.
 
 Only what is stale runs. Every asset records a *data version* on its materialization, computed
-by :mod:`acav_assets.defs.versions` from what it was made of (for a batch: its files, the step
+by :mod:`acav_assets.defs.platform.versions` from what it was made of (for a batch: its files, the step
 settings, the extractor profile, the code versions; for the assignments, the embeddings' version
 and the clustering ids; for the subset, every batch's assignment version and the effective
 selection settings), whoever launched it. This runner computes the version each step would
@@ -24,7 +24,6 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -33,29 +32,14 @@ from dagster._core.errors import DagsterAssetCheckFailedError  # not re-exported
 
 from acav_assets.core.stages.centroids import too_few_to_cluster
 from acav_assets.core.stages.curation import held_settings
-from acav_assets.defs import versions
-from acav_assets.defs.assets import (
-    ASSETS,
-    ClipsConfig,
-    ClusteringConfig,
-    SelectionConfig,
-    SettingError,
-    VideosConfig,
-    check_run_config,
-    clip_embeddings,
-    clips,
-    profile_identity,
-    videos,
-)
-from acav_assets.defs.automation import CURATION_JOBS, assign_job, ingest_job, refit_job, select_job
-from acav_assets.defs.checks import CHECKS
-from acav_assets.defs.resources import (
-    ComputeResource,
-    ExtractorResource,
-    LandingResource,
-    WarehouseResource,
-    default_profile,
-)
+from acav_assets.defs.curation import SelectionConfig, select_job
+from acav_assets.defs.definitions import ASSETS, CHECKS, CURATION_JOBS, PER_BATCH
+from acav_assets.defs.features import ClusteringConfig, assign_job, refit_job
+from acav_assets.defs.ingest import ClipsConfig, VideosConfig, ingest_job
+from acav_assets.defs.platform import versions
+from acav_assets.defs.platform.resources import ExtractorResource
+from acav_assets.defs.platform.steps import profile_identity
+from acav_assets.defs.run_config import check_settings, resources_for
 
 
 @dataclass
@@ -77,49 +61,6 @@ class CurateReport:
     def warned_checks(self) -> list[str]:
         """Checks that did not pass but only warn (e.g. a pool too small to judge)."""
         return [k for k, ok in self.checks.items() if not ok and self.check_severity.get(k, "ERROR") != "ERROR"]
-
-
-def resources_for(
-    landing_root: str,
-    warehouse_root: str,
-    *,
-    profile: str | None = None,
-    device: str = "auto",
-    extractor_options: str = "{}",
-    storage_options: dict | None = None,
-    landing_storage_options: dict | None = None,
-    landing_cache: str = "",
-    allowed_link_roots: Sequence[str] = (),
-) -> dict:
-    """Resources for one landing area and warehouse: ``storage_options`` are the warehouse's
-    (delta-rs), ``landing_storage_options`` the landing area's (fsspec)."""
-    return {
-        "warehouse": WarehouseResource(root=warehouse_root, storage_options=storage_options or {}),
-        "landing": LandingResource(
-            root=landing_root,
-            storage_options=landing_storage_options or {},
-            cache_dir=landing_cache,
-            allowed_link_roots=list(allowed_link_roots),
-        ),
-        "compute": ComputeResource(device=device),
-        "extractors": ExtractorResource(profile=profile or default_profile(), options_json=extractor_options),
-    }
-
-
-def check_settings(run_config: dict | None, resources: dict) -> None:
-    """Every setting of a curation, validated before anything is written: the run config of each
-    asset (the selection's with the settings the warehouse holds), the extractor profile and its
-    options, the compute device, the warehouse folder, the landing area's allowed link roots.
-    Raises :class:`~acav_assets.defs.assets.SettingError` naming the op or resource and what is
-    wrong."""
-    for name in ("warehouse", "extractors", "compute", "landing"):
-        try:
-            resources[name].check()
-        except ValueError as exc:
-            raise SettingError(name, None, str(exc)) from None
-    root = resources["warehouse"].root
-    held = held_settings(resources["warehouse"].get()) if "://" in root or Path(root).is_dir() else {}
-    check_run_config(run_config or {}, held)
 
 
 def curate_landing(
@@ -238,7 +179,7 @@ def curate_landing(
         if recorded is not None:
             changed.append(b)  # ingested before with other files or settings: its old rows may be in the subset
         # its assignments below, once it is known whether the centroids are refitted first
-        run(ingest_job, b, f"batch {b}: videos, clips, clip_embeddings", only=[videos, clips, clip_embeddings])
+        run(ingest_job, b, f"batch {b}: videos, clips, clip_embeddings", only=PER_BATCH)
 
     spaces = sorted(fs.name for fs in profile_spaces(ex))
     fitted = wh.scan("cluster_centroids").select("feature_space").unique().collect()["feature_space"].to_list()
@@ -323,9 +264,8 @@ def ingest_job_from_env() -> dg.JobDefinition:
     """The ``ingest_batch`` job with the executor and resources of the current environment
     (``ACAV_EXECUTOR``, ``ACAV_LANDING``, ``ACAV_WAREHOUSE``, ...). A reconstructable target:
     ``dg.reconstructable(ingest_job_from_env)`` lets Celery or Kubernetes workers rebuild it."""
-    from acav_assets.defs.automation import ingest_job
-    from acav_assets.defs.executors import executor_from_env
-    from acav_assets.defs.resources import default_resources
+    from acav_assets.defs.platform.executors import executor_from_env
+    from acav_assets.defs.platform.resources import default_resources
 
     defs = dg.Definitions(
         assets=ASSETS,

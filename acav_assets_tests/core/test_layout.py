@@ -91,3 +91,57 @@ def test_core_has_no_import_circle():
 def test_the_cycle_finder_sees_a_planted_circle():
     assert _cycles({"x.a": {"x.b"}, "x.b": {"x.c"}, "x.c": {"x.a"}}) == [["x.a", "x.b", "x.c", "x.a"]]
     assert _cycles({"x.a": {"x.b"}, "x.b": set()}) == []
+
+
+# --- the Dagster layer: domains that keep to themselves, small files -------------------------------
+
+DEFS = PACKAGE / "defs"
+CLI = PACKAGE / "cli"
+DOMAINS = ("ingest", "features", "curation", "export", "maintenance")
+
+
+def _defs_violations() -> list[str]:
+    """Imports from a domain's modules into another domain, or from a domain or the platform into
+    the composition modules (definitions, runner, run_config): a domain may import the platform and
+    its own modules only."""
+    found = []
+    for path in DEFS.rglob("*.py"):
+        mod = _module_name(path)
+        parts = mod.split(".")
+        if len(parts) < 4:  # acav_assets.defs.<module>: the composition layer may import any domain
+            continue
+        home = parts[2]
+        for dep in _imports(path):
+            if not dep.startswith("acav_assets.defs."):
+                continue
+            target = dep.split(".")[2]
+            if target == home or target == "platform" and home != "platform":
+                continue
+            if home == "platform" and target != "platform":
+                found.append(f"{mod} (the platform) imports {dep}")
+            elif target in DOMAINS or target in ("definitions", "runner", "run_config"):
+                found.append(f"{mod} imports {dep}")
+    return found
+
+
+def test_defs_domains_import_only_the_platform_and_themselves():
+    assert {p.name for p in DEFS.iterdir() if p.is_dir() and not p.name.startswith("_")} >= {*DOMAINS, "platform"}
+    assert not _defs_violations(), "imports across defs domains:\n" + "\n".join(_defs_violations())
+
+
+def test_the_domain_check_sees_a_planted_crossing(tmp_path, monkeypatch):
+    planted = DEFS / "ingest" / "_planted_for_layout_test.py"
+    planted.write_text("from acav_assets.defs.curation.assets import curated_subset\n")
+    try:
+        assert any("_planted_for_layout_test" in v for v in _defs_violations())
+    finally:
+        planted.unlink()
+
+
+def test_no_file_of_defs_or_cli_is_over_300_lines():
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in [*DEFS.rglob("*.py"), *CLI.rglob("*.py")]
+        if (n := len(p.read_text().splitlines())) > 300
+    }
+    assert not long, f"files over 300 lines: {long}"

@@ -12,11 +12,13 @@ import polars as pl
 import pytest
 
 from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.media.landing import READY_MARKER, batch_is_complete
 from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets.defs import defs
-from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, cluster_assignments, cluster_centroids, videos
-from acav_assets.defs.automation import READY_MARKER, batch_is_complete, fit_when_missing, landing_sensor
-from acav_assets.defs.resources import LandingResource
+from acav_assets.defs.definitions import ASSETS
+from acav_assets.defs.features import clip_embeddings, cluster_assignments, cluster_centroids, fit_when_missing
+from acav_assets.defs.ingest import clips, landing_sensor, videos
+from acav_assets.defs.platform.resources import LandingResource
 from acav_assets.defs.runner import resources_for
 
 
@@ -129,7 +131,8 @@ def test_warm_start_keeps_every_previously_selected_clip(two_step):
 
 
 def test_size_check_judges_a_warm_start_by_what_its_budget_asks(two_step):
-    from acav_assets.defs.checks import CHECKS, subset_size_and_unique
+    from acav_assets.defs.curation.checks import subset_size_and_unique
+    from acav_assets.defs.definitions import CHECKS
 
     _, _, instance, res, _, _, _ = two_step
     result = dg.materialize(
@@ -320,7 +323,8 @@ def test_a_batch_without_complete_assignments_stays_pending(tmp_path):
     mat(["curated_subset", "selection_lineage"])
     latest = wh.read("selection_runs").sort("created_at").row(-1, named=True)
     assert latest["batches"] == ["a"] and set(wh.read("curated_subset")["batch"]) == {"a"}
-    from acav_assets.defs.checks import CHECKS, subset_covers_every_batch
+    from acav_assets.defs.curation.checks import subset_covers_every_batch
+    from acav_assets.defs.definitions import CHECKS
 
     result = dg.materialize(
         [*ASSETS, *CHECKS],
@@ -374,8 +378,8 @@ def test_a_failed_batch_does_not_freeze_the_selection(tmp_path):
 def test_refit_schedule_waits_for_the_pool_to_grow(tmp_path, monkeypatch):
     """Centroids fitted on a small first batch: no refit while the pool barely grows, a refit
     once it has doubled."""
-    from acav_assets.defs.automation import refit_schedule
-    from acav_assets.defs.resources import WarehouseResource
+    from acav_assets.defs.features import refit_schedule
+    from acav_assets.defs.platform.resources import WarehouseResource
     from acav_assets.defs.runner import curate_landing
 
     monkeypatch.delenv("ACAV_REFIT_GROWTH", raising=False)
@@ -446,7 +450,7 @@ def test_size_check_passes_a_warm_start_of_13_plus_13_clips_at_0_2(tmp_path):
 def test_sensor_retries_a_failed_ingest_a_bounded_number_of_times_then_waits_for_new_files(tmp_path, monkeypatch):
     """A batch whose ingest run failed is requested once more, then reported (not forgotten) until
     its files change; once ingested it leaves the pending list."""
-    from acav_assets.defs.resources import ExtractorResource
+    from acav_assets.defs.platform.resources import ExtractorResource
 
     monkeypatch.setenv("ACAV_QUIET_PERIOD_S", "0")
     landing = tmp_path / "landing"
@@ -499,8 +503,8 @@ def test_embeddings_with_nan_block_their_batch_from_assignment(tmp_path):
     import torch
 
     from acav_assets.core.features.packaged import packaged_file
-    from acav_assets.defs.checks import CHECKS
-    from acav_assets.defs.resources import ExtractorResource
+    from acav_assets.defs.definitions import CHECKS
+    from acav_assets.defs.platform.resources import ExtractorResource
 
     state = torch.load(
         packaged_file(
@@ -552,7 +556,8 @@ def test_embeddings_with_nan_block_their_batch_from_assignment(tmp_path):
 def test_acav_curate_leaves_out_a_batch_whose_embeddings_failed_the_blocking_check(tmp_path):
     """The runner keeps a batch whose embedding check failed out of assignment and selection
     (reported), and curates the others."""
-    from acav_assets.defs.checks import CHECKS, embeddings_finite_and_declared_dims
+    from acav_assets.defs.definitions import CHECKS
+    from acav_assets.defs.features.checks import embeddings_finite_and_declared_dims
     from acav_assets.defs.runner import curate_landing
 
     landing = tmp_path / "landing"
@@ -687,7 +692,7 @@ def test_a_batch_ingesting_does_not_hold_back_the_selection_of_others(tmp_path):
     for every assignment partition in progress, and each ingest run now assigns its batch)."""
     from dagster._core.execution.api import create_execution_plan
 
-    from acav_assets.defs.automation import ingest_job
+    from acav_assets.defs.ingest import ingest_job
 
     landing = tmp_path / "landing"
     write_demo_videos(landing / "x", 6, seed=21, duration_s=(5, 7))

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.media.landing import READY_MARKER
 from acav_assets.core.warehouse.tables import Warehouse
-from acav_assets.defs.automation import READY_MARKER
 from acav_assets_tests.conftest import free_port, stop_processes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -291,7 +291,7 @@ def test_helm_values_take_the_database_password_from_a_secret():
 
 
 def test_a_celery_broker_off_the_machine_needs_a_password(monkeypatch):
-    from acav_assets.defs.executors import celery_broker
+    from acav_assets.defs.platform.executors import celery_broker
 
     monkeypatch.setenv("ACAV_CELERY_BROKER", "redis://10.0.0.5:6379/0")
     with pytest.raises(ValueError, match="has no password"):

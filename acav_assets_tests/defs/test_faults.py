@@ -140,7 +140,8 @@ def test_a_curation_onto_a_full_disk_stops_before_writing(curated, tmp_path):
 
 def test_a_step_that_fills_the_disk_fails_at_once_with_one_line_not_retried(curated, tmp_path):
     """Before: 139 lines of traceback and two retries, 15 s and 30 s later, that cannot help."""
-    from acav_assets.defs.assets import clip_embeddings, clips, videos
+    from acav_assets.defs.features import clip_embeddings
+    from acav_assets.defs.ingest import clips, videos
     from acav_assets.defs.runner import resources_for
 
     base, landing, _ = curated

@@ -14,7 +14,7 @@ from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.selection import marginal_effects, mean_mutual_information, resolve_pairs
 from acav_assets.core.warehouse.report import explain_clip, latest_run, run_pair_weights, subset_as_of, write_report
 from acav_assets.core.warehouse.tables import Warehouse
-from acav_assets.defs.assets import ASSETS
+from acav_assets.defs.definitions import ASSETS
 from acav_assets.defs.runner import curate_landing, resources_for
 
 

@@ -13,11 +13,12 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from acav_assets.cli import main as acav_main
 from acav_assets.core.generators.demo import write_demo_videos
+from acav_assets.core.media.landing import READY_MARKER
 from acav_assets.defs import defs
-from acav_assets.defs.assets import ASSETS, cluster_assignments
-from acav_assets.defs.automation import READY_MARKER, fit_when_missing, ingest_job, landing_sensor, refit_job
-from acav_assets.defs.checks import CHECKS
-from acav_assets.defs.resources import LandingResource
+from acav_assets.defs.definitions import ASSETS, CHECKS
+from acav_assets.defs.features import cluster_assignments, fit_when_missing, refit_job
+from acav_assets.defs.ingest import ingest_job, landing_sensor
+from acav_assets.defs.platform.resources import LandingResource
 from acav_assets.defs.runner import resources_for
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}

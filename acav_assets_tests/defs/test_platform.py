@@ -19,14 +19,11 @@ from acav_assets.cli import main as acav_main
 from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.warehouse.tables import SCHEMAS, Warehouse
 from acav_assets.defs import defs
-from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, videos
-from acav_assets.defs.checks import (
-    CHECKS,
-    assignments_complete,
-    embeddings_finite_and_declared_dims,
-    subset_beats_random,
-    subset_size_and_unique,
-)
+from acav_assets.defs.curation.checks import subset_beats_random, subset_size_and_unique
+from acav_assets.defs.definitions import ASSETS, CHECKS
+from acav_assets.defs.features import clip_embeddings
+from acav_assets.defs.features.checks import assignments_complete, embeddings_finite_and_declared_dims
+from acav_assets.defs.ingest import clips, videos
 from acav_assets.defs.runner import curate_landing, resources_for
 from acav_assets_tests.conftest import free_port, stop_processes
 
@@ -618,8 +615,8 @@ def test_acav_maintain_compacts_and_vacuums_without_changing_data(curated, tmp_p
 def test_maintenance_job_and_schedule_compact_the_warehouse(curated, tmp_path):
     import shutil
 
-    from acav_assets.defs.automation import maintenance_job, maintenance_schedule
-    from acav_assets.defs.resources import WarehouseResource
+    from acav_assets.defs.maintenance import maintenance_job, maintenance_schedule
+    from acav_assets.defs.platform.resources import WarehouseResource
 
     base, *_ = curated
     shutil.copytree(base / "warehouse", tmp_path / "wh")
@@ -645,7 +642,7 @@ def test_maintenance_job_and_schedule_compact_the_warehouse(curated, tmp_path):
 
 
 def test_curated_clips_asset_exports_the_subset_with_ui_metadata(curated, tmp_path):
-    from acav_assets.defs.assets import curated_clips
+    from acav_assets.defs.export import curated_clips
 
     base, landing, wh, instance, _, _ = curated
     subset = wh.read("curated_subset")

@@ -31,7 +31,9 @@ def test_a_full_selection_records_its_refinement_per_clip_and_per_run(curated, c
     subset = wh.read("curated_subset")
     record = json.loads(_run(wh)["refinement"])
     assert record["rule"] == "agreement" and record["note"] == ""
-    assert record["pairs"] and all(p["audio"].startswith("audio/") and p["visual"].startswith("visual/") for p in record["pairs"])
+    assert record["pairs"] and all(
+        p["audio"].startswith("audio/") and p["visual"].startswith("visual/") for p in record["pairs"]
+    )
     assert subset.height == 55
     assert subset["agreement"].null_count() == 0  # every clip scored
     assert set(subset["chosen_by"].unique()) <= {"mi", "agreement"}

@@ -95,7 +95,9 @@ def test_a_killed_writer_leaves_the_previous_version(tmp_path):
 
 _BATCH_RUNNER = textwrap.dedent("""
     import sys, dagster as dg
-    from acav_assets.defs.assets import ASSETS, videos, clips, clip_embeddings
+    from acav_assets.defs.definitions import ASSETS
+    from acav_assets.defs.ingest import videos, clips
+    from acav_assets.defs.features import clip_embeddings
     from acav_assets.defs.runner import resources_for
     landing, wh, batch = sys.argv[1:4]
     inst = dg.DagsterInstance.ephemeral()
@@ -227,7 +229,8 @@ def test_too_few_clips_is_a_state_that_the_next_batch_completes(tmp_path, capsys
     assert Warehouse(wh).read("clip_embeddings")["clip_id"].n_unique() == 1
     assert Warehouse(wh).read("cluster_centroids").height == 0
 
-    from acav_assets.defs.assets import ASSETS, cluster_centroids
+    from acav_assets.defs.definitions import ASSETS
+    from acav_assets.defs.features import cluster_centroids
     from acav_assets.defs.runner import resources_for
 
     result = dg.materialize(
@@ -263,7 +266,7 @@ def test_bad_configuration_fails_before_any_work(tmp_path, capsys):
         acav_main(["curate", str(landing), "--warehouse", wh, "--pairing", "everything"])
     assert "invalid choice" in capsys.readouterr().err
     result = dg.materialize(
-        __import__("acav_assets.defs.assets", fromlist=["ASSETS"]).ASSETS,
+        __import__("acav_assets.defs.definitions", fromlist=["ASSETS"]).ASSETS,
         selection=["cluster_centroids"],
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
@@ -307,7 +310,9 @@ def test_decoding_memory_is_bounded_by_the_window_not_the_file(tmp_path):
 def test_media_gone_between_steps_is_recorded_not_fatal(tmp_path):
     """Videos deleted after probing: clips still get windows, and the embedding step records a
     failure per clip instead of failing; a whole batch folder gone behaves the same."""
-    from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, videos
+    from acav_assets.defs.definitions import ASSETS
+    from acav_assets.defs.features import clip_embeddings
+    from acav_assets.defs.ingest import clips, videos
     from acav_assets.defs.runner import resources_for
 
     landing, root = tmp_path / "landing", str(tmp_path / "wh")

@@ -12,8 +12,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from acav_assets.defs.assets import ASSETS, clip_embeddings
-from acav_assets.defs.executors import EXECUTORS, executor_from_env
+from acav_assets.defs.definitions import ASSETS
+from acav_assets.defs.features import clip_embeddings
+from acav_assets.defs.platform.executors import EXECUTORS, executor_from_env
 from acav_assets_tests.conftest import free_port, stop_processes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +37,8 @@ def test_gpu_step_routing_tags():
     tags = clip_embeddings.op.tags
     assert tags["dagster-celery/queue"] == "gpu"
     assert clip_embeddings.op.pool == "gpu"
-    from acav_assets.defs.assets import cluster_assignments, videos
+    from acav_assets.defs.features import cluster_assignments
+    from acav_assets.defs.ingest import videos
 
     for a in (videos, clip_embeddings, cluster_assignments):  # transient failures retried, bounded
         assert a.op.retry_policy is not None and a.op.retry_policy.max_retries == 2
@@ -66,7 +68,7 @@ def test_k8s_step_job_renders_with_a_gpu_request():
 def test_k8s_run_config_and_helm_values_validate(monkeypatch):
     from dagster_k8s import k8s_job_executor
 
-    from acav_assets.defs.resources import default_resources
+    from acav_assets.defs.platform.resources import default_resources
 
     defs = dg.Definitions(
         assets=ASSETS,
@@ -262,8 +264,8 @@ def test_landing_area_on_s3_lists_checks_completeness_and_stages(s3, tmp_path):
 def test_landing_sensor_watches_an_s3_prefix(s3, tmp_path, monkeypatch):
     from acav_assets.core.generators.demo import write_demo_videos
     from acav_assets.core.media.landing import READY_MARKER
-    from acav_assets.defs.automation import landing_sensor
-    from acav_assets.defs.resources import LandingResource
+    from acav_assets.defs.ingest import landing_sensor
+    from acav_assets.defs.platform.resources import LandingResource
 
     monkeypatch.setenv("ACAV_QUIET_PERIOD_S", "3600")
     local = tmp_path / "src"
@@ -451,7 +453,7 @@ def test_batches_run_on_celery_workers(tmp_path, monkeypatch):
 def test_storage_secrets_stay_out_of_resource_config(monkeypatch):
     """Keys in ACAV_*_STORAGE_OPTIONS are read when the resource is used, never baked into the
     resource config that the UI shows."""
-    from acav_assets.defs.resources import default_resources
+    from acav_assets.defs.platform.resources import default_resources
 
     monkeypatch.setenv("ACAV_WAREHOUSE_STORAGE_OPTIONS", '{"aws_secret_access_key": "s3cr3t-w"}')
     monkeypatch.setenv("ACAV_LANDING_STORAGE_OPTIONS", '{"secret": "s3cr3t-l"}')

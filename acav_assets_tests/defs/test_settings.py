@@ -14,7 +14,9 @@ import pytest
 from acav_assets.cli import main as acav_main
 from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.warehouse.tables import Warehouse
-from acav_assets.defs.assets import ASSETS, clip_embeddings, clips, cluster_assignments, videos
+from acav_assets.defs.definitions import ASSETS
+from acav_assets.defs.features import clip_embeddings, cluster_assignments
+from acav_assets.defs.ingest import clips, videos
 from acav_assets.defs.runner import resources_for
 
 

@@ -8,7 +8,7 @@ The broker must ask for a password (Redis ``requirepass``) unless it is on the w
 machine: a worker refuses to start on an open broker elsewhere (``celery_broker``).
 """
 
-from acav_assets.defs.executors import celery_broker
+from acav_assets.defs.platform.executors import celery_broker
 
 broker_url = celery_broker()
 result_backend = broker_url

@@ -20,6 +20,7 @@ import av
 import numpy as np
 
 from acav_assets.core.media.decode import display_turns, upright, walk_window
+from acav_assets.core.settings import setting
 
 __all__ = ["CutConfig", "CutClip", "cut_clip", "cut_or_reason"]
 
@@ -28,16 +29,16 @@ __all__ = ["CutConfig", "CutClip", "cut_clip", "cut_or_reason"]
 class CutConfig:
     """How exported clips are encoded. ``None`` keeps the source's value."""
 
-    codec: str = "libx264"
-    crf: int = 23
-    preset: str = "veryfast"
-    fps: float | None = None  # output frame rate (None: the source's average rate)
-    short_side: int | None = None  # resize so the short side has this many pixels (None: source size)
-    sample_rate: int | None = None  # output audio rate (None: the source's)
+    codec: str = setting("libx264", "video codec of the exported clips")
+    crf: int = setting(23, "H.264 quality (lower = better, larger)")
+    preset: str = setting("veryfast", "x264 speed preset")
+    fps: float | None = setting(None, "output frame rate (unset: the source's average rate)")
+    short_side: int | None = setting(None, "resize so the short side has this many pixels (unset: source size)")
+    sample_rate: int | None = setting(None, "output audio rate (unset: the source's)")
     audio_codec: str = "aac"
     audio_bitrate: int = 128_000
     max_channels: int = 2  # more channels are mixed down to stereo
-    with_arrays: bool = False  # also return the frames (T×H×W×3 uint8) and audio (C×N float32)
+    with_arrays: bool = setting(False, "also store the decoded frames and waveform as .npy")
 
     def __post_init__(self):
         if self.fps is not None and not 1 <= self.fps <= 240:

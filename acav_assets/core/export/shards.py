@@ -52,6 +52,7 @@ from acav_assets.core.export.cut import CutConfig
 from acav_assets.core.export.cut import cut_or_reason as _encode  # workers import only av + numpy
 from acav_assets.core.media.probe import resolves_inside
 from acav_assets.core.processes import die_with_parent
+from acav_assets.core.settings import setting
 from acav_assets.core.warehouse.tables import SCHEMAS
 
 __all__ = [
@@ -75,8 +76,8 @@ MANIFEST_SCHEMA: dict[str, pl.DataType] = {
 @dataclass(frozen=True)
 class ExportConfig:
     shard_max_bytes: int = 1_000_000_000  # a shard is closed once it reaches this size ...
-    shard_max_clips: int = 0  # ... or this many clips (0: no limit)
-    workers: int = 0  # encoding processes (0: one per core)
+    shard_max_clips: int = setting(0, "... or once it holds this many clips (0 = no limit)")
+    workers: int = setting(0, "encoding processes (0 = one per core)")
     cut: CutConfig = field(default_factory=CutConfig)
 
     def __post_init__(self):

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
+from acav_assets.core.settings import setting
+
 __all__ = ["ClipConfig", "ClipWindow", "SHOT_DETECTORS", "clip_id", "clip_windows", "detect_shots", "Shot"]
 
 SHOT_DETECTORS = ("keyframes", "transnetv2")
@@ -27,10 +29,15 @@ SHOT_DETECTORS = ("keyframes", "transnetv2")
 
 @dataclass(frozen=True)
 class ClipConfig:
-    clip_s: float = 10.0
-    min_clip_s: float = 2.5
-    max_clips: int = 1  # > 1: windows on distinct shots (reference: 3)
-    shot_detector: str = "transnetv2"  # or "keyframes" (see the module docstring; benchmarks/shots.py)
+    clip_s: float = setting(10.0, "clip length in seconds")
+    min_clip_s: float = setting(2.5, "shortest video that still gives one (shorter) clip")
+    max_clips: int = setting(1, "clips per video; > 1 places them on distinct shots (reference: 3)")
+    shot_detector: str = setting(
+        "transnetv2",
+        "with max_clips > 1, how shots are found (transnetv2: the TransNetV2 network over every frame; "
+        "keyframes: colour histograms of key frames; benchmarks/shots.py)",
+        choices=SHOT_DETECTORS,
+    )
     shot_threshold: float = 0.35  # keyframes: colour-histogram distance between key frames that marks a cut
     max_keyframes: int = 2000  # keyframes: bound on the work of shot detection per video
     transnet_threshold: float = 0.5  # transnetv2: transition probability that marks a boundary

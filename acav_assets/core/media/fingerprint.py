@@ -49,6 +49,7 @@ import numpy as np
 import scipy.fft
 
 from acav_assets.core.media.decode import display_turns
+from acav_assets.core.settings import setting
 
 __all__ = [
     "Fingerprint",
@@ -105,17 +106,17 @@ class Fingerprint:
 
 @dataclass(frozen=True)
 class NearDuplicateConfig:
-    audio_bits: int = 12  # sound windows agree when their hashes differ in at most this many bits
-    audio_match: float = 0.5  # share of overlapping sounding windows that must agree
-    visual_cos: float = 0.8  # picture samples agree when their DCT coefficients have at least this cosine
+    audio_bits: int = setting(12, "sound windows agree when their 64-bit hashes differ in at most this many bits")
+    audio_match: float = setting(0.5, "share of overlapping sounding windows that must agree")
+    visual_cos: float = setting(0.8, "picture samples agree when their DCT coefficients have at least this cosine")
     lookup_bits: int = 12  # picture hash radius for finding candidates of videos without sound
-    visual_match: float = 0.7  # share of the informative picture samples that must find a counterpart
+    visual_match: float = setting(0.7, "share of the informative picture samples that must find a counterpart")
     min_frames: int = 3  # informative samples compared, at least (fewer: the picture is unknown)
     silent_match: float = 0.8  # without sound, the share asked of the picture
     silent_min_frames: int = 7  # without sound, matching samples needed ...
     silent_min_span_s: float = 1.5  # ... spanning at least this long
     min_overlap_s: float = 3.0  # the copies must overlap this long (at the best alignment)
-    window_s: float = WINDOW_S  # the centre span of each video that is fingerprinted (0: all of it)
+    window_s: float = setting(WINDOW_S, "centre span of each video whose sound is fingerprinted, in seconds (0 = all)")
 
     def __post_init__(self):
         if self.window_s < 0 or (0 < self.window_s < self.min_overlap_s):

@@ -27,6 +27,7 @@ from pathlib import Path
 import av
 
 from acav_assets.core.media.decode import display_turns
+from acav_assets.core.settings import setting
 
 __all__ = [
     "STATUSES",
@@ -66,9 +67,9 @@ class ProbeConfig:
     anything long enough for one minimum clip.
     """
 
-    min_duration_s: float = 2.5
-    max_duration_s: float | None = None
-    max_pixels: int = 7680 * 4320 // 2  # ~16.6 Mpx: 4K passes, 8K frames are refused
+    min_duration_s: float = setting(2.5, "shorter videos get status too_short")
+    max_duration_s: float | None = setting(None, "longer videos get status too_long (reference: 597)")
+    max_pixels: int = setting(7680 * 4320 // 2, "larger frames get status too_large (~16.6 Mpx: 4K passes, 8K not)")
     max_file_bytes: int | None = None
     probesize_bytes: int = 10_000_000
     analyzeduration_us: int = 10_000_000

@@ -19,16 +19,29 @@ import numpy as np
 import polars as pl
 
 from acav_assets.core.clustering import Clustering
-from acav_assets.core.selection import PairWeighting, Selection, pair_weights, resolve_pairs, select_subset
+from acav_assets.core.selection import (
+    PAIRINGS,
+    WEIGHTING_RULES,
+    PairWeighting,
+    Selection,
+    pair_weights,
+    resolve_pairs,
+    select_subset,
+)
 from acav_assets.core.selection.refinement import RefinementConfig
 from acav_assets.core.selection.semantic_dedup import semantic_duplicates
-from acav_assets.core.stages.agreement import Refinement, refine_by_agreement
+from acav_assets.core.settings import setting, settings_of
+from acav_assets.core.stages.agreement import REFINEMENTS, Refinement, refine_by_agreement
 from acav_assets.core.stages.centroids import load_clusterings
 from acav_assets.core.stages.labels import ClipIndex, assignment_matrix
 from acav_assets.core.stages.pool_vectors import read_vectors
 from acav_assets.core.warehouse.tables import Warehouse
 
+#: How a selection relates to the previous subset (see ``SelectionParams.mode``).
+MODES = ("auto", "incremental", "full")
+
 __all__ = [
+    "MODES",
     "SELECTION_KEYS",
     "Curation",
     "SelectionParams",
@@ -42,20 +55,68 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SelectionParams:
-    budget: float = 0.2  # share of the pool (<= 1.0) or, if > 1, a number of clips
-    pairing: str = "bipartite"
-    batch_size: int | None = 20
-    take: int = 4
-    seed: int = 0
-    refine: int = 50
-    refine_fraction: float = 0.01
-    restarts: int = 0  # selections with seeds seed, seed+1, …; the highest objective wins. 0 = auto
-    mode: str = "auto"  # "incremental": keep the previous subset, add the new batches' share; "full"; "auto"
-    weighting: str = "ami"  # pair weighting (selection.weighting): "ami" drops pairs with no correspondence; "plain"
-    weight_keep: float = 0.2  # "ami": share of the best pair's adjusted MI that a pair needs to count
-    dedup_cosine: float = 0.0  # semantic dedup before selection: cosine in every space that marks a copy; 0 = off
-    dedup_spaces: tuple[str, ...] = ()  # feature spaces whose embeddings must agree (empty: every clustered one)
-    refinement: str = "agreement"  # after the MI search: "agreement" (stages.agreement) or "none"
+    """The selection's settings (each described once: the run config and ``acav curate``'s options
+    are derived from these fields). Values that cannot work are refused here, for every door."""
+
+    budget: float = setting(0.2, "share of the pool in (0, 1], or a number of clips if > 1")
+    pairing: str = setting("bipartite", "which clustering pairs the objective averages over", choices=PAIRINGS)
+    batch_size: int = setting(20, "candidates drawn per greedy step; 0 = exact greedy")
+    take: int = setting(4, "candidates kept per greedy step")
+    seed: int = setting(0, "seed of the candidate draws")
+    refine: int = setting(50, "swap-refinement rounds after greedy (0 = the reference's greedy alone)")
+    refine_fraction: float = setting(0.01, "share of the subset swapped per swap-refinement round")
+    restarts: int = setting(
+        0, "selections with seeds seed..seed+n-1, best objective kept; 0 = 4 up to 1M clips, else 1"
+    )
+    mode: str = setting(
+        "auto",
+        "'incremental' keeps the previous subset and adds the new batches' share; 'full' re-selects "
+        "everything; 'auto' = incremental unless the centroids or the settings changed or there is no previous subset",
+        choices=MODES,
+    )
+    weighting: str = setting(
+        "ami",
+        "pair weighting: 'ami' keeps the clustering pairs whose pool carries cross-modal information beyond "
+        "chance (label-free); 'plain' = the reference's mean over all pairs",
+        choices=WEIGHTING_RULES,
+    )
+    weight_keep: float = setting(0.2, "'ami': share of the best pair's adjusted MI a pair needs to count")
+    dedup_cosine: float = setting(
+        0.0,
+        "semantic dedup before selection: clips whose embeddings reach this cosine with an earlier clip of the "
+        "same clusters in every dedup space leave the pool (0 = off; e.g. 0.98)",
+    )
+    dedup_spaces: tuple[str, ...] = setting(
+        (), "feature spaces compared by semantic dedup (none = every clustered one)"
+    )
+    refinement: str = setting(
+        "agreement",
+        "after the MI search: 'agreement' exchanges the picks whose sound agrees least with their picture for "
+        "unpicked clips that agree more (label-free; docs/quality.md); 'none' keeps the MI selection as it is",
+        choices=REFINEMENTS,
+    )
+
+    def __post_init__(self):
+        budget = self.budget
+        if not (0 < budget <= 1 or (budget > 1 and float(budget).is_integer())):
+            raise ValueError(f"budget must be a share in (0, 1] or a whole number of clips, got {budget}")
+        for name in ("pairing", "mode", "weighting", "refinement"):
+            allowed = settings_of(SelectionParams, [name])[0].choices
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.batch_size < 0 or self.take < 1 or (self.batch_size and self.take > self.batch_size):
+            raise ValueError(
+                f"batch_size must be >= take >= 1 (or 0 for exact greedy), got batch_size={self.batch_size}, "
+                f"take={self.take}"
+            )
+        if self.refine < 0:
+            raise ValueError(f"refine must be >= 0, got {self.refine}")
+        if self.restarts < 0:
+            raise ValueError(f"restarts must be >= 0 (0 = automatic), got {self.restarts}")
+        if not 0.0 <= self.weight_keep <= 1.0:
+            raise ValueError(f"weight_keep must be in [0, 1], got {self.weight_keep}")
+        if not 0.0 <= self.dedup_cosine <= 1.0:
+            raise ValueError(f"dedup_cosine must be in [0, 1] (0 = off), got {self.dedup_cosine}")
 
     def n_restarts(self, pool: int) -> int:
         """Automatic: 4 on pools up to 1M clips (cheap there, and the objective tracks precision:
@@ -118,7 +179,7 @@ def _best_of_restarts(labels, budget, params: SelectionParams, modalities, pool:
                 budget,
                 pairing=params.pairing,
                 modalities=modalities,
-                batch_size=params.batch_size,
+                batch_size=params.batch_size or None,  # 0: exact greedy
                 take=params.take,
                 seed=params.seed + r,
                 refine=params.refine,
@@ -170,8 +231,16 @@ def held_settings(wh: Warehouse) -> dict:
     prev = previous_run(wh)
     if prev is None:
         return {}
-    recorded = json.loads(prev["params"])
+    recorded = _recorded_params(prev)
     return {k: recorded[k] for k in SELECTION_KEYS if k in recorded}
+
+
+def _recorded_params(run: dict) -> dict:
+    """A run's recorded parameters, in today's terms (exact greedy was recorded as batch_size None)."""
+    recorded = json.loads(run["params"])
+    if "batch_size" in recorded and recorded["batch_size"] is None:
+        recorded["batch_size"] = 0
+    return recorded
 
 
 def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
@@ -192,7 +261,7 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
         return "full", "the centroids were refitted since the previous subset"
     if params.budget > 1:
         return "full", "an absolute budget is re-selected fully"
-    before = json.loads(prev["params"])
+    before = _recorded_params(prev)
     redone = _reassigned_since(wh, before.get("assignments_version"), set(prev["batches"]))
     if redone:
         if params.mode == "incremental":

@@ -56,14 +56,15 @@ def families(tmp_path_factory):
 
 
 def test_each_family_keeps_exactly_one_ok_video_and_controls_stay_ok(families):
-    from acav_assets.defs.assets import ASSETS, videos
+    from acav_assets.defs.definitions import ASSETS
+    from acav_assets.defs.ingest import videos
     from acav_assets.defs.runner import resources_for
 
     base, landing, fams = families
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("batches", ["b1"])
     res = resources_for(str(landing), str(base / "wh"))
-    from acav_assets.defs.checks import CHECKS
+    from acav_assets.defs.definitions import CHECKS
 
     result = dg.materialize(
         [*ASSETS, *CHECKS],

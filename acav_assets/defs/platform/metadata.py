@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import dagster as dg
@@ -74,53 +75,44 @@ def table_metadata(table: str, df: pl.DataFrame, *, wh=None, **extra) -> dict:
     }
 
 
-def selection_summary(
-    *,
-    mode: str,
-    why: str,
-    size: int,
-    pool: int,
-    budget: float,
-    pairing: str,
-    added: int,
-    objective: float,
-    pairs: int,
-    by_batch: Mapping[str, int],
-    spaces: pl.DataFrame,
-    refine_swaps: int,
-    excluded: int,
-    seed: int,
-    restart_objectives,
-    weighting: str,
-    semantic: int,
-    semantic_examples: pl.DataFrame | None,
-) -> str:
-    """A selection's materialization, in one markdown page: what was chosen and why."""
+def selection_summary(cur, params, mode: str, why: str, done) -> str:
+    """A selection's materialization, in one markdown page: what was chosen and why (``cur`` the
+    :class:`~acav_assets.core.stages.curation.Curation`, ``done`` its
+    :class:`~acav_assets.core.stages.selection_commit.CommittedSelection`)."""
+    sel, run = cur.selection, cur.run
     restarts = (
-        f"; {len(restart_objectives)} restarts, objectives "
-        + ", ".join(f"{o:.4f}" for o in restart_objectives)
-        + f" (seed {seed} kept)"
-        if len(restart_objectives) > 1
+        f"; {len(cur.restart_objectives)} restarts, objectives "
+        + ", ".join(f"{o:.4f}" for o in cur.restart_objectives)
+        + f" (seed {cur.seed} kept)"
+        if len(cur.restart_objectives) > 1
         else ""
     )
+    refinement = json.loads(run.get("refinement") or '{"rule": "none"}')
+    if refinement.get("rule") == "agreement":
+        refined = f"Agreement refinement: {refinement.get('swaps', 0)} clip(s) exchanged" + (
+            f" ({refinement['note']})." if refinement.get("note") else "."
+        )
+    else:
+        refined = "Agreement refinement: off."
     lines = [
-        f"**{mode}** selection ({why}): **{size}** of {pool} clips at budget {budget:g}, pairing {pairing}; "
-        f"{added} added by this run.",
+        f"**{mode}** selection ({why}): **{cur.subset.height}** of {run['pool_size']} clips at budget "
+        f"{params.budget:g}, pairing {params.pairing}; {len(sel)} added by this run.",
         "",
-        f"Objective: {objective:.4f} nats (mean mutual information over {pairs} clustering pairs; weighting "
-        f"{weighting}){restarts}. Swap refinement: {refine_swaps} swap(s). Clips left out for an incomplete "
-        f"assignment: {excluded}. Semantic duplicates left out of the pool: {semantic}.",
+        f"Objective: {sel.objective:.4f} nats (mean mutual information over {len(sel.pairs)} clustering pairs; "
+        f"weighting {run['weighting']}){restarts}. Swap refinement: {sel.refine_swaps} swap(s). {refined} Clips "
+        f"left out for an incomplete assignment: {cur.excluded}. Semantic duplicates left out of the pool: "
+        f"{run['semantic_duplicates']}.",
         "",
         "### Selected per batch",
         "",
-        counts_table(by_batch, "batch", "selected"),
+        counts_table(done.by_batch, "batch", "selected"),
         "",
         "### Which feature spaces carried the correspondence",
         "",
         "Best adjusted MI of each space's pairs in the pool (label-free) and its share of the objective's weight:",
         "",
-        markdown_table(spaces, limit=50),
+        markdown_table(done.spaces, limit=50),
     ]
-    if semantic_examples is not None and semantic_examples.height:
-        lines += ["", "### Semantic duplicates (examples)", "", markdown_table(semantic_examples, limit=10)]
+    if cur.duplicates is not None and cur.duplicates.height:
+        lines += ["", "### Semantic duplicates (examples)", "", markdown_table(cur.duplicates, limit=10)]
     return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""The ingest assets of a batch: ``videos`` (every file probed, given a status, copies set aside)
+and ``clips`` (the 10 s windows of its ok videos). Each reads, calls one core stage, writes its
+table and returns metadata."""
+
+import dataclasses
+import os
+from collections import Counter
+
+import dagster as dg
+import polars as pl
+
+from acav_assets.core.stages.clips import clip_rows
+from acav_assets.core.stages.near_duplicates import fingerprint_rows, local_files, mark_near_duplicates
+from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
+from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
+from acav_assets.defs.ingest.config import ClipsConfig, VideosConfig
+from acav_assets.defs.platform import versions
+from acav_assets.defs.platform.metadata import counts_table, markdown_table, table_metadata
+from acav_assets.defs.platform.partitions import INGEST, batches
+from acav_assets.defs.platform.progress import Progress
+from acav_assets.defs.platform.resources import LandingResource, WarehouseResource
+from acav_assets.defs.platform.steps import (
+    BATCH_RETRY,
+    check_config,
+    data_version,
+    fail,
+    final_when_disk_full,
+    stage_batch,
+    staging_metadata,
+)
+from acav_assets.defs.platform.versions import CODE_VERSIONS
+
+__all__ = ["clips", "videos"]
+
+
+def _exact_copies_elsewhere(wh, batch: str, rows: list[dict]) -> dict[str, str]:
+    """Video id -> path of the ``ok`` videos of other batches with the content of ``rows``
+    (looked up for these ids only: a dict of every earlier video would not fit at 100M clips)."""
+    ids = sorted({r["video_id"] for r in rows})
+    return {
+        r["video_id"]: r["path"]
+        for r in wh.scan("videos")
+        .filter((pl.col("batch") != batch) & (pl.col("status") == "ok") & pl.col("video_id").is_in(ids))
+        .select("video_id", "path")
+        .collect()
+        .iter_rows(named=True)
+    }
+
+
+@dg.asset(
+    partitions_def=batches,
+    group_name=INGEST,
+    kinds={"pyav", "deltalake"},
+    code_version=CODE_VERSIONS["videos"],
+    retry_policy=BATCH_RETRY,
+    description="One row per input file of the batch, whatever happened to it: content id, streams, "
+    "duration, status (ok, no_audio, corrupt, duplicate, …) and a readable error.",
+)
+@final_when_disk_full
+def videos(
+    context: dg.AssetExecutionContext, config: VideosConfig, landing: LandingResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    check_config(config)
+    batch = context.partition_key
+    try:
+        landing.check()
+        probe = dataclasses.replace(config.probe_config(), allowed_roots=tuple(landing.allowed_link_roots))
+        wh = warehouse.get()
+        fingerprint = landing.get().fingerprint(batch)  # what the batch held when it was probed
+        staged = stage_batch(context, landing, batch)
+        rows = probe_rows(
+            staged.local_root,
+            batch,
+            probe,
+            timeout_s=config.probe_timeout_s or None,
+            progress=Progress(context.log.info, f"probing batch {batch}", "file"),
+        )
+        rows = mark_known_duplicates(rows, _exact_copies_elsewhere(wh, batch, rows))  # not fingerprinted then
+        nd_config = config.near_duplicate_config()
+    except ValueError as exc:
+        raise fail(exc) from exc
+    pairs, prints, index = [], [], None
+    if config.near_duplicates:
+        workers = config.fingerprint_workers or min(4, os.cpu_count() or 1)
+        prints = fingerprint_rows(
+            rows,
+            staged.local_root,
+            workers=workers,
+            window_s=nd_config.window_s,
+            log=context.log.warning,
+            progress=Progress(context.log.info, f"fingerprinting batch {batch}", "video"),
+        )
+    # from the lookups to the writes one batch at a time: a batch ingested at the same time
+    # waits, then finds its copies among this one's videos
+    with lookup_lock(wh):
+        rows = mark_known_duplicates(rows, _exact_copies_elsewhere(wh, batch, rows))  # written meanwhile
+        ok = {(r["video_id"], r["path"]) for r in rows if r["status"] == "ok"}
+        prints = [p for p in prints if (p["video_id"], p["path"]) in ok]
+        if config.near_duplicates:
+            # the other batches' kept videos are looked up in the on-disk hash index (brought up
+            # to date from the tables first); only the candidates' fingerprints are read
+            index = FingerprintIndex(wh)
+            index.sync(log=context.log.info)
+            pairs = mark_near_duplicates(
+                rows, prints, index, nd_config, local_files(staged.local_root, tuple(landing.allowed_link_roots))
+            )
+        wh.write_batch("video_fingerprints", batch, prints)  # none when switched off: nothing stale stays indexed
+        n = wh.write_batch("videos", batch, rows)
+        if index is not None:
+            index.sync()  # this batch's kept videos, for the next batch's lookups
+    df = pl.DataFrame(rows) if rows else pl.DataFrame()
+    statuses = Counter(r["status"] for r in rows)
+    for r in rows:
+        if r["status"] != "ok":
+            context.log.warning(f"{r['path']}: {r['status']} — {r['error']}")
+    version = versions.videos_version(fingerprint, config.model_dump(), landing.allowed_link_roots)
+    return dg.MaterializeResult(
+        **data_version(version),
+        metadata={
+            **table_metadata(
+                "videos",
+                df.select([c for c in ("path", "status", "error", "duration_s", "width", "height") if c in df.columns])
+                if rows
+                else df,
+                wh=warehouse.get(),
+            ),
+            "dagster/row_count": n,
+            "ok": statuses.get("ok", 0),
+            "landing_fingerprint": fingerprint,
+            "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
+            "near_duplicates": len(pairs),
+            **({"fingerprint_index_videos": index.live_videos()} if index is not None else {}),
+            "near_duplicate_pairs": dg.MetadataValue.md(
+                markdown_table(
+                    pl.DataFrame(pairs).select(
+                        "near_duplicate", "kept", "audio_agreement", "visual_agreement", "shift_s"
+                    ),
+                    limit=20,
+                )
+                if pairs
+                else "_none_"
+            ),
+            **staging_metadata(staged),
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=batches,
+    group_name=INGEST,
+    kinds={"python", "deltalake"},
+    deps=[videos],
+    code_version=CODE_VERSIONS["clips"],
+    retry_policy=BATCH_RETRY,
+    description="10 s clip windows of the batch's ok videos (centred; or on distinct shots).",
+)
+@final_when_disk_full
+def clips(
+    context: dg.AssetExecutionContext, config: ClipsConfig, landing: LandingResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    check_config(config)
+    batch = context.partition_key
+    wh = warehouse.get()
+    try:
+        cfg = config.clip_config()
+    except ValueError as exc:
+        raise fail(exc) from exc
+    video_rows = wh.scan("videos").filter(pl.col("batch") == batch).collect().to_dicts()
+    # only shot detection reads the media; centred windows need the probed durations alone
+    try:
+        root = stage_batch(context, landing, batch).local_root if cfg.max_clips > 1 else landing.get().local_root()
+    except ValueError as exc:  # gone since probing: centred windows (clip_rows), failures at embedding
+        context.log.warning(str(exc))
+        root = landing.get().local_root()
+    rows = clip_rows(video_rows, root, cfg, allowed_roots=tuple(landing.allowed_link_roots))
+    wh.write_batch("clips", batch, rows)
+    df = pl.DataFrame(
+        rows,
+        schema={
+            "batch": pl.String,
+            "clip_id": pl.String,
+            "video_id": pl.String,
+            "path": pl.String,
+            "start_s": pl.Float64,
+            "end_s": pl.Float64,
+        },
+    )
+    version = versions.clips_version(versions.recorded_version(context.instance, "videos", batch), config.model_dump())
+    return dg.MaterializeResult(
+        **data_version(version),
+        metadata={**table_metadata("clips", df, wh=wh), "videos_ok": sum(v["status"] == "ok" for v in video_rows)},
+    )
