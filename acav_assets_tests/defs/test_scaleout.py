@@ -89,9 +89,9 @@ def test_k8s_run_config_and_helm_values_validate(monkeypatch):
     # the deployment's environment gives resources on object storage
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    res = default_resources()
-    assert res["landing"].get().remote and res["landing"].root.startswith("s3://")
-    assert dict(res["warehouse"].get().storage_options) == {"aws_conditional_put": "etag"}  # read when used
+    with dg.build_resources(default_resources()) as res:  # resolved as a run resolves them (EnvVar)
+        assert res.landing.get().remote and res.landing.root.startswith("s3://")
+        assert dict(res.warehouse.get().storage_options) == {"aws_conditional_put": "etag"}  # read when used
     monkeypatch.setenv("ACAV_LANDING_STORAGE_OPTIONS", "[1]")
     with pytest.raises(ValueError, match="ACAV_LANDING_STORAGE_OPTIONS must be a JSON object"):
         default_resources()

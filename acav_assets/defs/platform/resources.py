@@ -159,11 +159,20 @@ def json_from_env(name: str) -> dict:
     return value
 
 
+def _env(name: str, default: str) -> str:
+    """``dg.EnvVar(name)`` when the variable is set: the resource config the UI shows names the
+    variable, and each run reads its value where it runs (a worker pod's environment); else
+    ``default``."""
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else default
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources from the environment, defaulting to folders under ./.acav for a local
     `dg dev`: ACAV_WAREHOUSE and ACAV_LANDING (folder or URI), ACAV_WAREHOUSE_STORAGE_OPTIONS
     (JSON, delta-rs options) and ACAV_LANDING_STORAGE_OPTIONS (JSON, fsspec options),
-    ACAV_LANDING_CACHE, ACAV_DEVICE, ACAV_PROFILE, ACAV_EXTRACTOR_OPTIONS."""
+    ACAV_LANDING_CACHE, ACAV_DEVICE, ACAV_PROFILE, ACAV_EXTRACTOR_OPTIONS. A variable that is set
+    is given as ``dg.EnvVar`` (resolved when a run, sensor or schedule uses the resource; outside
+    of those, ``dg.build_resources`` resolves them)."""
     base = Path(os.environ.get("ACAV_HOME", ".acav"))
     for name in ("ACAV_WAREHOUSE_STORAGE_OPTIONS", "ACAV_LANDING_STORAGE_OPTIONS"):
         json_from_env(name)  # a malformed value fails here, clearly, not in the first step that reads it
@@ -171,18 +180,18 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         # storage options may hold keys: the resources name the variables, read when used, so
         # the values never enter the resource config the UI shows
         "warehouse": WarehouseResource(
-            root=os.environ.get("ACAV_WAREHOUSE", str(base / "warehouse")),
+            root=_env("ACAV_WAREHOUSE", str(base / "warehouse")),
             storage_options_env="ACAV_WAREHOUSE_STORAGE_OPTIONS",
         ),
         "landing": LandingResource(
-            root=os.environ.get("ACAV_LANDING", str(base / "landing")),
+            root=_env("ACAV_LANDING", str(base / "landing")),
             storage_options_env="ACAV_LANDING_STORAGE_OPTIONS",
-            cache_dir=os.environ.get("ACAV_LANDING_CACHE", ""),
+            cache_dir=_env("ACAV_LANDING_CACHE", ""),
             # folders links in the landing area may point into, separated by ':'
             allowed_link_roots=[r for r in os.environ.get("ACAV_ALLOWED_LINK_ROOTS", "").split(os.pathsep) if r],
         ),
-        "compute": ComputeResource(device=os.environ.get("ACAV_DEVICE", "auto")),
+        "compute": ComputeResource(device=_env("ACAV_DEVICE", "auto")),
         "extractors": ExtractorResource(
-            profile=default_profile(), options_json=os.environ.get("ACAV_EXTRACTOR_OPTIONS", "{}")
+            profile=_env("ACAV_PROFILE", default_profile()), options_json=_env("ACAV_EXTRACTOR_OPTIONS", "{}")
         ),
     }
