@@ -12,8 +12,8 @@ generated videos written with its ``_READY`` marker:
 - **daemon**: ``dg dev`` (webserver and daemon, what ``acav demo`` prints) already running on the
   same instance with ``ACAV_SENSOR_INTERVAL_S`` and ``ACAV_AUTOMATION_INTERVAL_S`` set to
   ``--interval``; timed from writing the batch's ``_READY`` to the subset's materialization that
-  includes the batch (``selection_runs`` lists it), through the landing sensor's ``ingest_batch``
-  run (files to assignments) and the selection automation launches.
+  includes the batch (``selection_runs`` lists it), through the landing sensor's run: the batch
+  is the only work, so ``ingest_and_select`` takes it from its files to the subset in one run.
 
 Prints both times, the daemon's runs (queued to finished), and the ratio daemon / in-process
 (goal <= 1.5). The daemon's share that is waiting for a tick is up to one sensor interval plus

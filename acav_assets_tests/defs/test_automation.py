@@ -18,13 +18,22 @@ from acav_assets.defs import defs
 from acav_assets.defs.definitions import ASSETS
 from acav_assets.defs.features import clip_embeddings, cluster_assignments, cluster_centroids, fit_when_missing
 from acav_assets.defs.ingest import clips, landing_sensor, videos
-from acav_assets.defs.platform.resources import LandingResource
+from acav_assets.defs.platform.resources import LandingResource, WarehouseResource
 from acav_assets.defs.runner import resources_for
+
+
+def _no_warehouse():
+    """The landing sensor's warehouse where nothing is fitted yet: its runs are ``ingest_batch``."""
+    import tempfile
+
+    return WarehouseResource(root=tempfile.mkdtemp(prefix="acav_wh_"))
 
 
 def evaluate(instance, landing, cursor):
     ctx = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"landing": LandingResource(root=str(landing))}
+        instance=instance,
+        cursor=cursor,
+        resources={"landing": LandingResource(root=str(landing)), "warehouse": _no_warehouse()},
     )
     result = landing_sensor(ctx)
     requested = [r.partition_key for r in (result.run_requests or [])]
@@ -480,7 +489,9 @@ def test_sensor_retries_a_failed_ingest_a_bounded_number_of_times_then_waits_for
     assert requested == ["b"] and keys[0].endswith(":attempt2")
     assert not ingest(broken).success
     ctx = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"landing": LandingResource(root=str(landing))}
+        instance=instance,
+        cursor=cursor,
+        resources={"landing": LandingResource(root=str(landing)), "warehouse": _no_warehouse()},
     )
     result = landing_sensor(ctx)
     assert (

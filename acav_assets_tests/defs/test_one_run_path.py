@@ -14,11 +14,12 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 from acav_assets.cli import main as acav_main
 from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.media.landing import READY_MARKER
+from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets.defs import defs
 from acav_assets.defs.definitions import ASSETS, CHECKS
 from acav_assets.defs.features import cluster_assignments, fit_when_missing, refit_job
 from acav_assets.defs.ingest import ingest_job, landing_sensor
-from acav_assets.defs.platform.resources import LandingResource
+from acav_assets.defs.platform.resources import LandingResource, WarehouseResource
 from acav_assets.defs.runner import resources_for
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -58,7 +59,10 @@ def test_work_automation_did_is_fresh_for_acav_curate(area):
     landing, wh, instance = area
     res = resources_for(str(landing), str(wh))
     jobs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[ingest_job, refit_job], resources=res)
-    ctx = dg.build_sensor_context(instance=instance, resources={"landing": LandingResource(root=str(landing))})
+    ctx = dg.build_sensor_context(
+        instance=instance,
+        resources={"landing": LandingResource(root=str(landing)), "warehouse": WarehouseResource(root=str(wh))},
+    )
     sensor = landing_sensor(ctx)  # what the daemon does: the sensor adds the batches and requests their ingest
     instance.add_dynamic_partitions(
         "batches", [k for r in sensor.dynamic_partitions_requests for k in r.partition_keys]
@@ -103,30 +107,43 @@ def test_work_automation_did_is_fresh_for_acav_curate(area):
     assert acav_main(["curate", str(landing), "--warehouse", str(wh)]) == 0
     assert len(instance.get_runs()) == runs  # nothing redone: every step was up to date
 
-    # a batch that lands once the centroids exist: one run from its files to its assignments,
-    # then automation has only the selection left to do
+    # a batch that lands once the centroids exist, the only work: one run from its files to the
+    # subset (ingest_and_select), and automation has nothing left to do
     write_demo_videos(landing / "c", 6, seed=33, duration_s=(5, 8), size=(96, 64))
     (landing / "c" / READY_MARKER).write_text("")
-    sensor = landing_sensor(
-        dg.build_sensor_context(
-            instance=instance, cursor=None, resources={"landing": LandingResource(root=str(landing))}
-        )
-    )
-    assert [r.partition_key for r in sensor.run_requests] == ["c"]
+    before = Warehouse(str(wh)).read("curated_subset")
+    resources = {"landing": LandingResource(root=str(landing)), "warehouse": WarehouseResource(root=str(wh))}
+    sensor = landing_sensor(dg.build_sensor_context(instance=instance, cursor=None, resources=resources))
+    assert [(r.partition_key, r.job_name) for r in sensor.run_requests] == [("c", "ingest_and_select")]
     instance.add_dynamic_partitions("batches", ["c"])
     cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor  # the tick before
-    result = jobs.resolve_job_def(ingest_job.name).execute_in_process(
-        partition_key="c", instance=instance, run_config=QUIET
+    result = defs.resolve_job_def("ingest_and_select").execute_in_process(
+        partition_key="c", instance=instance, run_config=QUIET, resources=res
     )
     assert {e.asset_key.path[-1] for e in result.get_asset_materialization_events()} == {
         "videos",
         "clips",
         "clip_embeddings",
         "cluster_assignments",
+        "curated_subset",
+        "selection_lineage",
     }
+    after = Warehouse(str(wh)).read("curated_subset").sort("rank")
+    assert after.head(before.height)["clip_id"].to_list() == before.sort("rank")["clip_id"].to_list()  # warm start
+    assert "c" in set(after["batch"])
     requested = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-    assert requested.get_num_requested(dg.AssetKey("curated_subset")) == 1
-    assert requested.get_num_requested(cluster_assignments.key) == 0
+    assert requested.total_requested == 0, requested  # nothing left: the run selected
+    assert _stale(instance) == dict.fromkeys(KEYS, "fresh")
+    # while that run's kind of work is under way, a batch that lands is ingested alone and
+    # automation selects it
+    write_demo_videos(landing / "d", 6, seed=34, duration_s=(5, 8), size=(96, 64))
+    (landing / "d" / READY_MARKER).write_text("")
+    busy = instance.create_run_for_job(
+        defs.resolve_job_def("select_subset"), run_config=QUIET, status=dg.DagsterRunStatus.STARTED
+    )
+    sensor = landing_sensor(dg.build_sensor_context(instance=instance, cursor=sensor.cursor, resources=resources))
+    assert [(r.partition_key, r.job_name) for r in sensor.run_requests] == [("d", "ingest_batch")]
+    instance.report_run_canceled(busy)
 
 
 def test_work_acav_curate_did_is_fresh_for_automation(area):
@@ -135,7 +152,10 @@ def test_work_acav_curate_did_is_fresh_for_automation(area):
     runs = len(instance.get_runs())
     res = resources_for(str(landing), str(wh))
     assert _stale(instance) == dict.fromkeys(KEYS, "fresh")  # what the UI shows: nothing Unsynced
-    ctx = dg.build_sensor_context(instance=instance, resources={"landing": LandingResource(root=str(landing))})
+    ctx = dg.build_sensor_context(
+        instance=instance,
+        resources={"landing": LandingResource(root=str(landing)), "warehouse": WarehouseResource(root=str(wh))},
+    )
     assert not landing_sensor(ctx).run_requests  # already ingested with the files they hold
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     assert result.total_requested == 0

@@ -265,7 +265,7 @@ def test_landing_sensor_watches_an_s3_prefix(s3, tmp_path, monkeypatch):
     from acav_assets.core.generators.demo import write_demo_videos
     from acav_assets.core.media.landing import READY_MARKER
     from acav_assets.defs.ingest import landing_sensor
-    from acav_assets.defs.platform.resources import LandingResource
+    from acav_assets.defs.platform.resources import LandingResource, WarehouseResource
 
     monkeypatch.setenv("ACAV_QUIET_PERIOD_S", "3600")
     local = tmp_path / "src"
@@ -279,12 +279,21 @@ def test_landing_sensor_watches_an_s3_prefix(s3, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", s3["AWS_REGION"])
     resource = LandingResource(root="s3://acav-landing/sensor")
     instance = dg.DagsterInstance.ephemeral()
-    result = landing_sensor(dg.build_sensor_context(instance=instance, resources={"landing": resource}))
+    result = landing_sensor(
+        dg.build_sensor_context(
+            instance=instance,
+            resources={"landing": resource, "warehouse": WarehouseResource(root=str(tmp_path / "wh"))},
+        )
+    )
     assert [r.partition_key for r in result.run_requests] == ["ready"]
     (local / "uploading" / READY_MARKER).touch()
     _upload(s3, local, "sensor")
     result = landing_sensor(
-        dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={"landing": resource})
+        dg.build_sensor_context(
+            instance=instance,
+            cursor=result.cursor,
+            resources={"landing": resource, "warehouse": WarehouseResource(root=str(tmp_path / "wh"))},
+        )
     )
     assert [r.partition_key for r in result.run_requests] == ["uploading"]
 

@@ -2,7 +2,9 @@
 ``ingest_batch`` run (probe, cut, embed, assign). A folder is complete with a ``_READY`` file
 (write it last) or after ``ACAV_QUIET_PERIOD_S`` seconds without change (default 300; 0: only
 ``_READY``). The cursor lists the batches requested and each request carries a run key, so a
-restarted daemon neither repeats nor misses a batch; a batch already ingested with the files it
+restarted daemon neither repeats nor misses a batch; when the batch is the only work (centroids
+exist, no other ingest or selection under way) its run is ``ingest_and_select``, which also updates
+the subset, so a batch goes from files to subset in one run; a batch already ingested with the files it
 holds now (by ``acav curate`` on the same instance) is taken as done without a run; a batch whose
 ingest run failed is requested again, up to ``ACAV_INGEST_RUN_ATTEMPTS`` runs, then reported
 until its files change."""
@@ -13,10 +15,10 @@ import os
 import dagster as dg
 
 from acav_assets.defs.platform.partitions import batches
-from acav_assets.defs.platform.resources import LandingResource
+from acav_assets.defs.platform.resources import LandingResource, WarehouseResource
 from acav_assets.defs.platform.versions import latest_materialization
 
-__all__ = ["INGEST_RUN_ATTEMPTS", "ingest_job", "landing_sensor"]
+__all__ = ["INGEST_RUN_ATTEMPTS", "ingest_and_select_job", "ingest_job", "landing_sensor"]
 
 ingest_job = dg.define_asset_job(
     "ingest_batch",
@@ -25,6 +27,31 @@ ingest_job = dg.define_asset_job(
     "landing_sensor): one run per batch. Before the first fit its "
     "assignments wait; automation assigns it once the centroids exist.",
 )
+ingest_and_select_job = dg.define_asset_job(
+    "ingest_and_select",
+    selection=dg.AssetSelection.assets(
+        "videos", "clips", "clip_embeddings", "cluster_assignments", "curated_subset", "selection_lineage"
+    ),
+    description="Probe, cut, embed and assign one landing batch, then update the subset (a warm start): "
+    "one run from a batch's files to the subset, requested by landing_sensor when the batch is the only "
+    "work (the centroids exist, no other ingest or selection is under way).",
+)
+#: The jobs whose runs make a selection wait for them (they write what it reads, or select;
+#: ``__ASSET_JOB``: the runs declarative automation launches).
+_SELECTION_INPUTS = (
+    "ingest_batch",
+    "ingest_and_select",
+    "assign_batch",
+    "refit_centroids",
+    "select_subset",
+    "__ASSET_JOB",
+)
+_ACTIVE = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 #: Runs of ``ingest_batch`` the sensor requests for one batch whose earlier run failed (after
@@ -33,14 +60,29 @@ ingest_job = dg.define_asset_job(
 INGEST_RUN_ATTEMPTS = int(os.environ.get("ACAV_INGEST_RUN_ATTEMPTS", "2"))
 
 
+def _only_work(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> str:
+    """Why one new batch's run should not also select ("" when it should): the centroids must
+    exist (else its assignments and the selection wait) and no other run may be writing what a
+    selection reads or selecting (two selections at once would race for the subset)."""
+    if warehouse.get().scan("cluster_centroids").head(1).collect().height == 0:
+        return "no centroids yet"
+    for job in _SELECTION_INPUTS:
+        if context.instance.get_runs(dg.RunsFilter(job_name=job, statuses=_ACTIVE), limit=1):
+            return f"a {job} run is under way"
+    return ""
+
+
 @dg.sensor(
-    job=ingest_job,
+    jobs=[ingest_job, ingest_and_select_job],
     minimum_interval_seconds=int(os.environ.get("ACAV_SENSOR_INTERVAL_S", "30")),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Adds each complete landing folder as a batch partition and ingests it; a batch whose "
-    "ingest run failed is requested again (bounded), then reported until its files change.",
+    description="Adds each complete landing folder as a batch partition and ingests it (with the "
+    "selection in the same run when it is the only work); a batch whose ingest run failed is requested "
+    "again (bounded), then reported until its files change.",
 )
-def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
+def landing_sensor(
+    context: dg.SensorEvaluationContext, landing: LandingResource, warehouse: WarehouseResource
+) -> dg.SensorResult:
     quiet = float(os.environ.get("ACAV_QUIET_PERIOD_S", "300"))
     state = json.loads(context.cursor) if context.cursor else {}
     done = set(state.get("done", []))
@@ -101,8 +143,15 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
             skip_reason=why + (f"; failed ingest: {', '.join(failed)}" if failed else ""), cursor=cursor
         )
     keys = [b for b, _ in new]
+    job = ingest_job.name
+    if len(requests) == 1:
+        why = _only_work(context, warehouse)
+        job = ingest_and_select_job.name if not why else job
+        context.log.info(f"batch {requests[0][0]}: " + (f"{job} (selection left to automation: {why})" if why else job))
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=key, partition_key=b, tags={"acav/batch": b}) for b, key in requests],
+        run_requests=[
+            dg.RunRequest(run_key=key, partition_key=b, tags={"acav/batch": b}, job_name=job) for b, key in requests
+        ],
         dynamic_partitions_requests=[batches.build_add_request(keys)] if keys else [],
         cursor=cursor,
     )
