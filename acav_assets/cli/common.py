@@ -40,11 +40,16 @@ def existing_warehouse(root: str):
 
 
 def ground_truth(landing: Path, batches: list[str]) -> dict[str, bool]:
+    """Whether each video's sound matches its picture, from the ``ground_truth.csv`` the corpus
+    generators write beside their videos; a file of another kind (or none) gives nothing."""
     from acav_assets.core.generators.demo import read_ground_truth
 
     truth = {}
     for b in batches:
         f = landing / b / "ground_truth.csv"
         if f.is_file():
-            truth.update({f"{b}/{name}": v.matched for name, v in read_ground_truth(f).items()})
+            try:
+                truth.update({f"{b}/{name}": v.matched for name, v in read_ground_truth(f).items()})
+            except (KeyError, ValueError):  # a ground truth of another kind: no precision to print
+                continue
     return truth

@@ -63,6 +63,14 @@ def run_explain(args: argparse.Namespace) -> int:
             f"refinement: agreement, {ref.get('swaps', 0)} clip(s) exchanged"
             + (f" ({ref['note']})" if ref.get("note") else "")
         )
+    sync = facts.get("sync")
+    if sync:
+        print(
+            f"sync: unknown ({sync['reason']})"
+            if sync["offset_s"] is None
+            else f"sync: sound {sync['offset_s']:+.2f} s against the picture, score {sync['sync_score']:.2f}, "
+            f"{'OUT OF SYNC' if sync['out_of_sync'] else 'in sync'} ({sync['n_events']} events)"
+        )
     if "clusters" in facts:
         print("clusters: " + ", ".join(f"{fs} {c}" for fs, c in facts["clusters"].items()))
     if facts["selected"]:

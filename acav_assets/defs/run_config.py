@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from acav_assets.core.stages.curation import held_settings
-from acav_assets.defs import curation, export, features, ingest
+from acav_assets.defs import curation, export, features, ingest, sync
 from acav_assets.defs.platform.resources import (
     ComputeResource,
     ExtractorResource,
@@ -23,6 +23,7 @@ __all__ = ["RUN_CONFIG_CLASSES", "SettingError", "check_run_config", "check_sett
 RUN_CONFIG_CLASSES: dict[str, type[dg.Config]] = {
     "videos": ingest.VideosConfig,
     "clips": ingest.ClipsConfig,
+    "clip_sync": sync.ClipSyncConfig,
     "cluster_centroids": features.ClusteringConfig,
     "curated_subset": curation.SelectionConfig,
     "curated_clips": export.CuratedClipsConfig,

@@ -3,7 +3,7 @@
 ``acav curate`` and the tests use this; it is the same definitions the UI materializes, run as
 the code location's named jobs (``CURATION_JOBS``) in-process against a Dagster instance
 (ephemeral, or the one at ``$DAGSTER_HOME``). Order: per batch ``ingest_batch`` without its
-assignments (``videos → clips → clip_embeddings``); then ``refit_centroids`` when the centroids must be fitted; per
+assignments (``videos → clips → clip_embeddings, clip_sync``); then ``refit_centroids`` when the centroids must be fitted; per
 batch ``assign_batch``; then ``select_subset`` (``curated_subset`` + ``selection_lineage``).
 Asset checks run with the assets they check.
 
@@ -40,6 +40,7 @@ from acav_assets.defs.platform import versions
 from acav_assets.defs.platform.resources import ExtractorResource
 from acav_assets.defs.platform.steps import profile_identity
 from acav_assets.defs.run_config import check_settings, resources_for
+from acav_assets.defs.sync import ClipSyncConfig, clip_sync
 
 
 @dataclass
@@ -162,24 +163,27 @@ def curate_landing(
 
     changed: list[str] = []
     for b in todo:
-        v = versions.embeddings_version(
-            versions.clips_version(
-                versions.videos_version(
-                    landing.fingerprint(b), settings(VideosConfig, "videos"), landing.allowed_link_roots
-                ),
-                settings(ClipsConfig, "clips"),
+        clips_v = versions.clips_version(
+            versions.videos_version(
+                landing.fingerprint(b), settings(VideosConfig, "videos"), landing.allowed_link_roots
             ),
-            profile,
+            settings(ClipsConfig, "clips"),
         )
+        v = versions.embeddings_version(clips_v, profile)
+        sync_v = versions.sync_version(clips_v, settings(ClipSyncConfig, "clip_sync"))
         batch_versions[b] = v
         recorded = versions.recorded_version(instance, "clip_embeddings", b)
         if up_to_date(recorded, v, "clip_embeddings", b):
-            report.skipped.append(f"{b}: videos, clips, clip_embeddings")
+            if up_to_date(versions.recorded_version(instance, "clip_sync", b), sync_v, "clip_sync", b):
+                report.skipped.append(f"{b}: videos, clips, clip_embeddings, clip_sync")
+            else:  # embedded before the sync estimate existed, or its flag settings changed
+                report.skipped.append(f"{b}: videos, clips, clip_embeddings")
+                run(ingest_job, b, f"batch {b}: clip_sync", only=[clip_sync])
             continue
         if recorded is not None:
             changed.append(b)  # ingested before with other files or settings: its old rows may be in the subset
         # its assignments below, once it is known whether the centroids are refitted first
-        run(ingest_job, b, f"batch {b}: videos, clips, clip_embeddings", only=PER_BATCH)
+        run(ingest_job, b, f"batch {b}: videos, clips, clip_embeddings, clip_sync", only=PER_BATCH)
 
     spaces = sorted(fs.name for fs in profile_spaces(ex))
     fitted = wh.scan("cluster_centroids").select("feature_space").unique().collect()["feature_space"].to_list()

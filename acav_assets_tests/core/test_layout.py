@@ -97,7 +97,7 @@ def test_the_cycle_finder_sees_a_planted_circle():
 
 DEFS = PACKAGE / "defs"
 CLI = PACKAGE / "cli"
-DOMAINS = ("ingest", "features", "curation", "export", "maintenance")
+DOMAINS = ("ingest", "features", "sync", "curation", "export", "maintenance")
 
 
 def _defs_violations() -> list[str]:

@@ -214,6 +214,13 @@ def test_asset_specs_snapshot():
             "kinds": ["deltalake", "torch"],
             "has_description": True,
         },
+        "clip_sync": {
+            "group": "features",
+            "partitioned": True,
+            "deps": ["clips"],
+            "kinds": ["deltalake", "pyav"],
+            "has_description": True,
+        },
         "cluster_centroids": {
             "group": "features",
             "partitioned": False,
@@ -231,7 +238,7 @@ def test_asset_specs_snapshot():
         "curated_subset": {
             "group": "curation",
             "partitioned": False,
-            "deps": ["clips", "cluster_assignments"],
+            "deps": ["clip_sync", "clips", "cluster_assignments"],
             "kinds": ["deltalake", "numba"],
             "has_description": True,
         },

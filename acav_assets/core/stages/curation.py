@@ -35,10 +35,13 @@ from acav_assets.core.stages.agreement import REFINEMENTS, Refinement, refine_by
 from acav_assets.core.stages.centroids import load_clusterings
 from acav_assets.core.stages.labels import ClipIndex, assignment_matrix
 from acav_assets.core.stages.pool_vectors import read_vectors
+from acav_assets.core.stages.sync import out_of_sync_clips
 from acav_assets.core.warehouse.tables import Warehouse
 
 #: How a selection relates to the previous subset (see ``SelectionParams.mode``).
 MODES = ("auto", "incremental", "full")
+#: What the selection does with clips flagged out of sync (see ``SelectionParams.sync_filter``).
+SYNC_FILTERS = ("exclude", "keep")
 
 __all__ = [
     "MODES",
@@ -89,6 +92,12 @@ class SelectionParams:
     dedup_spaces: tuple[str, ...] = setting(
         (), "feature spaces compared by semantic dedup (none = every clustered one)"
     )
+    sync_filter: str = setting(
+        "exclude",
+        "clips the clip_sync table flags out of sync (their sound shifted against their picture): 'exclude' leaves "
+        "them out of the pool, 'keep' selects as if they were in sync (an unknown estimate is never a flag)",
+        choices=SYNC_FILTERS,
+    )
     refinement: str = setting(
         "agreement",
         "after the MI search: 'agreement' exchanges the picks whose sound agrees least with their picture for "
@@ -100,7 +109,7 @@ class SelectionParams:
         budget = self.budget
         if not (0 < budget <= 1 or (budget > 1 and float(budget).is_integer())):
             raise ValueError(f"budget must be a share in (0, 1] or a whole number of clips, got {budget}")
-        for name in ("pairing", "mode", "weighting", "refinement"):
+        for name in ("pairing", "mode", "weighting", "refinement", "sync_filter"):
             allowed = settings_of(SelectionParams, [name])[0].choices
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -221,6 +230,7 @@ SELECTION_KEYS = (
     "weight_keep",
     "dedup_cosine",
     "dedup_spaces",
+    "sync_filter",
     "refinement",
 )
 
@@ -434,6 +444,11 @@ def curate_incremental(
             wh, params, labels, clusterings, lambda rows: [keys[r] for r in rows], removable
         )
         candidates = np.setdiff1d(candidates, dup)
+    out_sync = np.zeros(0, np.int64)
+    if params.sync_filter == "exclude":  # flagged clips of the new batches leave the candidates
+        flagged = out_of_sync_clips(wh, new_batches)
+        out_sync = np.array([n_old + i for i, cid in enumerate(new_ids) if cid in flagged], np.int64)
+        candidates = np.setdiff1d(candidates, out_sync)
     budget = int(round(params.budget * candidates.size))
     pairs = resolve_pairs(params.pairing, len(columns), modalities)
     # a warm start extends a selection: it keeps the weights that selection used
@@ -517,6 +532,7 @@ def curate_incremental(
         "objective": float(sel.objective),
         "seed": params.seed + best,
         "semantic_duplicates": int(prev.get("semantic_duplicates") or 0) + int(dup.size),
+        "out_of_sync_excluded": int(prev.get("out_of_sync_excluded") or 0) + int(out_sync.size),
         **_weighting_columns(weighting, pairs, clusterings),
         **_refinement_record(refinement),
     }
@@ -536,7 +552,7 @@ def curate_incremental(
         weighting,
         pairs,
         _duplicates_table(selection_id, found),
-        None if not dup.size else np.r_[np.arange(n_old), candidates],
+        None if not (dup.size or out_sync.size) else np.r_[np.arange(n_old), candidates],
         refinement,
     )
 
@@ -568,6 +584,12 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     if params.dedup_cosine > 0:
         dup, found = _semantic_duplicates(wh, params, labels, clusterings, ids_of, np.ones(len(clip_ids), bool))
         pool_rows = np.setdiff1d(np.arange(len(clip_ids)), dup) if dup.size else None
+    out_sync = np.zeros(0, np.int64)
+    if params.sync_filter == "exclude":  # clips flagged out of sync leave the pool
+        flagged = out_of_sync_clips(wh, list(clip_ids.batches))
+        if flagged:
+            out_sync = clip_ids.rows_of(sorted(flagged))
+            pool_rows = np.setdiff1d(np.arange(len(clip_ids)) if pool_rows is None else pool_rows, out_sync)
     pool = labels if pool_rows is None else labels[pool_rows]
     weighting = _weighting(pool, params, pairs, modalities)
     runs, best = _best_of_restarts(
@@ -641,6 +663,7 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
         "objective": float(sel.objective),
         "seed": params.seed + best,
         "semantic_duplicates": int(dup.size),
+        "out_of_sync_excluded": int(out_sync.size),
         **_weighting_columns(weighting, pairs, clusterings),
         **_refinement_record(refinement),
     }

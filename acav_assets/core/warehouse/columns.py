@@ -49,6 +49,18 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "feature_space": "Embedding space: <modality>/<model>/<layer>, modality audio or visual",
         "vector": "The clip's float32 embedding in that space, as the extractor gave it (one fixed length per space)",
     },
+    "clip_sync": {
+        "batch": "Batch key of the clip (the Delta partition)",
+        "clip_id": "Clip id (clips.clip_id)",
+        "offset_s": "Estimated offset of the sound against the picture in seconds, > 0 when the sound comes late; "
+        "null when unknown (no usable sound onsets or motion events)",
+        "sync_score": "How sure the clip is in sync, in [0, 1] (1: a clear correlation peak at 0); null when unknown",
+        "n_events": "Sound onsets that meet a motion event at the estimated offset: what the estimate rests on",
+        "method": "Estimator that answered (onset-motion: sound onsets against picture motion, weight-free)",
+        "reason": "Why the estimate is unknown ('' when it is known)",
+        "out_of_sync": "The estimate is at least 0.2 s from 0 with a score under 0.5 (the selection leaves such clips "
+        "out unless sync_filter is keep); null when unknown",
+    },
     "cluster_centroids": {
         "clustering_id": (
             "Clustering id: <feature space>@k<k>-<hash of the fit settings, the sampled clips and the centroids>"
@@ -111,6 +123,10 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "pair_weights": ("JSON list per clustering pair: a, b (feature spaces), score (pool's adjusted MI), z, weight"),
         "weighting": "Pair weighting rule (ami or plain), with a note when it fell back or reused earlier weights",
         "semantic_duplicates": "Clips semantic dedup left out of the pool, summed over the runs this one extends",
+        "out_of_sync_excluded": (
+            "Clips clip_sync flagged out of sync and the selection left out of the pool (sync_filter exclude), "
+            "summed over the runs this one extends"
+        ),
         "refinement": (
             "JSON: the refinement after the MI search: rule (agreement or none), the space pairs scored, "
             "the clips exchanged, and why it kept the MI selection when it did"

@@ -70,7 +70,15 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
         "objective": run["objective"],
         # the label-free refinement after the MI search (runs recorded before it existed: none)
         "refinement": json.loads(run.get("refinement") or '{"rule": "none"}'),
+        "sync": _sync_of(wh, clip_id),
     }
+    if out["sync"] and out["sync"]["out_of_sync"] and params.get("sync_filter", "keep") == "exclude":
+        out.update(
+            selected=False,
+            reason="out of sync: its sound is shifted against its picture (clip_sync), so "
+            "the selection left it out of the pool (sync_filter exclude)",
+        )
+        return out
     if found.size == 0:
         out.update(
             selected=False,
@@ -131,6 +139,15 @@ def explain_clip(wh: Warehouse, clip_id: str) -> dict:
             weakest_selected=clip_ids.ids_at([sel_rows[weakest]])[0],
         )
     return out
+
+
+def _sync_of(wh: Warehouse, clip_id: str) -> dict | None:
+    """The clip's ``clip_sync`` row (offset, score, flag, why unknown), or None before there is one."""
+    got = wh.scan("clip_sync").filter(pl.col("clip_id") == clip_id).collect()
+    if got.height == 0:
+        return None
+    r = got.row(0, named=True)
+    return {k: r[k] for k in ("offset_s", "sync_score", "out_of_sync", "n_events", "method", "reason")}
 
 
 # --- heatmap PNG (no plotting dependency: numpy + zlib) -----------------------------------

@@ -65,6 +65,16 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "feature_space": pl.String,
         "vector": _VEC,
     },
+    "clip_sync": {
+        "batch": pl.String,
+        "clip_id": pl.String,
+        "offset_s": pl.Float64,  # > 0: the sound comes late; null: unknown (no usable events)
+        "sync_score": pl.Float64,  # in [0, 1], high: in sync; null: unknown
+        "n_events": pl.Int64,
+        "method": pl.String,
+        "reason": pl.String,
+        "out_of_sync": pl.Boolean,  # null: unknown
+    },
     "cluster_centroids": {
         "clustering_id": pl.String,
         "feature_space": pl.String,
@@ -116,6 +126,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "pair_weights": pl.String,
         "weighting": pl.String,
         "semantic_duplicates": pl.Int64,  # clips left out of the pool by semantic dedup (all runs it extends)
+        "out_of_sync_excluded": pl.Int64,  # clips flagged out of sync left out of the pool (all runs it extends)
         "refinement": pl.String,  # JSON: the refinement after the MI search (rule, pairs, swaps, note)
     },
     # clips that semantic dedup left out of a selection's pool, and the kept clip each repeats
@@ -188,7 +199,9 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 }
 
 #: Tables partitioned by batch (one dynamic partition of the Dagster layer each).
-PARTITIONED = frozenset({"videos", "video_fingerprints", "clips", "clip_embeddings", "cluster_assignments"})
+PARTITIONED = frozenset(
+    {"videos", "video_fingerprints", "clips", "clip_embeddings", "clip_sync", "cluster_assignments"}
+)
 
 #: A batch key: a folder name that is safe everywhere (paths, predicates, partition keys, URLs).
 BATCH_KEY_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"

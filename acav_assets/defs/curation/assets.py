@@ -25,7 +25,7 @@ __all__ = ["curated_subset"]
     specs=[
         dg.AssetSpec(
             "curated_subset",
-            deps=["cluster_assignments", "clips"],
+            deps=["cluster_assignments", "clips", "clip_sync"],
             group_name=CURATION,
             code_version=CODE_VERSIONS["curated_subset"],
             kinds={"numba", "deltalake"},
@@ -39,7 +39,7 @@ __all__ = ["curated_subset"]
                 dg.AutomationCondition.eager()
                 .without(~dg.AutomationCondition.any_deps_missing())
                 .without(~dg.AutomationCondition.any_deps_in_progress())
-                .ignore(dg.AssetSelection.assets("clips"))
+                .ignore(dg.AssetSelection.assets("clips", "clip_sync"))
                 & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing()).allow(
                     dg.AssetSelection.assets("cluster_assignments")
                 )

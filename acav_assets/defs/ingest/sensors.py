@@ -22,7 +22,7 @@ __all__ = ["INGEST_RUN_ATTEMPTS", "ingest_and_select_job", "ingest_job", "landin
 
 ingest_job = dg.define_asset_job(
     "ingest_batch",
-    selection=dg.AssetSelection.assets("videos", "clips", "clip_embeddings", "cluster_assignments"),
+    selection=dg.AssetSelection.assets("videos", "clips", "clip_embeddings", "clip_sync", "cluster_assignments"),
     description="Probe, cut, embed and assign one landing batch (requested by "
     "landing_sensor): one run per batch. Before the first fit its "
     "assignments wait; automation assigns it once the centroids exist.",
@@ -30,7 +30,7 @@ ingest_job = dg.define_asset_job(
 ingest_and_select_job = dg.define_asset_job(
     "ingest_and_select",
     selection=dg.AssetSelection.assets(
-        "videos", "clips", "clip_embeddings", "cluster_assignments", "curated_subset", "selection_lineage"
+        "videos", "clips", "clip_embeddings", "clip_sync", "cluster_assignments", "curated_subset", "selection_lineage"
     ),
     description="Probe, cut, embed and assign one landing batch, then update the subset (a warm start): "
     "one run from a batch's files to the subset, requested by landing_sensor when the batch is the only "

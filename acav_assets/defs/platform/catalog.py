@@ -17,6 +17,7 @@ TABLE_OF = {
     "videos": "videos",
     "clips": "clips",
     "clip_embeddings": "clip_embeddings",
+    "clip_sync": "clip_sync",
     "cluster_centroids": "cluster_centroids",
     "cluster_assignments": "cluster_assignments",
     "curated_subset": "curated_subset",

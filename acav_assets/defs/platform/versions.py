@@ -34,6 +34,7 @@ CODE_VERSIONS = {
     "videos": "7",
     "clips": "2",
     "clip_embeddings": "3",
+    "clip_sync": "1",
     "cluster_centroids": "2",
     "cluster_assignments": "1",
     "curated_subset": "2",
@@ -64,6 +65,10 @@ def clips_version(videos_version: str | None, settings: Mapping) -> str:
 
 def embeddings_version(clips_version: str | None, profile: Mapping) -> str:
     return digest(clips_version, profile, CODE_VERSIONS["clip_embeddings"])
+
+
+def sync_version(clips_version: str | None, settings: Mapping) -> str:
+    return digest(clips_version, _what("clip_sync", settings), CODE_VERSIONS["clip_sync"])
 
 
 def fit_version(profile: Mapping, settings: Mapping) -> str:
