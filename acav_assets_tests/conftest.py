@@ -64,3 +64,10 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped, but ACAV_REQUIRE_SERVICES=1 makes a skip a failure: {reason}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that takes the S3 server fixture needs a service too (moto, started by the test)."""
+    for item in items:
+        if "s3" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.services)

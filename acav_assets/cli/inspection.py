@@ -47,7 +47,7 @@ def add_parsers(sub) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from acav_assets.core.warehouse.report import explain_clip
+    from acav_assets.core.stages.report import explain_clip
 
     facts = explain_clip(existing_warehouse(args.warehouse), args.clip_id)
     if args.json:
@@ -99,7 +99,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from acav_assets.core.warehouse.report import write_report
+    from acav_assets.core.stages.report import write_report
 
     paths = write_report(existing_warehouse(args.warehouse), args.out)
     print(f"wrote {paths['report']} and {paths['heatmap']}")
@@ -129,7 +129,7 @@ def run_maintain(args: argparse.Namespace) -> int:
 
 
 def run_subset(args: argparse.Namespace) -> int:
-    from acav_assets.core.warehouse.report import subset_as_of
+    from acav_assets.core.stages.report import subset_as_of
 
     wh = existing_warehouse(args.warehouse)
     if args.as_of is None:

@@ -21,7 +21,7 @@ def print_curation(
     """Print the curation's summary; the exit code: 1 when an ERROR-severity check failed or a
     batch was not assigned, else 0."""
     from acav_assets.core.stages.curation import SELECTION_KEYS
-    from acav_assets.core.warehouse.report import latest_run
+    from acav_assets.core.stages.report import latest_run
     from acav_assets.core.warehouse.tables import Warehouse
 
     wh = Warehouse(warehouse, wh_opts or None)

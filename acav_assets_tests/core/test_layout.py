@@ -145,3 +145,15 @@ def test_no_file_of_defs_or_cli_is_over_300_lines():
         if (n := len(p.read_text().splitlines())) > 300
     }
     assert not long, f"files over 300 lines: {long}"
+
+
+def test_the_warehouse_layer_imports_nothing_above_it():
+    """``core/warehouse`` (tables, lineage arithmetic, the fingerprint index, local state) is the
+    storage layer: the stages and media modules build on it, never the other way round."""
+    graph = _core_graph()
+    upward = {
+        mod: sorted(d for d in deps if not d.startswith(("acav_assets.core.warehouse", "acav_assets.core.bits")))
+        for mod, deps in graph.items()
+        if mod.startswith("acav_assets.core.warehouse")
+    }
+    assert {m: d for m, d in upward.items() if d} == {}

@@ -21,6 +21,8 @@ from acav_assets.defs.ingest import clips, landing_sensor, videos
 from acav_assets.defs.platform.resources import LandingResource, WarehouseResource
 from acav_assets.defs.runner import resources_for
 
+pytestmark = pytest.mark.slow  # end to end through Dagster (a quick loop: -m 'not slow')
+
 
 def _no_warehouse():
     """The landing sensor's warehouse where nothing is fitted yet: its runs are ``ingest_batch``."""
@@ -606,7 +608,7 @@ def test_dying_between_the_selection_writes_leaves_the_previous_subset_current(t
     """curated_subset dies after writing its run row and lineage but before its subset (the
     commit point): the previous subset, its run row and its lineage stay the current ones, and
     the next run warm-starts from them without counting the new batch twice."""
-    from acav_assets.core.warehouse.report import latest_run
+    from acav_assets.core.stages.report import latest_run
 
     landing = tmp_path / "landing"
     write_demo_videos(landing / "a", 12, seed=51)

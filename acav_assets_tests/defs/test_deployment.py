@@ -23,6 +23,8 @@ from acav_assets.core.media.landing import READY_MARKER
 from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets_tests.conftest import free_port, stop_processes
 
+pytestmark = pytest.mark.slow  # end to end through Dagster (a quick loop: -m 'not slow')
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -100,6 +102,7 @@ def _wait_for(predicate, timeout, what, logs, procs=()):
     raise AssertionError(f"timed out waiting for {what}\n{tail}")
 
 
+@pytest.mark.services
 @pytest.mark.skipif(_pg_bin("initdb") is None, reason="PostgreSQL server binaries are not installed")
 def test_sensor_and_automation_curate_a_dropped_batch_with_postgres(tmp_path):
     pg = Postgres()
@@ -304,6 +307,7 @@ def test_a_celery_broker_off_the_machine_needs_a_password(monkeypatch):
     assert celery_broker() == "redis://127.0.0.1:6379/0"  # unset: a broker on this machine
 
 
+@pytest.mark.services
 @pytest.mark.skipif(
     shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"), reason="nginx is not installed"
 )

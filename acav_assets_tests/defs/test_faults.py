@@ -279,6 +279,8 @@ _FINGERPRINT_POOL = """
 import sys
 from pathlib import Path
 from acav_assets.core.stages.near_duplicates import fingerprint_rows
+
+pytestmark = pytest.mark.slow  # end to end through Dagster (a quick loop: -m 'not slow')
 root = Path(sys.argv[1])
 rows = [{"batch": "b", "video_id": p.stem, "path": str(p.relative_to(root)), "status": "ok", "duration_s": None}
         for p in sorted((root / "b1").glob("*.mp4"))] * 40

@@ -12,10 +12,12 @@ import pytest
 from acav_assets.cli import main as acav_main
 from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.selection import marginal_effects, mean_mutual_information, resolve_pairs
-from acav_assets.core.warehouse.report import explain_clip, latest_run, run_pair_weights, subset_as_of, write_report
+from acav_assets.core.stages.report import explain_clip, latest_run, run_pair_weights, subset_as_of, write_report
 from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets.defs.definitions import ASSETS
 from acav_assets.defs.runner import curate_landing, resources_for
+
+pytestmark = pytest.mark.slow  # end to end through Dagster (a quick loop: -m 'not slow')
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ from acav_assets.defs.ingest import ingest_job, landing_sensor
 from acav_assets.defs.platform.resources import LandingResource, WarehouseResource
 from acav_assets.defs.runner import resources_for
 
+pytestmark = pytest.mark.slow  # end to end through Dagster (a quick loop: -m 'not slow')
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 KEYS = ["videos", "clips", "clip_embeddings", "cluster_centroids", "cluster_assignments", "curated_subset"]
 

@@ -27,6 +27,8 @@ from acav_assets.defs.ingest import clips, videos
 from acav_assets.defs.runner import curate_landing, resources_for
 from acav_assets_tests.conftest import free_port, stop_processes
 
+pytestmark = pytest.mark.slow  # end to end through Dagster (a quick loop: -m 'not slow')
+
 REPO = Path(__file__).resolve().parents[2]
 
 

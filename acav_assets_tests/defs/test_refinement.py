@@ -12,6 +12,8 @@ from acav_assets.cli import main as acav_main
 from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.warehouse.tables import Warehouse
 
+pytestmark = pytest.mark.slow  # end to end through Dagster (a quick loop: -m 'not slow')
+
 
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory):

@@ -25,6 +25,8 @@ from acav_assets.core.media.probe import probe_files
 from acav_assets.core.warehouse.tables import Warehouse, validate_batch_key
 from acav_assets.defs.runner import curate_landing
 
+pytestmark = pytest.mark.slow  # end to end through Dagster (a quick loop: -m 'not slow')
+
 PY = sys.executable
 
 

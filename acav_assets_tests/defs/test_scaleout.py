@@ -149,6 +149,7 @@ wh.write_batch("clips", batch, [{"batch": batch, "clip_id": f"{batch}-{i}", "vid
 """
 
 
+@pytest.mark.slow
 def test_concurrent_batch_writes_on_s3_lose_nothing(s3, tmp_path):
     import json
     import subprocess
@@ -298,6 +299,7 @@ def test_landing_sensor_watches_an_s3_prefix(s3, tmp_path, monkeypatch):
     assert [r.partition_key for r in result.run_requests] == ["uploading"]
 
 
+@pytest.mark.slow
 def test_pipeline_end_to_end_with_landing_and_warehouse_on_s3(s3, tmp_path):
     """Both on the S3 server: the sensor's batches are staged, probed, embedded, clustered and
     selected; bad input on the remote gets its status; the staged copies are dropped after."""
@@ -336,6 +338,7 @@ def test_pipeline_end_to_end_with_landing_and_warehouse_on_s3(s3, tmp_path):
     assert not any(p.is_file() for p in cache.rglob("*"))  # released after the embeddings
 
 
+@pytest.mark.slow
 def test_acav_curate_twice_on_an_object_store_warehouse_runs_nothing_the_second_time(s3, tmp_path, monkeypatch, capsys):
     """Without a Dagster home, an S3 warehouse's data versions go to this machine's cache, so
     the same command again finds everything up to date (it re-ran every step before)."""
@@ -366,6 +369,8 @@ def _redis_bin():
     return shutil.which("redis-server")
 
 
+@pytest.mark.services
+@pytest.mark.slow
 @pytest.mark.skipif(_redis_bin() is None, reason="redis-server is not installed")
 def test_batches_run_on_celery_workers(tmp_path, monkeypatch):
     import subprocess

@@ -19,6 +19,8 @@ from acav_assets.defs.features import clip_embeddings, cluster_assignments
 from acav_assets.defs.ingest import clips, videos
 from acav_assets.defs.runner import resources_for
 
+pytestmark = pytest.mark.slow  # end to end through Dagster (a quick loop: -m 'not slow')
+
 
 @pytest.fixture
 def held(tmp_path):

@@ -14,7 +14,10 @@ from acav_assets.cli import main as acav_main
 from acav_assets.core.generators.sync_events import check_available, write_sync_event_videos
 from acav_assets.core.warehouse.tables import SCHEMAS, Warehouse
 
-pytestmark = pytest.mark.skipif(bool(check_available()), reason="the sync corpus needs the stamps packages")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(check_available()), reason="the sync corpus needs the stamps packages"),
+]
 
 
 @pytest.fixture(scope="module")

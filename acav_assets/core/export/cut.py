@@ -21,6 +21,7 @@ import numpy as np
 
 from acav_assets.core.media.decode import display_turns, upright, walk_window
 from acav_assets.core.settings import setting
+from acav_assets.core.statuses import ExportStatus
 
 __all__ = ["CutConfig", "CutClip", "cut_clip", "cut_or_reason"]
 
@@ -220,6 +221,6 @@ def cut_or_reason(job: tuple[str, float, float, CutConfig]) -> CutClip | tuple[s
     try:
         return cut_clip(path, start, end, cfg)
     except FileNotFoundError as exc:
-        return ("missing_media", str(exc))
+        return (ExportStatus.MISSING_MEDIA, str(exc))
     except (ValueError, OSError) as exc:
-        return ("decode_error", str(exc))
+        return (ExportStatus.DECODE_ERROR, str(exc))

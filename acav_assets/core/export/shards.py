@@ -53,6 +53,7 @@ from acav_assets.core.export.cut import cut_or_reason as _encode  # workers impo
 from acav_assets.core.media.probe import resolves_inside
 from acav_assets.core.processes import die_with_parent
 from acav_assets.core.settings import setting
+from acav_assets.core.statuses import ExportStatus
 from acav_assets.core.warehouse.tables import SCHEMAS
 
 __all__ = [
@@ -168,7 +169,7 @@ def _verified(manifest: pl.DataFrame, out: Path) -> tuple[pl.DataFrame, list[str
     are not: their shard is gone, or shorter than the manifest says (then it is renamed
     ``<name>.damaged``, out of the ``clips-*.tar`` pattern loaders read, and all its clips are
     exported again)."""
-    ok = manifest.filter(pl.col("status") == "ok")
+    ok = manifest.filter(pl.col("status") == ExportStatus.OK)
     if ok.height == 0:
         return ok, []
     sizes = {s.name: s.stat().st_size for s in _shards(out)}
@@ -199,7 +200,7 @@ def _recover(shard: Path) -> list[dict]:
                 rows.append(
                     {
                         **{k: meta.get(k) for k in MANIFEST_SCHEMA},
-                        "status": "ok",
+                        "status": ExportStatus.OK,
                         "shard": shard.name,
                         "index_in_shard": idx,
                         "offset_bytes": off,
@@ -430,7 +431,9 @@ def _export(subset, media_root, out: Path, subset_version, config, progress, on_
                     "width": res.width,
                     "height": res.height,
                 }
-                writer.write(_sample(res, {**meta, **info}), {**meta, **info, "status": "ok", "exported_at": now})
+                writer.write(
+                    _sample(res, {**meta, **info}), {**meta, **info, "status": ExportStatus.OK, "exported_at": now}
+                )
                 report.written += 1
             if progress:
                 progress(i + 1, len(jobs))
@@ -451,7 +454,7 @@ def _export(subset, media_root, out: Path, subset_version, config, progress, on_
     rows = rows.with_columns(pl.col("clip_id").is_in(list(in_sel)).alias("in_selection")).select(
         [pl.col(c).cast(t) for c, t in MANIFEST_SCHEMA.items()]
     )
-    report.stale = rows.filter(~pl.col("in_selection") & (pl.col("status") == "ok")).height
+    report.stale = rows.filter(~pl.col("in_selection") & (pl.col("status") == ExportStatus.OK)).height
     tmp = out / "manifest.parquet.tmp"
     rows.write_parquet(tmp)
     os.replace(tmp, out / "manifest.parquet")

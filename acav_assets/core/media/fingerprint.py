@@ -48,6 +48,7 @@ import av
 import numpy as np
 import scipy.fft
 
+from acav_assets.core.bits import popcount64
 from acav_assets.core.media.decode import display_turns
 from acav_assets.core.settings import setting
 
@@ -143,12 +144,6 @@ _BITS = (1 << np.arange(64, dtype=np.uint64)).astype(np.uint64)
 def _pack(bits: np.ndarray) -> np.ndarray:
     """(N, 64) bool -> (N,) uint64."""
     return (bits.astype(np.uint64) * _BITS).sum(axis=1, dtype=np.uint64)
-
-
-def popcount64(x: np.ndarray) -> np.ndarray:
-    """Number of set bits of each uint64."""
-    x = np.ascontiguousarray(x, dtype=np.uint64)
-    return np.unpackbits(x.view(np.uint8).reshape(*x.shape, 8), axis=-1).sum(axis=-1)
 
 
 def _picture_hash(grey: np.ndarray) -> tuple[int, np.ndarray]:

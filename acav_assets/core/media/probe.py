@@ -28,6 +28,7 @@ import av
 
 from acav_assets.core.media.decode import display_turns
 from acav_assets.core.settings import setting
+from acav_assets.core.statuses import VideoStatus
 
 __all__ = [
     "STATUSES",
@@ -39,21 +40,10 @@ __all__ = [
     "resolves_inside",
 ]
 
-OK = "ok"
-#: Every status a file can get. Bad input is recorded with one of these, never raised.
-STATUSES = (
-    OK,
-    "no_audio",  # no audio stream (or no decodable audio)
-    "no_video",  # no video stream (cover art does not count)
-    "too_short",  # shorter than ProbeConfig.min_duration_s
-    "too_long",  # longer than ProbeConfig.max_duration_s
-    "too_large",  # frame or file larger than the configured limits
-    "corrupt",  # not a media file, truncated, or undecodable
-    "unreadable",  # cannot be read: permissions, broken link, not a regular file
-    "outside_landing",  # a link that resolves outside the landing area (never opened)
-    "duplicate",  # same content as a file seen earlier
-    "timeout",  # probing took longer than the per-file time limit
-)
+OK = VideoStatus.OK
+#: Every status a file can get (:class:`~acav_assets.core.statuses.VideoStatus`). Bad input is recorded with
+#: one of these, never raised.
+STATUSES = tuple(VideoStatus)
 
 _HASH_CHUNK = 1 << 20
 
@@ -119,6 +109,7 @@ class VideoRecord:
         """A flat dict for a table row (``extra`` dropped)."""
         row = asdict(self)
         row.pop("extra")
+        row["status"] = str(self.status)  # the plain string the table holds
         return row
 
     @classmethod
@@ -154,7 +145,7 @@ def probe_file(path: str | os.PathLike, config: ProbeConfig = ProbeConfig()) -> 
         return VideoRecord(
             _path_id(spath),
             spath,
-            "outside_landing",
+            VideoStatus.OUTSIDE_LANDING,
             f"a link that resolves outside the landing area (to {os.path.realpath(spath)}): "
             f"not read; allow its folder explicitly to ingest it",
         )
@@ -162,18 +153,18 @@ def probe_file(path: str | os.PathLike, config: ProbeConfig = ProbeConfig()) -> 
         st = os.stat(spath)  # follows symlinks
     except FileNotFoundError:
         kind = "broken symlink" if os.path.islink(spath) else "file not found"
-        return VideoRecord(_path_id(spath), spath, "unreadable", f"{kind}: {spath}")
+        return VideoRecord(_path_id(spath), spath, VideoStatus.UNREADABLE, f"{kind}: {spath}")
     except OSError as exc:
-        return VideoRecord(_path_id(spath), spath, "unreadable", f"cannot stat: {exc.strerror or exc}")
+        return VideoRecord(_path_id(spath), spath, VideoStatus.UNREADABLE, f"cannot stat: {exc.strerror or exc}")
     if not stat.S_ISREG(st.st_mode):
         kind = "directory" if stat.S_ISDIR(st.st_mode) else "FIFO" if stat.S_ISFIFO(st.st_mode) else "special file"
-        return VideoRecord(_path_id(spath), spath, "unreadable", f"not a regular file ({kind})")
+        return VideoRecord(_path_id(spath), spath, VideoStatus.UNREADABLE, f"not a regular file ({kind})")
     if st.st_mode & 0o444 == 0:
         # Refuse even when running as root, so that behaviour does not depend on the user.
         return VideoRecord(
             _path_id(spath),
             spath,
-            "unreadable",
+            VideoStatus.UNREADABLE,
             f"permission denied (mode {stat.filemode(st.st_mode)})",
             size_bytes=st.st_size,
         )
@@ -181,19 +172,21 @@ def probe_file(path: str | os.PathLike, config: ProbeConfig = ProbeConfig()) -> 
         vid = content_id(spath, st.st_size, full_limit=config.hash_full_limit_bytes)
     except OSError as exc:
         return VideoRecord(
-            _path_id(spath), spath, "unreadable", f"cannot read: {exc.strerror or exc}", size_bytes=st.st_size
+            _path_id(spath), spath, VideoStatus.UNREADABLE, f"cannot read: {exc.strerror or exc}", size_bytes=st.st_size
         )
     rec = VideoRecord(vid, spath, OK, size_bytes=st.st_size)
     if st.st_size == 0:
-        return _fail(rec, "corrupt", "empty file (0 bytes)")
+        return _fail(rec, VideoStatus.CORRUPT, "empty file (0 bytes)")
     if config.max_file_bytes is not None and st.st_size > config.max_file_bytes:
-        return _fail(rec, "too_large", f"file is {st.st_size:,} bytes, above the limit of {config.max_file_bytes:,}")
+        return _fail(
+            rec, VideoStatus.TOO_LARGE, f"file is {st.st_size:,} bytes, above the limit of {config.max_file_bytes:,}"
+        )
     try:
         _inspect(rec, spath, config)
     except av.error.FFmpegError as exc:
-        return _fail(rec, "corrupt", f"not a readable media file: {_ffmpeg_message(exc)}")
+        return _fail(rec, VideoStatus.CORRUPT, f"not a readable media file: {_ffmpeg_message(exc)}")
     except (OSError, ValueError, RuntimeError, MemoryError) as exc:  # defensive: never escape
-        return _fail(rec, "corrupt", f"{type(exc).__name__}: {exc}")
+        return _fail(rec, VideoStatus.CORRUPT, f"{type(exc).__name__}: {exc}")
     return rec
 
 
@@ -238,33 +231,39 @@ def _inspect(rec: VideoRecord, path: str, config: ProbeConfig) -> None:
             rec.channels = aus.codec_context.channels or None
         rec.duration_s = _duration(container, vs, aus)
         if vs is None:
-            _fail(rec, "no_video", "no video stream" + (" (only cover art)" if container.streams.video else ""))
+            _fail(
+                rec, VideoStatus.NO_VIDEO, "no video stream" + (" (only cover art)" if container.streams.video else "")
+            )
             return
         if aus is None:
-            _fail(rec, "no_audio", "no audio stream")
+            _fail(rec, VideoStatus.NO_AUDIO, "no audio stream")
             return
         if _too_large(rec, config):
             return
         if config.check_decode:
             problem = _check_decodable(container, vs, aus, rec, config)
             if problem:
-                _fail(rec, "corrupt", problem)
+                _fail(rec, VideoStatus.CORRUPT, problem)
                 return
             if rec.status != OK or _too_large(rec, config):
                 return
         if not rec.width or not rec.height:
-            _fail(rec, "corrupt", "video stream has no frame size")
+            _fail(rec, VideoStatus.CORRUPT, "video stream has no frame size")
             return
         if rec.duration_s is None or not math.isfinite(rec.duration_s) or rec.duration_s <= 0:
-            _fail(rec, "corrupt", "duration unknown")
+            _fail(rec, VideoStatus.CORRUPT, "duration unknown")
             return
         if rec.duration_s < config.min_duration_s:
             _fail(
-                rec, "too_short", f"duration {rec.duration_s:.2f} s is below the minimum of {config.min_duration_s:g} s"
+                rec,
+                VideoStatus.TOO_SHORT,
+                f"duration {rec.duration_s:.2f} s is below the minimum of {config.min_duration_s:g} s",
             )
         elif config.max_duration_s is not None and rec.duration_s > config.max_duration_s:
             _fail(
-                rec, "too_long", f"duration {rec.duration_s:.2f} s is above the maximum of {config.max_duration_s:g} s"
+                rec,
+                VideoStatus.TOO_LONG,
+                f"duration {rec.duration_s:.2f} s is above the maximum of {config.max_duration_s:g} s",
             )
 
 
@@ -272,7 +271,9 @@ def _too_large(rec: VideoRecord, config: ProbeConfig) -> bool:
     """Refuse frames above the pixel limit (checked before decoding when the size is declared)."""
     if rec.width and rec.height and rec.width * rec.height > config.max_pixels:
         _fail(
-            rec, "too_large", f"frame size {rec.width}x{rec.height} is above the limit of {config.max_pixels:,} pixels"
+            rec,
+            VideoStatus.TOO_LARGE,
+            f"frame size {rec.width}x{rec.height} is above the limit of {config.max_pixels:,} pixels",
         )
         return True
     return False
@@ -319,7 +320,7 @@ def _check_decodable(container, vs, aus, rec: VideoRecord, config: ProbeConfig) 
         if display_turns(first_v) % 2:  # a phone video stored turned: record the size as displayed
             rec.width, rec.height = rec.height, rec.width
         if first_a is None:
-            rec.status = "no_audio"  # an audio stream that yields nothing
+            rec.status = VideoStatus.NO_AUDIO  # an audio stream that yields nothing
             return None
         declared = rec.duration_s
         if declared is None:
@@ -383,8 +384,10 @@ class _ProbeWorker:
         self._stop()
         self._start()
         if answer is EOFError:  # the worker died (e.g. a crash inside FFmpeg)
-            return VideoRecord(_path_id(path), path, "corrupt", "the prober crashed on this file")
-        return VideoRecord(_path_id(path), path, "timeout", f"probing took longer than {timeout_s:g} s; stopped")
+            return VideoRecord(_path_id(path), path, VideoStatus.CORRUPT, "the prober crashed on this file")
+        return VideoRecord(
+            _path_id(path), path, VideoStatus.TIMEOUT, f"probing took longer than {timeout_s:g} s; stopped"
+        )
 
     def _stop(self) -> None:
         self.proc.kill()
@@ -444,7 +447,7 @@ def _dedupe(rec: VideoRecord, p: str, seen: dict[str, str], root) -> VideoRecord
     if rec.video_id in seen and not rec.video_id.startswith("p"):
         first = seen[rec.video_id]
         prior_error = f" (that copy: {rec.status})" if rec.status != OK else ""
-        rec.status, rec.duplicate_of = "duplicate", first
+        rec.status, rec.duplicate_of = VideoStatus.DUPLICATE, first
         rec.error = f"same content as {first}{prior_error}"
     else:
         seen.setdefault(rec.video_id, shown)

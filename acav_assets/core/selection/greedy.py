@@ -27,6 +27,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -433,30 +434,9 @@ def select_subset(
     rows, steps, gains, objs = out_idx[:done], out_step[:done], out_gain[:done], out_obj[:done]
     rounds = swaps = 0
     if refine and done:
-        greedy = (
-            labels,
-            space_arr,
-            space is not None,
-            state,
-            pair_i,
-            pair_j,
-            pair_w,
-            pair_off,
-            ks,
-            counts,
-            gcell,
-            col_w,
-            col_off,
-            marg,
-            gmarg,
-            scalars,
-            bsz,
-            int(take),
-            int(seed),
-            int(init.size),
-        )
+        pool = PoolState(labels, space_arr, space is not None, state, bsz, int(take), int(seed), int(init.size))
         rows, pos, steps, rounds, swaps = _refine(
-            greedy,
+            pool,
             args,
             out_pos[:done].copy(),
             rows.copy(),
@@ -498,11 +478,12 @@ def select_subset(
     )
 
 
-def _refine(greedy, args, pos, rows, steps, next_step, n_free, max_rounds, fraction, scratch_pos, scratch_score):
+def _refine(
+    pool: PoolState, args: Tables, pos, rows, steps, next_step, n_free, max_rounds, fraction, scratch_pos, scratch_score
+):
     """Swap refinement (see ``select_subset``'s ``refine``). Mutates the tables and pool state."""
-    labels, space_arr, use_space, state = greedy[:4]
+    labels, space_arr, use_space, state, bsz, take, seed, n_init = pool
     pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars = args
-    bsz, take, seed, n_init = greedy[16:]
     total_weight = float(pair_w.sum())
 
     def objective():
@@ -515,7 +496,7 @@ def _refine(greedy, args, pos, rows, steps, next_step, n_free, max_rounds, fract
     scores = np.empty(rows.size)
     for r in range(max_rounds):
         m = min(m, rows.size)
-        _k.removal_scores(labels, rows, *args[:-1], scores[: rows.size])
+        _k.removal_scores(labels, rows, *args.arrays(), scores[: rows.size])
         worst = np.sort(np.argpartition(-scores[: rows.size], m - 1)[:m])
         keep = np.ones(rows.size, bool)
         keep[worst] = False
@@ -582,9 +563,48 @@ def _refine(greedy, args, pos, rows, steps, next_step, n_free, max_rounds, fract
     return rows, pos, steps, rounds, swaps
 
 
-def _empty_tables(pairs, ks: np.ndarray, weights: np.ndarray | None = None) -> tuple:
-    """The kernel's state for ``pairs`` of clusterings with ``ks`` clusters, all counts zero:
-    (pair_i, pair_j, pair_w, pair_off, ks, counts, gcell, col_w, col_off, marg, gmarg, scalars)."""
+class Tables(NamedTuple):
+    """The kernel's contingency tables and their running sums, in the order its functions take
+    them (``_k.add_rows(labels, rows, *tables)``): per pair of clusterings, its columns, weight
+    and offset into the flat cell counts; the counts and their cached gains; per clustering column,
+    its weight and offset into the flat marginals; the marginals and their cached gains; and the
+    running scalars (weighted sum of N log N terms, subset size)."""
+
+    pair_i: np.ndarray
+    pair_j: np.ndarray
+    pair_w: np.ndarray
+    pair_off: np.ndarray
+    ks: np.ndarray
+    counts: np.ndarray
+    gcell: np.ndarray
+    col_w: np.ndarray
+    col_off: np.ndarray
+    marg: np.ndarray
+    gmarg: np.ndarray
+    scalars: np.ndarray
+
+    def arrays(self) -> tuple:
+        """Every table but the scalars (what ``removal_scores`` takes)."""
+        return tuple(self)[:-1]
+
+
+class PoolState(NamedTuple):
+    """The candidates a greedy run draws from and how it draws: the label matrix, the candidate
+    rows (``use_space``: only those) and each one's state (free or taken), the batch size, how
+    many to take per step, the seed and the warm start's size."""
+
+    labels: np.ndarray
+    space_arr: np.ndarray
+    use_space: bool
+    state: np.ndarray
+    batch_size: int
+    take: int
+    seed: int
+    n_initial: int
+
+
+def _empty_tables(pairs, ks: np.ndarray, weights: np.ndarray | None = None) -> Tables:
+    """The kernel's :class:`Tables` for ``pairs`` of clusterings with ``ks`` clusters, all counts zero."""
     m = ks.size
     pair_i = np.array([p[0] for p in pairs], dtype=np.int64)
     pair_j = np.array([p[1] for p in pairs], dtype=np.int64)
@@ -595,7 +615,7 @@ def _empty_tables(pairs, ks: np.ndarray, weights: np.ndarray | None = None) -> t
     col_w = np.bincount(pair_i, weights=pair_w, minlength=m) + np.bincount(pair_j, weights=pair_w, minlength=m)
     counts = np.zeros(int(sizes.sum()), dtype=np.int64)
     marg = np.zeros(int(ks.sum()), dtype=np.int64)
-    return (
+    return Tables(
         pair_i,
         pair_j,
         pair_w,
@@ -676,7 +696,7 @@ def marginal_effects(
     p = float(pair_w.sum())
     objective = _k._objective(t, k, p)
     rem = np.zeros(sub.size)
-    _k.removal_scores(labels, sub, *args[:-1], rem)
+    _k.removal_scores(labels, sub, *args.arrays(), rem)
     loss = objective - np.array([_k._objective(t + d, k - 1, p) for d in rem])
     add = np.zeros(oth.size)
     _k.delta_rows(labels, oth, pair_i, pair_j, pair_w, pair_off, ks, gcell, col_w, col_off, gmarg, add)

@@ -11,7 +11,7 @@ import polars as pl
 
 from acav_assets.core.export.shards import ExportConfig, ExportReport, export_key, export_lock, export_subset
 from acav_assets.core.media.landing import Landing
-from acav_assets.core.warehouse.report import subset_as_of
+from acav_assets.core.stages.report import subset_as_of
 from acav_assets.core.warehouse.tables import Warehouse
 
 __all__ = ["export_curated"]

@@ -45,11 +45,12 @@ from acav_assets.core.media.fingerprint import (
 )
 from acav_assets.core.media.probe import resolves_inside
 from acav_assets.core.processes import die_with_parent
+from acav_assets.core.statuses import VideoStatus
 from acav_assets.core.warehouse.fingerprint_index import PICTURE, SOUND, FingerprintIndex
 
 __all__ = ["fingerprint_rows", "mark_near_duplicates", "from_row", "local_files", "NEAR_DUPLICATE"]
 
-NEAR_DUPLICATE = "near_duplicate"
+NEAR_DUPLICATE = VideoStatus.NEAR_DUPLICATE
 MIN_VOTES = 0.05  # share of a video's hashes that must hit a candidate before it is verified ...
 # ... counted over at most one default window's hashes: an excerpt shares a few seconds of a long
 # video's sound, whose whole-file hashes (nd_window_s 0) are many
@@ -72,7 +73,7 @@ def fingerprint_rows(
     """``video_fingerprints`` rows for the ``ok`` videos among ``rows`` (a video that cannot be
     fingerprinted is logged and left out of near-duplicate detection). Each covers the centre
     ``window_s`` seconds of its video (0: all of it)."""
-    todo = [r for r in rows if r["status"] == "ok"]
+    todo = [r for r in rows if r["status"] == VideoStatus.OK]
     paths = [str(Path(landing_root) / r["path"]) for r in todo]
     task = functools.partial(fingerprint_or_reason, window_s=window_s)
     for r, p in zip(todo, paths):

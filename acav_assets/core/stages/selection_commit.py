@@ -18,8 +18,8 @@ import polars as pl
 from acav_assets.core.selection.weighting import space_summary
 from acav_assets.core.stages.centroids import load_clusterings
 from acav_assets.core.stages.curation import Curation, SelectionParams
+from acav_assets.core.stages.report import strongest_pair, write_report
 from acav_assets.core.warehouse.lineage import lineage_of, lineage_rows, pair_tables, tables_from_lineage
-from acav_assets.core.warehouse.report import strongest_pair, write_report
 from acav_assets.core.warehouse.tables import Warehouse
 
 __all__ = ["CommittedSelection", "commit_selection", "expected_size"]

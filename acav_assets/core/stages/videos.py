@@ -14,6 +14,7 @@ from pathlib import Path
 
 from acav_assets.core.media.landing import batch_dir
 from acav_assets.core.media.probe import ProbeConfig, list_media_files, probe_files
+from acav_assets.core.statuses import VideoStatus
 
 __all__ = ["probe_rows"]
 
@@ -25,11 +26,13 @@ def mark_known_duplicates(rows: list[dict], known: dict[str, str]) -> list[dict]
         first = known.get(row["video_id"])
         if first is None or row["video_id"].startswith("p"):  # "p…": a path-derived id, no content
             continue
-        if row["status"] == "duplicate" and row.get("duplicate_of") == first:
+        if row["status"] == VideoStatus.DUPLICATE and row.get("duplicate_of") == first:
             continue
-        prior = row["error"] if row["status"] == "duplicate" else None
-        prior_error = f" (that copy: {row['status']})" if row["status"] not in ("ok", "duplicate") else ""
-        row["status"], row["duplicate_of"] = "duplicate", first
+        prior = row["error"] if row["status"] == VideoStatus.DUPLICATE else None
+        prior_error = (
+            f" (that copy: {row['status']})" if row["status"] not in (VideoStatus.OK, VideoStatus.DUPLICATE) else ""
+        )
+        row["status"], row["duplicate_of"] = VideoStatus.DUPLICATE, first
         row["error"] = f"same content as {first}{prior_error}" if prior is None else f"same content as {first}"
     return rows
 

@@ -58,7 +58,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "n_events": "Sound onsets that meet a motion event at the estimated offset: what the estimate rests on",
         "method": "Estimator that answered (onset-motion: sound onsets against picture motion, weight-free)",
         "reason": "Why the estimate is unknown ('' when it is known)",
-        "out_of_sync": "The estimate is at least 0.2 s from 0 with a score under 0.5 (the selection leaves such clips "
+        "out_of_sync": "The estimate is at least 0.2 s from 0 with a score under 0.4 (the selection leaves such clips "
         "out unless sync_filter is keep); null when unknown",
     },
     "cluster_centroids": {

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from acav_assets.core.media.fingerprint import popcount64
+from acav_assets.core.bits import popcount64
+from acav_assets.core.statuses import VideoStatus
 from acav_assets.core.warehouse.local_state import local_state_dir
 from acav_assets.core.warehouse.tables import Warehouse
 
@@ -192,7 +193,11 @@ class FingerprintIndex:
 
     def _index_batch(self, db: sqlite3.Connection, batch: str) -> None:
         db.execute("UPDATE videos SET live = 0 WHERE batch = ? AND live = 1", (batch,))
-        kept = self.wh.scan("videos").filter((pl.col("batch") == batch) & (pl.col("status") == "ok")).select("video_id")
+        kept = (
+            self.wh.scan("videos")
+            .filter((pl.col("batch") == batch) & (pl.col("status") == VideoStatus.OK))
+            .select("video_id")
+        )
         rows = (
             self.wh.scan("video_fingerprints")
             .filter(pl.col("batch") == batch)

@@ -7,7 +7,7 @@ import numpy as np
 from acav_assets.core.selection import mean_mutual_information, resolve_pairs
 from acav_assets.core.stages.centroids import load_clusterings
 from acav_assets.core.stages.labels import assignment_matrix
-from acav_assets.core.warehouse.report import latest_run, run_pair_weights
+from acav_assets.core.stages.report import latest_run, run_pair_weights
 from acav_assets.defs.platform.resources import WarehouseResource
 
 __all__ = ["subset_beats_random", "subset_covers_every_batch", "subset_size_and_unique"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from acav_assets.core.statuses import ExportStatus
 from acav_assets.defs.export.config import CuratedClipsConfig
 from acav_assets.defs.platform.metadata import reasons_table, table_metadata
 from acav_assets.defs.platform.partitions import CURATION
@@ -66,7 +67,7 @@ def curated_clips(
     for cid, why in list(report.failed.items())[:20]:
         context.log.warning(f"clip {cid} not exported: {why}")
     m = report.manifest
-    shards = m.filter(pl.col("status") == "ok")["shard"].n_unique()
+    shards = m.filter(pl.col("status") == ExportStatus.OK)["shard"].n_unique()
     return dg.MaterializeResult(
         metadata={
             **table_metadata(

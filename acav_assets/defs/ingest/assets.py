@@ -12,6 +12,7 @@ import polars as pl
 from acav_assets.core.stages.clips import clip_rows
 from acav_assets.core.stages.near_duplicates import fingerprint_rows, local_files, mark_near_duplicates
 from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
+from acav_assets.core.statuses import VideoStatus
 from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
 from acav_assets.defs.ingest.config import ClipsConfig, VideosConfig
 from acav_assets.defs.platform import versions
@@ -40,7 +41,7 @@ def _exact_copies_elsewhere(wh, batch: str, rows: list[dict]) -> dict[str, str]:
     return {
         r["video_id"]: r["path"]
         for r in wh.scan("videos")
-        .filter((pl.col("batch") != batch) & (pl.col("status") == "ok") & pl.col("video_id").is_in(ids))
+        .filter((pl.col("batch") != batch) & (pl.col("status") == VideoStatus.OK) & pl.col("video_id").is_in(ids))
         .select("video_id", "path")
         .collect()
         .iter_rows(named=True)
@@ -94,7 +95,7 @@ def videos(
     # waits, then finds its copies among this one's videos
     with lookup_lock(wh):
         rows = mark_known_duplicates(rows, _exact_copies_elsewhere(wh, batch, rows))  # written meanwhile
-        ok = {(r["video_id"], r["path"]) for r in rows if r["status"] == "ok"}
+        ok = {(r["video_id"], r["path"]) for r in rows if r["status"] == VideoStatus.OK}
         prints = [p for p in prints if (p["video_id"], p["path"]) in ok]
         if config.near_duplicates:
             # the other batches' kept videos are looked up in the on-disk hash index (brought up
@@ -111,7 +112,7 @@ def videos(
     df = pl.DataFrame(rows) if rows else pl.DataFrame()
     statuses = Counter(r["status"] for r in rows)
     for r in rows:
-        if r["status"] != "ok":
+        if r["status"] != VideoStatus.OK:
             context.log.warning(f"{r['path']}: {r['status']} — {r['error']}")
     version = versions.videos_version(fingerprint, config.model_dump(), landing.allowed_link_roots)
     return dg.MaterializeResult(
@@ -125,7 +126,7 @@ def videos(
                 wh=warehouse.get(),
             ),
             "dagster/row_count": n,
-            "ok": statuses.get("ok", 0),
+            "ok": statuses.get(VideoStatus.OK, 0),
             "landing_fingerprint": fingerprint,
             "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
             "near_duplicates": len(pairs),
@@ -188,5 +189,8 @@ def clips(
     version = versions.clips_version(versions.recorded_version(context.instance, "videos", batch), config.model_dump())
     return dg.MaterializeResult(
         **data_version(version),
-        metadata={**table_metadata("clips", df, wh=wh), "videos_ok": sum(v["status"] == "ok" for v in video_rows)},
+        metadata={
+            **table_metadata("clips", df, wh=wh),
+            "videos_ok": sum(v["status"] == VideoStatus.OK for v in video_rows),
+        },
     )

@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from acav_assets.core.statuses import VideoStatus
 from acav_assets.defs.ingest.assets import videos
 from acav_assets.defs.platform.partitions import batches
 from acav_assets.defs.platform.resources import WarehouseResource
@@ -23,14 +24,14 @@ def near_duplicates_point_at_kept_copies(
     wh = warehouse.get()
     nd = (
         wh.scan("videos")
-        .filter(batch_filter(context) & (pl.col("status") == "near_duplicate"))
+        .filter(batch_filter(context) & (pl.col("status") == VideoStatus.NEAR_DUPLICATE))
         .select("path", "duplicate_of")
         .collect()
     )
     kept = (
         (
             wh.scan("videos")
-            .filter((pl.col("status") == "ok") & pl.col("path").is_in(nd["duplicate_of"].implode()))
+            .filter((pl.col("status") == VideoStatus.OK) & pl.col("path").is_in(nd["duplicate_of"].implode()))
             .select("path")
             .collect()["path"]
             .to_list()
@@ -53,7 +54,7 @@ def near_duplicates_point_at_kept_copies(
 #: A batch whose usable share of files (ok among those that are not copies) is below this gets a
 #: WARN: most of what landed could not be used, which is worth a look even if nothing failed.
 MIN_OK_SHARE = 0.5
-_COPIES = ("duplicate", "near_duplicate")  # repeats of kept videos: not a fault of the batch
+_COPIES = (VideoStatus.DUPLICATE, VideoStatus.NEAR_DUPLICATE)  # repeats of kept videos: not a fault of the batch
 
 
 @dg.asset_check(
@@ -68,7 +69,7 @@ def batch_files_mostly_ok(context: dg.AssetCheckExecutionContext, warehouse: War
         warehouse.get().scan("videos").filter(batch_filter(context)).group_by("status").len().collect().iter_rows()
     )
     judged = sum(n for st, n in counts.items() if st not in _COPIES)
-    ok = counts.get("ok", 0)
+    ok = counts.get(VideoStatus.OK, 0)
     share = ok / judged if judged else 1.0
     return dg.AssetCheckResult(
         passed=share >= MIN_OK_SHARE,
