@@ -139,7 +139,7 @@ Open the Dagster UI on this demo, from any directory (then browse http://127.0.0
 
   {" ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())} {shlex.join(argv)}
 
-You will see the asset graph (videos -> clips -> clip_embeddings -> cluster_centroids ->
+You will see the asset graph (videos -> clips -> clip_embeddings and clip_sync -> cluster_centroids ->
 cluster_assignments -> curated_subset -> selection_lineage, and curated_clips, the export,
 materialized on request), one partition per batch folder, the runs this command made, each
 table's schema, row counts and preview, the status counts of the videos (near-duplicates

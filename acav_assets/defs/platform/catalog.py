@@ -1,6 +1,7 @@
 """The catalog a data engineer expects on every asset definition: owners, the Delta table's name
 and its described columns (shown before anything is materialized), and a link to the source."""
 
+import inspect
 import warnings
 from collections.abc import Sequence
 
@@ -27,9 +28,7 @@ TABLE_OF = {
 
 # source code references are a beta in Dagster 1.13: chosen knowingly, not repeated at every
 # import of the code location
-warnings.filterwarnings(
-    "ignore", message=".*(with_source_code_references|LocalFileCodeReference|CodeReferencesMetadataValue).*"
-)
+warnings.filterwarnings("ignore", message=".*(LocalFileCodeReference|CodeReferencesMetadataValue).*")
 
 
 def _catalog(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -39,7 +38,20 @@ def _catalog(spec: dg.AssetSpec) -> dg.AssetSpec:
     )
 
 
+def _source(asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    """A link to the function that computes ``asset``, where it is written (its decorators, such
+    as ``final_when_disk_full``, unwrapped: Dagster's own references would name their file)."""
+    fn = inspect.unwrap(asset.op.compute_fn.decorated_fn)
+    ref = dg.LocalFileCodeReference(file_path=inspect.getsourcefile(fn), line_number=inspect.getsourcelines(fn)[1])
+    return dg.map_asset_specs(
+        lambda spec: spec.merge_attributes(
+            metadata={"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[ref])}
+        ),
+        [asset],
+    )[0]
+
+
 def catalogued(assets: Sequence) -> list:
     """``assets`` with the catalog's attributes and a reference to their source (the UI links to
     the file and line)."""
-    return list(dg.with_source_code_references(dg.map_asset_specs(_catalog, list(assets))))
+    return [_source(a) for a in dg.map_asset_specs(_catalog, list(assets))]
