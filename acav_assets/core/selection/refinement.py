@@ -51,6 +51,7 @@ __all__ = [
     "informative_pairs",
     "neighbour_agreement",
     "pseudo_class_agreement",
+    "refine_in_memory",
     "swap_by_agreement",
 ]
 
@@ -310,3 +311,31 @@ def swap_by_agreement(
     better = score[ins[:m]] > score[outs[:m]]
     count = int(np.argmin(better)) if not better.all() else m  # pairs stay better until the first that is not
     return outs[:count], ins[:count]
+
+
+def refine_in_memory(
+    vectors: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    pairs: Sequence[tuple[int, int]],
+    weighting,
+    selected: np.ndarray,
+    *,
+    k: int,
+    config: RefinementConfig = RefinementConfig(),
+) -> tuple[np.ndarray, AgreementScores | None]:
+    """The refinement on a pool held in memory (the benchmarks; the platform reads the warehouse:
+    ``core/stages/agreement.py``): ``vectors`` per feature space (rows = clips), ``names`` the
+    space of each label column that ``pairs`` index, ``weighting`` their pair weighting, and the
+    MI selection ``selected`` (bool). Returns the refined selection (bool) and the scores (None
+    when no pair stands out from chance: the selection is kept)."""
+    chosen = informative_pairs(names, pairs, weighting.scores, weighting.z, config.pairs)
+    if not chosen:
+        return selected.copy(), None
+    used = dict.fromkeys(s for a, v, _ in chosen for s in (a, v))
+    projected = {s: SpaceProjection(config.dim).fit(vectors[s]).transform(vectors[s]) for s in used}
+    scores = agreement_scores(projected, chosen, selected, k=k, config=config)
+    picks = np.flatnonzero(selected)
+    out, inn = swap_by_agreement(scores.combined, picks, np.flatnonzero(~selected), int(config.swap_share * picks.size))
+    refined = selected.copy()
+    refined[out], refined[inn] = False, True
+    return refined, scores
