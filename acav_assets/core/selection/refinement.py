@@ -67,7 +67,7 @@ class RefinementConfig:
     folds: int = 5  # cross-fitting folds of the pseudo-class classifiers
     max_train: int = 20_000  # selected clips the classifiers fit on, at most (a seeded sample)
     min_pool: int = 100  # smaller pools keep the MI selection as it is (neighbourhoods too thin)
-    exact_limit: int = 50_000  # exact neighbour search up to this many clips, HNSW above
+    exact_limit: int = 200_000  # exact neighbour search up to this many clips, HNSW above
     seed: int = 0
 
     def __post_init__(self):
@@ -135,9 +135,9 @@ class SpaceProjection:
         x = x - self.mean
         if x.shape[1] <= self.dim:
             self.basis = np.eye(x.shape[1], dtype=np.float32)
-        else:
-            _, _, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
-            self.basis = vt[: self.dim].T.astype(np.float32)
+        else:  # the top eigenvectors of the covariance: one matrix product, no SVD of the sample
+            _, vecs = np.linalg.eigh((x.T @ x).astype(np.float64))
+            self.basis = np.ascontiguousarray(vecs[:, ::-1][:, : self.dim], dtype=np.float32)
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
@@ -181,16 +181,25 @@ def _neighbour_z(near: np.ndarray, other: np.ndarray, chunk: int = 20_000) -> np
     return out
 
 
-def neighbour_agreement(audio: np.ndarray, visual: np.ndarray, k: int = 20, *, exact_limit: int = 50_000) -> np.ndarray:
+def neighbour_agreement(
+    audio: np.ndarray,
+    visual: np.ndarray,
+    k: int = 20,
+    *,
+    exact_limit: int = 200_000,
+    audio_neighbours: np.ndarray | None = None,
+    visual_neighbours: np.ndarray | None = None,
+) -> np.ndarray:
     """Per clip, for one pair of spaces (unit rows): how alike its sound is to the sounds of its
     ``k`` nearest pictures, plus how alike its picture is to the pictures of its ``k`` nearest
-    sounds, each as a z-score against the clip's similarity to the whole pool."""
+    sounds, each as a z-score against the clip's similarity to the whole pool. Each space's
+    neighbours may be given (found once for every pair the space is in)."""
     if audio.shape[0] < 3:
         return np.zeros(audio.shape[0])
     k = min(k, audio.shape[0] - 1)
-    return _neighbour_z(_neighbours(visual, k, exact_limit), audio) + _neighbour_z(
-        _neighbours(audio, k, exact_limit), visual
-    )
+    near_v = visual_neighbours if visual_neighbours is not None else _neighbours(visual, k, exact_limit)
+    near_a = audio_neighbours if audio_neighbours is not None else _neighbours(audio, k, exact_limit)
+    return _neighbour_z(near_v, audio) + _neighbour_z(near_a, visual)
 
 
 def _softmax_regression(x: np.ndarray, y: np.ndarray, k: int, reg: float = 1e-3, iters: int = 100):
@@ -279,10 +288,13 @@ def agreement_scores(
     if not pairs:
         raise ValueError("no informative pair of feature spaces to score agreement on")
     n = next(iter(spaces.values())).shape[0]
+    k_near = min(config.neighbours, max(1, n - 1))
+    used = dict.fromkeys(x for a, v, _ in pairs for x in (a, v))
+    near = {s: _neighbours(spaces[s], k_near, config.exact_limit) for s in used} if n >= 3 else {}
     neighbour = np.zeros(n)
     for a, v, weight in pairs:
         neighbour += weight * neighbour_agreement(
-            spaces[a], spaces[v], config.neighbours, exact_limit=config.exact_limit
+            spaces[a], spaces[v], k_near, audio_neighbours=near.get(a), visual_neighbours=near.get(v)
         )
     audio = np.concatenate([spaces[a] for a in dict.fromkeys(a for a, _, _ in pairs)], axis=1)
     visual = np.concatenate([spaces[v] for v in dict.fromkeys(v for _, v, _ in pairs)], axis=1)
