@@ -24,6 +24,8 @@ from acav_assets.core.generators.demo import write_demo_videos
 from acav_assets.core.warehouse.tables import Warehouse
 from acav_assets.defs.runner import curate_landing
 
+pytestmark = pytest.mark.slow  # end to end through Dagster (a quick loop: -m 'not slow')
+
 ACAV = [sys.executable, "-m", "acav_assets.cli"]
 
 
@@ -279,8 +281,6 @@ _FINGERPRINT_POOL = """
 import sys
 from pathlib import Path
 from acav_assets.core.stages.near_duplicates import fingerprint_rows
-
-pytestmark = pytest.mark.slow  # end to end through Dagster (a quick loop: -m 'not slow')
 root = Path(sys.argv[1])
 rows = [{"batch": "b", "video_id": p.stem, "path": str(p.relative_to(root)), "status": "ok", "duration_s": None}
         for p in sorted((root / "b1").glob("*.mp4"))] * 40

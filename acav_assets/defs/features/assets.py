@@ -9,7 +9,6 @@ import dagster as dg
 import polars as pl
 
 from acav_assets.core.features.base import profile_feature_spaces
-from acav_assets.core.media.landing import StageReport
 from acav_assets.core.stages.assignments import assignment_rows
 from acav_assets.core.stages.centroids import fit_clusterings, load_clusterings, too_few_to_cluster
 from acav_assets.core.stages.embeddings import embedding_rows
@@ -32,7 +31,7 @@ from acav_assets.defs.platform.steps import (
     fail,
     final_when_disk_full,
     profile_identity,
-    stage_batch,
+    stage_or_local,
     staging_metadata,
 )
 from acav_assets.defs.platform.versions import CODE_VERSIONS
@@ -68,11 +67,7 @@ def clip_embeddings(
         raise fail(exc) from exc
     clip_list = wh.scan("clips").filter(pl.col("batch") == batch).sort("clip_id").collect().to_dicts()
     progress = Progress(context.log.info, f"embedding batch {batch}", "clip")
-    try:
-        staged = stage_batch(context, landing, batch)
-    except ValueError as exc:  # the batch folder is gone: every clip gets its failure recorded below
-        context.log.warning(str(exc))
-        staged = StageReport(landing.get().local_root())
+    staged = stage_or_local(context, landing, batch)  # folder gone: every clip's failure is recorded below
     t0 = time.perf_counter()
     df, failed = embedding_rows(
         clip_list,

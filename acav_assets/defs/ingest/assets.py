@@ -14,6 +14,7 @@ from acav_assets.core.stages.near_duplicates import fingerprint_rows, local_file
 from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
 from acav_assets.core.statuses import VideoStatus
 from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
+from acav_assets.core.warehouse.tables import SCHEMAS
 from acav_assets.defs.ingest.config import ClipsConfig, VideosConfig
 from acav_assets.defs.platform import versions
 from acav_assets.defs.platform.metadata import counts_table, markdown_table, table_metadata
@@ -27,6 +28,7 @@ from acav_assets.defs.platform.steps import (
     fail,
     final_when_disk_full,
     stage_batch,
+    stage_or_local,
     staging_metadata,
 )
 from acav_assets.defs.platform.versions import CODE_VERSIONS
@@ -167,25 +169,12 @@ def clips(
     except ValueError as exc:
         raise fail(exc) from exc
     video_rows = wh.scan("videos").filter(pl.col("batch") == batch).collect().to_dicts()
-    # only shot detection reads the media; centred windows need the probed durations alone
-    try:
-        root = stage_batch(context, landing, batch).local_root if cfg.max_clips > 1 else landing.get().local_root()
-    except ValueError as exc:  # gone since probing: centred windows (clip_rows), failures at embedding
-        context.log.warning(str(exc))
-        root = landing.get().local_root()
+    # only shot detection reads the media; centred windows need the probed durations alone (a folder
+    # gone since probing: centred windows, failures at embedding)
+    root = stage_or_local(context, landing, batch).local_root if cfg.max_clips > 1 else landing.get().local_root()
     rows = clip_rows(video_rows, root, cfg, allowed_roots=tuple(landing.allowed_link_roots))
     wh.write_batch("clips", batch, rows)
-    df = pl.DataFrame(
-        rows,
-        schema={
-            "batch": pl.String,
-            "clip_id": pl.String,
-            "video_id": pl.String,
-            "path": pl.String,
-            "start_s": pl.Float64,
-            "end_s": pl.Float64,
-        },
-    )
+    df = pl.DataFrame(rows, schema=SCHEMAS["clips"])
     version = versions.clips_version(versions.recorded_version(context.instance, "videos", batch), config.model_dump())
     return dg.MaterializeResult(
         **data_version(version),

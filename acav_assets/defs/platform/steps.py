@@ -21,6 +21,7 @@ __all__ = [
     "final_when_disk_full",
     "profile_identity",
     "stage_batch",
+    "stage_or_local",
     "staging_metadata",
 ]
 
@@ -53,6 +54,17 @@ def stage_batch(context: dg.AssetExecutionContext, landing: LandingResource, bat
             f"({rep.bytes_copied / 1e6:.1f} MB), {rep.kept} already cached, in {rep.seconds:.1f} s"
         )
     return rep
+
+
+def stage_or_local(context: dg.AssetExecutionContext, landing: LandingResource, batch: str) -> StageReport:
+    """:func:`stage_batch`, or, when the batch folder is gone since it was probed, the landing
+    area's local root with a warning: the step goes on and records each clip's failure (a missing
+    file is data, not a crashed batch)."""
+    try:
+        return stage_batch(context, landing, batch)
+    except ValueError as exc:
+        context.log.warning(str(exc))
+        return StageReport(landing.get().local_root())
 
 
 def staging_metadata(rep: StageReport) -> dict:

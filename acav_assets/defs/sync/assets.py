@@ -4,7 +4,6 @@ onsets against picture motion), whether it is out of sync, and a histogram of th
 import dagster as dg
 import polars as pl
 
-from acav_assets.core.media.landing import StageReport
 from acav_assets.core.stages.sync import offset_histogram, sync_rows
 from acav_assets.core.warehouse.tables import SCHEMAS
 from acav_assets.defs.platform import versions
@@ -17,7 +16,7 @@ from acav_assets.defs.platform.steps import (
     check_config,
     data_version,
     final_when_disk_full,
-    stage_batch,
+    stage_or_local,
     staging_metadata,
 )
 from acav_assets.defs.platform.versions import CODE_VERSIONS
@@ -45,11 +44,7 @@ def clip_sync(
     batch = context.partition_key
     wh = warehouse.get()
     clip_list = wh.scan("clips").filter(pl.col("batch") == batch).sort("clip_id").collect().to_dicts()
-    try:
-        staged = stage_batch(context, landing, batch)
-    except ValueError as exc:  # the batch folder is gone: every clip is unknown, with the reason
-        context.log.warning(str(exc))
-        staged = StageReport(landing.get().local_root())
+    staged = stage_or_local(context, landing, batch)  # folder gone: every clip unknown, with the reason
     rows = sync_rows(
         clip_list,
         staged.local_root,
