@@ -126,6 +126,7 @@ def test_work_automation_did_is_fresh_for_acav_curate(area):
         "videos",
         "clips",
         "clip_embeddings",
+        "clip_sync",
         "cluster_assignments",
         "curated_subset",
         "selection_lineage",

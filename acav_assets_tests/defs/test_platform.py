@@ -453,7 +453,15 @@ def test_the_printed_ui_command_opens_the_curation_from_any_directory_and_the_da
         )
     fresh = {
         **dict.fromkeys(
-            ["videos", "clips", "clip_embeddings", "cluster_centroids", "cluster_assignments", "curated_subset"],
+            [
+                "videos",
+                "clips",
+                "clip_embeddings",
+                "clip_sync",
+                "cluster_centroids",
+                "cluster_assignments",
+                "curated_subset",
+            ],
             "FRESH",
         ),
         "selection_lineage": "FRESH",
@@ -544,6 +552,7 @@ def test_webserver_serves_the_asset_graph(tmp_path):
             "videos",
             "clips",
             "clip_embeddings",
+            "clip_sync",
             "cluster_centroids",
             "cluster_assignments",
             "curated_subset",

@@ -36,7 +36,9 @@ def test_a_full_selection_records_its_refinement_per_clip_and_per_run(curated, c
     assert record["pairs"] and all(
         p["audio"].startswith("audio/") and p["visual"].startswith("visual/") for p in record["pairs"]
     )
-    assert subset.height == 55
+    run = _run(wh)
+    flagged = wh.read("clip_sync")["out_of_sync"].fill_null(False).sum()  # left out by sync_filter exclude
+    assert run["pool_size"] == 110 - flagged and subset.height == round(0.5 * run["pool_size"])
     assert subset["agreement"].null_count() == 0  # every clip scored
     assert set(subset["chosen_by"].unique()) <= {"mi", "agreement"}
     assert (subset["chosen_by"] == "agreement").sum() == record["swaps"]
@@ -60,8 +62,9 @@ def test_a_warm_start_keeps_the_earlier_subset_and_scores_only_what_it_adds(cura
     for column in ("clip_id", "rank", "agreement", "chosen_by"):
         assert kept[column].to_list() == before[column].to_list(), column
     added = now.slice(before.height)
-    assert added.height == 30 and set(added["batch"].unique()) == {"b"}
-    # the pool of a warm start is the kept subset and the new clips (55 + 60, above the 100 it needs)
+    flagged = wh.read("clip_sync").filter(pl.col("batch") == "b")["out_of_sync"].fill_null(False).sum()
+    assert added.height == round(0.5 * (60 - flagged)) and set(added["batch"].unique()) == {"b"}
+    # the pool of a warm start is the kept subset and the new clips (about 55 + 60, above the 100 it needs)
     record = json.loads(_run(wh)["refinement"])
     assert record["rule"] == "agreement" and record["note"] == "", record
     assert added["agreement"].null_count() == 0
