@@ -219,7 +219,7 @@ def test_asset_specs_snapshot():
         "clip_sync": {
             "group": "features",
             "partitioned": True,
-            "deps": ["clips"],
+            "deps": ["clip_embeddings", "clips"],
             "kinds": ["deltalake", "pyav"],
             "has_description": True,
         },

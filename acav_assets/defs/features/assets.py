@@ -82,8 +82,6 @@ def clip_embeddings(
     for cid, why in failed.items():
         context.log.warning(f"clip {cid} not embedded: {why}")
     wh.write_batch("clip_embeddings", batch, df)
-    if not landing.keep_staged:
-        landing.get().release(batch)  # the last step that reads the media
     spaces = profile_feature_spaces(exs)
     embedded = len(clip_list) - len(failed)
     version = versions.embeddings_version(

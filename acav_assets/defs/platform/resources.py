@@ -52,7 +52,8 @@ class WarehouseResource(dg.ConfigurableResource):
 class LandingResource(dg.ConfigurableResource):
     """The landing area: one folder (or key prefix) per batch of raw videos, on a local folder or
     an fsspec URI (``s3://bucket/landing``). A remote batch is staged into ``cache_dir`` by the
-    steps that read media, and dropped after its embeddings unless ``keep_staged``."""
+    steps that read media, and dropped after its sync estimates (the last of them) unless
+    ``keep_staged``."""
 
     root: str = Field(description="Folder or URI whose sub-folders are batches of videos")
     storage_options: dict[str, Any] = Field(
@@ -64,7 +65,7 @@ class LandingResource(dg.ConfigurableResource):
         "fsspec options as JSON, read when used: keys never appear in the UI",
     )
     cache_dir: str = Field(default="", description="local folder for staged remote batches ('' = default)")
-    keep_staged: bool = Field(default=False, description="keep a staged remote batch after its embeddings")
+    keep_staged: bool = Field(default=False, description="keep a staged remote batch after its ingest")
     allowed_link_roots: list[str] = Field(
         default_factory=list,
         description="folders outside the landing area that links in it may point "

@@ -29,7 +29,8 @@ __all__ = ["clip_sync"]
     partitions_def=batches,
     group_name=FEATURES,
     kinds={"pyav", "deltalake"},
-    deps=["clips"],
+    # after the embeddings: the last step that reads the batch's media, so it drops a staged copy
+    deps=["clips", "clip_embeddings"],
     code_version=CODE_VERSIONS["clip_sync"],
     retry_policy=BATCH_RETRY,
     description="Per clip: the sound's offset against the picture (offset_s > 0: the sound comes late), a "
@@ -54,6 +55,8 @@ def clip_sync(
         allowed_roots=tuple(landing.allowed_link_roots),
     )
     wh.write_batch("clip_sync", batch, rows)
+    if not landing.keep_staged:
+        landing.get().release(batch)  # the last step of a batch's ingest that reads the media
     df = pl.DataFrame(rows, schema=SCHEMAS["clip_sync"])
     known = df.filter(pl.col("offset_s").is_not_null())
     version = versions.sync_version(versions.recorded_version(context.instance, "clips", batch), config.model_dump())
