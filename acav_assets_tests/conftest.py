@@ -33,6 +33,41 @@ def bad_inputs(tmp_path_factory):
     return folder, write_bad_inputs(folder, seed=1)
 
 
+@pytest.fixture(scope="session")
+def tiny_curation(tmp_path_factory):
+    """What the downstream check reads, written directly (no curation runs): 10 generated videos
+    in one batch (half with matching sound), a warehouse whose ``clips`` are those videos and
+    whose ``curated_subset`` is the matching ones, and a held-out split of 8 matching videos with
+    its probe CSV. Returns (base, landing, heldout, warehouse, videos)."""
+    from acav_assets.core.warehouse.tables import Warehouse
+
+    base = tmp_path_factory.mktemp("training")
+    landing, held = base / "landing", base / "heldout"
+    videos = write_demo_videos(landing / "batch_001", 10, n_classes=2, duration_s=(11, 12), seed=5, workers=1)
+    heldout = write_demo_videos(held, 8, n_classes=2, matched_fraction=1.0, duration_s=(11, 12), seed=6, workers=1)
+    (held / "probe.csv").write_text(
+        "name,visual_label,audio_label\n" + "".join(f"{v.file},{v.visual_class},{v.audio_class}\n" for v in heldout)
+    )
+    clips = [
+        {
+            "batch": "batch_001",
+            "clip_id": f"clip{i:02d}",
+            "video_id": f"video{i:02d}",
+            "path": f"batch_001/{v.file}",
+            "start_s": 0.5,
+            "end_s": 10.5,
+        }
+        for i, v in enumerate(videos)
+    ]
+    wh = Warehouse(str(base / "wh"))
+    wh.write_batch("clips", "batch_001", clips)
+    chosen = [c for c, v in zip(clips, videos) if v.matched]
+    wh.overwrite(
+        "curated_subset", [{**c, "rank": r, "gain": 0.1, "step": r, "selection_id": "s"} for r, c in enumerate(chosen)]
+    )
+    return base, landing, held, wh, videos
+
+
 def free_port() -> int:
     """A free TCP port on the loopback interface."""
     with socket.socket() as s:

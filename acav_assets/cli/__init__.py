@@ -8,6 +8,9 @@ acav report --warehouse DIR --out DIR       summary tables and a heatmap
 acav subset --warehouse DIR [--as-of V|T]   the curated subset, now or earlier (Delta time travel)
 acav bench correspondence [--videos 300] [--corpus demo,digits] [--profile weightfree]
                                             correspondence-retrieval benchmark (quality)
+acav bench sync                             synchronisation estimate on clips with known offsets
+acav bench downstream --warehouse DIR --landing DIR --probe-labels CSV [--truth CSV] [--seeds 3]
+                                            train a model on the curated subset vs a random one
 acav select-demo                            the selector alone on generated cluster labels
 """
 

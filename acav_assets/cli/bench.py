@@ -1,5 +1,6 @@
 """``acav bench``: the quality benchmarks a user can run on generated corpora (correspondence
-retrieval), and ``acav select-demo``: the selector alone on planted cluster labels."""
+retrieval, synchronisation), the downstream comparison on a user's own curation
+(:mod:`acav_assets.cli.downstream`), and ``acav select-demo``: the selector alone on planted cluster labels."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ __all__ = ["add_parsers"]
 
 
 def add_parsers(sub) -> None:
+    from acav_assets.cli import downstream
     from acav_assets.core.selection import DEFAULT_PAIRING, PAIRINGS
 
     bench = sub.add_parser("bench", help="benchmarks")
@@ -47,6 +49,7 @@ def add_parsers(sub) -> None:
     syn.add_argument("--size", default="160x120", help="frame size, WxH")
     syn.add_argument("--workdir", default=None, help="keep the corpora here (reused when already written)")
     syn.set_defaults(func=run_sync_bench)
+    downstream.add_parser(bench_sub)
 
     sel = sub.add_parser("select-demo", help="the selector alone on generated cluster assignments")
     sel.add_argument("--clips", type=int, default=200_000)

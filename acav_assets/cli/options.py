@@ -47,7 +47,9 @@ def add_config_options(
         else:
             kwargs["type"] = kind
         choices = (field.json_schema_extra or {}).get("choices") if isinstance(field.json_schema_extra, dict) else None
-        if choices:
+        if choices and typing.get_origin(kind) is list:  # argparse would check the whole list against them
+            kwargs["help"] += f" (of {', '.join(map(str, choices))})"
+        elif choices:
             kwargs["choices"] = choices
         parser.add_argument(*spelled, **kwargs)
         shown[name] = spelled[0]

@@ -320,3 +320,20 @@ class Landing:
         if self.remote:
             validate_batch_key(batch)
             shutil.rmtree(self.cache_root / batch, ignore_errors=True)
+
+    def media_root_of(self, log: Callable[[str], None] = lambda m: None) -> Callable[[str], Path]:
+        """A function ``batch -> local folder of its media`` that stages each batch once, on first
+        use. A batch whose folder is gone maps to the local root (its clips are then recorded as
+        missing by whoever reads them), with one line in ``log``."""
+        roots: dict[str, Path] = {}
+
+        def media_root(batch: str) -> Path:
+            if batch not in roots:
+                try:
+                    roots[batch] = self.stage(batch, log=log).local_root
+                except ValueError as exc:
+                    log(str(exc))
+                    roots[batch] = self.local_root()
+            return roots[batch]
+
+        return media_root

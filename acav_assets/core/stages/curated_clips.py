@@ -39,23 +39,12 @@ def export_curated(
         subset, label = subset_as_of(wh, as_of)
     if subset.height == 0:
         raise ValueError(f"curated_subset as of {label} is empty: nothing to export")
-    roots: dict[str, Path] = {}
-
-    def media_root(batch: str) -> Path:
-        if batch not in roots:
-            try:
-                roots[batch] = landing.stage(batch, log=log).local_root
-            except ValueError as exc:  # the batch folder is gone: its clips are recorded as missing
-                log(str(exc))
-                roots[batch] = landing.local_root()
-        return roots[batch]
-
     # the folder's lock is held until the warehouse's copy of the manifest is written too, so a
     # second export into it (waiting meanwhile) records the manifest after this one
     with export_lock(out_dir, log):
         report = export_subset(
             subset,
-            media_root,
+            landing.media_root_of(log),
             out_dir,
             subset_version=str(label),
             config=config,

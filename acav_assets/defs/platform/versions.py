@@ -40,6 +40,7 @@ CODE_VERSIONS = {
     "curated_subset": "2",
     "selection_lineage": "1",
     "curated_clips": "2",
+    "downstream_report": "1",
 }
 
 #: Settings that change how a step runs, not what it writes: not part of its data version.
