@@ -71,6 +71,12 @@ FRAME_STEP_S = 0.25  # one picture sample every quarter second of that span (9 s
 # more than a 3 s GOP at 120 fps
 MAX_LEAD_FRAMES = 400
 MAX_AUDIO_S = 1800.0
+# a new video's sound is hashed on OFFGRID grids about 32 ms apart (half a spectrum frame step),
+# together spanning one hop: a copy cut at any point finds one within 16 ms of its original's
+# grid. At the true shift, the share of agreeing windows of an excerpt swings from 0.11 to 0.95
+# as its cut moves within one hop (8 excerpts, photos corpus, benchmarks/near_duplicates.py
+# --parts f); only the first grid is stored and indexed
+OFFGRID = 8
 MIN_STRUCTURE = 3.0  # grey levels of low-frequency structure below which a frame shows nothing (black, a fade)
 
 
@@ -83,6 +89,22 @@ class Fingerprint:
     audio_hashes: np.ndarray  # (W,) uint64, window i starts at i * HOP_S
     audio_sounding: np.ndarray  # (W,) bool: False for silent windows (their hash means nothing)
     audio_start_s: float = 0.0  # where window 0 starts, on the picture's clock
+    # the sound hashed on the grids between (OFFGRID - 1, W), row k - 1 starting audio_offgrid_s[k - 1]
+    # seconds later; taken when the video is fingerprinted, for its own lookups and comparisons,
+    # not stored
+    audio_offgrid: np.ndarray | None = None
+    audio_offgrid_sounding: np.ndarray | None = None
+    audio_offgrid_s: np.ndarray | None = None
+
+    def sound_grids(self) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        """(offset in hops, hashes, sounding) of the stored grid, then of each grid between."""
+        grids = [(0.0, self.audio_hashes, self.audio_sounding)]
+        if self.audio_offgrid is not None:
+            grids += [
+                (float(t) / HOP_S, h, snd)
+                for t, h, snd in zip(self.audio_offgrid_s, self.audio_offgrid, self.audio_offgrid_sounding)
+            ]
+        return grids
 
     @functools.cached_property
     def frame_units(self) -> np.ndarray:
@@ -117,6 +139,10 @@ class NearDuplicateConfig:
     silent_min_frames: int = 7  # without sound, matching samples needed ...
     silent_min_span_s: float = 1.5  # ... spanning at least this long
     min_overlap_s: float = 3.0  # the copies must overlap this long (at the best alignment)
+    # an alignment on the grids between must agree this much more (benchmarks/near_duplicates.py:
+    # two distinct generated videos of one sound class agree 0.55 there, excerpts 0.61-1.0 on
+    # the photos corpus)
+    offgrid_margin: float = 0.1
     window_s: float = setting(WINDOW_S, "centre span of each video whose sound is fingerprinted, in seconds (0 = all)")
 
     def __post_init__(self):
@@ -193,18 +219,25 @@ def _spectrum_plan(rate: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     return n_fft, np.hanning(n_fft).astype(np.float32), edges, filled
 
 
-def _audio_hashes(x: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sound hashes of mono samples ``x`` at ``rate`` Hz: one per 1 s window, every ``HOP_S``."""
-    win, hop_w = int(rate), int(round(HOP_S * rate))
+def _band_energies(x: np.ndarray, rate: int, first: int) -> np.ndarray:
+    """(frames, 33) energies of the log-spaced bands, spectrum frames from sample ``first`` every
+    half a frame (about 64 ms)."""
     n_fft, window, edges, filled = _spectrum_plan(rate)
-    step = n_fft // 2
-    if x.size < max(win, n_fft):
-        return np.zeros(0, np.uint64), np.zeros(0, bool)
-    frames = np.lib.stride_tricks.sliding_window_view(x.astype(np.float32, copy=False), n_fft)[::step] * window
-    spectrum = scipy.fft.rfft(frames, axis=1, workers=1)[:, : edges[-1]]  # the bins up to 3.4 kHz
-    bands = np.zeros((spectrum.shape[0], filled.size))  # (frames, 33) energies; bands without bins stay 0
+    frames = np.lib.stride_tricks.sliding_window_view(x.astype(np.float32, copy=False), n_fft)[first :: n_fft // 2]
+    spectrum = scipy.fft.rfft(frames * window, axis=1, workers=1)[:, : edges[-1]]  # the bins up to 3.4 kHz
+    bands = np.zeros((spectrum.shape[0], filled.size))  # bands without bins stay 0
     bands[:, filled] = np.add.reduceat(spectrum.real**2 + spectrum.imag**2, edges[:-1][filled], axis=1)
-    n_win = 1 + (x.size - win) // hop_w
+    return bands
+
+
+def _hashes_of_bands(bands: np.ndarray, n: int, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sound hashes of ``n`` samples whose band energies are ``bands`` (from their first sample)."""
+    win, hop_w = int(rate), int(round(HOP_S * rate))
+    n_fft = _spectrum_plan(rate)[0]
+    step = n_fft // 2
+    if n < max(win, n_fft) or not len(bands):
+        return np.zeros(0, np.uint64), np.zeros(0, bool)
+    n_win = 1 + (n - win) // hop_w
     fpw = win // step  # spectrogram frames per 1 s window
     starts = (np.arange(n_win) * hop_w) // step
     cb = np.concatenate([np.zeros((1, bands.shape[1])), np.cumsum(bands, axis=0)])
@@ -216,6 +249,32 @@ def _audio_hashes(x: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     shape = logE[:, :-1] - logE[:, 1:]  # (W, 32)
     change = np.vstack([np.zeros((1, 32)), shape[1:] - shape[:-1]])
     return _pack(np.hstack([shape > 0, change > 0])), sounding
+
+
+def _audio_hashes(x: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sound hashes of mono samples ``x`` at ``rate`` Hz: one per 1 s window, every ``HOP_S``."""
+    if x.size < max(int(rate), _spectrum_plan(rate)[0]):
+        return np.zeros(0, np.uint64), np.zeros(0, bool)
+    return _hashes_of_bands(_band_energies(x, rate, 0), x.size, rate)
+
+
+def _offgrid_hashes(x: np.ndarray, rate: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sound hashed on the ``OFFGRID - 1`` grids between: grid k starts ``k`` half spectrum
+    steps after the first, so its frames are the first grid's, or those of one more pass from
+    half a step, a whole number of steps later (two passes of the spectrum for all grids; each
+    grid's hashes equal ``_audio_hashes(x[offset:])``). Rows cut or padded (silent) to ``width``;
+    returns hashes, sounding flags and each grid's offset in seconds."""
+    step = _spectrum_plan(rate)[0] // 2
+    half = step // 2
+    out_h = np.zeros((OFFGRID - 1, width), np.uint64)
+    out_s = np.zeros((OFFGRID - 1, width), bool)
+    offsets = np.array([(k // 2) * step + (k % 2) * half for k in range(1, OFFGRID)])
+    if x.size >= max(int(rate), 2 * step):
+        passes = (_band_energies(x, rate, 0), _band_energies(x, rate, half))
+        for row, k in enumerate(range(1, OFFGRID)):
+            h, snd = _hashes_of_bands(passes[k % 2][k // 2 :], x.size - int(offsets[row]), rate)
+            out_h[row, : min(width, h.size)], out_s[row, : min(width, snd.size)] = h[:width], snd[:width]
+    return out_h, out_s, offsets / rate
 
 
 def _picture_targets(duration_s: float | None, lo: float, hi: float) -> np.ndarray:
@@ -284,10 +343,11 @@ def _sample_picture(c, vs, t0: float, targets: np.ndarray) -> tuple[list, list, 
     return times, hashes, vectors, decoded
 
 
-def _sample_sound(c, aus, t0: float, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+def _sample_sound(c, aus, t0: float, lo: float, hi: float) -> tuple[np.ndarray, ...]:
     """Sound hashes of ``[lo, hi)`` (seconds from the first video frame; ``hi`` infinite: to the
     end, at most ``MAX_AUDIO_S``), window 0 starting at ``lo``, from where ``c`` stands (at or
-    before ``lo``); only the sound's packets are decoded."""
+    before ``lo``); only the sound's packets are decoded. Returns the hashes and sounding flags of
+    the grid, and of the ``OFFGRID - 1`` grids between (see :attr:`Fingerprint.audio_offgrid`)."""
     atb = float(aus.time_base)
     chunks, first, rate, got, need = [], None, None, 0, float("inf")
     for packet in c.demux(aus):
@@ -307,13 +367,25 @@ def _sample_sound(c, aus, t0: float, lo: float, hi: float) -> tuple[np.ndarray, 
         if got >= need:
             break
     if not chunks:
-        return np.zeros(0, np.uint64), np.zeros(0, bool)
+        return _no_sound()
     audio = np.concatenate(chunks)
     lead = int(round((first - lo) * rate))  # align the sound with the window's start
     audio = np.concatenate([np.zeros(lead, np.float32), audio]) if lead > 0 else audio[-lead:]
     if np.isfinite(hi):
         audio = audio[: int(round((hi - lo) * rate))]
-    return _audio_hashes(audio[: int(MAX_AUDIO_S * rate)], rate)
+    audio = audio[: int(MAX_AUDIO_S * rate)]
+    hashes, sounding = _audio_hashes(audio, rate)
+    return (hashes, sounding, *_offgrid_hashes(audio, rate, hashes.size))
+
+
+def _no_sound() -> tuple[np.ndarray, ...]:
+    return (
+        np.zeros(0, np.uint64),
+        np.zeros(0, bool),
+        np.zeros((OFFGRID - 1, 0), np.uint64),
+        np.zeros((OFFGRID - 1, 0), bool),
+        np.zeros(OFFGRID - 1),
+    )
 
 
 def fingerprint_file(
@@ -346,14 +418,14 @@ def fingerprint_file(
             times, hashes, vectors, decoded = _sample_picture(c, vs, t0, _picture_targets(duration_s, lo, hi))
             if not decoded:
                 raise ValueError("no decodable video frame")
-            ah, sounding = np.zeros(0, np.uint64), np.zeros(0, bool)
+            ah, sounding, off_h, off_s, off_t = _no_sound()
             if aus is not None:
                 try:  # back to the sound's window (the picture was read first)
                     c.seek(int((t0 + lo) * av.time_base), backward=True, any_frame=False)
                 except av.error.FFmpegError:  # a file that cannot seek: its sound from the start
                     c = files.enter_context(av.open(p))
                     aus = c.streams.audio[0]
-                ah, sounding = _sample_sound(c, aus, t0, lo, hi)
+                ah, sounding, off_h, off_s, off_t = _sample_sound(c, aus, t0, lo, hi)
     except (av.error.FFmpegError, ValueError) as exc:
         raise ValueError(f"{p}: {exc}") from exc
     return Fingerprint(
@@ -363,6 +435,9 @@ def fingerprint_file(
         ah,
         sounding,
         float(lo if np.isfinite(hi) else 0.0),
+        off_h,
+        off_s,
+        off_t,
     )
 
 
@@ -392,24 +467,32 @@ def fingerprint_or_reason(path: str, duration_s: float | None = None, window_s: 
         return str(exc)
 
 
-def _audio_alignment(a: Fingerprint, b: Fingerprint, cfg: NearDuplicateConfig) -> tuple[float, int, int]:
-    """Best share of agreeing sounding windows over shifts of b against a, the shift (in hops)
-    and the overlap (windows)."""
-    na, nb = a.audio_hashes.size, b.audio_hashes.size
-    best = (0.0, 0, 0)
+def _audio_alignment(a: Fingerprint, b: Fingerprint, cfg: NearDuplicateConfig) -> tuple[float, float, int]:
+    """The best alignment of b's sound against a's: the share of agreeing sounding windows, the
+    shift (in hops, with the fraction of the grids between when one side has them: b's window
+    j sits at a's j + shift) and the overlap (windows). An alignment on the grids between is
+    one of ``OFFGRID`` times more tried, so it must beat chance by more: its share counts
+    ``cfg.offgrid_margin`` less."""
+    if b.audio_offgrid is not None:  # b's grids between cover every fraction of a hop
+        pairs = [(a.audio_hashes, a.audio_sounding, -f, hb, sb) for f, hb, sb in b.sound_grids()]
+    else:
+        pairs = [(ha, sa, f, b.audio_hashes, b.audio_sounding) for f, ha, sa in a.sound_grids()]
+    best = (0.0, 0.0, 0)
     min_overlap = int(cfg.min_overlap_s / HOP_S)
-    for shift in range(-(nb - min_overlap), na - min_overlap + 1):  # b's window j sits at a's j + shift
-        i0, i1 = max(0, shift), min(na, nb + shift)
-        if i1 - i0 < min_overlap:
-            continue
-        ha, hb = a.audio_hashes[i0:i1], b.audio_hashes[i0 - shift : i1 - shift]
-        both = a.audio_sounding[i0:i1] & b.audio_sounding[i0 - shift : i1 - shift]
-        n = int(both.sum())
-        if n < min_overlap // 2:
-            continue
-        agree = (popcount64(ha[both] ^ hb[both]) <= cfg.audio_bits).mean()
-        if agree > best[0]:
-            best = (float(agree), shift, n)
+    for ha_all, sa_all, frac, hb_all, sb_all in pairs:
+        na, nb = ha_all.size, hb_all.size
+        for shift in range(-(nb - min_overlap), na - min_overlap + 1):  # b's window j sits at a's j + shift
+            i0, i1 = max(0, shift), min(na, nb + shift)
+            if i1 - i0 < min_overlap:
+                continue
+            both = sa_all[i0:i1] & sb_all[i0 - shift : i1 - shift]
+            n = int(both.sum())
+            if n < min_overlap // 2:
+                continue
+            agree = (popcount64(ha_all[i0:i1][both] ^ hb_all[i0 - shift : i1 - shift][both]) <= cfg.audio_bits).mean()
+            agree -= cfg.offgrid_margin if frac else 0.0
+            if agree > best[0]:
+                best = (float(agree), shift + frac, n)
     return best
 
 
@@ -443,7 +526,8 @@ def _visual_agreement(
 
 def compare(a: Fingerprint, b: Fingerprint, cfg: NearDuplicateConfig = NearDuplicateConfig()) -> tuple[bool, dict]:
     """Whether ``a`` and ``b`` are near-duplicates, and the evidence (``visual_agreement`` None:
-    the picture could not be compared)."""
+    the picture could not be compared; ``offgrid``: the sound aligned on the grids between, and
+    ``audio_agreement`` is its share less ``offgrid_margin``)."""
     if a.audio_sounding.sum() >= cfg.min_overlap_s / HOP_S and b.audio_sounding.sum() >= cfg.min_overlap_s / HOP_S:
         audio, shift, n = _audio_alignment(a, b, cfg)
         shift_s = shift * HOP_S + a.audio_start_s - b.audio_start_s  # b's clock -> a's clock
@@ -456,6 +540,7 @@ def compare(a: Fingerprint, b: Fingerprint, cfg: NearDuplicateConfig = NearDupli
             "shift_s": shift_s,
             "overlap_s": n * HOP_S,
             "frames_compared": frames,
+            "offgrid": bool(shift % 1),  # aligned on the grids between: its agreement counted offgrid_margin less
         }
     # no usable sound on one side: the picture alone, at its best shift (step 0.25 s), and strong
     best, best_shift, best_frames, best_span = 0.0, 0.0, 0, 0.0

@@ -46,7 +46,7 @@ from acav_assets.core.media.fingerprint import (
 from acav_assets.core.media.probe import resolves_inside
 from acav_assets.core.processes import die_with_parent
 from acav_assets.core.statuses import VideoStatus
-from acav_assets.core.warehouse.fingerprint_index import PICTURE, SOUND, FingerprintIndex
+from acav_assets.core.warehouse.fingerprint_index import PICTURE, SOUND, FingerprintIndex, most_per_group
 
 __all__ = ["fingerprint_rows", "mark_near_duplicates", "from_row", "local_files", "NEAR_DUPLICATE"]
 
@@ -112,6 +112,10 @@ def fingerprint_rows(
                 "audio_hashes": fp.audio_hashes.view(np.int64).tolist(),
                 "audio_sounding": fp.audio_sounding.tolist(),
                 "audio_start_s": fp.audio_start_s,
+                # not columns (dropped on write): the sound on the grids between, for this batch's lookups
+                "audio_offgrid": fp.audio_offgrid,
+                "audio_offgrid_sounding": fp.audio_offgrid_sounding,
+                "audio_offgrid_s": fp.audio_offgrid_s,
             }
         )
     return out
@@ -125,6 +129,9 @@ def from_row(row: dict) -> Fingerprint:
         np.asarray(row["audio_hashes"], np.int64).view(np.uint64),
         np.asarray(row["audio_sounding"], bool),
         float(row.get("audio_start_s") or 0.0),
+        row.get("audio_offgrid"),
+        row.get("audio_offgrid_sounding"),
+        row.get("audio_offgrid_s"),
     )
 
 
@@ -157,18 +164,17 @@ class _HashIndex:
             self._owners = np.asarray(self.owner)
         return self._owners
 
-    def votes(self, hashes: np.ndarray) -> dict[int, int]:
+    def votes(self, hashes: np.ndarray, groups: np.ndarray | None = None) -> dict[int, int]:
+        """Per video, the query hashes with a hash of it within the radius (with ``groups``, one
+        per query hash: the most of any one group)."""
         if not hashes.size or not self.owner:
             return {}
         lims, _, ids = self.index.range_search(
             np.ascontiguousarray(hashes, dtype=np.uint64).view(np.uint8).reshape(-1, 8), self.radius + 1
         )
         owners = self.freeze()
-        counts: dict[int, int] = {}
-        for q in range(hashes.size):
-            for o in set(owners[ids[lims[q] : lims[q + 1]]].tolist()):
-                counts[o] = counts.get(o, 0) + 1
-        return counts
+        found = [(q, o) for q in range(hashes.size) for o in set(owners[ids[lims[q] : lims[q + 1]]].tolist())]
+        return most_per_group(np.asarray(found, np.int64).reshape(-1, 2), groups)
 
 
 def _keep_order(row: dict) -> tuple:
@@ -178,10 +184,16 @@ def _keep_order(row: dict) -> tuple:
     return (-dur, -pixels, row.get("landed_at", float("inf")), row["path"])
 
 
-def _lookup_hashes(fp: Fingerprint) -> tuple[np.ndarray, int]:
-    """What a video is looked up by: its sounding windows' hashes, else (no sound) its picture samples'."""
+def _lookup_hashes(fp: Fingerprint) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """What a video is looked up by: its sounding windows' hashes on each of its grids (the group
+    of each hash says which grid), else (no sound) its picture samples'; and how many hashes
+    one group has (what the votes are counted against)."""
     sounding = fp.audio_hashes[fp.audio_sounding]
-    return (sounding, SOUND) if sounding.size else (fp.frame_hashes, PICTURE)
+    if not sounding.size:
+        return fp.frame_hashes, PICTURE, np.zeros(fp.frame_hashes.size, np.int64), fp.frame_hashes.size
+    grids = [h[snd] for _, h, snd in fp.sound_grids()]
+    groups = np.concatenate([np.full(h.size, g, np.int64) for g, h in enumerate(grids)])
+    return np.concatenate(grids), SOUND, groups, sounding.size
 
 
 def _earlier_candidates(
@@ -192,12 +204,12 @@ def _earlier_candidates(
     that list."""
     per_video, wanted = [], set()
     for _, fp in here:
-        hashes, kind = _lookup_hashes(fp)
+        hashes, kind, groups, per_group = _lookup_hashes(fp)
         radius = config.audio_bits if kind == SOUND else config.lookup_bits
         votes = {
             o: v
-            for o, v in index.votes(hashes, kind, radius, exclude_batch=batch).items()
-            if _enough_votes(v, hashes.size)
+            for o, v in index.votes(hashes, kind, radius, exclude_batch=batch, groups=groups).items()
+            if _enough_votes(v, per_group)
         }
         per_video.append(votes)
         wanted.update(votes)
@@ -307,9 +319,9 @@ def mark_near_duplicates(
     evidence: dict[tuple[int, int], dict] = {}
     for k, (_, fp) in enumerate(here):
         j = len(prior) + k
-        hashes, kind = _lookup_hashes(fp)
-        local = (audio_idx if kind == SOUND else key_idx).votes(hashes)
-        votes = {**prior_votes[k], **{len(prior) + i: v for i, v in local.items() if _enough_votes(v, hashes.size)}}
+        hashes, kind, groups, per_group = _lookup_hashes(fp)
+        local = (audio_idx if kind == SOUND else key_idx).votes(hashes, groups)
+        votes = {**prior_votes[k], **{len(prior) + i: v for i, v in local.items() if _enough_votes(v, per_group)}}
         for i, v in sorted(votes.items()):
             if i == j or find(i) == find(j):
                 continue

@@ -42,7 +42,7 @@ from acav_assets.core.statuses import VideoStatus
 from acav_assets.core.warehouse.local_state import local_state_dir
 from acav_assets.core.warehouse.tables import Warehouse
 
-__all__ = ["FingerprintIndex", "index_path", "lookup_lock", "probe_keys"]
+__all__ = ["FingerprintIndex", "index_path", "lookup_lock", "most_per_group", "probe_keys"]
 
 SOUND, PICTURE = 0, 1  # which hashes a key belongs to
 _TABLES = ("video_fingerprints", "videos")
@@ -57,6 +57,19 @@ CREATE INDEX IF NOT EXISTS videos_batch ON videos (batch, live);
 CREATE TABLE IF NOT EXISTS hashes (key INTEGER NOT NULL, hash INTEGER NOT NULL, ordinal INTEGER NOT NULL,
                                    PRIMARY KEY (key, ordinal, hash)) WITHOUT ROWID;
 """
+
+
+def most_per_group(found: np.ndarray, groups: np.ndarray | None) -> dict[int, int]:
+    """``found``: distinct (query hash, video) rows. Per video, how many query hashes found it;
+    with ``groups`` (the group of each query hash), the most found by any one group."""
+    if not found.size:
+        return {}
+    group = groups[found[:, 0]] if groups is not None else np.zeros(len(found), np.int64)
+    pairs, counts = np.unique(np.c_[found[:, 1], group], axis=0, return_counts=True)
+    by_group: dict[int, int] = {}
+    for (video, _), n in zip(pairs.tolist(), counts.tolist()):
+        by_group[video] = max(by_group.get(video, 0), n)
+    return by_group
 
 
 def index_path(wh: Warehouse) -> Path:
@@ -232,9 +245,18 @@ class FingerprintIndex:
 
     # --- lookups ---------------------------------------------------------------------------
 
-    def votes(self, hashes: np.ndarray, kind: int, radius: int, *, exclude_batch: str | None = None) -> dict[int, int]:
+    def votes(
+        self,
+        hashes: np.ndarray,
+        kind: int,
+        radius: int,
+        *,
+        exclude_batch: str | None = None,
+        groups: np.ndarray | None = None,
+    ) -> dict[int, int]:
         """For each indexed live video (by ordinal) outside ``exclude_batch``: how many of
-        ``hashes`` have one of its hashes within ``radius`` bits (among those the probes reach)."""
+        ``hashes`` have one of its hashes within ``radius`` bits (among those the probes reach;
+        with ``groups``, one per hash: the most of any one group)."""
         hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
         if not hashes.size:
             return {}
@@ -253,9 +275,7 @@ class FingerprintIndex:
             return {}
         arr = np.asarray(found, dtype=np.int64)
         close = popcount64(arr[:, 1].view(np.uint64) ^ hashes[arr[:, 0]]) <= radius
-        pairs = np.unique(arr[close][:, [0, 2]], axis=0)  # (query hash, video) once each
-        videos, counts = np.unique(pairs[:, 1], return_counts=True)
-        return dict(zip(videos.tolist(), counts.tolist()))
+        return most_per_group(np.unique(arr[close][:, [0, 2]], axis=0), groups)  # (query hash, video) once each
 
     def videos(self, ordinals: list[int]) -> dict[int, tuple[str, str, str]]:
         """ordinal -> (batch, video_id, path) of indexed videos."""

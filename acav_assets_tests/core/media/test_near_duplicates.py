@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 
@@ -226,13 +227,15 @@ def test_sound_hashes_at_any_sample_rate_match_the_same_sound_resampled(rate):
     assert (popcount64(a ^ other) <= NearDuplicateConfig().audio_bits).mean() < 0.4
 
 
-@pytest.mark.parametrize("order", ["long_first", "excerpt_first"])
-def test_an_excerpt_of_a_long_video_is_found_in_either_landing_order(tmp_path, order):
-    """A 10 s excerpt from 8 s into a 60 s video (both written with libx264's defaults), in two
-    batches either way round, with whole-file sound (``window_s=0``): the sound aligns far from
-    either video's stored picture samples, so the picture is sampled from the file at the
-    aligned times, and the pair is merged (the earlier batch's copy kept). An excerpt of
-    another 60 s video stays ok."""
+@pytest.mark.parametrize("order,start", [("long_first", 8.0), ("long_first", 7.14), ("excerpt_first", 7.14)])
+def test_an_excerpt_of_a_long_video_is_found_in_either_landing_order(tmp_path, order, start):
+    """A 10 s excerpt from ``start`` s into a 60 s video (both written with libx264's defaults),
+    in two batches either way round, with whole-file sound (``window_s=0``): the sound aligns
+    far from either video's stored picture samples, so the picture is sampled from the file at
+    the aligned times, and the pair is merged (the earlier batch's copy kept). An excerpt of
+    another 60 s video stays ok. At 7.14 s the excerpt's sound grid falls between the long
+    video's (0.11 of the windows agreed on the stored grids alone: not found before the sound
+    was hashed on the grids between)."""
     from acav_assets.core.generators.encodings import ENCODINGS, Encoding, reencode
     from acav_assets.core.media.probe import probe_file
     from acav_assets.core.stages.near_duplicates import local_files
@@ -247,8 +250,8 @@ def test_an_excerpt_of_a_long_video_is_found_in_either_landing_order(tmp_path, o
     for d in (first, second):
         d.mkdir(parents=True)
     reencode(long_video, long_dir / "long.mp4", {e.name: e for e in ENCODINGS}["x264_defaults"])
-    reencode(long_video, excerpt_dir / "excerpt.mp4", Encoding("excerpt", start_s=8.0, end_s=18.0))
-    reencode(other, excerpt_dir / "other_excerpt.mp4", Encoding("excerpt", start_s=8.0, end_s=18.0))
+    reencode(long_video, excerpt_dir / "excerpt.mp4", Encoding("excerpt", start_s=start, end_s=start + 10.0))
+    reencode(other, excerpt_dir / "other_excerpt.mp4", Encoding("excerpt", start_s=start, end_s=start + 10.0))
     wh, config = Warehouse(str(tmp_path / "wh")), NearDuplicateConfig(window_s=0)
     status = {}
     for batch in ("b1", "b2"):
@@ -266,4 +269,23 @@ def test_an_excerpt_of_a_long_video_is_found_in_either_landing_order(tmp_path, o
     copy, kept = ("b2/excerpt.mp4", "b1/long.mp4") if order == "long_first" else ("b2/long.mp4", "b1/excerpt.mp4")
     assert status[copy] == ("near_duplicate", kept), status
     assert status[kept][0] == "ok" and status[f"{excerpt_dir.name}/other_excerpt.mp4"][0] == "ok"
-    assert pairs and pairs[0]["picture_sampled"] == "on demand" and abs(abs(pairs[0]["shift_s"]) - 8.0) <= 0.25
+    assert pairs and pairs[0]["picture_sampled"] == "on demand" and abs(abs(pairs[0]["shift_s"]) - start) <= 0.1
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 48000])
+def test_the_grids_between_are_the_sound_hashed_from_later_starts(rate):
+    """Each grid between (two spectrum passes for all of them) hashes exactly what hashing the
+    sound from its offset would, the offsets ~32 ms apart spanning one hop."""
+    from acav_assets.core.media.fingerprint import HOP_S, OFFGRID, _audio_hashes, _offgrid_hashes
+
+    rng = np.random.default_rng(rate)
+    x = (rng.standard_normal(rate * 7) * np.sin(np.arange(rate * 7) / rate * 3)).astype(np.float32)
+    grid, sounding = _audio_hashes(x, rate)
+    between, between_sounding, offsets = _offgrid_hashes(x, rate, grid.size)
+    assert between.shape == (OFFGRID - 1, grid.size) and np.all(np.diff(offsets) > 0.03)
+    assert 0.9 * HOP_S - 0.04 < offsets[-1] < HOP_S
+    for row, offset in enumerate(offsets):
+        h, s = _audio_hashes(x[int(round(offset * rate)) :], rate)
+        n = min(h.size, grid.size)
+        assert np.array_equal(between[row, :n], h[:n]) and np.array_equal(between_sounding[row, :n], s[:n])
+        assert not np.array_equal(between[row, :n], grid[:n])
