@@ -1,7 +1,8 @@
 """Audio-visual synchronisation: how far a clip's sound is shifted against its picture.
 
 ``from acav_assets.core.sync import OnsetMotionEstimator``; :class:`SyncEstimator` is the
-interface a trained estimator would implement too.
+interface; :mod:`acav_assets.core.sync.avts` implements it with a trained AVTS-style model
+(measured at chance so far: docs/sync.md).
 """
 
 from acav_assets.core.sync.base import SyncEstimate, SyncEstimator

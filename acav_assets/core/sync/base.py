@@ -5,7 +5,8 @@ An estimator looks at one clip window and says how far its sound is shifted agai
 is that the clip is in sync (``sync_score``). A clip that shows no usable events (no sound, a
 steady sound, a still picture) is *unknown*: offset and score are None, never "out of sync".
 The weight-free estimator (:mod:`acav_assets.core.sync.onset_motion`) is one implementation; a
-trained audio-visual model that scores shifted copies of a clip fits the same interface.
+trained audio-visual model that scores shifted copies of a clip (:mod:`acav_assets.core.sync.avts`)
+is the other.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ supported, else float16 with a gradient scaler); the CPU runs in float32.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +27,15 @@ from acav_assets.core.settings import setting
 from acav_assets.core.training.data import ShardWindows
 from acav_assets.core.training.model import AVTSModel
 
-__all__ = ["TrainConfig", "TrainResult", "contrastive_loss", "resolve_device", "train_av_model"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "contrastive_loss",
+    "load_model",
+    "resolve_device",
+    "save_model",
+    "train_av_model",
+]
 
 
 @dataclass(frozen=True)
@@ -214,3 +224,24 @@ def train_av_model(
     result.seconds = time.perf_counter() - t0
     model.eval()
     return result
+
+
+def save_model(model: AVTSModel, config: TrainConfig, path: str | os.PathLike) -> None:
+    """Write a trained model and the settings it was trained with (what :func:`load_model` and
+    :class:`acav_assets.core.sync.avts.AVTSSyncEstimator` read), atomically."""
+    tmp = f"{os.fspath(path)}.tmp"
+    torch.save({"state_dict": model.state_dict(), "config": dataclasses.asdict(config)}, tmp)
+    os.replace(tmp, path)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[AVTSModel, TrainConfig]:
+    """A model written by :func:`save_model`, in eval mode, and its training settings. Only
+    tensors and plain values are unpickled (``weights_only``); a file of another kind is refused."""
+    try:
+        saved = torch.load(os.fspath(path), map_location=device, weights_only=True)
+        config = TrainConfig(**saved["config"])
+        model = AVTSModel(config.dim, config.width, config.sample_rate, config.n_mels)
+        model.load_state_dict(saved["state_dict"])
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+        raise ValueError(f"{path}: not a model written by acav's downstream training ({exc})") from None
+    return model.to(device).eval(), config

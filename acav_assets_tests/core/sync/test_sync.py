@@ -168,3 +168,34 @@ def test_evaluation_on_a_tiny_corpus(tmp_path):
     assert len(s["clips"]) == 8 and all(c.cpu_s > 0 for c in s["clips"])
     table = format_sync_table([("tiny", s)])
     assert table.count("\n") == 2 and "| tiny |" in table
+
+
+def test_the_model_estimator_loads_a_saved_model_and_abstains_without_signals(tmp_path):
+    """The trained-model estimator (AVTS-style, ``core/sync/avts.py``) reads what the downstream
+    training saves; it answers within its lags on a clip with events, and abstains (None) on a
+    still picture and on silence; a file that is not a model is refused in one line."""
+    import torch
+
+    from acav_assets.core.sync.avts import AVTSSyncEstimator
+    from acav_assets.core.training.model import AVTSModel
+    from acav_assets.core.training.train import TrainConfig, load_model, save_model
+
+    config = TrainConfig(steps=1, n_frames=8, size=32)
+    torch.manual_seed(0)
+    save_model(AVTSModel(config.dim, config.width, config.sample_rate, config.n_mels), config, tmp_path / "m.pt")
+    model, loaded = load_model(tmp_path / "m.pt")
+    assert loaded == config and not model.training
+    est = AVTSSyncEstimator.from_file(tmp_path / "m.pt", max_shift_s=1.0)
+    assert isinstance(est, SyncEstimator)
+    moving, still, silent = tmp_path / "moving.mp4", tmp_path / "still.mp4", tmp_path / "silent.mp4"
+    _write_clip(moving, offset_s=0.5)
+    _write_clip(still, moving=False)
+    _write_clip(silent, sound="silence")
+    answer = est.estimate(moving, 1.0, 6.0)
+    assert answer.known and -1.0 <= answer.offset_s <= 1.0 and 0.0 <= answer.sync_score <= 1.0, answer
+    assert answer.method == "avts" and answer.n_events >= 1
+    assert est.estimate(still, 1.0, 6.0).reason == "still picture"
+    assert est.estimate(silent, 1.0, 6.0).reason == "no sound"
+    (tmp_path / "not_a_model.pt").write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="not a model written by"):
+        AVTSSyncEstimator.from_file(tmp_path / "not_a_model.pt")
