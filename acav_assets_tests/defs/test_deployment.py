@@ -190,11 +190,20 @@ def test_sensor_and_automation_curate_a_dropped_batch_with_postgres(tmp_path):
                 data=json.dumps(query).encode(),
                 headers={"Content-Type": "application/json"},
             )
-            results = json.loads(urllib.request.urlopen(req, timeout=10).read())["data"]["runsOrError"]["results"]
+            ingests = ("ingest_batch", "ingest_and_select")
+            results = []
+
+            def runs_finished():
+                # the subset is written before its run's last steps end: wait for the run records
+                found = json.loads(urllib.request.urlopen(req, timeout=10).read())["data"]["runsOrError"]["results"]
+                results[:] = found
+                return sum(r["jobName"] in ingests and r["status"] == "SUCCESS" for r in found) >= 2
+
+            _wait_for(runs_finished, 120, "both ingest runs to succeed", logs, procs)
             # the first batch's run waits for the first fit; the second, the only work, selects in its own run
             assert {r["jobName"] for r in results} >= {"ingest_batch", "ingest_and_select"}
-            ingests = ("ingest_batch", "ingest_and_select")
             assert sum(r["jobName"] in ingests and r["status"] == "SUCCESS" for r in results) == 2
+            assert not [r for r in results if r["status"] == "FAILURE"], results
     finally:
         for p in procs:
             stop_processes(p)

@@ -131,6 +131,20 @@ def _worker_init(_):
     torch.set_num_threads(1)  # decoding workers: one thread each, the training keeps the rest
 
 
+def _stop_workers(batches, progress: Callable[[str], None] | None) -> None:
+    """Stop the loader's worker processes now, not at garbage collection: a decoding worker that
+    dies while it is being stopped (seen once, on a machine short of memory) is then one line,
+    not a traceback printed from a finaliser. The training was complete by then."""
+    stop = getattr(batches, "_shutdown_workers", None)  # the iterator of a multi-process loader
+    if stop is None:
+        return
+    try:
+        stop()
+    except RuntimeError as exc:
+        if progress:
+            progress(f"a data loader worker ended badly while stopping ({exc}); the training was complete")
+
+
 def train_av_model(
     shards: Sequence[str | os.PathLike],
     config: TrainConfig = TrainConfig(),
@@ -220,7 +234,8 @@ def train_av_model(
                     f"{' (with shifted negatives)' if hard else ''}, {result.clips_seen / took:.0f} clips/s"
                 )
     finally:
-        del batches  # stops the loader's worker processes
+        _stop_workers(batches, progress)
+        del batches
     result.seconds = time.perf_counter() - t0
     model.eval()
     return result
