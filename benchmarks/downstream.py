@@ -179,12 +179,8 @@ def main() -> int:
         )
     print(f"({time.perf_counter() - t_all:.0f} s; files under {root})")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in all_rows],
-                indent=1,
-            )
-        )
+        rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in all_rows]
+        Path(args.json).write_text(json.dumps({"rows": rows}, indent=1))  # as acav bench downstream --json
     return 0
 
 
