@@ -7,6 +7,7 @@ import argparse
 import shlex
 import sys
 import time
+import zlib
 from pathlib import Path
 
 from acav_assets.cli import curate
@@ -71,7 +72,10 @@ def run_demo_data(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     for i, (name, n) in enumerate(zip(names, per)):
         folder = out / name
-        vids = write_demo_videos(folder, n, matched_fraction=args.matched, seed=args.seed * 1000 + i)
+        # a named batch draws its own videos (the seed of batch_001 would write batch_001's again:
+        # every video an exact copy of one already landed)
+        seed = zlib.crc32(f"{args.seed}/{name}".encode()) if batch else args.seed * 1000 + i
+        vids = write_demo_videos(folder, n, matched_fraction=args.matched, seed=seed)
         (folder / READY_MARKER).write_text("")  # written last: the landing sensor takes the batch at once
         print(f"{folder}: {len(vids)} videos, {sum(v.matched for v in vids)} with matching sound")
     if args.bad:

@@ -7,6 +7,7 @@ killed with SIGKILL."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -344,3 +345,8 @@ def test_demo_data_names_a_batch_writes_its_marker_and_never_overwrites(tmp_path
     assert sorted(p.stat().st_mtime_ns for p in (land / "b7").iterdir()) == before  # untouched
     assert acav_main(["demo-data", str(land), "--batch", "../escape", "--videos", "3"]) == 2
     assert not (tmp_path / "escape").exists()
+    # each named batch draws its own videos: none is a byte copy of the demo's first batch or of another
+    assert acav_main(["demo-data", str(land / "demo"), "--videos", "6", "--batches", "2"]) == 0
+    assert acav_main(["demo-data", str(land), "--batch", "b8", "--videos", "3"]) == 0
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(land.rglob("*.mp4"))]
+    assert len(digests) == 12 and len(set(digests)) == 12
