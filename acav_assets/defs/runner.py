@@ -215,7 +215,9 @@ def curate_landing(
     # assignments as recorded now (this run's or automation's)
     sel_cfg = SelectionConfig(**(ops.get("curated_subset", {}).get("config") or {}))
     v = versions.subset_version(
-        versions.recorded_assignment_versions(instance), sel_cfg.version_settings(held_settings(wh))
+        versions.recorded_assignment_versions(instance),
+        sel_cfg.version_settings(held_settings(wh)),
+        versions.recorded_batch_versions(instance, "clip_sync"),
     )
     # a batch whose files changed was re-ingested: its earlier picks must go, even when its new
     # embeddings failed their check and left its old assignment version recorded

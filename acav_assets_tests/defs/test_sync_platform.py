@@ -73,3 +73,31 @@ def test_a_second_run_redoes_nothing_and_keep_selects_flagged_clips_again(synced
     run = wh.read("selection_runs").sort("created_at").row(-1, named=True)
     assert run["out_of_sync_excluded"] == 0 and json.loads(run["params"])["sync_filter"] == "keep"
     assert wh.version("clip_sync") == versions["clip_sync"]  # a selection setting re-selects, nothing else
+
+
+def test_new_sync_flags_make_the_subset_stale_for_both_doors(synced, capsys):
+    """Stricter out-of-sync flags (clip_sync re-estimated with another max_score) change what the
+    selection leaves out, so the subset is stale and re-selected; then a plain acav curate finds
+    it up to date. Before, the subset's version ignored clip_sync: it kept the old flags' picks."""
+    from acav_assets.cli.common import dagster_instance
+    from acav_assets.core.warehouse.local_state import local_state_dir
+    from acav_assets.defs.runner import curate_landing
+
+    landing, wh_root, wh, videos, argv = synced
+    assert acav_main([*argv, "--sync-filter", "exclude"]) == 0  # the default again, held by the warehouse
+    before = wh.version("curated_subset")
+    instance, _ = dagster_instance(None, local_state_dir(str(wh_root), "_dagster"))
+    report = curate_landing(
+        str(landing), str(wh_root), instance=instance, run_config={"ops": {"clip_sync": {"config": {"max_score": 0.9}}}}
+    )
+    assert "curated_subset, selection_lineage" not in report.skipped, report.skipped
+    assert wh.version("curated_subset") > before
+    run = wh.read("selection_runs").sort("created_at").row(-1, named=True)
+    flagged = wh.read("clip_sync")["out_of_sync"].fill_null(False).sum()
+    assert run["out_of_sync_excluded"] == flagged
+    now = wh.version("curated_subset")
+    capsys.readouterr()
+    report = curate_landing(
+        str(landing), str(wh_root), instance=instance, run_config={"ops": {"clip_sync": {"config": {"max_score": 0.9}}}}
+    )
+    assert "curated_subset, selection_lineage" in report.skipped and wh.version("curated_subset") == now

@@ -280,6 +280,18 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
                 f"since the last selection: run a full selection"
             )
         return "full", f"batch(es) {', '.join(redone)} re-assigned since the previous selection"
+    resynced = (
+        _rewritten_since(wh, "clip_sync", before.get("sync_version"), set(prev["batches"]))
+        if params.sync_filter == "exclude"
+        else []
+    )
+    if resynced:  # other clips may be flagged out of sync now: the old picks cannot stand
+        if params.mode == "incremental":
+            raise ValueError(
+                f"incremental selection asked for, but the sync of batch(es) {', '.join(resynced)} was "
+                f"estimated again since the last selection: run a full selection"
+            )
+        return "full", f"the sync of batch(es) {', '.join(resynced)} was estimated again since the previous selection"
     now = json.loads(json.dumps(asdict(params)))  # as recorded (tuples read back as lists)
     changed = [k for k in SELECTION_KEYS if before.get(k, now[k] if k.startswith("dedup_") else None) != now[k]]
     if changed:
@@ -292,9 +304,15 @@ def choose_mode(wh: Warehouse, params: SelectionParams) -> tuple[str, str]:
 def _reassigned_since(wh: Warehouse, version: int | None, batches: set[str]) -> list[str]:
     """The ``batches`` whose ``cluster_assignments`` were rewritten after table version
     ``version`` (what a selection read). Unknown (runs recorded before versions were): []."""
+    return _rewritten_since(wh, "cluster_assignments", version, batches)
+
+
+def _rewritten_since(wh: Warehouse, table: str, version: int | None, batches: set[str]) -> list[str]:
+    """The ``batches`` whose rows of ``table`` were rewritten after its version ``version`` (what
+    a selection read). Unknown (runs recorded before the version was): []."""
     if version is None:
         return []
-    return [b for b in wh.batches_rewritten_after("cluster_assignments", version) if b in batches]
+    return [b for b in wh.batches_rewritten_after(table, version) if b in batches]
 
 
 def _semantic_duplicates(
@@ -445,6 +463,7 @@ def curate_incremental(
         )
         candidates = np.setdiff1d(candidates, dup)
     out_sync = np.zeros(0, np.int64)
+    sync_version = wh.version("clip_sync")  # read before the flags: a later estimate is newer
     if params.sync_filter == "exclude":  # flagged clips of the new batches leave the candidates
         flagged = out_of_sync_clips(wh, new_batches)
         out_sync = np.array([n_old + i for i, cid in enumerate(new_ids) if cid in flagged], np.int64)
@@ -521,6 +540,7 @@ def curate_incremental(
                 "mode": "incremental",
                 "after": prev["selection_id"],
                 "assignments_version": read_version,
+                "sync_version": sync_version,
             },
             sort_keys=True,
         ),
@@ -584,6 +604,7 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     if params.dedup_cosine > 0:
         dup, found = _semantic_duplicates(wh, params, labels, clusterings, ids_of, np.ones(len(clip_ids), bool))
         pool_rows = np.setdiff1d(np.arange(len(clip_ids)), dup) if dup.size else None
+    sync_version = wh.version("clip_sync")  # read before the flags: a later estimate is newer
     out_sync = np.zeros(0, np.int64)
     if params.sync_filter == "exclude":  # clips flagged out of sync leave the pool
         flagged = out_of_sync_clips(wh, list(clip_ids.batches))
@@ -654,7 +675,9 @@ def curate(wh: Warehouse, params: SelectionParams, *, progress: Callable[[int, i
     run = {
         "selection_id": selection_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-        "params": json.dumps({**asdict(params), "assignments_version": clip_ids.version}, sort_keys=True),
+        "params": json.dumps(
+            {**asdict(params), "assignments_version": clip_ids.version, "sync_version": sync_version}, sort_keys=True
+        ),
         "clustering_ids": columns,
         "feature_spaces": [c.feature_space for c in clusterings],
         "batches": batches,

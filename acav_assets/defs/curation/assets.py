@@ -76,7 +76,9 @@ def curated_subset(context: dg.AssetExecutionContext, config: SelectionConfig, w
             + (f"; given by this run: {', '.join(given)}" if given else "")
         )
         version = versions.subset_version(
-            versions.recorded_assignment_versions(context.instance), config.version_settings(held)
+            versions.recorded_assignment_versions(context.instance),
+            config.version_settings(held),
+            versions.recorded_batch_versions(context.instance, "clip_sync"),
         )
         mode, why = choose_mode(wh, params)
         context.log.info(f"{mode} selection: {why}")

@@ -89,9 +89,12 @@ def assignments_version(embeddings_version: str | None, clustering_ids: Iterable
     return digest(embeddings_version, sorted(clustering_ids), CODE_VERSIONS["cluster_assignments"])
 
 
-def subset_version(assignment_versions: Mapping[str, str], settings: Mapping) -> str:
+def subset_version(assignment_versions: Mapping[str, str], settings: Mapping, sync_versions: Mapping[str, str]) -> str:
+    """What a selection reads: every batch's assignments, its settings and, unless its
+    ``sync_filter`` keeps out-of-sync clips, every batch's ``clip_sync`` (new flags re-select)."""
+    sync = sorted(sync_versions.items()) if settings.get("sync_filter") != "keep" else []
     return digest(
-        sorted(assignment_versions.items()), _what("curated_subset", settings), CODE_VERSIONS["curated_subset"]
+        sorted(assignment_versions.items()), _what("curated_subset", settings), CODE_VERSIONS["curated_subset"], sync
     )
 
 
@@ -117,11 +120,18 @@ def recorded_fit_version(instance: dg.DagsterInstance) -> str | None:
     return getattr(value, "value", value)
 
 
-def recorded_assignment_versions(instance: dg.DagsterInstance, partitions_def_name: str = "batches") -> dict[str, str]:
-    """Every batch's recorded ``cluster_assignments`` version: what a selection reads."""
+def recorded_batch_versions(
+    instance: dg.DagsterInstance, asset: str = "cluster_assignments", partitions_def_name: str = "batches"
+) -> dict[str, str]:
+    """Every batch's recorded version of ``asset``: what a selection reads of it."""
     out = {}
     for batch in instance.get_dynamic_partitions(partitions_def_name):
-        v = recorded_version(instance, "cluster_assignments", batch)
+        v = recorded_version(instance, asset, batch)
         if v is not None:
             out[batch] = v
     return out
+
+
+def recorded_assignment_versions(instance: dg.DagsterInstance, partitions_def_name: str = "batches") -> dict[str, str]:
+    """Every batch's recorded ``cluster_assignments`` version: what a selection reads."""
+    return recorded_batch_versions(instance, "cluster_assignments", partitions_def_name)
