@@ -25,6 +25,9 @@
     (digits in the system's fonts spoken by espeak-ng voices, ``--photos`` videos). Pairs whose
     sound agrees where no stored picture samples overlap have their picture sampled on demand,
     as in the pipeline.
+(g) With (a), for the re-encoded videos: the picture samples' cost with their span at the
+    centre (as sampled) or from 0, 2 or 4 s into the video, and the sound pass alone, each as a
+    share of probe + decode: where the cost of a long GOP lies.
 (f) Sub-clip copies: 10 s excerpts (libx264 defaults) of 60 s videos, at 0-50 s into them, each
     with ``--window 0`` (sound over whole videos, the setting that finds them anywhere) and the
     default window; and the cost of whole-file sound on 60 s videos.
@@ -59,7 +62,7 @@ def main() -> None:
     ap.add_argument("--earlier", type=int, default=2000)
     ap.add_argument("--distinct", type=int, default=200, help="distinct videos compared pairwise in (c)")
     ap.add_argument("--photos", type=int, default=60, help="videos of the photos corpus in (d)")
-    ap.add_argument("--parts", default="abcdef", help="which of (a) to (f) to run")
+    ap.add_argument("--parts", default="abcdefg", help="which of (a) to (g) to run")
     ap.add_argument(
         "--window",
         type=float,
@@ -119,6 +122,8 @@ def main() -> None:
                 f"{t_decode / n * 1e3:.0f} ms, fingerprint {t_fp / n * 1e3:.0f} ms: "
                 f"{t_fp / (t_probe + t_decode):.0%} of probe + decode (goal <= 20%)"
             )
+            if encoding and "g" in args.parts:
+                _span_cost(folder, t_probe + t_decode, n)
 
         write_demo_videos(base / "b", 40, seed=9, duration_s=(12, 20), size=(320, 180), fps=25)
         files = sorted((base / "b").glob("*.mp4"))
@@ -255,6 +260,49 @@ def main() -> None:
                     "photos corpus",
                     functools.partial(write_photo_sound_videos, fps=12),
                 )
+
+
+def _span_cost(folder: Path, probe_and_decode: float, n: int) -> None:
+    """(g) The picture samples' cost by where their 2 s span lies (the centre, as the library
+    samples, or from 0, 2 or 4 s into the video) and the sound pass alone: the frames from the
+    keyframe before the span to its end must be decoded, and a long GOP has one keyframe at 0 s."""
+    import av
+
+    from acav_assets.core.media import fingerprint as fpm
+    from acav_assets.core.media.probe import probe_file
+
+    spans = {"centre": None, "0 s": 0.0, "2 s": 2.0, "4 s": 4.0}
+    cost = dict.fromkeys([*spans, "sound"], 0.0)
+    for f in sorted(folder.glob("*.mp4")):
+        d = probe_file(f).duration_s
+        lo = np.floor((d - fpm.WINDOW_S) / 2 / fpm.HOP_S) * fpm.HOP_S
+        for name, start in spans.items():
+            targets = (
+                fpm._picture_targets(d, lo, lo + fpm.WINDOW_S)
+                if start is None
+                else start + np.arange(0, fpm.PICTURE_SPAN_S + 1e-9, fpm.FRAME_STEP_S)
+            )
+
+            def picture(targets=targets):
+                with av.open(str(f)) as c:
+                    vs = c.streams.video[0]
+                    fpm._sample_picture(c, vs, float(vs.start_time * vs.time_base), targets)
+
+            cost[name] += _best(picture, clock=time.process_time)
+
+        def sound():
+            with av.open(str(f)) as c:
+                vs = c.streams.video[0]
+                t0 = float(vs.start_time * vs.time_base)
+                c.seek(int((t0 + lo) * av.time_base), backward=True, any_frame=False)
+                fpm._sample_sound(c, c.streams.audio[0], t0, lo, lo + fpm.WINDOW_S)
+
+        cost["sound"] += _best(sound, clock=time.process_time)
+    print(
+        "    (g) picture samples by where their span lies: "
+        + ", ".join(f"{k} {v / n * 1e3:.0f} ms ({v / probe_and_decode:.0%})" for k, v in cost.items() if k != "sound")
+        + f"; the sound pass {cost['sound'] / n * 1e3:.0f} ms ({cost['sound'] / probe_and_decode:.0%})"
+    )
 
 
 def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir: Path, window: float) -> None:
