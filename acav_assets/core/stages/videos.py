@@ -1,5 +1,10 @@
 """Stage ``videos``: one row per input file of a batch, whatever happened to it.
 
+:func:`probe_rows` probes every file of the batch; :func:`ingest_batch` then sets aside the
+exact copies of other batches' videos and the near-duplicates
+(:mod:`acav_assets.core.stages.near_duplicates`), and writes the batch's ``video_fingerprints``
+and ``videos`` rows, from the lookups to the writes under the warehouse's lookup lock.
+
 Paths in the tables are relative to the landing root (``batch_003/x.mp4``), so a warehouse stays
 valid when the landing area is mounted elsewhere. ``landing_root`` is a local folder: a remote
 landing area is staged first (:mod:`acav_assets.core.media.landing`).
@@ -9,14 +14,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import polars as pl
+
+from acav_assets.core.media.fingerprint import NearDuplicateConfig
 from acav_assets.core.media.landing import batch_dir
 from acav_assets.core.media.probe import ProbeConfig, list_media_files, probe_files
+from acav_assets.core.stages.near_duplicates import fingerprint_rows, local_files, mark_near_duplicates
 from acav_assets.core.statuses import VideoStatus
+from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
+from acav_assets.core.warehouse.tables import Warehouse
 
-__all__ = ["probe_rows"]
+__all__ = ["IngestedBatch", "exact_copies_elsewhere", "ingest_batch", "mark_known_duplicates", "probe_rows"]
 
 
 def mark_known_duplicates(rows: list[dict], known: dict[str, str]) -> list[dict]:
@@ -66,3 +77,77 @@ def probe_rows(
         row["batch"] = batch
         rows.append(row)
     return rows
+
+
+def exact_copies_elsewhere(wh: Warehouse, batch: str, rows: list[dict]) -> dict[str, str]:
+    """Video id -> path of the ``ok`` videos of other batches with the content of ``rows``
+    (looked up for these ids only: a dict of every earlier video would not fit at 100M clips)."""
+    ids = sorted({r["video_id"] for r in rows})
+    return {
+        r["video_id"]: r["path"]
+        for r in wh.scan("videos")
+        .filter((pl.col("batch") != batch) & (pl.col("status") == VideoStatus.OK) & pl.col("video_id").is_in(ids))
+        .select("video_id", "path")
+        .collect()
+        .iter_rows(named=True)
+    }
+
+
+@dataclass
+class IngestedBatch:
+    """What :func:`ingest_batch` wrote: the batch's ``videos`` rows, the near-duplicate pairs
+    found (kept path, duplicate path, evidence), the rows written, and how many kept videos the
+    fingerprint index holds afterwards (None: near-duplicates off)."""
+
+    rows: list[dict]
+    pairs: list[dict]
+    written: int
+    indexed_videos: int | None
+
+
+def ingest_batch(
+    wh: Warehouse,
+    landing_root: str | os.PathLike,
+    batch: str,
+    rows: list[dict],
+    near_duplicates: NearDuplicateConfig | None,
+    *,
+    fingerprint_workers: int = 1,
+    allowed_roots: tuple[str, ...] = (),
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] = lambda m: None,
+    warn: Callable[[str], None] = lambda m: None,
+) -> IngestedBatch:
+    """Set aside the copies among the batch's probed ``rows`` (:func:`probe_rows`, in the local
+    folder ``landing_root``) and write its tables: exact copies of other batches' ``ok`` videos
+    become ``duplicate``; with ``near_duplicates`` (None: off) the ``ok`` videos are fingerprinted
+    (``fingerprint_workers`` processes, ``progress`` per video; ``warn`` names the videos that
+    cannot be) and looked up among this batch's and, in the on-disk index, every other batch's
+    kept videos. From the lookups to the writes the warehouse's lookup lock is held: a batch
+    ingested at the same time waits, then finds its copies among this one's videos."""
+    rows = mark_known_duplicates(rows, exact_copies_elsewhere(wh, batch, rows))  # not fingerprinted then
+    prints, pairs, index = [], [], None
+    if near_duplicates is not None:
+        prints = fingerprint_rows(
+            rows,
+            landing_root,
+            workers=fingerprint_workers,
+            window_s=near_duplicates.window_s,
+            log=warn,
+            progress=progress,
+        )
+    with lookup_lock(wh):
+        rows = mark_known_duplicates(rows, exact_copies_elsewhere(wh, batch, rows))  # written meanwhile
+        ok = {(r["video_id"], r["path"]) for r in rows if r["status"] == VideoStatus.OK}
+        prints = [p for p in prints if (p["video_id"], p["path"]) in ok]
+        if near_duplicates is not None:
+            # the other batches' kept videos are looked up in the on-disk hash index (brought up
+            # to date from the tables first); only the candidates' fingerprints are read
+            index = FingerprintIndex(wh)
+            index.sync(log=log)
+            pairs = mark_near_duplicates(rows, prints, index, near_duplicates, local_files(landing_root, allowed_roots))
+        wh.write_batch("video_fingerprints", batch, prints)  # none when switched off: nothing stale stays indexed
+        written = wh.write_batch("videos", batch, rows)
+        if index is not None:
+            index.sync()  # this batch's kept videos, for the next batch's lookups
+    return IngestedBatch(rows, pairs, written, index.live_videos() if index is not None else None)

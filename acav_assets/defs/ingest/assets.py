@@ -10,10 +10,8 @@ import dagster as dg
 import polars as pl
 
 from acav_assets.core.stages.clips import clip_rows
-from acav_assets.core.stages.near_duplicates import fingerprint_rows, local_files, mark_near_duplicates
-from acav_assets.core.stages.videos import mark_known_duplicates, probe_rows
+from acav_assets.core.stages.videos import IngestedBatch, ingest_batch, probe_rows
 from acav_assets.core.statuses import VideoStatus
-from acav_assets.core.warehouse.fingerprint_index import FingerprintIndex, lookup_lock
 from acav_assets.core.warehouse.tables import SCHEMAS
 from acav_assets.defs.ingest.config import ClipsConfig, VideosConfig
 from acav_assets.defs.platform import versions
@@ -34,20 +32,6 @@ from acav_assets.defs.platform.steps import (
 from acav_assets.defs.platform.versions import CODE_VERSIONS
 
 __all__ = ["clips", "videos"]
-
-
-def _exact_copies_elsewhere(wh, batch: str, rows: list[dict]) -> dict[str, str]:
-    """Video id -> path of the ``ok`` videos of other batches with the content of ``rows``
-    (looked up for these ids only: a dict of every earlier video would not fit at 100M clips)."""
-    ids = sorted({r["video_id"] for r in rows})
-    return {
-        r["video_id"]: r["path"]
-        for r in wh.scan("videos")
-        .filter((pl.col("batch") != batch) & (pl.col("status") == VideoStatus.OK) & pl.col("video_id").is_in(ids))
-        .select("video_id", "path")
-        .collect()
-        .iter_rows(named=True)
-    }
 
 
 @dg.asset(
@@ -78,74 +62,54 @@ def videos(
             timeout_s=config.probe_timeout_s or None,
             progress=Progress(context.log.info, f"probing batch {batch}", "file"),
         )
-        rows = mark_known_duplicates(rows, _exact_copies_elsewhere(wh, batch, rows))  # not fingerprinted then
-        nd_config = config.near_duplicate_config()
+        nd_config = config.near_duplicate_config()  # validated even when switched off
     except ValueError as exc:
         raise fail(exc) from exc
-    pairs, prints, index = [], [], None
-    if config.near_duplicates:
-        workers = config.fingerprint_workers or min(4, os.cpu_count() or 1)
-        prints = fingerprint_rows(
-            rows,
-            staged.local_root,
-            workers=workers,
-            window_s=nd_config.window_s,
-            log=context.log.warning,
-            progress=Progress(context.log.info, f"fingerprinting batch {batch}", "video"),
-        )
-    # from the lookups to the writes one batch at a time: a batch ingested at the same time
-    # waits, then finds its copies among this one's videos
-    with lookup_lock(wh):
-        rows = mark_known_duplicates(rows, _exact_copies_elsewhere(wh, batch, rows))  # written meanwhile
-        ok = {(r["video_id"], r["path"]) for r in rows if r["status"] == VideoStatus.OK}
-        prints = [p for p in prints if (p["video_id"], p["path"]) in ok]
-        if config.near_duplicates:
-            # the other batches' kept videos are looked up in the on-disk hash index (brought up
-            # to date from the tables first); only the candidates' fingerprints are read
-            index = FingerprintIndex(wh)
-            index.sync(log=context.log.info)
-            pairs = mark_near_duplicates(
-                rows, prints, index, nd_config, local_files(staged.local_root, tuple(landing.allowed_link_roots))
-            )
-        wh.write_batch("video_fingerprints", batch, prints)  # none when switched off: nothing stale stays indexed
-        n = wh.write_batch("videos", batch, rows)
-        if index is not None:
-            index.sync()  # this batch's kept videos, for the next batch's lookups
-    df = pl.DataFrame(rows) if rows else pl.DataFrame()
-    statuses = Counter(r["status"] for r in rows)
-    for r in rows:
+    ingested = ingest_batch(
+        wh,
+        staged.local_root,
+        batch,
+        rows,
+        nd_config if config.near_duplicates else None,
+        fingerprint_workers=config.fingerprint_workers or min(4, os.cpu_count() or 1),
+        allowed_roots=tuple(landing.allowed_link_roots),
+        progress=Progress(context.log.info, f"fingerprinting batch {batch}", "video"),
+        log=context.log.info,
+        warn=context.log.warning,
+    )
+    for r in ingested.rows:
         if r["status"] != VideoStatus.OK:
             context.log.warning(f"{r['path']}: {r['status']} — {r['error']}")
     version = versions.videos_version(fingerprint, config.model_dump(), landing.allowed_link_roots)
     return dg.MaterializeResult(
         **data_version(version),
-        metadata={
-            **table_metadata(
-                "videos",
-                df.select([c for c in ("path", "status", "error", "duration_s", "width", "height") if c in df.columns])
-                if rows
-                else df,
-                wh=warehouse.get(),
-            ),
-            "dagster/row_count": n,
-            "ok": statuses.get(VideoStatus.OK, 0),
-            "landing_fingerprint": fingerprint,
-            "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
-            "near_duplicates": len(pairs),
-            **({"fingerprint_index_videos": index.live_videos()} if index is not None else {}),
-            "near_duplicate_pairs": dg.MetadataValue.md(
-                markdown_table(
-                    pl.DataFrame(pairs).select(
-                        "near_duplicate", "kept", "audio_agreement", "visual_agreement", "shift_s"
-                    ),
-                    limit=20,
-                )
-                if pairs
-                else "_none_"
-            ),
-            **staging_metadata(staged),
-        },
+        metadata={**_videos_metadata(ingested, wh), "landing_fingerprint": fingerprint, **staging_metadata(staged)},
     )
+
+
+def _videos_metadata(ingested: IngestedBatch, wh) -> dict:
+    """The ``videos`` materialization's metadata: the table, the status counts, the near-duplicate
+    pairs found."""
+    rows, pairs = ingested.rows, ingested.pairs
+    df = pl.DataFrame(rows) if rows else pl.DataFrame()
+    statuses = Counter(r["status"] for r in rows)
+    shown = [c for c in ("path", "status", "error", "duration_s", "width", "height") if c in df.columns]
+    return {
+        **table_metadata("videos", df.select(shown) if rows else df, wh=wh),
+        "dagster/row_count": ingested.written,
+        "ok": statuses.get(VideoStatus.OK, 0),
+        "status_counts": dg.MetadataValue.md(counts_table(statuses, "status", "files")),
+        "near_duplicates": len(pairs),
+        **({"fingerprint_index_videos": ingested.indexed_videos} if ingested.indexed_videos is not None else {}),
+        "near_duplicate_pairs": dg.MetadataValue.md(
+            markdown_table(
+                pl.DataFrame(pairs).select("near_duplicate", "kept", "audio_agreement", "visual_agreement", "shift_s"),
+                limit=20,
+            )
+            if pairs
+            else "_none_"
+        ),
+    }
 
 
 @dg.asset(
