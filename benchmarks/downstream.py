@@ -3,6 +3,7 @@ trained on a random subset of the same pool?
 
     .venv/bin/python benchmarks/downstream.py [--corpus demo,stamps] [--videos 300] [--heldout 0]
         [--seeds 3] [--steps 300] [--budget 0.4] [--dir DIR] [--json FILE]
+        [--visual-backbone efficientnet_lite0 --size 96 --n-frames 4]
 
 Per corpus: ``--videos`` generated videos in one landing batch (half with the sound of another
 class), curated with ``acav curate`` (demo: the weight-free profile, fast; photos and stamps:
@@ -113,6 +114,11 @@ def main() -> int:
     ap.add_argument("--heldout", type=int, default=0, help="held-out videos (0: 20 per class)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: TrainConfig's)")
+    ap.add_argument(
+        "--visual-backbone", default=None, help="TrainConfig.visual_backbone (default: TrainConfig's, scratch)"
+    )
+    ap.add_argument("--size", type=int, default=None, help="picture size (default: TrainConfig's)")
+    ap.add_argument("--n-frames", type=int, default=None, help="pictures per window (default: TrainConfig's)")
     ap.add_argument("--budget", type=float, default=0.4, help="acav curate --budget (the pool is half matched)")
     ap.add_argument("--dir", default=None, help="working folder (kept; a rerun reuses it)")
     ap.add_argument("--json", default=None, help="also write every row here")
@@ -122,13 +128,20 @@ def main() -> int:
 
     from acav_assets.core.training import ProbeConfig, TrainConfig, compare_training_sets, format_comparison
 
-    config = TrainConfig() if args.steps is None else replace(TrainConfig(), steps=args.steps)
+    chosen = {
+        "steps": args.steps,
+        "visual_backbone": args.visual_backbone,
+        "size": args.size,
+        "n_frames": args.n_frames,
+    }
+    config = replace(TrainConfig(), **{k: v for k, v in chosen.items() if v is not None})
     probe = ProbeConfig()
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="acav_downstream_"))
     print(
         f"# Downstream: the same AVTS-style model, {config.steps} steps of {config.batch_size} windows "
         f"({config.n_frames} frames of {config.size}x{config.size}, {config.window_s:g} s of sound, "
-        f"{config.n_mels} mel bands; embedding {config.dim}), per training set and seed; probes: "
+        f"{config.n_mels} mel bands; embedding {config.dim}; picture stream {config.visual_backbone}), per "
+        "training set and seed; probes: "
         + (f"{probe.shots}-shot logistic regression" if probe.shots else f"{probe.folds}-fold logistic regression")
         + f" on the held-out split; {args.seeds} seeds\n",
         flush=True,

@@ -34,7 +34,7 @@ from acav_assets.core.export.cut import CutConfig
 from acav_assets.core.export.shards import SHARD_PREFIX, ExportConfig, ExportReport, export_subset
 from acav_assets.core.media.landing import Landing
 from acav_assets.core.training.probe import ProbeConfig, evaluate_model, load_probe_set
-from acav_assets.core.training.train import TrainConfig, train_av_model
+from acav_assets.core.training.train import TrainConfig, build_model, train_av_model
 from acav_assets.core.warehouse.tables import Warehouse
 
 __all__ = [
@@ -211,10 +211,8 @@ def compare_training_sets(
             if untrained:
                 import torch
 
-                from acav_assets.core.training.model import AVTSModel
-
                 torch.manual_seed(seed)
-                fresh = AVTSModel(config.dim, config.width, config.sample_rate, config.n_mels).eval()
+                fresh = build_model(config).eval()
                 rows.append(
                     {
                         "training_set": "untrained",

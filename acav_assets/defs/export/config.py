@@ -85,7 +85,7 @@ class _DownstreamSettings(dg.Config):
         self.probe_config()
 
 
-_TRAIN = ("steps", "batch_size", "n_frames", "size", "window_s", "hard_from", "workers")
+_TRAIN = ("steps", "batch_size", "n_frames", "size", "window_s", "visual_backbone", "hard_from", "workers")
 _PROBE = ("shots",)
 
 DownstreamReportConfig = config_class(

@@ -84,6 +84,44 @@ def test_training_is_repeatable_per_seed_on_the_cpu(tiny, tmp_path):
     assert a.losses != c.losses  # another seed: other weights and another data order
 
 
+def test_the_pretrained_picture_stream_trains_its_head_and_leaves_the_imagenet_network_as_shipped(tiny, tmp_path):
+    """``visual_backbone="efficientnet_lite0"``: the frames go through the packaged ImageNet
+    network, which no step changes (weights and batch-norm statistics as shipped, eval mode even
+    while the model trains), while the temporal conv and projection on top do train; the model
+    is saved and loaded with its backbone; too small a picture is refused before training."""
+    import dataclasses
+
+    from acav_assets.core.training.model import PretrainedVisualEncoder
+    from acav_assets.core.training.train import build_model, load_model, save_model
+
+    with pytest.raises(ValueError, match="at least 64x64"):
+        TrainConfig(visual_backbone="efficientnet_lite0")  # the default 32x32 pictures
+    base, landing, held, wh, videos = tiny
+    export_clip_rows(wh.read("clips"), landing, tmp_path / "shards", selection_id="t", config=EXPORT)
+    config = dataclasses.replace(TINY, visual_backbone="efficientnet_lite0", size=64, n_frames=4)
+    trained = train_av_model(shard_paths(tmp_path / "shards"), config, seed=0).model
+    torch.manual_seed(0)  # the weights the training started from
+    fresh = build_model(config)
+    assert isinstance(trained.visual, PretrainedVisualEncoder)
+    for (name, a), b in zip(trained.visual.trunk.state_dict().items(), fresh.visual.trunk.state_dict().values()):
+        assert torch.equal(a, b), f"the ImageNet network changed: {name}"
+    changed = [
+        name
+        for (name, a), b in zip(trained.state_dict().items(), fresh.state_dict().values())
+        if a.is_floating_point() and not torch.equal(a, b)
+    ]
+    assert any(n.startswith("visual.head") for n in changed) and any(n.startswith("visual.temporal") for n in changed)
+    trained.train()
+    assert trained.visual.temporal.training and not trained.visual.trunk.training
+    trained.eval()
+    save_model(trained, config, tmp_path / "model.pt")
+    loaded, loaded_config = load_model(tmp_path / "model.pt")
+    assert loaded_config.visual_backbone == "efficientnet_lite0"
+    frames = torch.randint(0, 256, (2, 4, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        assert torch.allclose(loaded.visual(frames), trained.visual(frames), atol=1e-6)
+
+
 def test_training_never_reads_labels(tiny, tmp_path):
     """The loader yields media and the clip id only, even from shards whose samples carry labels
     (a ``.cls`` member, labels in the JSON); and no label file beside the shards or in the
