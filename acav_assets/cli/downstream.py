@@ -16,21 +16,12 @@ from acav_assets.cli.options import add_config_options, given
 
 __all__ = ["add_parser", "run"]
 
-OPTIONS = (
-    "probe_labels",
-    "probe_root",
-    "truth",
-    "seeds",
-    "training_sets",
-    "steps",
-    "batch_size",
-    "n_frames",
-    "size",
-    "window_s",
-    "hard_from",
-    "workers",
-    "shots",
-)
+
+def _options() -> tuple[str, ...]:
+    """Every setting of the ``downstream_report`` run config, one option each."""
+    from acav_assets.defs.export import DownstreamReportConfig
+
+    return tuple(DownstreamReportConfig.model_fields)
 
 
 def add_parser(bench_sub) -> None:
@@ -50,7 +41,7 @@ def add_parser(bench_sub) -> None:
         help="where the training sets' shards go (default: export/downstream next to a local warehouse; "
         "a rerun on the same clips reuses them)",
     )
-    add_config_options(ds, DownstreamReportConfig, OPTIONS)
+    add_config_options(ds, DownstreamReportConfig, _options())
     ds.set_defaults(func=run)
 
 
@@ -63,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     wh = existing_warehouse(args.warehouse)
     try:
-        config = DownstreamReportConfig(**given(args, OPTIONS))
+        config = DownstreamReportConfig(**given(args, _options()))
         config.check()
     except ValueError as exc:  # pydantic's and the core's messages name the setting
         raise ValueError(f"acav bench downstream: {exc}") from None
