@@ -105,5 +105,8 @@ def downstream_report(
         progress=progress,
     )
     means = _means(rows)
-    title = f"Downstream: {train.steps} steps of {train.batch_size} windows per training set, {len(seeds)} seed(s)"
+    title = (
+        f"Downstream: {train.steps} steps of {train.batch_size} windows per training set ({train.n_frames} "
+        f"pictures of {train.size}x{train.size}, picture stream {train.visual_backbone}), {len(seeds)} seed(s)"
+    )
     return DownstreamReport(rows, format_comparison(rows, title=title, per_seed=True), _picture(rows, means), means)
