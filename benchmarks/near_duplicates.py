@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/near_duplicates.py [--videos 16] [--families 8] [--earlier 2000]
 
 (a) Cost: per video, fingerprinting (picture samples of the centre ``PICTURE_SPAN_S`` + sound
-    of the centre ``WINDOW_S``, or ``--window``) against probing + decoding the clip window the
+    of the centre ``WINDOW_S``, or ``--window``; and with pictures on demand: the sound and one
+    frame, plus what one picture sampled on demand costs) against probing + decoding the clip window the
     embedding step decodes (``probe_file`` + ``decode_clip``), in CPU time of the process
     (decoder threads included: in the pipeline videos are fingerprinted side by side, so threads
     buy no time), best of 3 each, on generated 25 fps videos at 640x360 and 1280x720 of 12-20 s,
@@ -28,6 +29,8 @@
 (g) With (a), for the re-encoded videos: the picture samples' cost with their span at the
     centre (as sampled) or from 0, 2 or 4 s into the video, and the sound pass alone, each as a
     share of probe + decode: where the cost of a long GOP lies.
+(c)-(f) fingerprint and compare as the pipeline does with ``--pictures`` (default on_demand, the
+    default for a local landing: pictures sampled from the files for pairs whose sound agrees).
 (f) Sub-clip copies: 10 s excerpts (libx264 defaults) of 60 s videos, at 0-50 s into them, each
     with ``--window 0`` (sound over whole videos, the setting that finds them anywhere) and the
     default window; and the cost of whole-file sound on 60 s videos.
@@ -64,6 +67,13 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=60, help="videos of the photos corpus in (d)")
     ap.add_argument("--parts", default="abcdefg", help="which of (a) to (g) to run")
     ap.add_argument(
+        "--pictures",
+        choices=("always", "on_demand"),
+        default="on_demand",
+        help="(c)-(f): fingerprints with every picture sampled, or (the default for a local landing) "
+        "pictures sampled from the files for pairs whose sound agrees",
+    )
+    ap.add_argument(
         "--window",
         type=float,
         default=None,
@@ -73,13 +83,14 @@ def main() -> None:
 
     from acav_assets.core.generators.demo import write_demo_videos
     from acav_assets.core.media.decode import decode_clip
-    from acav_assets.core.media.fingerprint import WINDOW_S, fingerprint_file
+    from acav_assets.core.media.fingerprint import WINDOW_S, fingerprint_file, picture_samples
     from acav_assets.core.media.probe import probe_file
     from acav_assets.core.stages.near_duplicates import fingerprint_rows, from_row, mark_near_duplicates
     from acav_assets.core.warehouse.fingerprint_index import SOUND, FingerprintIndex
     from acav_assets.core.warehouse.tables import Warehouse
 
     window = WINDOW_S if args.window is None else args.window
+    on_demand = args.pictures == "on_demand"
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         print(
@@ -107,7 +118,7 @@ def main() -> None:
                 folder.mkdir()
                 for f in sorted(src.glob("*.mp4")):
                     reencode(f, folder / f.name, encodings[encoding])
-            t_probe = t_decode = t_fp = 0.0
+            t_probe = t_decode = t_fp = t_demand = t_verify = 0.0
             for f in sorted(folder.glob("*.mp4")):
                 rec = probe_file(f)
                 mid = rec.duration_s / 2
@@ -115,12 +126,19 @@ def main() -> None:
                 t_probe += _best(lambda: probe_file(f), clock=cpu)
                 t_decode += _best(lambda: decode_clip(f, max(0.0, mid - 5), min(rec.duration_s, mid + 5)), clock=cpu)
                 t_fp += _best(lambda: fingerprint_file(f, window, duration_s=rec.duration_s), clock=cpu)
-            n = args.videos
+                t_demand += _best(
+                    lambda: fingerprint_file(f, window, duration_s=rec.duration_s, pictures_on_demand=True), clock=cpu
+                )
+                times = fingerprint_file(f, window, duration_s=rec.duration_s).frame_times
+                t_verify += _best(lambda: picture_samples(f, times), clock=cpu)
+            n, base_cost = args.videos, t_probe + t_decode
             print(
                 f"    {size[0]}x{size[1]}, {dur[0]}-{dur[1]} s, sound at {rate / 1000:g} kHz, "
                 f"{encoding or 'as generated'}: probe {t_probe / n * 1e3:.0f} ms, decode of the clip "
-                f"{t_decode / n * 1e3:.0f} ms, fingerprint {t_fp / n * 1e3:.0f} ms: "
-                f"{t_fp / (t_probe + t_decode):.0%} of probe + decode (goal <= 20%)"
+                f"{t_decode / n * 1e3:.0f} ms; fingerprint with pictures always {t_fp / n * 1e3:.0f} ms "
+                f"({t_fp / base_cost:.0%} of probe + decode), on demand {t_demand / n * 1e3:.0f} ms "
+                f"({t_demand / base_cost:.0%}; goal <= 20%); a picture sampled on demand "
+                f"{t_verify / n * 1e3:.0f} ms (per video of a pair whose sound agrees)"
             )
             if encoding and "g" in args.parts:
                 _span_cost(folder, t_probe + t_decode, n)
@@ -224,6 +242,7 @@ def main() -> None:
                 sorted((base / "distinct").glob("*.mp4")),
                 base / "fam_c",
                 window,
+                on_demand,
             )
         if "d" in args.parts:
             # content this project did not make: scikit-image photographs and freedesktop sounds
@@ -236,7 +255,7 @@ def main() -> None:
                 return
             write_photo_sound_videos(base / "photos", args.photos, seed=5, size=(320, 240), fps=12)
             photos = sorted((base / "photos").glob("*.mp4"))
-            _thresholds("(d) photos corpus", photos[: args.families], photos, base / "fam_d", window)
+            _thresholds("(d) photos corpus", photos[: args.families], photos, base / "fam_d", window, on_demand)
         if "e" in args.parts:
             from acav_assets.core.generators.spoken_digits import check_available as digits_missing
             from acav_assets.core.generators.spoken_digits import write_spoken_digit_videos
@@ -246,12 +265,18 @@ def main() -> None:
             else:
                 write_spoken_digit_videos(base / "digits", args.photos, seed=5, size=(160, 120), fps=12)
                 digits = sorted((base / "digits").glob("*.mp4"))
-                _thresholds("(e) spoken-digits corpus", digits[: args.families], digits, base / "fam_e", window)
+                _thresholds(
+                    "(e) spoken-digits corpus", digits[: args.families], digits, base / "fam_e", window, on_demand
+                )
         if "f" in args.parts:
             from acav_assets.core.generators.photos_sounds import check_available, write_photo_sound_videos
 
             _sub_clips(
-                base / "sub_demo", args.families, "generated corpus", functools.partial(write_demo_videos, fps=25)
+                base / "sub_demo",
+                args.families,
+                "generated corpus",
+                functools.partial(write_demo_videos, fps=25),
+                on_demand,
             )
             if not check_available():
                 _sub_clips(
@@ -259,6 +284,7 @@ def main() -> None:
                     args.families,
                     "photos corpus",
                     functools.partial(write_photo_sound_videos, fps=12),
+                    on_demand,
                 )
 
 
@@ -305,18 +331,37 @@ def _span_cost(folder: Path, probe_and_decode: float, n: int) -> None:
     )
 
 
-def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir: Path, window: float) -> None:
-    """Lowest agreement of each kind of copy with its original; highest between distinct videos."""
-    from acav_assets.core.export.cut import CutConfig, cut_clip
-    from acav_assets.core.media.fingerprint import NearDuplicateConfig, compare, fingerprint_file
-    from acav_assets.core.media.probe import probe_file
-    from acav_assets.core.stages.near_duplicates import _compare_on_demand
+def _pipeline_compare(window: float, on_demand: bool):
+    """Fingerprint a file and compare two as the pipeline does (pictures sampled from the files
+    where the sound agrees and no samples overlap; with ``on_demand``, only then)."""
+    from acav_assets.core.media.fingerprint import NearDuplicateConfig, fingerprint_file
+    from acav_assets.core.stages.near_duplicates import _compare_on_demand, _PicturesOnDemand
 
     cfg = NearDuplicateConfig(window_s=window)
+    locate = lambda row: row["path"]  # noqa: E731
+    pictures = _PicturesOnDemand(locate)
+
+    def fingerprint(path: Path):
+        return {"batch": "b", "path": str(path)}, fingerprint_file(path, window, pictures_on_demand=on_demand)
+
+    def compare(a, b) -> tuple[bool, dict]:
+        return _compare_on_demand(a, b, cfg, locate, pictures)
+
+    return cfg, fingerprint, compare
+
+
+def _thresholds(
+    title: str, originals: list[Path], distinct: list[Path], fam_dir: Path, window: float, on_demand: bool
+) -> None:
+    """Lowest agreement of each kind of copy with its original; highest between distinct videos."""
+    from acav_assets.core.export.cut import CutConfig, cut_clip
+    from acav_assets.core.media.probe import probe_file
+
+    cfg, fingerprint, compare = _pipeline_compare(window, on_demand)
     fam_dir.mkdir()
     worst = {}
     for f in originals:
-        fa = fingerprint_file(f, window)
+        fa = fingerprint(f)
         dur = probe_file(f).duration_s
         rec = probe_file(f)
         half = max(16, min(rec.width, rec.height) // 2)
@@ -329,25 +374,28 @@ def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir
         ):
             p = fam_dir / f"{f.stem}_{name}.mp4"
             p.write_bytes(cut_clip(f, s, e, cut).mp4)
-            ok, ev = compare(fa, fingerprint_file(p, window), cfg)
+            ok, ev = compare(fa, fingerprint(p))
             a, v = worst.get(name, (1.0, 1.0, True))[:2]
             worst[name] = (
                 min(a, ev["audio_agreement"] if ev["audio_agreement"] is not None else 1.0),
-                min(v, ev["visual_agreement"]),
+                min(v, ev["visual_agreement"] or 0.0),  # None: unknown
                 worst.get(name, (0, 0, True))[2] and ok,
             )
-    fps = {f: ({"path": str(f)}, fingerprint_file(f, window)) for f in distinct}
+    fps = {f: fingerprint(f) for f in distinct}
     top_a = top_v = 0.0
     merged = unknown = 0
     for x, y in itertools.combinations(distinct, 2):
-        ok, ev = _compare_on_demand(fps[x], fps[y], cfg, lambda row: row["path"])
+        ok, ev = compare(fps[x], fps[y])
         top_a, merged = max(top_a, ev["audio_agreement"] or 0), merged + ok
         if (ev["audio_agreement"] or 0) >= cfg.audio_match:
             if ev["visual_agreement"] is None:
                 unknown += 1
             else:
                 top_v = max(top_v, ev["visual_agreement"])
-    print(f"{title}: lowest agreement of a copy with its original ({len(originals)} families):")
+    print(
+        f"{title}, pictures {'on demand' if on_demand else 'always'}: lowest agreement of a copy with its "
+        f"original ({len(originals)} families):"
+    )
     for name, (a, v, all_ok) in worst.items():
         print(f"    {name:7s} sound {a:.3f}  picture {v:.3f}  all found: {all_ok}")
     pairs = len(distinct) * (len(distinct) - 1) // 2
@@ -361,12 +409,11 @@ def _thresholds(title: str, originals: list[Path], distinct: list[Path], fam_dir
     )
 
 
-def _sub_clips(folder: Path, n: int, title: str, write) -> None:
+def _sub_clips(folder: Path, n: int, title: str, write, on_demand: bool) -> None:
     """Excerpts of 60 s videos found as copies, with whole-file sound and with the default window."""
     from acav_assets.core.generators.encodings import ENCODINGS, Encoding, reencode
-    from acav_assets.core.media.fingerprint import WINDOW_S, NearDuplicateConfig, fingerprint_file
+    from acav_assets.core.media.fingerprint import WINDOW_S, fingerprint_file
     from acav_assets.core.media.probe import probe_file
-    from acav_assets.core.stages.near_duplicates import _compare_on_demand
 
     write(folder / "src", n, seed=17, duration_s=(60, 61), size=(320, 240))
     x264 = {e.name: e for e in ENCODINGS}["x264_defaults"]
@@ -379,20 +426,17 @@ def _sub_clips(folder: Path, n: int, title: str, write) -> None:
         pairs.append((long, part, start))
     print(f"(f) {title}: {n} excerpts of 10 s from 60 s videos (libx264 defaults), at 0-50 s into them:")
     for window in (0.0, WINDOW_S):
-        cfg = NearDuplicateConfig(window_s=window)
-        found = 0
-        for long, part, _ in pairs:
-            a, b = (
-                ({"path": str(long)}, fingerprint_file(long, window)),
-                ({"path": str(part)}, fingerprint_file(part, window)),
-            )
-            found += _compare_on_demand(a, b, cfg, lambda row: row["path"])[0]
+        _, fingerprint, compare = _pipeline_compare(window, on_demand)
+        found = sum(compare(fingerprint(long), fingerprint(part))[0] for long, part, _ in pairs)
         print(f"    window {window:g} s: {found} of {n} excerpts found")
     cost = {}
     for name, w in (("whole-file sound", 0.0), ("default window", WINDOW_S)):
         cost[name] = (
             sum(
-                _best(lambda: fingerprint_file(p, w, duration_s=probe_file(p).duration_s), clock=time.process_time)
+                _best(
+                    lambda: fingerprint_file(p, w, duration_s=probe_file(p).duration_s, pictures_on_demand=on_demand),
+                    clock=time.process_time,
+                )
                 for p, _, _ in pairs
             )
             / n

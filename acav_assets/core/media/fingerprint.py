@@ -25,6 +25,11 @@ that, and their cost per video is bounded however long it is:
   saves; 32 bits) and of how those differences changed since the previous window (32 bits), in
   the spirit of Haitsma and Kalker's audio fingerprint. Silent windows get no hash.
 
+A merge needs the sound to agree before the picture counts, so with ``pictures_on_demand`` (the
+platform's default for a landing that keeps its files) a video with usable sound is
+fingerprinted by its sound alone and its picture is sampled from its file only for the pairs
+whose sound agrees (``stages/near_duplicates.py``): a quarter to a third of the cost.
+
 Two videos are near-duplicates only on two kinds of evidence, never on one weak signal. With
 sound on both sides: at the best alignment of their sound (any shift, in steps of 0.25 s:
 trims), at least ``audio_match`` of the overlapping sounding windows agree to within
@@ -77,6 +82,7 @@ MAX_AUDIO_S = 1800.0
 # as its cut moves within one hop (8 excerpts, photos corpus, benchmarks/near_duplicates.py
 # --parts f); only the first grid is stored and indexed
 OFFGRID = 8
+PICTURES = ("auto", "always", "on_demand")  # NearDuplicateConfig.pictures
 MIN_STRUCTURE = 3.0  # grey levels of low-frequency structure below which a frame shows nothing (black, a fade)
 
 
@@ -144,8 +150,17 @@ class NearDuplicateConfig:
     # the photos corpus)
     offgrid_margin: float = 0.1
     window_s: float = setting(WINDOW_S, "centre span of each video whose sound is fingerprinted, in seconds (0 = all)")
+    pictures: str = setting(
+        "auto",
+        "when a video's picture is sampled: always (at ingest), on_demand (at ingest only without usable "
+        "sound; else from the files of the pairs whose sound agrees), auto (on_demand for a local "
+        "landing, always for an object-store one, whose earlier batches are not kept on this machine)",
+        choices=PICTURES,
+    )
 
     def __post_init__(self):
+        if self.pictures not in PICTURES:
+            raise ValueError(f"pictures must be one of {', '.join(PICTURES)}, got {self.pictures!r}")
         if self.window_s < 0 or (0 < self.window_s < self.min_overlap_s):
             raise ValueError(
                 f"window_s must be 0 (whole videos) or at least min_overlap_s ({self.min_overlap_s} s), "
@@ -159,6 +174,15 @@ class NearDuplicateConfig:
             raise ValueError("visual_cos must be in [-1, 1]")
         if not (0 < self.audio_match <= 1 and 0 < self.visual_match <= 1):
             raise ValueError("audio_match and visual_match must be in (0, 1]")
+
+    def pictures_on_demand(self, remote_landing: bool) -> bool:
+        """Whether pictures of videos with usable sound are left to the comparisons (``auto``:
+        where the landing keeps its files on this machine)."""
+        return self.pictures == "on_demand" or (self.pictures == "auto" and not remote_landing)
+
+    def sound_usable(self, sounding: np.ndarray) -> bool:
+        """Whether a video's sound can take part in a comparison (enough sounding windows)."""
+        return int(np.sum(sounding)) >= self.min_overlap_s / HOP_S
 
 
 _M = 32
@@ -289,18 +313,36 @@ def _picture_targets(duration_s: float | None, lo: float, hi: float) -> np.ndarr
     return t[(t >= 0) & (t < end)] if (t >= 0).any() else np.zeros(1)
 
 
-def _sample_picture(c, vs, t0: float, targets: np.ndarray) -> tuple[list, list, list, int]:
-    """The picture at ``targets`` (seconds from the first frame): one seek to the keyframe before
-    the first, then decoding forward; the first frame at or after each target stands for it.
-    Returns times, hashes, coefficient vectors and how many frames were decoded."""
+def _picture_decoder(vs) -> None:
+    """Set up ``vs``'s decoder for picture samples, before its first frame: one thread (videos are
+    fingerprinted side by side), no deblocking at all (only 32x32 thumbnails are kept), frames
+    nothing refers to skipped (until the span: see :func:`_sample_picture`)."""
     cc = vs.codec_context
-    cc.thread_type, cc.thread_count = "SLICE", 1  # videos are fingerprinted side by side
-    # only 32x32 thumbnails are kept: until the span, frames nothing refers to are skipped; no
-    # deblocking at all
+    cc.thread_type, cc.thread_count = "SLICE", 1
     cc.skip_frame = "NONREF"
     cc.options = {"skip_loop_filter": "all"}
-    if targets[0] > 0:
-        c.seek(int((t0 + float(targets[0])) * av.time_base), backward=True, any_frame=False)
+
+
+def _decodes_a_frame(c, vs) -> bool:
+    """Whether the video stream yields a frame (read from where ``c`` stands; at most
+    ``MAX_LEAD_FRAMES`` packets)."""
+    for n, packet in enumerate(c.demux(vs)):
+        if packet.size and packet.decode():
+            return True
+        if n > MAX_LEAD_FRAMES:
+            return False
+    return bool(vs.codec_context.decode(None))
+
+
+def _sample_picture(c, vs, t0: float, targets: np.ndarray, rewind: bool = False) -> tuple[list, list, list, int]:
+    """The picture at ``targets`` (seconds from the first frame): one seek to the keyframe before
+    the first (also to the start when ``rewind``: ``c`` was read further), then decoding forward;
+    the first frame at or after each target stands for it. Returns times, hashes, coefficient
+    vectors and how many frames were decoded."""
+    cc = vs.codec_context
+    cc.skip_frame = "NONREF"  # until the span
+    if targets[0] > 0 or rewind:
+        c.seek(int((t0 + max(0.0, float(targets[0]))) * av.time_base), backward=True, any_frame=False)
     vtb = float(vs.time_base)
     thumb = av.video.reformatter.VideoReformatter()  # one scaler for every sample of the file
     times, hashes, vectors = [], [], []
@@ -389,18 +431,24 @@ def _no_sound() -> tuple[np.ndarray, ...]:
 
 
 def fingerprint_file(
-    path: str | os.PathLike, window_s: float = WINDOW_S, duration_s: float | None = None
+    path: str | os.PathLike,
+    window_s: float = WINDOW_S,
+    duration_s: float | None = None,
+    pictures_on_demand: bool = False,
 ) -> Fingerprint:
     """Fingerprint of a media file: its picture at fixed times of the centre ``PICTURE_SPAN_S``
     (whatever the keyframe placement: one seek, then decoding forward) and its sound within the
     centre ``window_s`` seconds (the whole file when it is shorter, or ``window_s`` is 0; one
     more seek, then only sound packets are decoded). The picture's cost per video is bounded
     however long it is (at most ``MAX_LEAD_FRAMES`` frames decoded before the first sample: a
-    file with one keyframe in an hour gets no picture samples). ``duration_s``: the probed
+    file with one keyframe in an hour gets no picture samples). With ``pictures_on_demand`` a
+    video whose sound is usable gets no picture samples (only its first frame is decoded): its
+    picture is sampled from its file when a comparison needs it. ``duration_s``: the probed
     duration (else the container's). Raises ValueError when the file has no decodable video
     frame; a video whose frames are all uninformative (black, flat) gets a fingerprint without
     picture samples."""
     p = os.fspath(path)
+    times, hashes, vectors = [], [], []
     try:
         with contextlib.ExitStack() as files:
             c = files.enter_context(av.open(p))
@@ -415,19 +463,25 @@ def fingerprint_file(
             if window_s and duration_s and duration_s > window_s + 2 * HOP_S:
                 lo = np.floor((duration_s - window_s) / 2 / HOP_S) * HOP_S  # on the sound's 0.25 s grid
                 hi = lo + window_s
-            times, hashes, vectors, decoded = _sample_picture(c, vs, t0, _picture_targets(duration_s, lo, hi))
-            if not decoded:
-                raise ValueError("no decodable video frame")
-            ah, sounding, off_h, off_s, off_t = _no_sound()
-            if aus is not None:
-                try:  # back to the sound's window (the picture was read first)
-                    c.seek(int((t0 + lo) * av.time_base), backward=True, any_frame=False)
-                except av.error.FFmpegError:  # a file that cannot seek: its sound from the start
-                    c = files.enter_context(av.open(p))
-                    aus = c.streams.audio[0]
-                ah, sounding, off_h, off_s, off_t = _sample_sound(c, aus, t0, lo, hi)
+            targets = _picture_targets(duration_s, lo, hi)
+            _picture_decoder(vs)
+            if pictures_on_demand and aus is not None:  # the sound first: when it is usable, the picture waits
+                if not _decodes_a_frame(c, vs):
+                    raise ValueError("no decodable video frame")
+                read, aus, sound = _sound_pass(c, aus, files, p, t0, lo, hi)
+                if not NearDuplicateConfig().sound_usable(sound[1]):
+                    if read is not c:  # reopened
+                        c, vs = read, read.streams.video[0]
+                        _picture_decoder(vs)
+                    times, hashes, vectors, _ = _sample_picture(c, vs, t0, targets, rewind=True)
+            else:
+                times, hashes, vectors, decoded = _sample_picture(c, vs, t0, targets)
+                if not decoded:
+                    raise ValueError("no decodable video frame")
+                sound = _sound_pass(c, aus, files, p, t0, lo, hi)[2] if aus is not None else _no_sound()
     except (av.error.FFmpegError, ValueError) as exc:
         raise ValueError(f"{p}: {exc}") from exc
+    ah, sounding, off_h, off_s, off_t = sound
     return Fingerprint(
         np.asarray(times, np.float64),
         np.asarray(hashes, np.uint64),
@@ -439,6 +493,17 @@ def fingerprint_file(
         off_s,
         off_t,
     )
+
+
+def _sound_pass(c, aus, files: contextlib.ExitStack, path: str, t0: float, lo: float, hi: float):
+    """One seek to the sound's window (reopening a file that cannot seek: its sound from the
+    start), then :func:`_sample_sound`. Returns the container and stream read, and the sound."""
+    try:
+        c.seek(int((t0 + lo) * av.time_base), backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        c = files.enter_context(av.open(path))
+        aus = c.streams.audio[0]
+    return c, aus, _sample_sound(c, aus, t0, lo, hi)
 
 
 def picture_samples(path: str | os.PathLike, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -453,16 +518,19 @@ def picture_samples(path: str | os.PathLike, times: np.ndarray) -> tuple[np.ndar
                 raise ValueError("no video stream")
             vs = c.streams.video[0]
             t0 = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
+            _picture_decoder(vs)
             t, h, v, _ = _sample_picture(c, vs, t0, np.asarray(times, np.float64))
     except av.error.FFmpegError as exc:
         raise ValueError(f"{p}: {exc}") from exc
     return np.asarray(t, np.float64), np.asarray(h, np.uint64), np.asarray(v, np.float32).reshape(-1, 63)
 
 
-def fingerprint_or_reason(path: str, duration_s: float | None = None, window_s: float = WINDOW_S) -> Fingerprint | str:
+def fingerprint_or_reason(
+    path: str, duration_s: float | None = None, window_s: float = WINDOW_S, pictures_on_demand: bool = False
+) -> Fingerprint | str:
     """:func:`fingerprint_file`, or why it failed (a worker's task)."""
     try:
-        return fingerprint_file(path, window_s, duration_s)
+        return fingerprint_file(path, window_s, duration_s, pictures_on_demand)
     except (ValueError, OSError) as exc:
         return str(exc)
 
@@ -528,7 +596,7 @@ def compare(a: Fingerprint, b: Fingerprint, cfg: NearDuplicateConfig = NearDupli
     """Whether ``a`` and ``b`` are near-duplicates, and the evidence (``visual_agreement`` None:
     the picture could not be compared; ``offgrid``: the sound aligned on the grids between, and
     ``audio_agreement`` is its share less ``offgrid_margin``)."""
-    if a.audio_sounding.sum() >= cfg.min_overlap_s / HOP_S and b.audio_sounding.sum() >= cfg.min_overlap_s / HOP_S:
+    if cfg.sound_usable(a.audio_sounding) and cfg.sound_usable(b.audio_sounding):
         audio, shift, n = _audio_alignment(a, b, cfg)
         shift_s = shift * HOP_S + a.audio_start_s - b.audio_start_s  # b's clock -> a's clock
         visual, frames, _ = _visual_agreement(a, b, shift_s, cfg) if audio >= cfg.audio_match else (0.0, 0, 0.0)

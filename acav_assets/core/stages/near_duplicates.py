@@ -35,7 +35,9 @@ import numpy as np
 import polars as pl
 
 from acav_assets.core.media.fingerprint import (
+    FRAME_STEP_S,
     HOP_S,
+    PICTURE_SPAN_S,
     WINDOW_S,
     Fingerprint,
     NearDuplicateConfig,
@@ -67,15 +69,17 @@ def fingerprint_rows(
     *,
     workers: int = 1,
     window_s: float = WINDOW_S,
+    pictures_on_demand: bool = False,
     progress: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
 ) -> list[dict]:
     """``video_fingerprints`` rows for the ``ok`` videos among ``rows`` (a video that cannot be
     fingerprinted is logged and left out of near-duplicate detection). Each covers the centre
-    ``window_s`` seconds of its video (0: all of it)."""
+    ``window_s`` seconds of its video (0: all of it); with ``pictures_on_demand`` only videos
+    without usable sound have picture samples (see :func:`fingerprint_file`)."""
     todo = [r for r in rows if r["status"] == VideoStatus.OK]
     paths = [str(Path(landing_root) / r["path"]) for r in todo]
-    task = functools.partial(fingerprint_or_reason, window_s=window_s)
+    task = functools.partial(fingerprint_or_reason, window_s=window_s, pictures_on_demand=pictures_on_demand)
     for r, p in zip(todo, paths):
         r["landed_at"] = os.stat(p).st_mtime if os.path.exists(p) else float("inf")  # not a column: dropped on write
     results = []
@@ -246,16 +250,51 @@ def local_files(landing_root: str | Path, allowed_roots: tuple[str, ...] = ()) -
     return locate
 
 
+def _with_samples(fp: Fingerprint, path: str | None, times: np.ndarray) -> Fingerprint | None:
+    """``fp`` with its picture sampled from ``path`` at ``times`` (None: no file, or it cannot be
+    read)."""
+    if path is None:
+        return None
+    try:
+        t, h, v = picture_samples(path, times)
+    except (ValueError, OSError):
+        return None
+    return dataclasses.replace(fp, frame_times=t, frame_hashes=h, frame_vectors=v)
+
+
+class _PicturesOnDemand:
+    """The pictures of videos fingerprinted without them (``pictures_on_demand``: their sound was
+    usable), sampled from their files when a comparison needs them: over the centre
+    ``PICTURE_SPAN_S`` of their sound's window (where :func:`fingerprint_file` would have taken
+    them), at most once per video."""
+
+    def __init__(self, locate: Callable[[dict], str | None]):
+        self.locate, self.sampled = locate, {}
+
+    def __call__(self, item: tuple[dict, Fingerprint]) -> tuple[dict, Fingerprint]:
+        row, fp = item
+        if fp.frame_times.size:
+            return item
+        key = (row["batch"], row["path"])
+        if key not in self.sampled:
+            centre = np.floor((fp.audio_start_s + ((fp.audio_hashes.size - 1) * HOP_S + 1.0) / 2) / HOP_S) * HOP_S
+            times = centre + np.arange(-PICTURE_SPAN_S / 2, PICTURE_SPAN_S / 2 + 1e-9, FRAME_STEP_S)
+            self.sampled[key] = _with_samples(fp, self.locate(row), times[times >= 0])
+        return (row, self.sampled[key]) if self.sampled[key] is not None else item
+
+
 def _compare_on_demand(
     a: tuple[dict, Fingerprint],
     b: tuple[dict, Fingerprint],
     config: NearDuplicateConfig,
     locate: Callable[[dict], str | None] | None,
+    on_demand: _PicturesOnDemand | None = None,
 ) -> tuple[bool, dict]:
-    """:func:`compare`, and when the sound agrees but no stored picture samples overlap at its
-    alignment (a short excerpt of a long video: each video's samples lie in its own centre), the
-    picture of the video that holds the other's sample times is sampled at those times from its
-    file, and compared there."""
+    """:func:`compare`, and when the sound agrees but no picture samples overlap at its
+    alignment, the picture is sampled from the files and compared there: first the pictures a
+    video was fingerprinted without (``on_demand``), then, if the samples still do not overlap (a
+    short excerpt of a long video: each video's samples lie in its own centre), the video that
+    holds the other's sample times at those times."""
     ok, ev = compare(a[1], b[1], config)
     if (
         ok
@@ -265,19 +304,21 @@ def _compare_on_demand(
         or ev["audio_agreement"] < config.audio_match
     ):
         return ok, ev
+    if on_demand is not None and not (a[1].frame_times.size and b[1].frame_times.size):
+        a, b = on_demand(a), on_demand(b)
+        ok, ev = compare(a[1], b[1], config)
+        ev["picture_sampled"] = "on demand"
+        if ok or ev["visual_agreement"] is not None:
+            return ok, ev
     shift = ev["shift_s"]  # b's clock -> a's clock
     for (x_row, x_fp), (_, y_fp), to_x in ((a, b, shift), (b, a, -shift)):
         times = y_fp.frame_times[y_fp.frame_informative] + to_x  # the other's informative samples, on x's clock
         times = times[times >= 0]
-        if times.size < config.min_frames or (path := locate(x_row)) is None:
+        if times.size < config.min_frames:
             continue
-        try:
-            t, h, v = picture_samples(path, times)
-        except (ValueError, OSError):
-            continue
-        if t.size < config.min_frames:
-            continue  # the times lie past its end: the other way round
-        x_now = dataclasses.replace(x_fp, frame_times=t, frame_hashes=h, frame_vectors=v)
+        x_now = _with_samples(x_fp, locate(x_row), times)
+        if x_now is None or x_now.frame_times.size < config.min_frames:
+            continue  # unreadable, or the times lie past its end: the other way round
         ok, ev = compare(x_now, y_fp, config) if x_fp is a[1] else compare(y_fp, x_now, config)
         ev["picture_sampled"] = "on demand"
         return ok, ev
@@ -309,6 +350,7 @@ def mark_near_duplicates(
     audio_idx.freeze()  # part of building the index, not of each lookup
     key_idx.freeze()
     parent = list(range(len(everyone)))
+    on_demand = _PicturesOnDemand(locate) if locate is not None else None
 
     def find(i):
         while parent[i] != i:
@@ -325,7 +367,7 @@ def mark_near_duplicates(
         for i, v in sorted(votes.items()):
             if i == j or find(i) == find(j):
                 continue
-            ok, ev = _compare_on_demand(everyone[i], here[k], config, locate)
+            ok, ev = _compare_on_demand(everyone[i], here[k], config, locate, on_demand)
             if ok:
                 evidence[(i, j)] = ev
                 parent[find(j)] = find(i)

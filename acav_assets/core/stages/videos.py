@@ -114,6 +114,7 @@ def ingest_batch(
     *,
     fingerprint_workers: int = 1,
     allowed_roots: tuple[str, ...] = (),
+    remote_landing: bool = False,
     progress: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
     warn: Callable[[str], None] = lambda m: None,
@@ -123,8 +124,10 @@ def ingest_batch(
     become ``duplicate``; with ``near_duplicates`` (None: off) the ``ok`` videos are fingerprinted
     (``fingerprint_workers`` processes, ``progress`` per video; ``warn`` names the videos that
     cannot be) and looked up among this batch's and, in the on-disk index, every other batch's
-    kept videos. From the lookups to the writes the warehouse's lookup lock is held: a batch
-    ingested at the same time waits, then finds its copies among this one's videos."""
+    kept videos (``remote_landing``: the batch was staged from an object store, whose earlier
+    batches are not kept here, so ``pictures: auto`` samples every picture now). From the lookups
+    to the writes the warehouse's lookup lock is held: a batch ingested at the same time waits,
+    then finds its copies among this one's videos."""
     rows = mark_known_duplicates(rows, exact_copies_elsewhere(wh, batch, rows))  # not fingerprinted then
     prints, pairs, index = [], [], None
     if near_duplicates is not None:
@@ -133,6 +136,7 @@ def ingest_batch(
             landing_root,
             workers=fingerprint_workers,
             window_s=near_duplicates.window_s,
+            pictures_on_demand=near_duplicates.pictures_on_demand(remote_landing),
             log=warn,
             progress=progress,
         )

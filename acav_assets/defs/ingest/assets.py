@@ -73,6 +73,7 @@ def videos(
         nd_config if config.near_duplicates else None,
         fingerprint_workers=config.fingerprint_workers or min(4, os.cpu_count() or 1),
         allowed_roots=tuple(landing.allowed_link_roots),
+        remote_landing=landing.get().remote,
         progress=Progress(context.log.info, f"fingerprinting batch {batch}", "video"),
         log=context.log.info,
         warn=context.log.warning,
@@ -85,6 +86,13 @@ def videos(
         **data_version(version),
         metadata={**_videos_metadata(ingested, wh), "landing_fingerprint": fingerprint, **staging_metadata(staged)},
     )
+
+
+def _pairs_shown(pairs: pl.DataFrame) -> pl.DataFrame:
+    """The near-duplicate pairs' columns shown in the UI (``picture_sampled``: the picture was read
+    from the files for the comparison)."""
+    shown = ("near_duplicate", "kept", "audio_agreement", "visual_agreement", "shift_s", "picture_sampled")
+    return pairs.select([c for c in shown if c in pairs.columns])
 
 
 def _videos_metadata(ingested: IngestedBatch, wh) -> dict:
@@ -102,12 +110,7 @@ def _videos_metadata(ingested: IngestedBatch, wh) -> dict:
         "near_duplicates": len(pairs),
         **({"fingerprint_index_videos": ingested.indexed_videos} if ingested.indexed_videos is not None else {}),
         "near_duplicate_pairs": dg.MetadataValue.md(
-            markdown_table(
-                pl.DataFrame(pairs).select("near_duplicate", "kept", "audio_agreement", "visual_agreement", "shift_s"),
-                limit=20,
-            )
-            if pairs
-            else "_none_"
+            markdown_table(_pairs_shown(pl.DataFrame(pairs)), limit=20) if pairs else "_none_"
         ),
     }
 

@@ -11,7 +11,7 @@ from acav_assets.defs.platform.settings import config_class, config_fields, core
 __all__ = ["ClipsConfig", "VideosConfig"]
 
 _PROBE = ("min_duration_s", "max_duration_s", "max_pixels")
-_NEAR_DUPLICATES = ("audio_bits", "audio_match", "visual_cos", "visual_match", "window_s")
+_NEAR_DUPLICATES = ("audio_bits", "audio_match", "visual_cos", "visual_match", "window_s", "pictures")
 
 
 class _VideosSettings(dg.Config):

@@ -43,8 +43,14 @@ CODE_VERSIONS = {
     "downstream_report": "1",
 }
 
-#: Settings that change how a step runs, not what it writes: not part of its data version.
-HOW_NOT_WHAT = {"videos": {"fingerprint_workers"}, "cluster_centroids": {"seed"}, "curated_subset": {"mode"}}
+#: Settings that change how a step runs, not what it writes: not part of its data version
+#: (``nd_pictures`` changes when pictures are sampled, not which copies are found in a landing
+#: that keeps its files).
+HOW_NOT_WHAT = {
+    "videos": {"fingerprint_workers", "nd_pictures"},
+    "cluster_centroids": {"seed"},
+    "curated_subset": {"mode"},
+}
 
 
 def digest(*parts) -> str:

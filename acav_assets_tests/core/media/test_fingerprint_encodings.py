@@ -15,7 +15,7 @@ from acav_assets.core.generators.encodings import Encoding, reencode
 from acav_assets.core.media.encode import write_video
 from acav_assets.core.media.fingerprint import compare, fingerprint_file
 from acav_assets.core.media.probe import probe_file
-from acav_assets.core.stages.near_duplicates import fingerprint_rows, mark_near_duplicates
+from acav_assets.core.stages.near_duplicates import fingerprint_rows, local_files, mark_near_duplicates
 
 DEFAULTS = Encoding("x264_defaults")
 
@@ -62,12 +62,15 @@ def corpus(tmp_path_factory):
     return base, sorted((base / "src").glob("*.mp4"))
 
 
-def test_copy_families_in_x264_default_encodes_keep_one_ok_video_each(corpus):
+@pytest.mark.parametrize("on_demand", [False, True], ids=["pictures_always", "pictures_on_demand"])
+def test_copy_families_in_x264_default_encodes_keep_one_ok_video_each(corpus, on_demand):
     """Originals and copies (CRF 35 re-encode, half size, 1 s trimmed at each end) all written
     with libx264's defaults: one keyframe per file. Every video gets a fingerprint with picture
-    samples, and every family keeps exactly one ok video (before: no fingerprint for any)."""
+    samples, and every family keeps exactly one ok video (before: no fingerprint for any). With
+    pictures on demand (the default for a local landing) the fingerprints hold sound only and the
+    pictures of the pairs whose sound agrees are sampled from the files: the same families."""
     base, sources = corpus
-    landing = base / "landing"
+    landing = base / f"landing_{on_demand}"
     (landing / "b").mkdir(parents=True)
     families = {}
     for src in sources[:4]:
@@ -88,16 +91,18 @@ def test_copy_families_in_x264_default_encodes_keep_one_ok_video_each(corpus):
         reencode(src, landing / "b" / f"{src.stem}_alone.mp4", DEFAULTS)
     assert all(_keyframes(p) == 1 for p in (landing / "b").iterdir())  # what real short uploads look like
     rows = _rows(landing / "b", landing)
-    prints = fingerprint_rows(rows, landing)
+    prints = fingerprint_rows(rows, landing, pictures_on_demand=on_demand)
     assert len(prints) == len(rows)  # coverage: every decodable video
-    assert all(len(fp["key_times"]) >= 6 for fp in prints)
-    pairs = mark_near_duplicates(rows, prints)
+    assert all(len(fp["key_times"]) == 0 if on_demand else len(fp["key_times"]) >= 6 for fp in prints)
+    pairs = mark_near_duplicates(rows, prints, locate=local_files(landing) if on_demand else None)
     status = {Path(r["path"]).name: r["status"] for r in rows}
     for stem, names in families.items():
         kept = [n for n in names if status[n] == "ok"]
         assert len(kept) == 1, {n: status[n] for n in names}
     assert all(s == "ok" for n, s in status.items() if n.endswith("_alone.mp4"))
     assert len(pairs) == 3 * len(families)
+    if on_demand:  # the picture still decided, sampled from both files
+        assert all(p["picture_sampled"] == "on demand" and p["visual_agreement"] >= 0.7 for p in pairs), pairs
 
 
 def test_a_rotated_phone_copy_is_found_upright(corpus, tmp_path):
@@ -110,10 +115,13 @@ def test_a_rotated_phone_copy_is_found_upright(corpus, tmp_path):
     assert ok and ev["visual_agreement"] >= 0.9, ev
 
 
-def test_no_merge_on_one_weak_signal(tmp_path):
+@pytest.mark.parametrize("on_demand", [False, True], ids=["pictures_always", "pictures_on_demand"])
+def test_no_merge_on_one_weak_signal(tmp_path, on_demand):
     """Distinct videos that share one signal stay distinct: one music bed under different real
     photographs (scikit-image's, panned and zoomed); the same music under black pictures (the
-    picture is unknown, not a vote); the same (black) picture without sound."""
+    picture is unknown, not a vote); the same (black) picture without sound. With pictures on
+    demand the shared music makes them candidates, and the pictures sampled from their files
+    keep them apart."""
     from acav_assets.core.generators.photos_sounds import check_available, write_photo_sound_videos
 
     missing = check_available()
@@ -137,11 +145,12 @@ def test_no_merge_on_one_weak_signal(tmp_path):
         write_video(folder / f"black_bed_{i}.mp4", black, fps, bed[: int(n / fps * rate)], rate)
         write_video(folder / f"black_silent_{i}.mp4", black, fps, np.zeros(int(n / fps * rate), np.float32), rate)
     rows = _rows(folder, tmp_path)
-    prints = fingerprint_rows(rows, tmp_path)
+    prints = fingerprint_rows(rows, tmp_path, pictures_on_demand=on_demand)
     assert len(prints) == len(rows)
     by_name = {Path(p["path"]).name: p for p in prints}
-    assert len(by_name["black_bed_0.mp4"]["key_times"]) > 0  # sampled, but showing nothing
-    pairs = mark_near_duplicates(rows, prints)
+    assert len(by_name["black_silent_0.mp4"]["key_times"]) > 0  # no sound: sampled now, but showing nothing
+    assert (len(by_name["black_bed_0.mp4"]["key_times"]) == 0) == on_demand
+    pairs = mark_near_duplicates(rows, prints, locate=local_files(tmp_path))
     assert pairs == [], pairs
     assert all(r["status"] == "ok" for r in rows)
 
