@@ -9,7 +9,8 @@
     the same stages (``core/evaluation/encoding_matrix.py``, which the tests assert on). Prints a
     Markdown table, the worst value over the seeds of each column: picture and export differences
     in grey levels (0-255, a re-encode gives ~2-3, a picture left turned ~55), sound envelope
-    correlation where the copy has sound, padded silence, embedding cosine, near-duplicate found.
+    correlation where the copy has sound, padded silence, embedding cosine, near-duplicate found
+    (with every picture sampled; with pictures on demand, the default for a local landing).
 (b) A ``--long-min``-minute video (libx264 defaults: one keyframe every 250 frames; 64x48 at
     5 fps, 22.05 kHz sound) through the same stages in a child process: wall time of each stage
     and the child's peak memory against the same child running only ``import`` of the stages
@@ -106,7 +107,8 @@ def _print_matrix(rows: dict[str, list], seeds: str) -> None:
     )
     print(
         "| encoding | probe | size | keyframes | decode picture diff | sound corr | padded s | embed cos "
-        "| fingerprint samples | near-duplicate | export frames | export size | export diff |"
+        "| fingerprint samples | near-duplicate (pictures always; on demand) | export frames | export size "
+        "| export diff |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
@@ -121,7 +123,7 @@ def _print_matrix(rows: dict[str, list], seeds: str) -> None:
         status = ",".join(sorted({r.probe_status for r in rs}))
         size = ",".join(sorted({f"{r.width}x{r.height}" for r in rs}))
         kf = f"{min(r.keyframes for r in rs)}-{max(r.keyframes for r in rs)}"
-        dup = f"{sum(r.near_duplicate for r in rs)}/{len(rs)}"
+        dup = f"{sum(r.near_duplicate for r in rs)}/{len(rs)}; {sum(r.near_duplicate_on_demand for r in rs)}/{len(rs)}"
         print(
             f"| {name} | {status} | {size} | {kf} | {f(worst([r.picture_diff for r in rs], max))} "
             f"| {f(worst([r.sound_corr for r in rs], min), 3)} | {f(worst([r.audio_pad_s for r in rs], max))} "

@@ -335,17 +335,17 @@ def _pipeline_compare(window: float, on_demand: bool):
     """Fingerprint a file and compare two as the pipeline does (pictures sampled from the files
     where the sound agrees and no samples overlap; with ``on_demand``, only then)."""
     from acav_assets.core.media.fingerprint import NearDuplicateConfig, fingerprint_file
-    from acav_assets.core.stages.near_duplicates import _compare_on_demand, _PicturesOnDemand
+    from acav_assets.core.stages.near_duplicates import PicturesOnDemand, compare_pair
 
     cfg = NearDuplicateConfig(window_s=window)
     locate = lambda row: row["path"]  # noqa: E731
-    pictures = _PicturesOnDemand(locate)
+    pictures = PicturesOnDemand(locate)
 
     def fingerprint(path: Path):
         return {"batch": "b", "path": str(path)}, fingerprint_file(path, window, pictures_on_demand=on_demand)
 
     def compare(a, b) -> tuple[bool, dict]:
-        return _compare_on_demand(a, b, cfg, locate, pictures)
+        return compare_pair(a, b, cfg, locate, pictures)
 
     return cfg, fingerprint, compare
 

@@ -14,7 +14,8 @@ going through the same stages:
 - ``embed``: the weight-free profile's vectors of that window against the source's (mean cosine
   over the feature spaces);
 - ``fingerprint``: picture samples, sound present, and whether the copy is found as a
-  near-duplicate of the source;
+  near-duplicate of the source: with every picture sampled, and with pictures on demand (the
+  default for a local landing: sound only in the fingerprints, the pictures read from both files);
 - ``export``: the exact cut re-encoded (frames, size, samples) against the source's cut.
 
 ``benchmarks/encodings.py`` prints the table (``docs/encodings.md``); the tests assert on it.
@@ -34,8 +35,9 @@ from acav_assets.core.export.cut import CutConfig, cut_clip
 from acav_assets.core.generators.encodings import Encoding, reencode
 from acav_assets.core.media.clips import clip_windows
 from acav_assets.core.media.decode import decode_clip
-from acav_assets.core.media.fingerprint import compare, fingerprint_file
+from acav_assets.core.media.fingerprint import NearDuplicateConfig, compare, fingerprint_file
 from acav_assets.core.media.probe import probe_file
+from acav_assets.core.stages.near_duplicates import PicturesOnDemand, compare_pair
 
 __all__ = ["EncodingResult", "StageReference", "reference", "run_encoding"]
 
@@ -65,6 +67,7 @@ class EncodingResult:
     export_samples: int
     export_diff: float | None  # mean |copy - source| of the exported frames, grey levels
     seconds: float  # the stages' wall time (not the re-encode)
+    near_duplicate_on_demand: bool = False  # found with pictures on demand (read from both files)
 
     def as_row(self) -> dict:
         return asdict(self)
@@ -194,6 +197,16 @@ def run_encoding(ref: StageReference, enc: Encoding, out_dir: str | os.PathLike)
     dup, evidence = compare(ref.fingerprint, fp)
     row.near_duplicate = bool(dup)
     row.fingerprint_evidence = f"sound {evidence['audio_agreement']}, picture {evidence['visual_agreement']}"
+    pictures = PicturesOnDemand(lambda r: r["path"])
+    dup, evidence = compare_pair(
+        ({"batch": "b", "path": str(ref.path)}, fingerprint_file(ref.path, pictures_on_demand=True)),
+        ({"batch": "b", "path": str(dst)}, fingerprint_file(dst, pictures_on_demand=True)),
+        NearDuplicateConfig(),
+        pictures.locate,
+        pictures,
+    )
+    row.near_duplicate_on_demand = bool(dup)
+    row.fingerprint_evidence += f"; on demand: picture {evidence['visual_agreement']}"
     cut = cut_clip(dst, start, end, CutConfig(with_arrays=True))
     row.export_frames, row.export_size, row.export_samples = cut.n_frames, f"{cut.width}x{cut.height}", cut.n_samples
     if cut.frames is not None and cut.frames.shape == ref.export_frames.shape:

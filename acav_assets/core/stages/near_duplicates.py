@@ -50,7 +50,15 @@ from acav_assets.core.processes import die_with_parent
 from acav_assets.core.statuses import VideoStatus
 from acav_assets.core.warehouse.fingerprint_index import PICTURE, SOUND, FingerprintIndex, most_per_group
 
-__all__ = ["fingerprint_rows", "mark_near_duplicates", "from_row", "local_files", "NEAR_DUPLICATE"]
+__all__ = [
+    "NEAR_DUPLICATE",
+    "PicturesOnDemand",
+    "compare_pair",
+    "fingerprint_rows",
+    "from_row",
+    "local_files",
+    "mark_near_duplicates",
+]
 
 NEAR_DUPLICATE = VideoStatus.NEAR_DUPLICATE
 MIN_VOTES = 0.05  # share of a video's hashes that must hit a candidate before it is verified ...
@@ -262,7 +270,7 @@ def _with_samples(fp: Fingerprint, path: str | None, times: np.ndarray) -> Finge
     return dataclasses.replace(fp, frame_times=t, frame_hashes=h, frame_vectors=v)
 
 
-class _PicturesOnDemand:
+class PicturesOnDemand:
     """The pictures of videos fingerprinted without them (``pictures_on_demand``: their sound was
     usable), sampled from their files when a comparison needs them: over the centre
     ``PICTURE_SPAN_S`` of their sound's window (where :func:`fingerprint_file` would have taken
@@ -283,12 +291,12 @@ class _PicturesOnDemand:
         return (row, self.sampled[key]) if self.sampled[key] is not None else item
 
 
-def _compare_on_demand(
+def compare_pair(
     a: tuple[dict, Fingerprint],
     b: tuple[dict, Fingerprint],
     config: NearDuplicateConfig,
     locate: Callable[[dict], str | None] | None,
-    on_demand: _PicturesOnDemand | None = None,
+    on_demand: PicturesOnDemand | None = None,
 ) -> tuple[bool, dict]:
     """:func:`compare`, and when the sound agrees but no picture samples overlap at its
     alignment, the picture is sampled from the files and compared there: first the pictures a
@@ -350,7 +358,7 @@ def mark_near_duplicates(
     audio_idx.freeze()  # part of building the index, not of each lookup
     key_idx.freeze()
     parent = list(range(len(everyone)))
-    on_demand = _PicturesOnDemand(locate) if locate is not None else None
+    on_demand = PicturesOnDemand(locate) if locate is not None else None
 
     def find(i):
         while parent[i] != i:
@@ -367,7 +375,7 @@ def mark_near_duplicates(
         for i, v in sorted(votes.items()):
             if i == j or find(i) == find(j):
                 continue
-            ok, ev = _compare_on_demand(everyone[i], here[k], config, locate, on_demand)
+            ok, ev = compare_pair(everyone[i], here[k], config, locate, on_demand)
             if ok:
                 evidence[(i, j)] = ev
                 parent[find(j)] = find(i)

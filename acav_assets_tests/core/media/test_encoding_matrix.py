@@ -46,7 +46,7 @@ def test_every_stage_gives_what_it_gives_for_the_source(matrix, name):
     assert r.embed_cos > 0.95, r.embed_cos
     # the fingerprint samples the picture whatever the GOP, and finds the copy
     assert r.fingerprint_samples >= 8 and r.fingerprint_sound
-    assert r.near_duplicate, r.fingerprint_evidence
+    assert r.near_duplicate and r.near_duplicate_on_demand, r.fingerprint_evidence
     # the exported cut: upright, as long as the window, with the copy's sound rate
     assert r.export_size == f"{SIZE[0]}x{SIZE[1]}"
     if enc.vfr:
