@@ -179,3 +179,25 @@ def test_the_lead_in_before_the_picture_samples_is_bounded(tmp_path):
     keep = MAX_LEAD_FRAMES / fps
     write_video(short, frames[:MAX_LEAD_FRAMES], fps, audio[: int(keep * rate)], rate, gop_s=10 * dur)
     assert fingerprint_file(short).frame_times.size >= 6
+
+
+def test_a_fingerprint_with_pictures_meets_one_without(corpus, tmp_path):
+    """A warehouse upgraded in place holds fingerprints with picture samples (earlier batches) and
+    without (pictures on demand): a copy is still found across them, the missing side sampled from
+    its file; without a readable file the picture is unknown and nothing is merged."""
+    from acav_assets.core.media.fingerprint import NearDuplicateConfig
+    from acav_assets.core.stages.near_duplicates import PicturesOnDemand, compare_pair
+
+    _, sources = corpus
+    orig, copy = tmp_path / "orig.mp4", tmp_path / "copy.mp4"
+    reencode(sources[1], orig, DEFAULTS)
+    reencode(sources[1], copy, Encoding("crf35", video_options={"crf": "35"}))
+    earlier = ({"batch": "b1", "path": str(orig)}, fingerprint_file(orig))
+    later = ({"batch": "b2", "path": str(copy)}, fingerprint_file(copy, pictures_on_demand=True))
+    assert earlier[1].frame_times.size >= 6 and later[1].frame_times.size == 0
+    pictures = PicturesOnDemand(lambda row: row["path"])
+    ok, ev = compare_pair(earlier, later, NearDuplicateConfig(), pictures.locate, pictures)
+    assert ok and ev["picture_sampled"] == "on demand" and ev["visual_agreement"] >= 0.7, ev
+    gone = PicturesOnDemand(lambda row: None)  # the copy's file is not on this machine
+    ok, ev = compare_pair(earlier, later, NearDuplicateConfig(), gone.locate, gone)
+    assert not ok and ev["visual_agreement"] is None, ev
