@@ -10,7 +10,7 @@
     Markdown table, the worst value over the seeds of each column: picture and export differences
     in grey levels (0-255, a re-encode gives ~2-3, a picture left turned ~55), sound envelope
     correlation where the copy has sound, padded silence, embedding cosine, near-duplicate found
-    (with every picture sampled; with pictures on demand, the default for a local landing).
+    (with every picture sampled; with pictures on demand, the default).
 (b) A ``--long-min``-minute video (libx264 defaults: one keyframe every 250 frames; 64x48 at
     5 fps, 22.05 kHz sound) through the same stages in a child process: wall time of each stage
     and the child's peak memory against the same child running only ``import`` of the stages

@@ -30,7 +30,7 @@
     centre (as sampled) or from 0, 2 or 4 s into the video, and the sound pass alone, each as a
     share of probe + decode: where the cost of a long GOP lies.
 (c)-(f) fingerprint and compare as the pipeline does with ``--pictures`` (default on_demand, the
-    default for a local landing: pictures sampled from the files for pairs whose sound agrees).
+    default: pictures sampled from the files for pairs whose sound agrees).
 (f) Sub-clip copies: 10 s excerpts (libx264 defaults) of 60 s videos, at 0-50 s into them, each
     with ``--window 0`` (sound over whole videos, the setting that finds them anywhere) and the
     default window; and the cost of whole-file sound on 60 s videos.
@@ -70,7 +70,7 @@ def main() -> None:
         "--pictures",
         choices=("always", "on_demand"),
         default="on_demand",
-        help="(c)-(f): fingerprints with every picture sampled, or (the default for a local landing) "
+        help="(c)-(f): fingerprints with every picture sampled, or (the default) "
         "pictures sampled from the files for pairs whose sound agrees",
     )
     ap.add_argument(

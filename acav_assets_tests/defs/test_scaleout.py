@@ -258,6 +258,13 @@ def test_landing_area_on_s3_lists_checks_completeness_and_stages(s3, tmp_path):
         area.stage("b9")
     area.release("b1")
     assert not (rep.local_root / "b1").exists()
+    # one file of a released batch, fetched again for a near-duplicate comparison; nothing but a
+    # batch's media file is fetched
+    fetched = area.fetch(f"b2/{sorted(p.name for p in (local / 'b2').glob('*.mp4'))[0]}", tmp_path / "fetched")
+    assert fetched is not None and fetched.read_bytes() == sorted((local / "b2").glob("*.mp4"))[0].read_bytes()
+    for wrong in ("b1/gone.mp4", "../unit/b2/x.mp4", "b2/../b1/x.mp4", "b2", "bad name/x.mp4", f"b1/{READY_MARKER}"):
+        assert area.fetch(wrong, tmp_path / "fetched") is None, wrong
+    assert Landing(str(local)).fetch("b1/x.mp4", tmp_path / "fetched") is None  # a local root: read in place
     with pytest.raises(ValueError, match="does not exist"):
         Landing("s3://acav-landing/nothing-here", _fsspec_options(s3)).batches()
 
@@ -302,10 +309,14 @@ def test_landing_sensor_watches_an_s3_prefix(s3, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_pipeline_end_to_end_with_landing_and_warehouse_on_s3(s3, tmp_path):
     """Both on the S3 server: the sensor's batches are staged, probed, embedded, clustered and
-    selected; bad input on the remote gets its status; the staged copies are dropped after."""
+    selected; bad input on the remote gets its status; the staged copies are dropped after. A
+    re-encoded copy in the second batch of a video of the first is found, its original's picture
+    read from the remote (the first batch's staged copy was released)."""
     import polars as pl
 
+    from acav_assets.core.export.cut import CutConfig, cut_clip
     from acav_assets.core.generators.demo import write_demo_videos
+    from acav_assets.core.media.probe import probe_file
     from acav_assets.core.warehouse.tables import Warehouse
     from acav_assets.defs.runner import curate_landing, resources_for
 
@@ -313,6 +324,9 @@ def test_pipeline_end_to_end_with_landing_and_warehouse_on_s3(s3, tmp_path):
     write_demo_videos(local / "a", 8, seed=1)
     write_demo_videos(local / "b", 8, seed=2)
     (local / "b" / "corrupt.mp4").write_bytes(b"\x00" * 1000)
+    original = sorted((local / "a").glob("*.mp4"))[0]
+    duration = probe_file(original).duration_s  # a re-encode, trimmed by 1 s at each end
+    (local / "b" / "reupload.mp4").write_bytes(cut_clip(original, 1.0, duration - 1.0, CutConfig(crf=35)).mp4)
     _upload(s3, local, "pipeline")
     landing, root, cache = "s3://acav-landing/pipeline", "s3://acav-warehouse/pipeline", tmp_path / "cache"
     report = curate_landing(
@@ -329,12 +343,18 @@ def test_pipeline_end_to_end_with_landing_and_warehouse_on_s3(s3, tmp_path):
     assert len(report.checks) == 11 and not report.failed_checks(), report.checks
     wh = Warehouse(root, s3)
     vids = wh.read("videos")
-    assert vids.height == 17 and vids.filter(pl.col("status") != "ok")["path"].to_list() == ["b/corrupt.mp4"]
+    assert vids.height == 18
+    assert vids.filter(pl.col("status") != "ok").sort("path").select("path", "status").rows() == [
+        ("b/corrupt.mp4", "corrupt"),
+        ("b/reupload.mp4", "near_duplicate"),
+    ]
+    assert vids.filter(pl.col("path") == "b/reupload.mp4")["duplicate_of"].to_list() == [f"a/{original.name}"]
     assert wh.read("clip_embeddings").height == 16 * 10
     subset = wh.read("curated_subset")
     assert subset.height == 8 and all(p.split("/")[0] in ("a", "b") for p in subset["path"])  # landing-relative
     meta = report.materializations["videos"]
-    assert meta["a"]["staged_files_copied"] == 8 and meta["b"]["staged_files_copied"] == 9
+    assert meta["a"]["staged_files_copied"] == 8 and meta["b"]["staged_files_copied"] == 10
+    assert "on demand" in str(meta["b"]["near_duplicate_pairs"])
     assert not any(p.is_file() for p in cache.rglob("*"))  # released after the embeddings
 
 

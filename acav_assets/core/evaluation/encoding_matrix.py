@@ -15,7 +15,7 @@ going through the same stages:
   over the feature spaces);
 - ``fingerprint``: picture samples, sound present, and whether the copy is found as a
   near-duplicate of the source: with every picture sampled, and with pictures on demand (the
-  default for a local landing: sound only in the fingerprints, the pictures read from both files);
+  default: sound only in the fingerprints, the pictures read from both files);
 - ``export``: the exact cut re-encoded (frames, size, samples) against the source's cut.
 
 ``benchmarks/encodings.py`` prints the table (``docs/encodings.md``); the tests assert on it.

@@ -26,7 +26,7 @@ that, and their cost per video is bounded however long it is:
   the spirit of Haitsma and Kalker's audio fingerprint. Silent windows get no hash.
 
 A merge needs the sound to agree before the picture counts, so with ``pictures_on_demand`` (the
-platform's default for a landing that keeps its files) a video with usable sound is
+platform's default) a video with usable sound is
 fingerprinted by its sound alone and its picture is sampled from its file only for the pairs
 whose sound agrees (``stages/near_duplicates.py``): a quarter to a third of the cost.
 
@@ -82,7 +82,7 @@ MAX_AUDIO_S = 1800.0
 # as its cut moves within one hop (8 excerpts, photos corpus, benchmarks/near_duplicates.py
 # --parts f); only the first grid is stored and indexed
 OFFGRID = 8
-PICTURES = ("auto", "always", "on_demand")  # NearDuplicateConfig.pictures
+PICTURES = ("on_demand", "always")  # NearDuplicateConfig.pictures
 MIN_STRUCTURE = 3.0  # grey levels of low-frequency structure below which a frame shows nothing (black, a fade)
 
 
@@ -151,10 +151,9 @@ class NearDuplicateConfig:
     offgrid_margin: float = 0.1
     window_s: float = setting(WINDOW_S, "centre span of each video whose sound is fingerprinted, in seconds (0 = all)")
     pictures: str = setting(
-        "auto",
-        "when a video's picture is sampled: always (at ingest), on_demand (at ingest only without usable "
-        "sound; else from the files of the pairs whose sound agrees), auto (on_demand for a local "
-        "landing, always for an object-store one, whose earlier batches are not kept on this machine)",
+        "on_demand",
+        "when a video's picture is sampled: on_demand (at ingest only without usable sound; else from "
+        "the files of the pairs whose sound agrees) or always (at ingest)",
         choices=PICTURES,
     )
 
@@ -175,10 +174,10 @@ class NearDuplicateConfig:
         if not (0 < self.audio_match <= 1 and 0 < self.visual_match <= 1):
             raise ValueError("audio_match and visual_match must be in (0, 1]")
 
-    def pictures_on_demand(self, remote_landing: bool) -> bool:
-        """Whether pictures of videos with usable sound are left to the comparisons (``auto``:
-        where the landing keeps its files on this machine)."""
-        return self.pictures == "on_demand" or (self.pictures == "auto" and not remote_landing)
+    @property
+    def pictures_on_demand(self) -> bool:
+        """Whether pictures of videos with usable sound are left to the comparisons."""
+        return self.pictures == "on_demand"
 
     def sound_usable(self, sounding: np.ndarray) -> bool:
         """Whether a video's sound can take part in a comparison (enough sounding windows)."""

@@ -315,6 +315,34 @@ class Landing:
         report.seconds = time.perf_counter() - t0
         return report
 
+    def fetch(self, relpath: str, dest_dir: str | os.PathLike) -> Path | None:
+        """One media file of a remote root (``<batch>/<name>``, as the tables store it) copied into
+        ``dest_dir``, for a file of an earlier batch that is no longer staged here (a
+        near-duplicate comparison reads its picture). None for a local root, a path that is not a
+        batch's media file, or a file the remote no longer has."""
+        parts = relpath.split("/")
+        if not self.remote or len(parts) < 2 or any(x in ("", ".", "..") for x in parts):
+            return None
+        if Path(relpath).suffix.lower() not in MEDIA_SUFFIXES:
+            return None
+        try:
+            validate_batch_key(parts[0])
+        except ValueError:
+            return None
+        name = f"{hashlib.blake2b(relpath.encode(), digest_size=8).hexdigest()}{Path(relpath).suffix}"
+        dest = Path(dest_dir) / name
+        if dest.is_file():
+            return dest
+        tmp = dest.with_name(f".{name}.part-{os.getpid()}")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self.fs().get_file(f"{self._path}/{relpath}", str(tmp))
+            os.replace(tmp, dest)
+        except (OSError, ValueError):
+            tmp.unlink(missing_ok=True)
+            return None
+        return dest
+
     def release(self, batch: str) -> None:
         """Drop the staged copy of a remote batch (nothing for a local root)."""
         if self.remote:

@@ -245,15 +245,23 @@ def _earlier_candidates(
     return prior, [{position[o]: v for o, v in votes.items() if o in position} for votes in per_video]
 
 
-def local_files(landing_root: str | Path, allowed_roots: tuple[str, ...] = ()) -> Callable[[dict], str | None]:
+def local_files(
+    landing_root: str | Path,
+    allowed_roots: tuple[str, ...] = (),
+    fetch: Callable[[str], str | os.PathLike | None] | None = None,
+) -> Callable[[dict], str | None]:
     """Where a fingerprint row's video can be read on this machine: under ``landing_root``, when it
-    is there and resolves inside the landing area or an allowed folder (None otherwise: an
-    earlier batch of an object-store landing is not staged here)."""
+    is there and resolves inside the landing area or an allowed folder; else what ``fetch`` (the
+    row's landing-relative path -> a local copy, or None) gives: an earlier batch of an
+    object-store landing is not staged here any more. None: it cannot be read."""
     roots = (str(Path(landing_root).resolve()), *allowed_roots)
 
     def locate(row: dict) -> str | None:
         path = Path(landing_root) / row["path"]
-        return str(path) if path.is_file() and resolves_inside(path, roots) else None
+        if path.is_file() and resolves_inside(path, roots):
+            return str(path)
+        copy = fetch(row["path"]) if fetch is not None and not path.exists() else None
+        return os.fspath(copy) if copy is not None else None
 
     return locate
 

@@ -13,6 +13,7 @@ landing area is staged first (:mod:`acav_assets.core.media.landing`).
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -114,7 +115,7 @@ def ingest_batch(
     *,
     fingerprint_workers: int = 1,
     allowed_roots: tuple[str, ...] = (),
-    remote_landing: bool = False,
+    fetch: Callable[[str, Path], Path | None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] = lambda m: None,
     warn: Callable[[str], None] = lambda m: None,
@@ -124,10 +125,11 @@ def ingest_batch(
     become ``duplicate``; with ``near_duplicates`` (None: off) the ``ok`` videos are fingerprinted
     (``fingerprint_workers`` processes, ``progress`` per video; ``warn`` names the videos that
     cannot be) and looked up among this batch's and, in the on-disk index, every other batch's
-    kept videos (``remote_landing``: the batch was staged from an object store, whose earlier
-    batches are not kept here, so ``pictures: auto`` samples every picture now). From the lookups
-    to the writes the warehouse's lookup lock is held: a batch ingested at the same time waits,
-    then finds its copies among this one's videos."""
+    kept videos; a comparison that needs the picture of an earlier batch's video no longer on this
+    machine (an object-store landing's staged batches are released) copies the file with
+    ``fetch`` (landing-relative path, folder -> local copy or None; :meth:`Landing.fetch`) into a
+    temporary folder. From the lookups to the writes the warehouse's lookup lock is held: a batch
+    ingested at the same time waits, then finds its copies among this one's videos."""
     rows = mark_known_duplicates(rows, exact_copies_elsewhere(wh, batch, rows))  # not fingerprinted then
     prints, pairs, index = [], [], None
     if near_duplicates is not None:
@@ -136,7 +138,7 @@ def ingest_batch(
             landing_root,
             workers=fingerprint_workers,
             window_s=near_duplicates.window_s,
-            pictures_on_demand=near_duplicates.pictures_on_demand(remote_landing),
+            pictures_on_demand=near_duplicates.pictures_on_demand,
             log=warn,
             progress=progress,
         )
@@ -149,7 +151,11 @@ def ingest_batch(
             # to date from the tables first); only the candidates' fingerprints are read
             index = FingerprintIndex(wh)
             index.sync(log=log)
-            pairs = mark_near_duplicates(rows, prints, index, near_duplicates, local_files(landing_root, allowed_roots))
+            with tempfile.TemporaryDirectory(prefix="acav_fetched_") as fetched:
+                locate = local_files(
+                    landing_root, allowed_roots, (lambda rel: fetch(rel, Path(fetched))) if fetch else None
+                )
+                pairs = mark_near_duplicates(rows, prints, index, near_duplicates, locate)
         wh.write_batch("video_fingerprints", batch, prints)  # none when switched off: nothing stale stays indexed
         written = wh.write_batch("videos", batch, rows)
         if index is not None:

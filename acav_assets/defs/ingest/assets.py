@@ -73,7 +73,7 @@ def videos(
         nd_config if config.near_duplicates else None,
         fingerprint_workers=config.fingerprint_workers or min(4, os.cpu_count() or 1),
         allowed_roots=tuple(landing.allowed_link_roots),
-        remote_landing=landing.get().remote,
+        fetch=landing.get().fetch,
         progress=Progress(context.log.info, f"fingerprinting batch {batch}", "video"),
         log=context.log.info,
         warn=context.log.warning,

@@ -44,8 +44,7 @@ CODE_VERSIONS = {
 }
 
 #: Settings that change how a step runs, not what it writes: not part of its data version
-#: (``nd_pictures`` changes when pictures are sampled, not which copies are found in a landing
-#: that keeps its files).
+#: (``nd_pictures`` changes when pictures are sampled, not which copies are found).
 HOW_NOT_WHAT = {
     "videos": {"fingerprint_workers", "nd_pictures"},
     "cluster_centroids": {"seed"},

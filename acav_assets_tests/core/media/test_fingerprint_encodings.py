@@ -67,7 +67,7 @@ def test_copy_families_in_x264_default_encodes_keep_one_ok_video_each(corpus, on
     """Originals and copies (CRF 35 re-encode, half size, 1 s trimmed at each end) all written
     with libx264's defaults: one keyframe per file. Every video gets a fingerprint with picture
     samples, and every family keeps exactly one ok video (before: no fingerprint for any). With
-    pictures on demand (the default for a local landing) the fingerprints hold sound only and the
+    pictures on demand (the default) the fingerprints hold sound only and the
     pictures of the pairs whose sound agrees are sampled from the files: the same families."""
     base, sources = corpus
     landing = base / f"landing_{on_demand}"

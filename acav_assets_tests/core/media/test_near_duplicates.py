@@ -95,7 +95,7 @@ def test_each_family_keeps_exactly_one_ok_video_and_controls_stay_ok(families):
     assert mat.metadata["near_duplicates"].value == 6 * 4 and "near_duplicate" in str(
         mat.metadata["near_duplicate_pairs"]
     )
-    # a local landing keeps its files: pictures on demand, so the stored fingerprints hold sound
+    # pictures on demand (the default): the stored fingerprints hold sound
     # only (every video here has sound) and the families were told by pictures read from the files
     assert (Warehouse(str(base / "wh")).read("video_fingerprints")["key_times"].list.len() == 0).all()
     assert "on demand" in mat.metadata["near_duplicate_pairs"].value
