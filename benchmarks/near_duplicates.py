@@ -312,6 +312,7 @@ def _span_cost(folder: Path, probe_and_decode: float, n: int) -> None:
             def picture(targets=targets):
                 with av.open(str(f)) as c:
                     vs = c.streams.video[0]
+                    fpm._picture_decoder(vs)
                     fpm._sample_picture(c, vs, float(vs.start_time * vs.time_base), targets)
 
             cost[name] += _best(picture, clock=time.process_time)

@@ -326,8 +326,11 @@ def _decodes_a_frame(c, vs) -> bool:
     """Whether the video stream yields a frame (read from where ``c`` stands; at most
     ``MAX_LEAD_FRAMES`` packets)."""
     for n, packet in enumerate(c.demux(vs)):
-        if packet.size and packet.decode():
-            return True
+        try:
+            if packet.size and packet.decode():
+                return True
+        except av.error.InvalidDataError:
+            pass  # a broken packet at the start (a capture cut mid-GOP): the next may decode
         if n > MAX_LEAD_FRAMES:
             return False
     return bool(vs.codec_context.decode(None))
@@ -337,7 +340,8 @@ def _sample_picture(c, vs, t0: float, targets: np.ndarray, rewind: bool = False)
     """The picture at ``targets`` (seconds from the first frame): one seek to the keyframe before
     the first (also to the start when ``rewind``: ``c`` was read further), then decoding forward;
     the first frame at or after each target stands for it. Returns times, hashes, coefficient
-    vectors and how many frames were decoded."""
+    vectors and how many frames were decoded. The decoder is set up by :func:`_picture_decoder`
+    first."""
     cc = vs.codec_context
     cc.skip_frame = "NONREF"  # until the span
     if targets[0] > 0 or rewind:
@@ -464,17 +468,16 @@ def fingerprint_file(
                 hi = lo + window_s
             targets = _picture_targets(duration_s, lo, hi)
             _picture_decoder(vs)
-            if pictures_on_demand and aus is not None:  # the sound first: when it is usable, the picture waits
-                if not _decodes_a_frame(c, vs):
-                    raise ValueError("no decodable video frame")
+            first = pictures_on_demand and aus is not None  # the sound first: when it is usable, the picture waits
+            if first and _decodes_a_frame(c, vs):
                 read, aus, sound = _sound_pass(c, aus, files, p, t0, lo, hi)
                 if not NearDuplicateConfig().sound_usable(sound[1]):
                     if read is not c:  # reopened
                         c, vs = read, read.streams.video[0]
                         _picture_decoder(vs)
                     times, hashes, vectors, _ = _sample_picture(c, vs, t0, targets, rewind=True)
-            else:
-                times, hashes, vectors, decoded = _sample_picture(c, vs, t0, targets)
+            else:  # every picture now (or no frame from the start: the span decides whether the video decodes)
+                times, hashes, vectors, decoded = _sample_picture(c, vs, t0, targets, rewind=first)
                 if not decoded:
                     raise ValueError("no decodable video frame")
                 sound = _sound_pass(c, aus, files, p, t0, lo, hi)[2] if aus is not None else _no_sound()

@@ -280,9 +280,9 @@ def _with_samples(fp: Fingerprint, path: str | None, times: np.ndarray) -> Finge
 
 class PicturesOnDemand:
     """The pictures of videos fingerprinted without them (``pictures_on_demand``: their sound was
-    usable), sampled from their files when a comparison needs them: over the centre
-    ``PICTURE_SPAN_S`` of their sound's window (where :func:`fingerprint_file` would have taken
-    them), at most once per video."""
+    usable), sampled from their files when a comparison needs them, at most once per video: over
+    the centre ``PICTURE_SPAN_S`` of their sound's window (where :func:`fingerprint_file` takes
+    them when the sound covers the video)."""
 
     def __init__(self, locate: Callable[[dict], str | None]):
         self.locate, self.sampled = locate, {}
@@ -306,26 +306,28 @@ def compare_pair(
     locate: Callable[[dict], str | None] | None,
     on_demand: PicturesOnDemand | None = None,
 ) -> tuple[bool, dict]:
-    """:func:`compare`, and when the sound agrees but no picture samples overlap at its
-    alignment, the picture is sampled from the files and compared there: first the pictures a
-    video was fingerprinted without (``on_demand``), then, if the samples still do not overlap (a
-    short excerpt of a long video: each video's samples lie in its own centre), the video that
-    holds the other's sample times at those times."""
+    """:func:`compare` of two (row, fingerprint) pairs, reading pictures from the files
+    (``locate``) where the stored samples cannot decide: when the sound agrees, or one side's
+    sound is not usable (the picture alone decides), and a side has no samples, first the
+    pictures it was fingerprinted without (``on_demand``); then, when the sound agrees but the
+    samples still do not overlap at its alignment (a short excerpt of a long video: each video's
+    samples lie in its own centre), the video that holds the other's sample times at those times."""
     ok, ev = compare(a[1], b[1], config)
-    if (
-        ok
-        or locate is None
-        or ev["visual_agreement"] is not None
-        or ev["audio_agreement"] is None
-        or ev["audio_agreement"] < config.audio_match
-    ):
+    silent = ev["audio_agreement"] is None  # one side's sound is not usable: the picture alone
+    if ok or locate is None or ev["visual_agreement"] is not None:
+        return ok, ev
+    if not silent and ev["audio_agreement"] < config.audio_match:
         return ok, ev
     if on_demand is not None and not (a[1].frame_times.size and b[1].frame_times.size):
-        a, b = on_demand(a), on_demand(b)
-        ok, ev = compare(a[1], b[1], config)
-        ev["picture_sampled"] = "on demand"
-        if ok or ev["visual_agreement"] is not None:
-            return ok, ev
+        filled_a, filled_b = on_demand(a), on_demand(b)
+        if filled_a[1] is not a[1] or filled_b[1] is not b[1]:
+            a, b = filled_a, filled_b
+            ok, ev = compare(a[1], b[1], config)
+            ev["picture_sampled"] = "on demand"
+            if ok or ev["visual_agreement"] is not None:
+                return ok, ev
+    if silent:
+        return ok, ev
     shift = ev["shift_s"]  # b's clock -> a's clock
     for (x_row, x_fp), (_, y_fp), to_x in ((a, b, shift), (b, a, -shift)):
         times = y_fp.frame_times[y_fp.frame_informative] + to_x  # the other's informative samples, on x's clock

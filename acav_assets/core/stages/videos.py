@@ -128,7 +128,7 @@ def ingest_batch(
     kept videos; a comparison that needs the picture of an earlier batch's video no longer on this
     machine (an object-store landing's staged batches are released) copies the file with
     ``fetch`` (landing-relative path, folder -> local copy or None; :meth:`Landing.fetch`) into a
-    temporary folder. From the lookups to the writes the warehouse's lookup lock is held: a batch
+    temporary folder under ``landing_root`` (a file it cannot copy is named in ``warn``). From the lookups to the writes the warehouse's lookup lock is held: a batch
     ingested at the same time waits, then finds its copies among this one's videos."""
     rows = mark_known_duplicates(rows, exact_copies_elsewhere(wh, batch, rows))  # not fingerprinted then
     prints, pairs, index = [], [], None
@@ -151,10 +151,19 @@ def ingest_batch(
             # to date from the tables first); only the candidates' fingerprints are read
             index = FingerprintIndex(wh)
             index.sync(log=log)
-            with tempfile.TemporaryDirectory(prefix="acav_fetched_") as fetched:
-                locate = local_files(
-                    landing_root, allowed_roots, (lambda rel: fetch(rel, Path(fetched))) if fetch else None
-                )
+            # files of earlier batches fetched for a comparison go beside the staged batch (the
+            # landing cache), removed after the lookups
+            with tempfile.TemporaryDirectory(prefix=".fetched-", dir=landing_root if fetch else None) as folder:
+
+                def fetched(rel: str) -> Path | None:
+                    copy = fetch(rel, Path(folder))
+                    if copy is None:
+                        warn(
+                            f"{rel}: could not be copied from the landing area to compare its picture; not merged with it"
+                        )
+                    return copy
+
+                locate = local_files(landing_root, allowed_roots, fetched if fetch else None)
                 pairs = mark_near_duplicates(rows, prints, index, near_duplicates, locate)
         wh.write_batch("video_fingerprints", batch, prints)  # none when switched off: nothing stale stays indexed
         written = wh.write_batch("videos", batch, rows)

@@ -53,7 +53,8 @@ def videos(
         landing.check()
         probe = dataclasses.replace(config.probe_config(), allowed_roots=tuple(landing.allowed_link_roots))
         wh = warehouse.get()
-        fingerprint = landing.get().fingerprint(batch)  # what the batch held when it was probed
+        area = landing.get()
+        fingerprint = area.fingerprint(batch)  # what the batch held when it was probed
         staged = stage_batch(context, landing, batch)
         rows = probe_rows(
             staged.local_root,
@@ -73,7 +74,7 @@ def videos(
         nd_config if config.near_duplicates else None,
         fingerprint_workers=config.fingerprint_workers or min(4, os.cpu_count() or 1),
         allowed_roots=tuple(landing.allowed_link_roots),
-        fetch=landing.get().fetch,
+        fetch=area.fetch if area.remote else None,  # earlier batches' files, released after staging
         progress=Progress(context.log.info, f"fingerprinting batch {batch}", "video"),
         log=context.log.info,
         warn=context.log.warning,

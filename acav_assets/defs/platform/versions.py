@@ -44,7 +44,9 @@ CODE_VERSIONS = {
 }
 
 #: Settings that change how a step runs, not what it writes: not part of its data version
-#: (``nd_pictures`` changes when pictures are sampled, not which copies are found).
+#: (``nd_pictures`` changes when pictures are sampled: switching it is not worth re-ingesting
+#: every batch and all that derives from them; fingerprints with and without picture samples are
+#: compared with each other, the missing pictures read from the files).
 HOW_NOT_WHAT = {
     "videos": {"fingerprint_workers", "nd_pictures"},
     "cluster_centroids": {"seed"},

@@ -201,3 +201,34 @@ def test_a_fingerprint_with_pictures_meets_one_without(corpus, tmp_path):
     gone = PicturesOnDemand(lambda row: None)  # the copy's file is not on this machine
     ok, ev = compare_pair(earlier, later, NearDuplicateConfig(), gone.locate, gone)
     assert not ok and ev["visual_agreement"] is None, ev
+
+
+def test_a_picture_only_comparison_reads_the_missing_picture_on_demand(corpus, tmp_path):
+    """A copy whose sound is muted but for 1 s (too little to compare) is compared with its
+    original by the picture alone. With pictures on demand the copy's picture is sampled at ingest
+    (its sound is not usable) and the original, fingerprinted by its sound alone, has its picture
+    read from its file for the comparison: found (before, the comparison stopped at the missing
+    picture)."""
+    from acav_assets.core.media.fingerprint import NearDuplicateConfig
+    from acav_assets.core.stages.near_duplicates import PicturesOnDemand, compare_pair, from_row
+
+    _, sources = corpus
+    folder = tmp_path / "b"
+    folder.mkdir()
+    reencode(sources[2], folder / "original.mp4", DEFAULTS)
+    frames, fps, audio, rate = _decode(folder / "original.mp4")
+    mid = len(audio) // 2
+    muted = np.zeros_like(audio)
+    muted[mid - rate // 2 : mid + rate // 2] = audio[mid - rate // 2 : mid + rate // 2]
+    write_video(folder / "muted_copy.mp4", frames, fps, muted, rate)
+    rows = _rows(folder, tmp_path)
+    prints = {Path(p["path"]).name: p for p in fingerprint_rows(rows, tmp_path, pictures_on_demand=True)}
+    original, copy = prints["original.mp4"], prints["muted_copy.mp4"]
+    assert 0 < sum(copy["audio_sounding"]) < 12  # some sound, too little to compare
+    assert len(original["key_times"]) == 0 and len(copy["key_times"]) >= 7  # the copy's picture: sampled now
+    pictures = PicturesOnDemand(local_files(tmp_path))
+    ok, ev = compare_pair(
+        (original, from_row(original)), (copy, from_row(copy)), NearDuplicateConfig(), pictures.locate, pictures
+    )
+    assert ok and ev["audio_agreement"] is None and ev["picture_sampled"] == "on demand", ev
+    assert ev["visual_agreement"] >= 0.8 and ev["frames_compared"] >= 7, ev
