@@ -128,8 +128,9 @@ def ingest_batch(
     kept videos; a comparison that needs the picture of an earlier batch's video no longer on this
     machine (an object-store landing's staged batches are released) copies the file with
     ``fetch`` (landing-relative path, folder -> local copy or None; :meth:`Landing.fetch`) into a
-    temporary folder under ``landing_root`` (a file it cannot copy is named in ``warn``). From the lookups to the writes the warehouse's lookup lock is held: a batch
-    ingested at the same time waits, then finds its copies among this one's videos."""
+    temporary folder under ``landing_root`` (a file it cannot copy is named in ``warn``). From the
+    lookups to the writes the warehouse's lookup lock is held: a batch ingested at the same time
+    waits, then finds its copies among this one's videos."""
     rows = mark_known_duplicates(rows, exact_copies_elsewhere(wh, batch, rows))  # not fingerprinted then
     prints, pairs, index = [], [], None
     if near_duplicates is not None:
