@@ -64,6 +64,7 @@ __all__ = [
     "fingerprint_file",
     "fingerprint_or_reason",
     "picture_samples",
+    "picture_span",
     "popcount64",
 ]
 
@@ -300,6 +301,12 @@ def _offgrid_hashes(x: np.ndarray, rate: int, width: int) -> tuple[np.ndarray, n
     return out_h, out_s, offsets / rate
 
 
+def picture_span(centre: float) -> np.ndarray:
+    """The picture's sample times around ``centre``: every ``FRAME_STEP_S`` over
+    ``PICTURE_SPAN_S`` (at ingest, and when a comparison reads a picture on demand)."""
+    return centre + np.arange(-PICTURE_SPAN_S / 2, PICTURE_SPAN_S / 2 + 1e-9, FRAME_STEP_S)
+
+
 def _picture_targets(duration_s: float | None, lo: float, hi: float) -> np.ndarray:
     """The fixed times (seconds from the first frame) at which the picture is sampled: every
     ``FRAME_STEP_S`` over the centre ``PICTURE_SPAN_S`` of the video, on the sound's grid."""
@@ -308,7 +315,7 @@ def _picture_targets(duration_s: float | None, lo: float, hi: float) -> np.ndarr
         end = duration_s
     else:
         centre, end = (lo + hi) / 2 if np.isfinite(hi) else 0.0, np.inf
-    t = centre + np.arange(-PICTURE_SPAN_S / 2, PICTURE_SPAN_S / 2 + 1e-9, FRAME_STEP_S)
+    t = picture_span(centre)
     return t[(t >= 0) & (t < end)] if (t >= 0).any() else np.zeros(1)
 
 

@@ -35,15 +35,14 @@ import numpy as np
 import polars as pl
 
 from acav_assets.core.media.fingerprint import (
-    FRAME_STEP_S,
     HOP_S,
-    PICTURE_SPAN_S,
     WINDOW_S,
     Fingerprint,
     NearDuplicateConfig,
     compare,
     fingerprint_or_reason,
     picture_samples,
+    picture_span,
 )
 from acav_assets.core.media.probe import resolves_inside
 from acav_assets.core.processes import die_with_parent
@@ -294,7 +293,7 @@ class PicturesOnDemand:
         key = (row["batch"], row["path"])
         if key not in self.sampled:
             centre = np.floor((fp.audio_start_s + ((fp.audio_hashes.size - 1) * HOP_S + 1.0) / 2) / HOP_S) * HOP_S
-            times = centre + np.arange(-PICTURE_SPAN_S / 2, PICTURE_SPAN_S / 2 + 1e-9, FRAME_STEP_S)
+            times = picture_span(centre)
             self.sampled[key] = _with_samples(fp, self.locate(row), times[times >= 0])
         return (row, self.sampled[key]) if self.sampled[key] is not None else item
 
